@@ -1,0 +1,47 @@
+"""The ``codir-edge`` command. Commands import their stage lazily: ``--help`` and ``--version`` load no
+torch, transformers or onnxruntime, and ``profile`` must run where only onnxruntime and numpy exist."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from codir_edge import __version__
+from codir_edge.cli.errors import set_debug
+from codir_edge.cli.evaluate import evaluate
+from codir_edge.cli.finetune import finetune
+
+app = typer.Typer(
+    name="codir-edge",
+    help="Turn a fine-tuned BERT teacher into a benchmarked, mobile-ready student: finetune, compress "
+    "(CoDIR), export (ONNX bundle), profile (latency budgets).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"codir-edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+) -> None:
+    set_debug(debug)
+
+
+app.command("finetune")(finetune)
+app.command("evaluate")(evaluate)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,59 @@
+"""``codir-edge evaluate``: the task metric of a model on a split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from codir_edge.cli.errors import handle_errors
+from codir_edge.cli.options import (
+    DataOpt,
+    DeviceOpt,
+    JsonOpt,
+    LabelColumnOpt,
+    MaxLengthOpt,
+    SeedOpt,
+    TaskOpt,
+    TextColumnOpt,
+    TextPairColumnOpt,
+    write_json,
+)
+
+
+@handle_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A fine-tuned model folder (from finetune or compress).")],
+    task: TaskOpt,
+    data: DataOpt,
+    split: Annotated[str, typer.Option(help="Which split to score: dev (default) or train.")] = "dev",
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    max_length: MaxLengthOpt = 128,
+    batch_size: Annotated[int, typer.Option(help="Examples per inference batch.")] = 128,
+    max_samples: Annotated[int | None, typer.Option(help="Score a seeded random subset of this size.")] = None,
+    seed: SeedOpt = 42,
+    device: DeviceOpt = "auto",
+    json_path: JsonOpt = None,
+) -> None:
+    """Score MODEL on a task split with the task's metrics (accuracy, F1, Matthews, Pearson/Spearman)."""
+    from codir_edge.data import DataSpec
+    from codir_edge.evaluate import run_evaluate
+
+    spec = DataSpec(data, text_column, text_pair_column, label_column)
+    report = run_evaluate(
+        model,
+        task,
+        spec,
+        split,
+        max_length=max_length,
+        batch_size=batch_size,
+        max_samples=max_samples,
+        device=getattr(device, "value", device),
+        seed=seed,
+    )
+    figures = "  ".join(f"{name} {value:.4f}" for name, value in report.metrics.items())
+    typer.echo(f"{report.task} {report.split} ({report.examples} examples): {figures}")
+    write_json(json_path, report.to_dict())

@@ -1,0 +1,124 @@
+"""Options shared by several commands, declared once so their names and help never drift apart."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DATA_PANEL = "Data"
+TRAIN_PANEL = "Training"
+RUNTIME_PANEL = "Runtime"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+TaskOpt = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        "-t",
+        help="GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, "
+        "mnli, wnli) or 'classification' / 'regression' for custom data.",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+DataOpt = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        help="A GLUE folder (task folder or the glue root), a "
+        ".tsv/.csv/.jsonl file, a save_to_disk folder, or hf:NAME[:CONFIG].",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+TextColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Column (or JSON field) holding the text; a number for headerless files.", rich_help_panel=DATA_PANEL
+    ),
+]
+TextPairColumnOpt = Annotated[
+    str | None, typer.Option(help="Column holding the second text of pair tasks.", rich_help_panel=DATA_PANEL)
+]
+LabelColumnOpt = Annotated[
+    str | None, typer.Option(help="Column holding the label or regression target.", rich_help_panel=DATA_PANEL)
+]
+LabelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated label order for custom classification data (default: sorted labels of the train split).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+MaxLengthOpt = Annotated[int, typer.Option(help="Truncate inputs to this many tokens.", rich_help_panel=DATA_PANEL)]
+SeedOpt = Annotated[
+    int, typer.Option(help="Random seed for initialisation, data order and subsampling.", rich_help_panel=TRAIN_PANEL)
+]
+DeviceOpt = Annotated[
+    Device, typer.Option(help="Where to run: auto picks CUDA when a GPU is visible.", rich_help_panel=RUNTIME_PANEL)
+]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option(
+        help="auto: bf16 autocast on GPUs with bf16 (fp16 with loss scaling otherwise), fp32 on CPU.",
+        rich_help_panel=RUNTIME_PANEL,
+    ),
+]
+OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out", "-o", help="Output folder; written atomically (nothing appears there unless the command succeeds)."
+    ),
+]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing --out folder once the new one is complete.")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the result as JSON to this file.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+TrustRemoteCodeOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Allow model folders to run their own Python code (off by default: only for folders you trust).",
+        rich_help_panel=RUNTIME_PANEL,
+    ),
+]
+
+
+def parse_labels(labels: str | None) -> tuple[str, ...] | None:
+    if labels is None:
+        return None
+    parts = tuple(part.strip() for part in labels.split(","))
+    from codir_edge.errors import InputError
+
+    if not all(parts) or len(set(parts)) != len(parts):
+        raise InputError(f"--labels '{labels}' must list distinct, non-empty labels separated by commas")
+    return parts
+
+
+def write_json(path: Path | None, payload: dict) -> None:
+    """Write a JSON report atomically (a CI job reading it never sees half a file)."""
+    if path is None:
+        return
+    import json
+
+    from codir_edge.atomic import atomic_write_text
+    from codir_edge.errors import InputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write --json {path} ({exc.strerror}): choose a writable path") from exc

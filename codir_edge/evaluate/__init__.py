@@ -1,0 +1,5 @@
+"""Score a model on a task split (``codir-edge evaluate``)."""
+
+from codir_edge.evaluate.run import EvalReport, run_evaluate
+
+__all__ = ["EvalReport", "run_evaluate"]

