@@ -1,0 +1,82 @@
+"""Output folders appear whole or not at all, whatever happens to the process."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from codir_edge.atomic import staged_output_dir
+from codir_edge.errors import InputError
+
+
+def test_staged_output_replaces_only_on_success(tmp_path):
+    out = tmp_path / "artifact"
+    with staged_output_dir(out) as stage:
+        (stage / "a.txt").write_text("v1")
+    assert (out / "a.txt").read_text() == "v1" and oct(out.stat().st_mode & 0o777) != "0o700"
+    with pytest.raises(RuntimeError), staged_output_dir(out, overwrite=True) as stage:
+        (stage / "a.txt").write_text("v2")
+        raise RuntimeError("crash mid-write")
+    assert (out / "a.txt").read_text() == "v1"  # the earlier artifact survives a failed overwrite
+    with pytest.raises(InputError, match="already exists"), staged_output_dir(out):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
+
+
+def test_stale_staging_of_a_dead_process_is_swept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".artifact.tmp-{int(dead.stdout)}-abc"
+    stale.mkdir()
+    (stale / "half.bin").write_bytes(b"x")
+    with staged_output_dir(tmp_path / "artifact") as stage:
+        (stage / "ok").write_text("1")
+    assert not stale.exists() and (tmp_path / "artifact" / "ok").exists()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 130), (signal.SIGKILL, -9)])
+def test_interrupted_finetune_leaves_nothing_at_out(tmp_path, tiny_backbone, glue_dir, sig, code):
+    out = tmp_path / "teacher"
+    log = tmp_path / "log.txt"
+    cmd = [
+        sys.executable,
+        "-m",
+        "codir_edge.cli",
+        "finetune",
+        "--model",
+        str(tiny_backbone),
+        "--task",
+        "sst2",
+        "--data",
+        str(glue_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "50",
+        "--max-train-samples",
+        "2000",
+        "--max-eval-samples",
+        "16",
+        "--max-length",
+        "32",
+        "--quiet",
+    ]
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    # wait until training has started writing into its staging folder
+    while time.time() < deadline and not list(tmp_path.glob(".teacher.tmp-*/train_log.jsonl")):
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == code, log.read_text()
+    assert not out.exists()
+    staging = list(tmp_path.glob(".teacher.tmp-*"))
+    if sig == signal.SIGKILL:
+        assert len(staging) == 1  # cannot clean up after SIGKILL: swept by the next run beside it
+    else:
+        assert staging == [] and "error: interrupted" in log.read_text()
