@@ -125,3 +125,90 @@ def no_leftovers():
 def copy_model(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def make_tiny_onnx(
+    path: Path,
+    hidden: int = 16,
+    num_labels: int = 2,
+    vocab: int = 30522,
+    seed: int = 0,
+    extra_layers: int = 0,
+    with_token_types: bool = True,
+) -> Path:
+    """A small BERT-shaped ONNX classifier built with onnx.helper (no torch): embedding lookup, masked
+    mean pooling, ``extra_layers`` dense+tanh layers, a linear head. Inputs and outputs match an export."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    init = [
+        numpy_helper.from_array(rng.normal(0, 1, (vocab, hidden)).astype(np.float32), "emb"),
+        numpy_helper.from_array(rng.normal(0, 0.5, (hidden, num_labels)).astype(np.float32), "head_w"),
+        numpy_helper.from_array(np.zeros(num_labels, np.float32), "head_b"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["emb", "input_ids"], ["tok"]),
+        helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["maskf", "axis2"], ["mask3"]),
+        helper.make_node("Mul", ["tok", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", ["maskf", "axis1"], ["count"], keepdims=1),
+        helper.make_node("Div", ["summed", "count"], ["h0"]),
+    ]
+    init.append(numpy_helper.from_array(np.array([2], np.int64), "axis2"))
+    last = "h0"
+    for i in range(extra_layers):
+        init.append(numpy_helper.from_array(rng.normal(0, 0.1, (hidden, hidden)).astype(np.float32), f"w{i}"))
+        nodes += [
+            helper.make_node("MatMul", [last, f"w{i}"], [f"m{i}"]),
+            helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]),
+        ]
+        last = f"h{i + 1}"
+    nodes += [
+        helper.make_node("MatMul", [last, "head_w"], ["proj"]),
+        helper.make_node("Add", ["proj", "head_b"], ["logits"]),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"]),
+    ]
+    if with_token_types:
+        inputs.append(helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "sequence"]))
+    graph = helper.make_graph(
+        nodes, "tiny", inputs, [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_labels])], init
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture()
+def tiny_bundle(tmp_path, backbone_dir) -> Path:
+    """A bundle with two variants of different size and the real MiniLM tokenizer beside them."""
+    import json
+
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    make_tiny_onnx(folder / "model.onnx", hidden=64, extra_layers=4)
+    make_tiny_onnx(folder / "model.int8.onnx", hidden=8, seed=1)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(backbone_dir / name, folder / name)
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "bert", "max_position_embeddings": 128, "id2label": {"0": "0", "1": "1"}})
+    )
+    manifest = {
+        "format": "codir-edge-bundle",
+        "format_version": 1,
+        "variants": [
+            {"name": "fp32", "file": "model.onnx", "accuracy": {"accuracy": 0.91}},
+            {"name": "int8", "file": "model.int8.onnx", "accuracy": {"accuracy": 0.90}},
+        ],
+        "files": [],
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder

@@ -11,6 +11,7 @@ from codir_edge import __version__
 from codir_edge.cli.errors import set_debug
 from codir_edge.cli.evaluate import evaluate
 from codir_edge.cli.finetune import finetune
+from codir_edge.cli.profile import profile
 
 app = typer.Typer(
     name="codir-edge",
@@ -41,6 +42,7 @@ def _root(
 
 app.command("finetune")(finetune)
 app.command("evaluate")(evaluate)
+app.command("profile")(profile)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The artifact bundle contract shared by ``export`` (writer), ``verify`` and ``profile`` (readers)."""

@@ -1,0 +1,202 @@
+"""``codir-edge profile``: on-device latency, memory, size and accuracy, gated by budgets.
+
+Exit codes: 0 every budget holds, 1 a budget failed, 2 bad usage or input. Nothing here imports
+torch or transformers (a PyTorch-folder target is measured in its own worker process).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from codir_edge.cli.errors import handle_errors
+from codir_edge.cli.options import DATA_PANEL, LabelColumnOpt, TextColumnOpt, TextPairColumnOpt, write_json
+from codir_edge.errors import InputError
+
+SWEEP = "Sweep"
+REPORTS = "Reports"
+
+
+def _int_list(value: str | None, option: str, minimum: int = 1) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        items = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option} '{value}' must be comma-separated integers, like 1,2") from None
+    if not items or any(i < minimum for i in items):
+        raise InputError(f"{option} '{value}' must list integers of at least {minimum}, like 1,2")
+    return items
+
+
+def _cpu_list(value: str | None) -> tuple[int, ...] | None:
+    """CPU ids start at 0 and must be ones this process may run on."""
+    items = _int_list(value, "--cpus", minimum=0)
+    if items is None:
+        return None
+    from codir_edge.profile.machine import usable_cpus
+
+    if any(c not in usable_cpus() for c in items):
+        raise InputError(f"--cpus '{value}' names CPUs this process cannot use (usable: {usable_cpus()})")
+    return items
+
+
+def _seq_lens(value: str | None) -> tuple[int | str, ...] | None:
+    if value is None:
+        return None
+    items: list[int | str] = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        if part == "real":
+            items.append(part)
+        elif part.lstrip("-").isdigit() and int(part) >= 1:
+            items.append(int(part))
+        else:
+            raise InputError(f"--seq-lens '{value}' must list positive integers or 'real', like 16,128,real")
+    return tuple(items) or None
+
+
+def _write_text(path: Path, text: str, option: str) -> None:
+    from codir_edge.atomic import atomic_write_text
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise InputError(f"cannot write {option} {path} ({exc.strerror}): choose a writable path") from exc
+
+
+@handle_errors
+def profile(
+    targets: Annotated[
+        list[Path],
+        typer.Argument(
+            help="ONNX files, bundle folders (every variant), or Hugging Face folders (PyTorch baseline, needs torch)."
+        ),
+    ],
+    threads: Annotated[
+        str | None, typer.Option(help="Intra-op thread counts, e.g. 1,2 [default: 1,2].", rich_help_panel=SWEEP)
+    ] = None,
+    batch_sizes: Annotated[
+        str | None, typer.Option(help="Batch sizes, e.g. 1,8 [default: 1,8].", rich_help_panel=SWEEP)
+    ] = None,
+    seq_lens: Annotated[
+        str | None,
+        typer.Option(
+            help="Sequence lengths, 'real' for real sentences from --data [default: 16,64,128, plus real with --data].",
+            rich_help_panel=SWEEP,
+        ),
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Timed runs per configuration.", rich_help_panel=SWEEP)] = 200,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Time each configuration for this many seconds instead of --runs.", rich_help_panel=SWEEP),
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed runs before timing.", rich_help_panel=SWEEP)] = 20,
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="Execution provider: cpu, xnnpack, cuda, coreml, nnapi, ... or a full onnxruntime provider name.",
+            rich_help_panel=SWEEP,
+        ),
+    ] = "cpu",
+    cpus: Annotated[
+        str | None, typer.Option(help="Pin each measurement to these CPU ids, e.g. 0 or 0,1.", rich_help_panel=SWEEP)
+    ] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            help="Measure each configuration N times in fresh processes; budgets are judged on the median.",
+            rich_help_panel=SWEEP,
+        ),
+    ] = 1,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", "-t", help="Task of --data (real inputs and accuracy).", rich_help_panel=DATA_PANEL),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", "-d", help="Task data; its dev split gives real inputs and accuracy.", rich_help_panel=DATA_PANEL
+        ),
+    ] = None,
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    max_eval_samples: Annotated[
+        int | None, typer.Option(help="Score accuracy on a seeded subset of this size.", rich_help_panel=DATA_PANEL)
+    ] = None,
+    budgets: Annotated[
+        Path | None,
+        typer.Option(help="Budgets TOML ([[budget]] tables); exit 1 when one fails.", rich_help_panel=REPORTS),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure as JSON.", rich_help_panel=REPORTS)
+    ] = None,
+    raw_samples: Annotated[
+        bool, typer.Option(help="Include every latency sample in the JSON.", rich_help_panel=REPORTS)
+    ] = False,
+    junit: Annotated[
+        Path | None, typer.Option(help="Write JUnit XML, one test case per budget.", rich_help_panel=REPORTS)
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Write a Markdown summary (CI job summary).", rich_help_panel=REPORTS)
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG of latency percentiles and accuracy vs p95.", rich_help_panel=REPORTS),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Measure latency percentiles, cold start, memory, size and accuracy of each TARGET on this
+    machine, each configuration in a fresh process, and check them against --budgets."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+
+    from codir_edge.data import DataSpec
+    from codir_edge.profile.budgets import read_budgets
+    from codir_edge.profile.report import print_table, to_json, to_junit, to_markdown
+    from codir_edge.profile.run import ProfileConfig, run_profile
+    from codir_edge.progress import training_progress
+
+    budget_list = tuple(read_budgets(budgets)) if budgets is not None else ()
+    sweep_given = budgets is None or any(v is not None for v in (threads, batch_sizes, seq_lens))
+    spec = DataSpec(data, text_column, text_pair_column, label_column) if data is not None else None
+    default_seq: tuple[int | str, ...] = (16, 64, 128, "real") if data is not None else (16, 64, 128)
+    config = ProfileConfig(
+        threads=_int_list(threads, "--threads") or (1, 2),
+        batch_sizes=_int_list(batch_sizes, "--batch-sizes") or (1, 8),
+        seq_lens=_seq_lens(seq_lens) or default_seq,
+        runs=runs,
+        duration_s=duration,
+        warmup=warmup,
+        provider=provider,
+        cpus=_cpu_list(cpus),
+        repeat=repeat,
+        task=task,
+        data=spec,
+        max_eval_samples=max_eval_samples,
+        keep_samples=raw_samples,
+        budgets=budget_list,
+        sweep_given=sweep_given,
+    )
+    with training_progress(not quiet) as progress:
+        report = run_profile(targets, config, progress)
+    print_table(report, Console())
+    config_dict = asdict(config)
+    config_dict["budgets"] = [asdict(b) for b in budget_list]
+    write_json(json_path, to_json(report, config_dict))
+    if junit is not None:
+        _write_text(junit, to_junit(report), "--junit")
+    if markdown is not None:
+        _write_text(markdown, to_markdown(report), "--markdown")
+    if plot is not None:
+        from codir_edge.profile.plot import write_plot
+
+        write_plot(report, plot)
+    if not report.passed:
+        failed = sum(1 for b in budget_list if any(not c.passed for c in report.checks if c.budget == b.name))
+        typer.echo(f"{failed} of {len(budget_list)} budget(s) failed", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,195 @@
+"""Latency, size, memory and accuracy budgets from TOML, judged against measurements.
+
+    [[budget]]
+    name = "int8 student, 1 thread"
+    target = "int8"          # a file name or a bundle variant
+    threads = 1
+    batch_size = 1
+    seq_len = 128            # or "real" for real sentences from --data
+    p95_ms = 8.0
+    max_size_mb = 25
+    min_accuracy = 0.89      # a fraction; measured on --data, else read from the manifest
+    tolerance = 0.05         # relative slack on every limit
+
+Unknown keys and malformed values are errors that name the line. A budget passes when every limit
+it sets holds: latency/size/memory <= limit * (1 + tolerance), accuracy >= limit * (1 - tolerance).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codir_edge.errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+UPPER_LIMITS = {  # budget key -> measured figure, both "at most"
+    "p50_ms": "p50_ms",
+    "p90_ms": "p90_ms",
+    "p95_ms": "p95_ms",
+    "p99_ms": "p99_ms",
+    "max_cold_start_ms": "cold_start_ms",
+    "max_size_mb": "size_mb",
+    "max_peak_rss_mb": "peak_rss_mb",
+}
+KEYS = {"name", "target", "threads", "batch_size", "seq_len", "tolerance", "min_accuracy", *UPPER_LIMITS}
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    target: str
+    threads: int
+    batch_size: int
+    seq_len: int | str
+    limits: dict[str, float] = field(default_factory=dict)  # UPPER_LIMITS keys
+    min_accuracy: float | None = None
+    tolerance: float = 0.0
+    line: int = 0
+
+    @property
+    def config(self) -> tuple[int, int, int | str]:
+        return (self.threads, self.batch_size, self.seq_len)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One limit of one budget: what was allowed and what was measured (median over repeats)."""
+
+    budget: str
+    key: str
+    limit: float
+    measured: float | None
+    passed: bool
+
+    def message(self) -> str:
+        if self.measured is None:
+            return f"{self.key}: not measured (limit {self.limit:g})"
+        relation = ">=" if self.key == "min_accuracy" else "<="
+        return f"{self.key}: measured {self.measured:.4g}, limit {relation} {self.limit:g}"
+
+
+def _key_lines(text: str) -> list[dict[str, int]]:
+    """Line numbers of each key, per ``[[budget]]`` table, so that value errors can cite them."""
+    tables: list[dict[str, int]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if re.match(r"^\[\[\s*budget\s*\]\]", stripped):
+            tables.append({"[[budget]]": number})
+        elif tables and (match := re.match(r"^([A-Za-z0-9_\-\"']+)\s*=", stripped)):
+            tables[-1].setdefault(match.group(1).strip("\"'"), number)
+    return tables
+
+
+def _number(value: object, key: str, where: str, minimum: float = 0.0, inclusive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{where}: {key} must be a number, found {value!r}: fix the budgets file")
+    if value < minimum or (value == minimum and not inclusive):
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise InputError(f"{where}: {key} must be {bound}, found {value!r}: fix the budgets file")
+    return float(value)
+
+
+def _positive_int(value: object, key: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{where}: {key} must be a positive integer, found {value!r}: fix the budgets file")
+    return value
+
+
+def parse_budgets(text: str, source: str = "budgets") -> list[Budget]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: invalid TOML ({exc}): fix the budgets file") from exc
+    extra = set(data) - {"budget"}
+    if extra:
+        raise InputError(f"{source}: unknown top-level key '{sorted(extra)[0]}': only [[budget]] tables are allowed")
+    tables = data.get("budget", [])
+    if not isinstance(tables, list) or not tables:
+        raise InputError(f"{source}: no [[budget]] tables: add at least one")
+    lines = _key_lines(text)
+    budgets: list[Budget] = []
+    for index, table in enumerate(tables):
+        where_lines = lines[index] if index < len(lines) else {}
+
+        def at(key: str, _lines=where_lines, _index=index) -> str:
+            line = _lines.get(key, _lines.get("[[budget]]"))
+            return f"{source} line {line}" if line else f"{source} budget #{_index + 1}"
+
+        if not isinstance(table, dict):
+            raise InputError(f"{at('')}: each budget must be a [[budget]] table")
+        for key in table:
+            if key not in KEYS:
+                raise InputError(f"{at(key)}: unknown key '{key}' (allowed: {', '.join(sorted(KEYS))})")
+        for key in ("name", "target"):
+            if not isinstance(table.get(key), str) or not table[key].strip():
+                raise InputError(f"{at(key)}: every budget needs a non-empty string '{key}'")
+        seq_len = table.get("seq_len", 128)
+        if seq_len != "real":
+            seq_len = _positive_int(seq_len, "seq_len", at("seq_len"))
+        limits = {key: _number(table[key], key, at(key)) for key in UPPER_LIMITS if key in table}
+        min_accuracy = None
+        if "min_accuracy" in table:
+            min_accuracy = _number(table["min_accuracy"], "min_accuracy", at("min_accuracy"), inclusive=True)
+            if min_accuracy > 1:
+                raise InputError(
+                    f"{at('min_accuracy')}: min_accuracy is a fraction (0.9 for 90%), "
+                    f"found {min_accuracy:g}: fix the budgets file"
+                )
+        if not limits and min_accuracy is None:
+            raise InputError(
+                f"{at('[[budget]]')}: budget '{table['name']}' sets no limit: add p95_ms, "
+                "max_size_mb, min_accuracy or another"
+            )
+        tolerance = _number(table.get("tolerance", 0.0), "tolerance", at("tolerance"), inclusive=True)
+        budgets.append(
+            Budget(
+                name=table["name"],
+                target=table["target"],
+                threads=_positive_int(table.get("threads", 1), "threads", at("threads")),
+                batch_size=_positive_int(table.get("batch_size", 1), "batch_size", at("batch_size")),
+                seq_len=seq_len,
+                limits=limits,
+                min_accuracy=min_accuracy,
+                tolerance=tolerance,
+                line=where_lines.get("[[budget]]", 0),
+            )
+        )
+    names = [b.name for b in budgets]
+    if len(set(names)) != len(names):
+        raise InputError(
+            f"{source}: two budgets are named '{next(n for n in names if names.count(n) > 1)}': give each a unique name"
+        )
+    return budgets
+
+
+def read_budgets(path: Path) -> list[Budget]:
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"--budgets {path} does not exist: check the path") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--budgets {path} cannot be read as UTF-8 text ({exc}): fix the file") from exc
+    return parse_budgets(text, str(path))
+
+
+def judge(budget: Budget, figures: dict[str, float | None], accuracy: float | None) -> list[Check]:
+    """Each limit of ``budget`` against ``figures`` (already the median of repeats)."""
+    checks = []
+    for key, figure in UPPER_LIMITS.items():
+        if key in budget.limits:
+            limit = budget.limits[key]
+            measured = figures.get(figure)
+            passed = measured is not None and measured <= limit * (1 + budget.tolerance)
+            checks.append(Check(budget.name, key, limit, measured, passed))
+    if budget.min_accuracy is not None:
+        passed = accuracy is not None and accuracy >= budget.min_accuracy * (1 - budget.tolerance)
+        checks.append(Check(budget.name, "min_accuracy", budget.min_accuracy, accuracy, passed))
+    return checks

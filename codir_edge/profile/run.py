@@ -1,0 +1,305 @@
+"""``run_profile``: measure every (target, threads, batch size, sequence length), judge the budgets.
+
+Only onnxruntime, numpy and the ``tokenizers`` wheel are needed here; torch is touched only for a
+PyTorch-folder target, in its own worker process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codir_edge.data import DataSpec
+from codir_edge.errors import InputError
+from codir_edge.profile.budgets import Budget, Check, judge
+from codir_edge.profile.inputs import REAL, real_batches, synthetic_token_ids
+from codir_edge.profile.machine import describe_machine
+from codir_edge.profile.stats import summarize
+from codir_edge.profile.targets import Target, position_limit, resolve_targets
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "nnapi": "NnapiExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "webgpu": "WebGpuExecutionProvider",
+}
+FIGURES = (
+    "cold_start_ms",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "max_ms",
+    "throughput_seq_per_s",
+    "peak_rss_mb",
+    "size_mb",
+)
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    threads: tuple[int, ...] = (1, 2)
+    batch_sizes: tuple[int, ...] = (1, 8)
+    seq_lens: tuple[int | str, ...] = (16, 64, 128)
+    runs: int = 200
+    duration_s: float | None = None
+    warmup: int = 20
+    provider: str = "cpu"
+    cpus: tuple[int, ...] | None = None
+    repeat: int = 1
+    task: str | None = None
+    data: DataSpec | None = None
+    max_length: int = 128
+    max_eval_samples: int | None = None
+    keep_samples: bool = False
+    budgets: tuple[Budget, ...] = ()
+    sweep_given: bool = True  # False: measure only what the budgets need
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "batch_sizes"):
+            values = getattr(self, name)
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise InputError(f"--{name.replace('_', '-')} must list positive integers, got {values}")
+        if not self.seq_lens or any(v != REAL and (not isinstance(v, int) or v < 1) for v in self.seq_lens):
+            raise InputError(f"--seq-lens must list positive integers (or 'real'), got {self.seq_lens}")
+        if self.runs < 1:
+            raise InputError(f"--runs must be at least 1, got {self.runs}")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise InputError(f"--duration must be positive, got {self.duration_s}")
+        if self.warmup < 0:
+            raise InputError(f"--warmup must not be negative, got {self.warmup}")
+        if self.repeat < 1:
+            raise InputError(f"--repeat must be at least 1, got {self.repeat}")
+        if (self.task is None) != (self.data is None):
+            raise InputError("--task and --data go together: give both (real inputs, accuracy) or neither")
+
+
+@dataclass
+class ProfileReport:
+    machine: dict
+    targets: list[dict]
+    results: list[dict]
+    accuracy: dict[str, dict[str, float]]
+    checks: list[Check] = field(default_factory=list)
+    budgets: list[Budget] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+def resolve_provider(name: str) -> str:
+    import onnxruntime
+
+    full = PROVIDERS.get(name.lower(), name)
+    available = onnxruntime.get_available_providers()
+    if full not in available:
+        shown = ", ".join(sorted({k for k, v in PROVIDERS.items() if v in available} | set(available)))
+        raise InputError(f"provider '{name}' is not in this onnxruntime build (available: {shown}): pick one of those")
+    return full
+
+
+def _configurations(config: ProfileConfig) -> list[tuple[int, int, int | str]]:
+    wanted = list(itertools.product(config.threads, config.batch_sizes, config.seq_lens)) if config.sweep_given else []
+    for budget in config.budgets:
+        if budget.config not in wanted:
+            wanted.append(budget.config)
+    return wanted
+
+
+def _check_budgets(config: ProfileConfig, targets: list[Target]) -> None:
+    names = [t.name for t in targets]
+    for budget in config.budgets:
+        if budget.target not in names:
+            raise InputError(
+                f"budget '{budget.name}' (line {budget.line}) names target '{budget.target}', which is "
+                f"not among the targets ({', '.join(names)}): fix the budget or add the target"
+            )
+        if budget.seq_len == REAL and config.data is None:
+            raise InputError(f"budget '{budget.name}' uses seq_len = \"real\": pass --task and --data")
+        target = targets[names.index(budget.target)]
+        if budget.min_accuracy is not None and config.data is None and not target.accuracy:
+            raise InputError(
+                f"budget '{budget.name}' sets min_accuracy but no accuracy is known for "
+                f"'{target.name}': pass --task and --data"
+            )
+
+
+def _real_token_ids(target: Target, config: ProfileConfig) -> tuple[list[list[int]], int]:
+    from codir_edge.data import get_task
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.readers import read_split
+
+    tokenizer = find_tokenizer(target.folder)
+    if tokenizer is None:
+        raise InputError(
+            f"real inputs for {target.name} need tokenizer.json in {target.folder}: export the "
+            "tokenizer beside the model, or use synthetic --seq-lens only"
+        )
+    task = get_task(config.task)
+    raw = read_split(config.data.data, task, "dev", config.data.columns(task))
+    encoded = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)
+    return encoded["input_ids"], tokenizer.pad_token_id
+
+
+def _run_worker(spec: dict) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "codir_edge.profile.worker"], input=json.dumps(spec), capture_output=True, text=True
+    )
+    try:
+        result = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(
+            f"measuring {spec['path']} crashed the worker (exit {done.returncode}: {tail}): "
+            "check the model with codir-edge verify"
+        ) from None
+    if "error" in result:
+        raise InputError(f"measuring {spec['path']} failed ({result['error']}): check the model and its inputs")
+    return result
+
+
+def _accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
+    from codir_edge.data import get_task, load_split
+    from codir_edge.data.encode import encode
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.metrics import score
+    from codir_edge.evaluate.onnx_predict import onnx_logits
+    from codir_edge.evaluate.run import model_labels
+
+    task = get_task(config.task)
+    config_path = target.folder / "config.json"
+    model_config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    labels = model_labels(model_config, task, target.folder) if model_config else list(task.labels)
+    examples = load_split(task, config.data, "dev", labels).subsample(config.max_eval_samples, 0)
+    tokenizer = find_tokenizer(target.folder)
+    if tokenizer is None:
+        raise InputError(f"accuracy of {target.name} needs tokenizer.json in {target.folder}")
+    encoded = encode(tokenizer, examples, config.max_length)
+    return score(task, onnx_logits(target.path, encoded, threads=max(config.threads)), examples.targets)
+
+
+def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> ProfileReport:
+    provider = resolve_provider(config.provider)
+    targets = resolve_targets(paths)
+    if not targets:
+        raise InputError("no targets given: pass ONNX files, bundle folders or model folders")
+    _check_budgets(config, targets)
+    configurations = _configurations(config)
+    for target in targets:
+        limit = position_limit(target)
+        too_long = [s for _, _, s in configurations if s != REAL and limit is not None and s > limit]
+        if too_long:
+            raise InputError(
+                f"sequence length {max(too_long)} exceeds the {limit} positions of {target.name}: "
+                f"use --seq-lens up to {limit}"
+            )
+    if any(s == REAL for _, _, s in configurations) and config.data is None:
+        raise InputError("--seq-lens real needs --task and --data for real sentences")
+
+    accuracy: dict[str, dict[str, float]] = {}
+    results: list[dict] = []
+    total = len(targets) * len(configurations) * config.repeat
+    bar = progress.add_task("profile", total=total, stats="") if progress is not None else None
+    for target in targets:
+        real_ids, pad_id = _real_token_ids(target, config) if config.data is not None else ([], 0)
+        if config.data is not None and target.kind == "onnx":
+            accuracy[target.name] = _accuracy(target, config)
+        elif target.accuracy:
+            accuracy[target.name] = dict(target.accuracy)
+        for threads, batch_size, seq_len in configurations:
+            if seq_len == REAL:
+                batches = real_batches(real_ids, batch_size, count=min(256, max(1, len(real_ids) // batch_size)))
+            else:
+                batches = [synthetic_token_ids(batch_size, seq_len, seed=0)]
+            repeats = []
+            for _ in range(config.repeat):
+                spec = {
+                    "path": str(target.path),
+                    "kind": target.kind,
+                    "provider": provider,
+                    "threads": threads,
+                    "runs": config.runs,
+                    "duration_s": config.duration_s,
+                    "warmup": config.warmup,
+                    "batches": batches,
+                    "pad_id": pad_id,
+                    "cpus": list(config.cpus) if config.cpus else None,
+                }
+                measured = _run_worker(spec)
+                figures = summarize(measured["samples_ms"], batch_size)
+                figures.update(
+                    cold_start_ms=measured["cold_start_ms"], peak_rss_mb=measured["peak_rss_mb"], size_mb=target.size_mb
+                )
+                if config.keep_samples:
+                    figures["samples_ms"] = measured["samples_ms"]
+                repeats.append(figures)
+                if progress is not None:
+                    progress.update(
+                        bar, stats=f"{target.name} t{threads} b{batch_size} s{seq_len}: p50 {figures['p50_ms']:.2f} ms"
+                    )
+                    progress.advance(bar)
+            median = {key: statistics.median(r[key] for r in repeats) for key in FIGURES}
+            results.append(
+                {
+                    "target": target.name,
+                    "kind": target.kind,
+                    "provider": provider if target.kind == "onnx" else "pytorch",
+                    "threads": threads,
+                    "batch_size": batch_size,
+                    "seq_len": seq_len,
+                    **median,
+                    "repeats": repeats,
+                }
+            )
+    _add_ratios(results, targets[0].name)
+    report = ProfileReport(
+        describe_machine(),
+        [{"name": t.name, "path": str(t.path), "kind": t.kind, "size_mb": t.size_mb} for t in targets],
+        results,
+        accuracy,
+        budgets=list(config.budgets),
+    )
+    task_metric = _primary_metric(config)
+    for budget in config.budgets:
+        row = next(
+            r
+            for r in results
+            if r["target"] == budget.target and (r["threads"], r["batch_size"], r["seq_len"]) == budget.config
+        )
+        scores = accuracy.get(budget.target, {})
+        value = scores.get(task_metric) if task_metric in scores else next(iter(scores.values()), None)
+        report.checks += judge(budget, row, value)
+    return report
+
+
+def _primary_metric(config: ProfileConfig) -> str | None:
+    if config.task is None:
+        return None
+    from codir_edge.data import get_task
+
+    return get_task(config.task).primary_metric
+
+
+def _add_ratios(results: list[dict], first: str) -> None:
+    """p50 and p95 of each target over the first target's, in the same configuration."""
+    base = {(r["threads"], r["batch_size"], r["seq_len"]): r for r in results if r["target"] == first}
+    for row in results:
+        ref = base.get((row["threads"], row["batch_size"], row["seq_len"]))
+        if ref is not None:
+            row["p50_ratio"] = row["p50_ms"] / ref["p50_ms"] if ref["p50_ms"] else None
+            row["p95_ratio"] = row["p95_ms"] / ref["p95_ms"] if ref["p95_ms"] else None

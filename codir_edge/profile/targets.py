@@ -1,0 +1,109 @@
+"""Resolve the TARGET arguments of ``profile`` into the models to measure.
+
+A target is an ONNX file, a bundle folder (each variant of its manifest), or a Hugging Face model
+folder, measured with PyTorch as the baseline when torch is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codir_edge.bundle.manifest import MANIFEST, read_manifest
+from codir_edge.errors import InputError
+
+ONNX_MAGIC_FIELDS = (b"\x08", b"\x12", b"\x1a", b"\x22", b"\x3a", b"\x42")  # first protobuf tag of a ModelProto
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model to measure. ``name`` is what budgets refer to: the file name, or the bundle variant."""
+
+    name: str
+    path: Path
+    kind: str  # "onnx" or "torch"
+    folder: Path  # where tokenizer.json / config.json live
+    accuracy: dict[str, float] = field(default_factory=dict)  # from the bundle manifest, if any
+
+    @property
+    def size_mb(self) -> float:
+        if self.kind == "torch":
+            weights = list(self.folder.glob("*.safetensors")) or list(self.folder.glob("pytorch_model*.bin"))
+            return sum(p.stat().st_size for p in weights) / 1e6
+        return (self.path.stat().st_size + sum(p.stat().st_size for p in _external_data(self.path))) / 1e6
+
+
+def _external_data(path: Path) -> list[Path]:
+    return [p for p in path.parent.glob(path.name + ".data") if p.is_file()]
+
+
+def check_onnx_file(path: Path) -> None:
+    """Cheap checks that catch the common wrong files (an image named model.onnx, a truncated copy)
+    before a worker process is spent on them; onnxruntime's own load is the final word."""
+    if not path.is_file():
+        raise InputError(f"target {path} does not exist: pass an ONNX file, a bundle folder or a model folder")
+    if path.stat().st_size < 16:
+        raise InputError(f"{path} is too small to be an ONNX model: re-export it")
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if head[:1] not in ONNX_MAGIC_FIELDS:
+        raise InputError(f"{path} is not an ONNX model (it starts with {head[:8]!r}): re-export it")
+    import onnxruntime
+
+    try:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        first = str(exc).strip().splitlines()[0][:200]
+        raise InputError(f"{path} cannot be loaded by onnxruntime ({first}): re-export it") from exc
+
+
+def resolve_targets(paths: list[Path]) -> list[Target]:
+    targets: list[Target] = []
+    for path in map(Path, paths):
+        if path.is_dir() and (path / MANIFEST).is_file():
+            manifest = read_manifest(path)
+            for variant in manifest.variants:
+                file = manifest.path_of(variant)
+                check_onnx_file(file)
+                targets.append(Target(variant.name, file, "onnx", path, variant.accuracy))
+        elif path.is_dir() and (path / "config.json").is_file():
+            if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+                raise InputError(
+                    f"{path} is a PyTorch model folder; measuring it needs torch and transformers: "
+                    "pip install 'codir-edge[train]', or profile its ONNX export instead"
+                )
+            targets.append(Target(f"{path.name} (pytorch)", path, "torch", path))
+        elif path.is_dir():
+            raise InputError(f"{path} has neither manifest.json nor config.json: pass an ONNX file or a bundle")
+        else:
+            if path.suffix.lower() not in (".onnx", ".ort"):
+                raise InputError(f"target {path} is not an .onnx file: pass an ONNX file or a bundle folder")
+            check_onnx_file(path)
+            targets.append(Target(path.name, path, "onnx", path.parent))
+    names = [t.name for t in targets]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"two targets are both named {duplicates[0]}: rename one file so budgets can tell them apart")
+    return targets
+
+
+def position_limit(target: Target) -> int | None:
+    """The model's longest input, from config.json beside it (None when unknown)."""
+    config = target.folder / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    limit = data.get("max_position_embeddings") if isinstance(data, dict) else None
+    if not isinstance(limit, int):
+        return None
+    if data.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= int(data.get("pad_token_id", 1)) + 1
+    return limit

@@ -1,0 +1,129 @@
+"""Measure one configuration in a fresh process: ``python -m codir_edge.profile.worker < spec.json``.
+
+A fresh process per configuration gives an honest peak-memory figure and no cross-talk (thread
+pools, allocator state, caches warmed by another model). The spec and the result are JSON on
+stdin/stdout. Cold start is session creation plus the first run, timed after imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+
+def _pin(cpus: list[int] | None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024.0 if sys.platform != "darwin" else peak / (1024.0 * 1024.0)  # KiB on Linux, bytes on macOS
+
+
+def _timed_loop(run, feeds: list, runs: int, duration_s: float | None, warmup: int) -> list[float]:
+    for i in range(warmup):
+        run(feeds[i % len(feeds)])
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    deadline = clock() + int(duration_s * 1e9) if duration_s else None
+    i = 0
+    while (len(samples) < runs) if deadline is None else (clock() < deadline or len(samples) < 3):
+        feed = feeds[i % len(feeds)]
+        start = clock()
+        run(feed)
+        samples.append((clock() - start) / 1e6)
+        i += 1
+    return samples
+
+
+def session_options(threads: int):
+    """The session settings of every measurement (the overhead benchmark reuses them verbatim):
+    ``threads`` intra-op threads, one inter-op thread, sequential execution, all graph optimisations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
+def _onnx(spec: dict) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+
+    from codir_edge.profile.inputs import to_feed
+
+    rss_before = _peak_rss_mb()
+    start = time.perf_counter_ns()
+    session = ort.InferenceSession(spec["path"], session_options(spec["threads"]), providers=[spec["provider"]])
+    inputs = session.get_inputs()
+    names = [i.name for i in inputs]
+    dtype = np.int32 if any(i.type == "tensor(int32)" for i in inputs) else np.int64
+    feeds = [to_feed(rows, names, dtype, spec.get("pad_id", 0)) for rows in spec["batches"]]
+    session.run(None, feeds[0])
+    cold_ms = (time.perf_counter_ns() - start) / 1e6
+    samples = _timed_loop(lambda f: session.run(None, f), feeds, spec["runs"], spec.get("duration_s"), spec["warmup"])
+    return {
+        "cold_start_ms": cold_ms,
+        "samples_ms": samples,
+        "rss_before_session_mb": rss_before,
+        "providers": session.get_providers(),
+    }
+
+
+def _torch(spec: dict) -> dict:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from codir_edge.profile.inputs import to_feed
+
+    torch.set_num_threads(spec["threads"])
+    rss_before = _peak_rss_mb()
+    start = time.perf_counter_ns()
+    model = AutoModelForSequenceClassification.from_pretrained(spec["path"]).eval()
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if model.config.type_vocab_size > 1 else [])
+    feeds = [
+        {k: torch.from_numpy(v) for k, v in to_feed(rows, names, pad_id=spec.get("pad_id", 0)).items()}
+        for rows in spec["batches"]
+    ]
+
+    def run(feed):
+        with torch.inference_mode():
+            model(**feed)
+
+    run(feeds[0])
+    cold_ms = (time.perf_counter_ns() - start) / 1e6
+    samples = _timed_loop(run, feeds, spec["runs"], spec.get("duration_s"), spec["warmup"])
+    return {
+        "cold_start_ms": cold_ms,
+        "samples_ms": samples,
+        "rss_before_session_mb": rss_before,
+        "providers": ["pytorch"],
+    }
+
+
+def measure(spec: dict) -> dict:
+    _pin(spec.get("cpus"))
+    result = _torch(spec) if spec["kind"] == "torch" else _onnx(spec)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    return result
+
+
+def main() -> None:
+    spec = json.loads(sys.stdin.read())
+    try:
+        result = measure(spec)
+    except Exception as exc:  # reported to the parent, which turns it into a one-line error
+        result = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
+    sys.stdout.write(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
