@@ -1,0 +1,102 @@
+"""Benchmark helpers: build real BERT ONNX models from a local folder (never downloaded).
+
+Until ``codir-edge export`` lands, models go through Optimum's exporter and onnxruntime's dynamic
+quantizer, which is exactly what a user without this tool would do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / ".work"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def teacher_folder() -> Path:
+    """The fine-tuned SST-2 teacher when present (runs/teacher-sst2), else the bundled backbone with a new head."""
+    trained = ROOT / "runs" / "teacher-sst2"
+    if (trained / "config.json").is_file():
+        return trained
+    target = WORK / "backbone-classifier"
+    if not (target / "config.json").is_file():
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from codir_edge.models.checkpoint import default_backbone
+
+        source = default_backbone()
+        AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=2).save_pretrained(target)
+        AutoTokenizer.from_pretrained(str(source)).save_pretrained(target)
+    return target
+
+
+def layer_cut(teacher: Path, layers: int) -> Path:
+    """A student shaped like the distilled one: the teacher's embeddings, ``layers`` evenly spaced layers, head.
+    Latency and size do not depend on training, so an untrained cut measures the same."""
+    target = WORK / f"cut-{layers}l"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(teacher))
+    total = model.config.num_hidden_layers
+    keep = [round((i + 1) * total / layers) - 1 for i in range(layers)]
+    model.bert.encoder.layer = torch.nn.ModuleList(model.bert.encoder.layer[i] for i in keep)
+    model.config.num_hidden_layers = layers
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(str(teacher)).save_pretrained(target)
+    return target
+
+
+def export_onnx(model_dir: Path, name: str) -> Path:
+    """model.onnx (fp32) via Optimum, with eager attention so onnxruntime's BERT fusions apply."""
+    out = WORK / f"{name}-onnx"
+    if not (out / "model.onnx").is_file():
+        from optimum.exporters.onnx import onnx_export_from_model
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
+        onnx_export_from_model(model, output=str(out), task="text-classification", do_validation=False)
+        AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(out)
+    return out / "model.onnx"
+
+
+def quantize_int8(model: Path) -> Path:
+    out = model.with_name("model.int8.onnx")
+    if not out.is_file():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(model), str(out), per_channel=True, weight_type=QuantType.QInt8)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (model.parent / name).is_file() and not (out.parent / name).is_file():
+            shutil.copy(model.parent / name, out.parent / name)
+    return out
+
+
+def environment() -> dict:
+    from codir_edge.profile.machine import describe_machine
+    from codir_edge.provenance import provenance
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "machine": describe_machine(),
+        "provenance": provenance(),
+        "commit": commit.stdout.strip(),
+        "python": platform.python_version(),
+        "argv": sys.argv,
+    }
+
+
+def write_result(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({**payload, "environment": environment()}, indent=2, default=str) + "\n")
+    return path
