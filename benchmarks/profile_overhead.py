@@ -22,7 +22,8 @@ BARE = textwrap.dedent("""
     import sys, time, numpy as np, onnxruntime as ort
     from codir_edge.profile.inputs import synthetic_token_ids, to_feed
     from codir_edge.profile.worker import session_options
-    path, threads, seq, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    path = sys.argv[1]
+    threads, seq, runs, warmup = (int(a) for a in sys.argv[2:6])
     session = ort.InferenceSession(path, session_options(threads), providers=["CPUExecutionProvider"])
     feed = to_feed(synthetic_token_ids(1, seq), [i.name for i in session.get_inputs()])
     for _ in range(warmup):
