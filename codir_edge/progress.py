@@ -16,7 +16,7 @@ from rich.progress import (
 stderr_console = Console(stderr=True)
 
 
-def training_progress(enabled: bool = True) -> Progress:
+def stage_progress(enabled: bool = True) -> Progress:
     """A bar per phase with a free-text ``stats`` field for loss terms, learning rate and examples/s."""
     return Progress(
         TextColumn("[bold]{task.description}"),

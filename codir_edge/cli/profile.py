@@ -159,7 +159,7 @@ def profile(
     from codir_edge.profile.budgets import read_budgets
     from codir_edge.profile.report import print_table, to_json, to_junit, to_markdown
     from codir_edge.profile.run import ProfileConfig, run_profile
-    from codir_edge.progress import training_progress
+    from codir_edge.progress import stage_progress
 
     budget_list = tuple(read_budgets(budgets)) if budgets is not None else ()
     sweep_given = budgets is None or any(v is not None for v in (threads, batch_sizes, seq_lens))
@@ -182,7 +182,7 @@ def profile(
         budgets=budget_list,
         sweep_given=sweep_given,
     )
-    with training_progress(not quiet) as progress:
+    with stage_progress(not quiet) as progress:
         report = run_profile(targets, config, progress)
     print_table(report, Console())
     config_dict = asdict(config)

@@ -23,7 +23,7 @@ from codir_edge.errors import CheckFailedError
 from codir_edge.extras import require_extra
 from codir_edge.finetune.config import FinetuneConfig
 from codir_edge.models.checkpoint import check_max_length, default_backbone, read_model_config
-from codir_edge.progress import training_progress
+from codir_edge.progress import stage_progress
 from codir_edge.provenance import provenance
 
 
@@ -90,7 +90,7 @@ def run_finetune(
     train_seconds, seen = 0.0, 0
     with (
         staged_output_dir(out_dir, overwrite) as stage,
-        training_progress(show_progress) as progress,
+        stage_progress(show_progress) as progress,
         open(stage / "train_log.jsonl", "w", encoding="utf-8") as log,
     ):
         bar = progress.add_task("finetune", total=total_steps, stats="")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.errors import InputError
+from codir_edge.models.checkpoint import max_positions
 
 ONNX_MAGIC_FIELDS = (b"\x08", b"\x12", b"\x1a", b"\x22", b"\x3a", b"\x42")  # first protobuf tag of a ModelProto
 
@@ -101,9 +102,6 @@ def position_limit(target: Target) -> int | None:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         return None
-    limit = data.get("max_position_embeddings") if isinstance(data, dict) else None
-    if not isinstance(limit, int):
+    if not isinstance(data, dict) or not isinstance(data.get("max_position_embeddings"), int):
         return None
-    if data.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
-        limit -= int(data.get("pad_token_id", 1)) + 1
-    return limit
+    return max_positions(data)
