@@ -166,6 +166,31 @@ def test_real_sentences_and_measured_accuracy(tmp_path, tiny_bundle, sst2_small)
     assert 0.0 <= report["accuracy"]["model.int8.onnx"]["accuracy"] <= 1.0
 
 
+def test_peak_memory_is_the_workers_own(tmp_path, tiny_bundle):
+    """A big model must show a bigger peak RSS than a small one, whatever the parent process holds."""
+    big = make_tiny_onnx(tmp_path / "big.onnx", hidden=1024)  # 125 MB of embeddings
+    ballast = b"\x01" * (400 * 1024 * 1024)  # the parent's own peak must not leak into the workers' figures
+    out = tmp_path / "r.json"
+    result = invoke(
+        "profile",
+        tiny_bundle / "model.int8.onnx",
+        big,
+        "--threads",
+        "1",
+        "--batch-sizes",
+        "1",
+        "--seq-lens",
+        "8",
+        *FAST,
+        "--json",
+        out,
+    )
+    del ballast
+    assert result.exit_code == 0, result.output
+    small_rss, big_rss = (r["peak_rss_mb"] for r in json.loads(out.read_text())["results"])
+    assert small_rss < 300 and big_rss > small_rss + 100
+
+
 def test_repeat_reports_median(tmp_path, tiny_bundle):
     out = tmp_path / "r.json"
     assert (

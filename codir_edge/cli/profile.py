@@ -6,6 +6,7 @@ torch or transformers (a PyTorch-folder target is measured in its own worker pro
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -184,7 +185,7 @@ def profile(
     )
     with stage_progress(not quiet) as progress:
         report = run_profile(targets, config, progress)
-    print_table(report, Console())
+    print_table(report, Console(width=None if sys.stdout.isatty() else 200))  # CI logs are not 80 wide
     config_dict = asdict(config)
     config_dict["budgets"] = [asdict(b) for b in budget_list]
     write_json(json_path, to_json(report, config_dict))

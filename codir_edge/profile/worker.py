@@ -19,9 +19,25 @@ def _pin(cpus: list[int] | None) -> None:
         os.sched_setaffinity(0, cpus)
 
 
+def _proc_status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        return None
+    return None
+
+
 def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024.0 if sys.platform != "darwin" else peak / (1024.0 * 1024.0)  # KiB on Linux, bytes on macOS
+    """Peak resident memory of this process only. Linux keeps ``ru_maxrss`` across fork and exec, so a
+    worker would report its parent's peak; VmHWM belongs to the new address space made by exec."""
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / (1024.0 * 1024.0) if sys.platform == "darwin" else maxrss / 1024.0
 
 
 def _timed_loop(run, feeds: list, runs: int, duration_s: float | None, warmup: int) -> list[float]:
