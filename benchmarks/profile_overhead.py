@@ -1,6 +1,6 @@
 """Profiler overhead: ``codir-edge profile``'s p50 against a bare ``session.run`` loop.
 
-Same model, same session settings (``codir_edge.profile.worker.session_options``), same input,
+Same model, same session settings (``codir_edge.onnx_session.session_options``), same input,
 each measurement in a fresh process, the two alternated in one run so machine noise hits both;
 medians over repeats. Target: at most 2% apart.
 
@@ -21,7 +21,7 @@ from _models import export_onnx, layer_cut, teacher_folder, write_result
 BARE = textwrap.dedent("""
     import sys, time, numpy as np, onnxruntime as ort
     from codir_edge.profile.inputs import synthetic_token_ids, to_feed
-    from codir_edge.profile.worker import session_options
+    from codir_edge.onnx_session import session_options
     path = sys.argv[1]
     threads, seq, runs, warmup = (int(a) for a in sys.argv[2:6])
     session = ort.InferenceSession(path, session_options(threads), providers=["CPUExecutionProvider"])

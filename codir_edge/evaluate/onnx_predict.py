@@ -13,12 +13,9 @@ def onnx_logits(
     model: Path, encoded: Encoded, threads: int = 1, batch_size: int = 64, provider: str = "CPUExecutionProvider"
 ) -> np.ndarray:
     """Outputs (N, C) float32 in the order of ``encoded``; feeds only the inputs the graph declares."""
-    import onnxruntime as ort
+    from codir_edge.onnx_session import create_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(model), options, providers=[provider])
+    session = create_session(model, threads, provider)
     inputs = {i.name: (np.int32 if i.type == "tensor(int32)" else np.int64) for i in session.get_inputs()}
     outputs: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
     for indices in eval_batches(encoded.lengths, batch_size):

@@ -56,29 +56,15 @@ def _timed_loop(run, feeds: list, runs: int, duration_s: float | None, warmup: i
     return samples
 
 
-def session_options(threads: int):
-    """The session settings of every measurement (the overhead benchmark reuses them verbatim):
-    ``threads`` intra-op threads, one inter-op thread, sequential execution, all graph optimisations."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return options
-
-
 def _onnx(spec: dict) -> dict:
     import numpy as np
-    import onnxruntime as ort
 
+    from codir_edge.onnx_session import create_session
     from codir_edge.profile.inputs import to_feed
 
     rss_before = _peak_rss_mb()
     start = time.perf_counter_ns()
-    session = ort.InferenceSession(spec["path"], session_options(spec["threads"]), providers=[spec["provider"]])
+    session = create_session(spec["path"], spec["threads"], spec["provider"])
     inputs = session.get_inputs()
     names = [i.name for i in inputs]
     dtype = np.int32 if any(i.type == "tensor(int32)" for i in inputs) else np.int64
