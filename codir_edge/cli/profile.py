@@ -158,17 +158,17 @@ def profile(
 
     from codir_edge.data import DataSpec
     from codir_edge.profile.budgets import read_budgets
-    from codir_edge.profile.report import print_table, to_json, to_junit, to_markdown
+    from codir_edge.profile.report import budget_rows, print_table, to_json, to_junit, to_markdown
     from codir_edge.profile.run import ProfileConfig, run_profile
     from codir_edge.progress import stage_progress
 
     budget_list = tuple(read_budgets(budgets)) if budgets is not None else ()
     sweep_given = budgets is None or any(v is not None for v in (threads, batch_sizes, seq_lens))
     spec = DataSpec(data, text_column, text_pair_column, label_column) if data is not None else None
-    default_seq: tuple[int | str, ...] = (16, 64, 128, "real") if data is not None else (16, 64, 128)
+    default_seq = ProfileConfig.seq_lens + (("real",) if data is not None else ())
     config = ProfileConfig(
-        threads=_int_list(threads, "--threads") or (1, 2),
-        batch_sizes=_int_list(batch_sizes, "--batch-sizes") or (1, 8),
+        threads=_int_list(threads, "--threads") or ProfileConfig.threads,
+        batch_sizes=_int_list(batch_sizes, "--batch-sizes") or ProfileConfig.batch_sizes,
         seq_lens=_seq_lens(seq_lens) or default_seq,
         runs=runs,
         duration_s=duration,
@@ -198,6 +198,6 @@ def profile(
 
         write_plot(report, plot)
     if not report.passed:
-        failed = sum(1 for b in budget_list if any(not c.passed for c in report.checks if c.budget == b.name))
+        failed = sum(1 for _, passed, _ in budget_rows(report) if not passed)
         typer.echo(f"{failed} of {len(budget_list)} budget(s) failed", err=True)
         raise typer.Exit(1)

@@ -26,6 +26,17 @@ def _fmt(row: dict, key: str, pattern: str) -> str:
     return pattern.format(value) if isinstance(value, (int, float)) else "-"
 
 
+def _row_cells(row: dict) -> list[str]:
+    """A result row as the cells of both the terminal table and the Markdown table."""
+    return [
+        row["target"],
+        row["provider"].replace("ExecutionProvider", ""),
+        str(row["threads"]),
+        str(row["batch_size"]),
+        str(row["seq_len"]),
+    ] + [_fmt(row, key, pattern) for _, key, pattern in COLUMNS]
+
+
 def budget_rows(report: ProfileReport) -> list[tuple[str, bool, list[str]]]:
     """(budget name, passed, failure messages) in file order."""
     rows = []
@@ -42,15 +53,7 @@ def print_table(report: ProfileReport, console: Console) -> None:
     for header, _, _ in COLUMNS:
         table.add_column(header, justify="right")
     for row in report.results:
-        provider = row["provider"].replace("ExecutionProvider", "")
-        table.add_row(
-            row["target"],
-            provider,
-            str(row["threads"]),
-            str(row["batch_size"]),
-            str(row["seq_len"]),
-            *(_fmt(row, key, pattern) for _, key, pattern in COLUMNS),
-        )
+        table.add_row(*_row_cells(row))
     console.print(table)
     for name, scores in report.accuracy.items():
         console.print(f"accuracy {name}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
@@ -115,14 +118,7 @@ def to_markdown(report: ProfileReport) -> str:
     headers = ["target", "provider", "threads", "batch", "seq"] + [h for h, _, _ in COLUMNS]
     out += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in report.results:
-        cells = [
-            row["target"],
-            row["provider"].replace("ExecutionProvider", ""),
-            str(row["threads"]),
-            str(row["batch_size"]),
-            str(row["seq_len"]),
-        ] + [_fmt(row, k, p) for _, k, p in COLUMNS]
-        out.append("| " + " | ".join(cells) + " |")
+        out.append("| " + " | ".join(_row_cells(row)) + " |")
     if report.accuracy:
         out += [
             "",

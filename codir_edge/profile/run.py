@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codir_edge.data import DataSpec
+from codir_edge.data.readers import RawSplit
 from codir_edge.errors import InputError
 from codir_edge.profile.budgets import Budget, Check, judge
 from codir_edge.profile.inputs import REAL, real_batches, synthetic_token_ids
 from codir_edge.profile.machine import describe_machine
 from codir_edge.profile.stats import summarize
-from codir_edge.profile.targets import Target, position_limit, resolve_targets
+from codir_edge.profile.targets import Target, position_limit, read_model_json, resolve_targets
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -139,21 +140,16 @@ def _check_budgets(config: ProfileConfig, targets: list[Target]) -> None:
             )
 
 
-def _real_token_ids(target: Target, config: ProfileConfig) -> tuple[list[list[int]], int]:
-    from codir_edge.data import get_task
+def _target_tokenizer(target: Target):
     from codir_edge.data.fast_tokenizer import find_tokenizer
-    from codir_edge.data.readers import read_split
 
     tokenizer = find_tokenizer(target.folder)
     if tokenizer is None:
         raise InputError(
-            f"real inputs for {target.name} need tokenizer.json in {target.folder}: export the "
+            f"real inputs and accuracy for {target.name} need tokenizer.json in {target.folder}: export the "
             "tokenizer beside the model, or use synthetic --seq-lens only"
         )
-    task = get_task(config.task)
-    raw = read_split(config.data.data, task, "dev", config.data.columns(task))
-    encoded = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)
-    return encoded["input_ids"], tokenizer.pad_token_id
+    return tokenizer
 
 
 def _run_worker(spec: dict) -> dict:
@@ -173,22 +169,18 @@ def _run_worker(spec: dict) -> dict:
     return result
 
 
-def _accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
-    from codir_edge.data import get_task, load_split
+def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
+    from codir_edge.data import get_task
     from codir_edge.data.encode import encode
-    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.labels import to_examples
     from codir_edge.data.metrics import score
     from codir_edge.evaluate.onnx_predict import onnx_logits
     from codir_edge.evaluate.run import model_labels
 
     task = get_task(config.task)
-    config_path = target.folder / "config.json"
-    model_config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    model_config = read_model_json(target.folder)
     labels = model_labels(model_config, task, target.folder) if model_config else list(task.labels)
-    examples = load_split(task, config.data, "dev", labels).subsample(config.max_eval_samples, 0)
-    tokenizer = find_tokenizer(target.folder)
-    if tokenizer is None:
-        raise InputError(f"accuracy of {target.name} needs tokenizer.json in {target.folder}")
+    examples = to_examples(raw, task, labels).subsample(config.max_eval_samples, 0)
     encoded = encode(tokenizer, examples, config.max_length)
     return score(task, onnx_logits(target.path, encoded, threads=max(config.threads)), examples.targets)
 
@@ -211,14 +203,25 @@ def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> Prof
     if any(s == REAL for _, _, s in configurations) and config.data is None:
         raise InputError("--seq-lens real needs --task and --data for real sentences")
 
+    raw = None
+    if config.data is not None:  # one read of the dev split serves every target
+        from codir_edge.data import get_task
+        from codir_edge.data.readers import read_split
+
+        task = get_task(config.task)
+        raw = read_split(config.data.data, task, "dev", config.data.columns(task))
     accuracy: dict[str, dict[str, float]] = {}
     results: list[dict] = []
     total = len(targets) * len(configurations) * config.repeat
     bar = progress.add_task("profile", total=total, stats="") if progress is not None else None
     for target in targets:
-        real_ids, pad_id = _real_token_ids(target, config) if config.data is not None else ([], 0)
-        if config.data is not None and target.kind == "onnx":
-            accuracy[target.name] = _accuracy(target, config)
+        real_ids, pad_id = [], 0
+        if raw is not None:
+            tokenizer = _target_tokenizer(target)
+            real_ids = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)["input_ids"]
+            pad_id = tokenizer.pad_token_id
+        if raw is not None and target.kind == "onnx":
+            accuracy[target.name] = _accuracy(target, raw, tokenizer, config)
         elif target.accuracy:
             accuracy[target.name] = dict(target.accuracy)
         for threads, batch_size, seq_len in configurations:

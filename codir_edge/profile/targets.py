@@ -93,15 +93,21 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
     return targets
 
 
+def read_model_json(folder: Path) -> dict:
+    """``config.json`` beside a model, or {} when absent or unreadable (it only adds information)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def position_limit(target: Target) -> int | None:
     """The model's longest input, from config.json beside it (None when unknown)."""
-    config = target.folder / "config.json"
-    if not config.is_file():
-        return None
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("max_position_embeddings"), int):
+    data = read_model_json(target.folder)
+    if not isinstance(data.get("max_position_embeddings"), int):
         return None
     return max_positions(data)

@@ -62,7 +62,6 @@ def _onnx(spec: dict) -> dict:
     from codir_edge.onnx_session import create_session
     from codir_edge.profile.inputs import to_feed
 
-    rss_before = _peak_rss_mb()
     start = time.perf_counter_ns()
     session = create_session(spec["path"], spec["threads"], spec["provider"])
     inputs = session.get_inputs()
@@ -75,7 +74,6 @@ def _onnx(spec: dict) -> dict:
     return {
         "cold_start_ms": cold_ms,
         "samples_ms": samples,
-        "rss_before_session_mb": rss_before,
         "providers": session.get_providers(),
     }
 
@@ -87,7 +85,6 @@ def _torch(spec: dict) -> dict:
     from codir_edge.profile.inputs import to_feed
 
     torch.set_num_threads(spec["threads"])
-    rss_before = _peak_rss_mb()
     start = time.perf_counter_ns()
     model = AutoModelForSequenceClassification.from_pretrained(spec["path"]).eval()
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if model.config.type_vocab_size > 1 else [])
@@ -106,7 +103,6 @@ def _torch(spec: dict) -> dict:
     return {
         "cold_start_ms": cold_ms,
         "samples_ms": samples,
-        "rss_before_session_mb": rss_before,
         "providers": ["pytorch"],
     }
 
