@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from codir_edge import __version__
+from codir_edge.cli.compress import compress
 from codir_edge.cli.errors import set_debug
 from codir_edge.cli.evaluate import evaluate
 from codir_edge.cli.finetune import finetune
@@ -41,6 +42,7 @@ def _root(
 
 
 app.command("finetune")(finetune)
+app.command("compress")(compress)
 app.command("evaluate")(evaluate)
 app.command("profile")(profile)
 

@@ -1,0 +1,132 @@
+"""Distillation losses. The contrastive loss owns its projection heads and reads the bank it is given.
+
+Equations refer to ``../shared/docs/codir.md``:
+  L = (1 - beta) CE(y, s) + beta T^2 KL(softmax(t/T) || softmax(s/T)) + lambda L_con      (step 5)
+with CE and KL replaced by MSE for regression tasks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from codir_edge.distill.memory import TeacherBank
+
+
+def task_loss(logits: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:
+    """CE(y, s), or MSE for regression. logits: (B, C) float32; targets: (B,)."""
+    if regression:
+        return F.mse_loss(logits.squeeze(-1), targets.float())
+    return F.cross_entropy(logits, targets.long())
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, regression: bool) -> torch.Tensor:
+    """T^2 KL(softmax(t/T) || softmax(s/T)) averaged over the batch (Hinton et al.; the T^2 keeps the
+    gradient scale independent of T), or MSE between the outputs for regression."""
+    if regression:
+        return F.mse_loss(student.squeeze(-1), teacher.squeeze(-1))
+    log_s = F.log_softmax(student / temperature, dim=-1)
+    log_t = F.log_softmax(teacher / temperature, dim=-1)
+    return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * temperature**2
+
+
+class CodirLoss(nn.Module):
+    """L_con of codir.md step 4 with the heads g_S, g_T of step 3.
+
+    The student summary h_S (B, L_S * d_S) and the bank's raw teacher summaries h_T of the anchor and
+    its K negatives (B, 1 + K, L_S * d_T) are projected to p dims and L2-normalised; scores are cosine
+    similarities over tau. ``infonce``: -log softmax of the positive among the 1 + K scores.
+    ``nce``: CRD's binary NCE against uniform noise,
+        -log sigma(s_0 / tau - log Z - log K) - sum_k log(1 - sigma(s_k / tau - log Z - log K)),
+    where Z is the mean of e^(s / tau) over the first batch (CRD estimates it once the same way).
+    """
+
+    def __init__(
+        self,
+        bank: TeacherBank,
+        student_dim: int,
+        teacher_dim: int,
+        projection_dim: int,
+        temperature: float,
+        form: str,
+    ):
+        super().__init__()
+        self.student_head = nn.Linear(student_dim, projection_dim)  # g_S
+        self.teacher_head = nn.Linear(teacher_dim, projection_dim)  # g_T
+        self.temperature = temperature
+        self.form = form
+        # log Z of binary NCE: NaN until the first batch sets it; saved with the heads for exact resume.
+        self.register_buffer("log_z", torch.tensor(float("nan")))
+        self._z_ready: bool | None = None
+        # A reference kept out of the module tree: the bank is cached on its own, and DDP would
+        # otherwise broadcast it and state_dict copy it into every checkpoint.
+        self._bank = (bank,)
+
+    @property
+    def bank(self) -> TeacherBank:
+        return self._bank[0]
+
+    def forward(self, student_summary: torch.Tensor, index: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """student_summary: (B, L_S * d_S); index: (B,) bank rows of the anchors; negatives: (B, K) bank rows."""
+        device = student_summary.device
+        rows = torch.cat([index.to(negatives.device).unsqueeze(1), negatives], dim=1)  # (B, 1 + K)
+        teacher = self.bank.rows(self.bank.features, rows, device)  # (B, 1 + K, L_S * d_T)
+        z_s = F.normalize(self.student_head(student_summary), dim=-1)  # (B, p)
+        z_t = F.normalize(self.teacher_head(teacher), dim=-1)  # (B, 1 + K, p)
+        scores = torch.einsum("bp,bkp->bk", z_s, z_t).float() / self.temperature  # (B, 1 + K)
+        if self.form == "infonce":
+            return F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=device))
+        return self._binary_nce(scores)
+
+    def _binary_nce(self, scores: torch.Tensor) -> torch.Tensor:
+        if self._z_ready is None:  # one host read, on the first step only
+            self._z_ready = bool(torch.isfinite(self.log_z))
+        if not self._z_ready:
+            with torch.no_grad():
+                self.log_z.copy_(_global_log_mean_exp(scores.detach()))
+            self._z_ready = True
+        k = scores.shape[1] - 1
+        shifted = scores - self.log_z - math.log(k)  # logit of P(data | pair)
+        positive = F.logsigmoid(shifted[:, 0])  # (B,)
+        negative = F.logsigmoid(-shifted[:, 1:]).sum(dim=1)  # (B,)
+        return -(positive + negative).mean()
+
+
+def _global_log_mean_exp(scores: torch.Tensor) -> torch.Tensor:
+    """log mean e^scores over every rank's batch, so all ranks (and a single process with the same
+    global batch) fix the same Z."""
+    lse = torch.logsumexp(scores.flatten(), dim=0)
+    count = torch.tensor(float(scores.numel()), device=scores.device)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        import torch.distributed as dist
+
+        peak = lse.clone()
+        dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+        total = torch.exp(lse - peak)
+        dist.all_reduce(total)
+        dist.all_reduce(count)
+        return peak + torch.log(total) - torch.log(count)
+    return lse - torch.log(count)
+
+
+class PkdLoss(nn.Module):
+    """BERT-PKD's patient loss: sum over mapped layers of ||h_S / |h_S| - h_T / |h_T| ||^2 on [CLS]
+    states, averaged over the batch. A linear map (trained) brings a narrower student to the
+    teacher's width, as TinyBERT does; with equal widths there is none, as in PKD."""
+
+    def __init__(self, layers: int, student_width: int, teacher_width: int):
+        super().__init__()
+        self.layers = layers
+        self.teacher_width = teacher_width
+        self.project = nn.Linear(student_width, teacher_width) if student_width != teacher_width else nn.Identity()
+
+    def forward(self, student_cls: torch.Tensor, teacher_cls: torch.Tensor) -> torch.Tensor:
+        """student_cls: (B, L * d_S); teacher_cls: (B, L * d_T)."""
+        batch = student_cls.shape[0]
+        s = self.project(student_cls.view(batch, self.layers, -1))  # (B, L, d_T)
+        t = teacher_cls.view(batch, self.layers, self.teacher_width)  # (B, L, d_T)
+        diff = F.normalize(s.float(), dim=-1) - F.normalize(t.float(), dim=-1)
+        return diff.pow(2).sum(dim=(1, 2)).mean()

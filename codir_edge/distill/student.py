@@ -1,0 +1,90 @@
+"""The student: which teacher layers it is matched with, and how its weights start.
+
+Skip initialisation (codir.md, step 6) copies the embeddings, the mapped teacher layers and the
+classifier head, so a 3-of-6 student starts as a working (if weaker) classifier rather than from
+noise; a pretrained smaller model (``--student``) replaces that, and the projection heads absorb
+any difference in width.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from pathlib import Path
+
+from codir_edge.errors import InputError
+
+# "bert.encoder.layer.3.attention..." -> ("bert.encoder.layer.", "3", "attention..."): BERT, RoBERTa,
+# ELECTRA, MPNet and DistilBERT ("transformer.layer.3") all number their blocks this way. ALBERT shares
+# one block across depths, so its keys do not match and are copied as they are.
+_LAYER_KEY = re.compile(r"^(.*(?:^|\.)layer\.)(\d+)\.(.*)$")
+# A sentence that exercises case, accents, punctuation and digits: tokenizers that agree on it and on
+# their vocabularies split text the same way.
+_TOKENIZER_PROBE = "Héllo WORLD, the naïve café's 1,234 crème-brûlée!  Ünïcödé [SEP] tokens"
+
+
+def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
+    """Teacher layer (1-based) matched with each student layer i = 1..L_S: round(i * L_T / L_S),
+    halves rounded up (Python's round would send 4.5 to 4), the uniform skip mapping of BERT-PKD."""
+    return [math.floor(i * teacher_layers / student_layers + 0.5) for i in range(1, student_layers + 1)]
+
+
+def set_num_layers(config, layers: int) -> None:
+    for name in ("num_hidden_layers", "n_layers"):
+        if hasattr(config, name):
+            setattr(config, name, layers)
+
+
+def get_num_layers(config) -> int:
+    return int(getattr(config, "num_hidden_layers", getattr(config, "n_layers", 0)))
+
+
+def hidden_width(config) -> int:
+    return int(getattr(config, "hidden_size", getattr(config, "dim", 0)))
+
+
+def check_student_layers(requested: int | None, teacher_layers: int, teacher_dir: Path) -> int:
+    """``--student-layers`` resolved (default: half the teacher) and checked against the teacher's depth."""
+    layers = max(1, teacher_layers // 2) if requested is None else requested
+    if not 1 <= layers < teacher_layers:
+        raise InputError(
+            f"--student-layers {layers} must be between 1 and {teacher_layers - 1}: the teacher {teacher_dir} "
+            f"has {teacher_layers} layers and a student must be smaller"
+        )
+    return layers
+
+
+def skip_student(teacher, layers: int):
+    """A student with ``layers`` blocks copied from the mapped teacher blocks, plus everything else
+    (embeddings, pooler, classifier) copied as is."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = copy.deepcopy(teacher.config)
+    set_num_layers(config, layers)
+    student = AutoModelForSequenceClassification.from_config(config)
+    mapping = layer_map(get_num_layers(teacher.config), layers)
+    source = teacher.state_dict()
+    weights = {}
+    for key in student.state_dict():
+        match = _LAYER_KEY.match(key)
+        src = f"{match[1]}{mapping[int(match[2])] - 1}.{match[3]}" if match else key
+        weights[key] = source[src].detach().clone()
+    student.load_state_dict(weights, strict=True)
+    return student
+
+
+def check_same_tokenizer(teacher_tok, student_tok, teacher_dir: Path, student_dir: Path) -> None:
+    """The bank holds the teacher's view of token ids the student also reads: both must split text alike."""
+    same = teacher_tok.get_vocab() == student_tok.get_vocab() and (
+        teacher_tok(_TOKENIZER_PROBE)["input_ids"] == student_tok(_TOKENIZER_PROBE)["input_ids"]
+    )
+    if not same:
+        raise InputError(
+            f"--student {student_dir} uses a different tokenizer than --teacher {teacher_dir}: "
+            "pick a student from the same model family (same vocabulary and lower-casing)"
+        )
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())

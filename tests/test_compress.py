@@ -1,0 +1,240 @@
+"""``codir-edge compress`` through the CLI: real tiny teachers, the real tokenizer and real SST-2 rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import assert_one_line_error, invoke
+from conftest import build_tiny_bert
+
+TERMS = {"none": {"ce"}, "kd": {"ce", "kd"}, "mse": {"ce", "kd", "pkd"}, "codir": {"ce", "kd", "contrastive"}}
+
+
+def tiny_teacher(folder: Path, backbone_dir: Path, layers: int = 4, dropout: bool = True, **kwargs) -> Path:
+    build_tiny_bert(folder, backbone_dir, num_labels=2, layers=layers, id2label={0: "0", 1: "1"}, **kwargs)
+    if not dropout:  # one process and two DDP processes then compute the same thing
+        config = json.loads((folder / "config.json").read_text())
+        config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, backbone_dir) -> Path:
+    return tiny_teacher(tmp_path_factory.mktemp("teacher") / "t", backbone_dir)
+
+
+@pytest.fixture()
+def sst2_400(tmp_path, glue_dir) -> Path:
+    """400 real SST-2 train rows and 40 dev rows: enough steps to interrupt a run in the middle."""
+    folder = tmp_path / "SST-2-400"
+    folder.mkdir()
+    for split, rows in (("train", 400), ("dev", 40)):
+        lines = (glue_dir / "SST-2" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
+        (folder / f"{split}.tsv").write_text("\n".join(lines[: rows + 1]) + "\n", encoding="utf-8")
+    return folder
+
+
+def compress_args(teacher: Path, data: Path, out: Path, *extra) -> list:
+    return ["compress", "--teacher", teacher, "--task", "sst2", "--data", data, "--out", out, "--max-length", "32",
+            "--batch-size", "8", "--epochs", "1", "--negatives", "5", "--quiet", *extra]  # fmt: skip
+
+
+def read_log(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("objective", ["codir", "kd", "mse", "none"])
+def test_each_objective_writes_a_loadable_student(tmp_path, teacher, sst2_small, objective):
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "student"
+    result = invoke(*compress_args(teacher, sst2_small, out, "--objective", objective, "--json", tmp_path / "r.json"))
+    assert result.exit_code == 0, result.output
+    assert f"sst2 {objective}: student dev accuracy" in result.output
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.num_hidden_layers == 2  # half the teacher's 4
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["objective"] == objective and metrics["layer_map"] == [2, 4]
+    assert 0 <= metrics["dev"]["accuracy"] <= 1 and 0 <= metrics["teacher_dev"]["accuracy"] <= 1
+    assert metrics["config"]["negatives"] == 5 and metrics["config"]["kd_temperature"] == 2.0
+    assert metrics["student_parameters"] < metrics["teacher_parameters"] and metrics["wall_time_s"] > 0
+    steps = [row for row in read_log(out) if "lr" in row]
+    assert steps and set(steps[-1]) == TERMS[objective] | {"step", "epoch", "lr", "examples_per_s"}
+    assert len(list((out / "cache").glob("teacher-bank-*.safetensors"))) == 1
+    assert (out / "tokenizer.json").is_file() and (out / "model.safetensors").is_file()
+    assert not list(tmp_path.glob(".student*")), "the working folder was left behind"
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["student_score"] == metrics["dev"]["accuracy"]
+
+
+def test_the_bank_is_reused_only_when_teacher_data_and_length_match(tmp_path, teacher, sst2_small, monkeypatch):
+    first = tmp_path / "first"
+    assert invoke(*compress_args(teacher, sst2_small, first)).exit_code == 0
+
+    import codir_edge.distill.bank as bank_module
+
+    def no_teacher_pass(*args, **kwargs):
+        raise AssertionError("the teacher ran although the bank was cached")
+
+    monkeypatch.setattr(bank_module, "compute_bank", no_teacher_pass)
+    again = invoke(*compress_args(teacher, sst2_small, tmp_path / "kd", "--objective", "kd", "--cache-from", first))
+    assert again.exit_code == 0 and "bank reused" in again.output, again.output
+    monkeypatch.undo()
+    longer = invoke(*compress_args(teacher, sst2_small, tmp_path / "l", "--cache-from", first, "--max-length", "48"))
+    assert longer.exit_code == 0 and "bank built" in longer.output, longer.output
+
+
+def _run(args: list, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "CODIR_EDGE_DEBUG": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "codir_edge", *map(str, args)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # fmt: skip
+
+
+def _interrupt_after_first_checkpoint(args: list, partial: Path, sig: int) -> subprocess.CompletedProcess:
+    process = _run(args)
+    deadline = time.monotonic() + 120
+    while not list((partial / "checkpoints").glob("step-*")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def _max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def test_killed_or_interrupted_runs_resume_to_the_same_weights(tmp_path, backbone_dir, sst2_400):
+    teacher = tiny_teacher(tmp_path / "teacher", backbone_dir)  # with dropout: the RNG states must come back too
+    common = ["--batch-size", "4", "--epochs", "2", "--checkpoint-every", "3", "--negatives", "5"]
+
+    def args(out: Path, *extra) -> list:
+        return [a for a in compress_args(teacher, sst2_400, out) if a not in ("--epochs", "1")] + common + list(extra)
+
+    reference = tmp_path / "uninterrupted"
+    done = _run(args(reference)).communicate(timeout=300)
+    assert (reference / "model.safetensors").is_file(), done
+
+    killed = tmp_path / "killed"
+    partial = tmp_path / ".killed.partial"
+    crash = _interrupt_after_first_checkpoint(args(killed), partial, signal.SIGKILL)
+    assert crash.returncode == -signal.SIGKILL and not killed.exists()
+    state = sorted((partial / "checkpoints").glob("step-*"))[-1].name
+    assert int(state.split("-")[1]) < 100, "the kill should land in the first epoch"
+    refused = _run(args(killed)).communicate(timeout=120)
+    assert "pass --resume to continue it" in refused[1]
+    resumed = _run(args(killed, "--resume"))
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert _max_difference(_weights(reference), _weights(killed)) < 1e-6
+    assert not partial.exists()
+    steps = [row["step"] for row in read_log(killed) if "lr" in row]
+    assert steps == sorted(set(steps)), "the log repeats or skips steps after the resume"
+
+    stopped = tmp_path / "stopped"
+    interrupted = _interrupt_after_first_checkpoint(args(stopped), tmp_path / ".stopped.partial", signal.SIGINT)
+    assert interrupted.returncode == 130, interrupted.stderr
+    message = [line for line in interrupted.stderr.splitlines() if line.startswith("error:")]
+    assert len(message) == 1 and "checkpoint saved" in message[0] and "--resume" in message[0]
+    assert "Traceback" not in interrupted.stderr
+    changed = _run(args(stopped, "--resume", "--lr", "3e-4")).communicate(timeout=120)
+    assert "was made with --lr 0.0001" in changed[1]
+    finished = _run(args(stopped, "--resume"))
+    assert finished.wait(timeout=300) == 0
+    assert _max_difference(_weights(reference), _weights(stopped)) < 1e-6
+
+
+def test_two_gloo_processes_match_one_process(tmp_path, backbone_dir, sst2_small):
+    teacher = tiny_teacher(tmp_path / "teacher", backbone_dir, dropout=False)
+    args = compress_args(teacher, sst2_small, tmp_path / "one", "--device", "cpu", "--epochs", "2")
+    single = _run(args)
+    assert single.wait(timeout=300) == 0, single.communicate()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp_args = compress_args(teacher, sst2_small, tmp_path / "two", "--device", "cpu", "--epochs", "2")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+              "-m", "codir_edge", *map(str, ddp_args)]  # fmt: skip
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert _max_difference(_weights(tmp_path / "one"), _weights(tmp_path / "two")) < 1e-4
+
+
+def other_tokenizer_model(folder: Path) -> Path:
+    """A tiny BERT with a real but different tokenizer (a word-level vocabulary built here)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]",
+                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")  # fmt: skip
+    config = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def bad_cases(tmp_path: Path, teacher: Path, backbone_dir: Path) -> dict:
+    three_way = build_tiny_bert(tmp_path / "three", backbone_dir, num_labels=3, id2label={0: "a", 1: "b", 2: "c"})
+    return {
+        "not a classifier": (["--teacher", backbone_dir], "not a sequence classifier", "finetune"),
+        "student as deep as teacher": (["--student-layers", "4"], "between 1 and 3", "4 layers"),
+        "zero student layers": (["--student-layers", "0"], "must be at least 1"),
+        "other tokenizer": (["--student", other_tokenizer_model(tmp_path / "other")], "different tokenizer"),
+        "labels differ": (["--teacher", three_way], "predicts labels (a, b, c)"),
+        "both depths": (["--student", teacher, "--student-layers", "1"], "give only one"),
+        "negative checkpoint interval": (["--checkpoint-every", "-1"], "--checkpoint-every must not be negative"),
+        "bad kd weight": (["--kd-weight", "2"], "--kd-weight must be in [0, 1]"),
+    }
+
+
+BAD_CASES = ["not a classifier", "student as deep as teacher", "zero student layers", "other tokenizer",
+             "labels differ", "both depths", "negative checkpoint interval", "bad kd weight"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    tmp_path, teacher, backbone_dir, sst2_small, no_leftovers, case
+):
+    extra, *fragments = bad_cases(tmp_path, teacher, backbone_dir)[case]
+    out = tmp_path / "out"
+    args = compress_args(teacher, sst2_small, out)
+    if "--teacher" in extra:
+        position = args.index("--teacher")
+        args = args[:position] + args[position + 2 :]
+    result = invoke(*args, *extra)
+    assert_one_line_error(result, 2, *fragments)
+    no_leftovers(out)
+    assert not (tmp_path / ".out.partial" / "checkpoints").exists()
+
+
+def test_diverging_loss_stops_and_names_the_term(tmp_path, teacher, sst2_small):
+    result = invoke(*compress_args(teacher, sst2_small, tmp_path / "o", "--contrastive-temperature", "1e-45"))
+    assert_one_line_error(result, 1, "the contrastive (nan) loss diverged at step 1", "--contrastive-temperature")
+    assert not (tmp_path / "o").exists()
+
+
+def test_more_negatives_than_a_class_holds_warns_then_samples_with_replacement(tmp_path, teacher, sst2_small):
+    result = invoke(*compress_args(teacher, sst2_small, tmp_path / "o")[:-3], "--negatives", "500", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "warning: --negatives 500 exceeds the" in result.output and "with replacement" in result.output
