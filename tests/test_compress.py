@@ -238,3 +238,17 @@ def test_more_negatives_than_a_class_holds_warns_then_samples_with_replacement(t
     result = invoke(*compress_args(teacher, sst2_small, tmp_path / "o")[:-3], "--negatives", "500", "--quiet")
     assert result.exit_code == 0, result.output
     assert "warning: --negatives 500 exceeds the" in result.output and "with replacement" in result.output
+
+
+@pytest.mark.parametrize("objective", ["codir", "mse"])
+def test_a_narrower_pretrained_student_is_bridged_by_the_heads(tmp_path, teacher, backbone_dir, sst2_small, objective):
+    from transformers import AutoModelForSequenceClassification
+
+    student = build_tiny_bert(tmp_path / "small", backbone_dir, num_labels=None, layers=1, hidden=16)
+    out = tmp_path / "o"
+    result = invoke(*compress_args(teacher, sst2_small, out, "--student", student, "--objective", objective))
+    assert result.exit_code == 0, result.output
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.hidden_size == 16 and model.config.num_hidden_layers == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["student_init"] == str(student) and metrics["layer_map"] == [4]

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from codir_edge.distill.memory import TeacherBank
+from codir_edge.models.predict import host_to
 
 
 def task_loss(logits: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:
@@ -72,7 +73,7 @@ class CodirLoss(nn.Module):
     def forward(self, student_summary: torch.Tensor, index: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         """student_summary: (B, L_S * d_S); index: (B,) bank rows of the anchors; negatives: (B, K) bank rows."""
         device = student_summary.device
-        rows = torch.cat([index.to(negatives.device).unsqueeze(1), negatives], dim=1)  # (B, 1 + K)
+        rows = torch.cat([host_to(index, negatives.device).unsqueeze(1), negatives], dim=1)  # (B, 1 + K)
         teacher = self.bank.rows(self.bank.features, rows, device)  # (B, 1 + K, L_S * d_T)
         z_s = F.normalize(self.student_head(student_summary), dim=-1)  # (B, p)
         z_t = F.normalize(self.teacher_head(teacher), dim=-1)  # (B, 1 + K, p)

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from codir_edge.models.predict import host_to
+
 
 class TeacherBank(nn.Module):
     """Teacher summaries and logits of every training example, computed once (codir.md, memory bank).
@@ -40,10 +42,7 @@ class TeacherBank(nn.Module):
 
     def rows(self, table: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
         """``table[index]`` as float32 on ``device``. index: any shape of int64 on the bank's device."""
-        picked = table[index]  # (*index.shape, D)
-        if picked.device != device:
-            picked = picked.pin_memory().to(device, non_blocking=True)
-        return picked.float()
+        return host_to(table[index], device).float()  # (*index.shape, D)
 
 
 class NegativeSampler:

@@ -10,6 +10,7 @@ from codir_edge.distill.config import CompressConfig
 from codir_edge.distill.features import layer_summaries
 from codir_edge.distill.losses import CodirLoss, PkdLoss, kd_loss, task_loss
 from codir_edge.distill.memory import TeacherBank
+from codir_edge.models.predict import host_to
 
 
 class Distiller(nn.Module):
@@ -71,7 +72,7 @@ class Distiller(nn.Module):
             total = terms["ce"]
         else:
             bank = self.bank
-            teacher_logits = bank.rows(bank.logits, index.to(bank.logits.device), logits.device)  # (B, C)
+            teacher_logits = bank.rows(bank.logits, host_to(index, bank.logits.device), logits.device)  # (B, C)
             terms["kd"] = kd_loss(logits, teacher_logits, cfg.kd_temperature, self.regression)
             total = (1 - cfg.kd_weight) * terms["ce"] + cfg.kd_weight * terms["kd"]
         if self.contrastive is not None:
@@ -80,7 +81,7 @@ class Distiller(nn.Module):
             total = total + cfg.contrastive_weight * terms["contrastive"]
         if self.pkd is not None:
             student_cls = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, "cls")
-            teacher_cls = self.bank.rows(self.bank.features, index.to(self.bank.features.device), logits.device)
+            teacher_cls = self.bank.rows(self.bank.features, host_to(index, self.bank.features.device), logits.device)
             terms["pkd"] = self.pkd(student_cls, teacher_cls)
             total = total + cfg.mse_weight * terms["pkd"]
         return total * scale, {name: value.detach() for name, value in terms.items()}

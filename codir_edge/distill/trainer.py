@@ -100,7 +100,7 @@ def run_compress(
     from codir_edge.distill.student import check_same_tokenizer, count_parameters, hidden_width, skip_student
     from codir_edge.models.loading import load_classifier, load_tokenizer, load_trained_classifier
     from codir_edge.models.optim import build_optimizer, linear_schedule
-    from codir_edge.models.predict import predict_logits, to_device
+    from codir_edge.models.predict import host_to, predict_logits, to_device
     from codir_edge.models.runtime import resolve_runtime, seed_everything
 
     started = time.perf_counter()
@@ -287,11 +287,11 @@ def run_compress(
                     rows = global_rows[dist.rank :: dist.world]
                     negatives = None
                     if sampler is not None:  # drawn for the global batch: identical on every rank and in one process
-                        negatives = sampler.sample(bank.targets[torch.from_numpy(global_rows).to(bank.targets.device)])
+                        negatives = sampler.sample(bank.targets[host_to(torch.from_numpy(global_rows), sampler.device)])
                         negatives = negatives[dist.rank :: dist.world]
                     inputs = to_device(pad_batch(train_enc, rows), runtime)
                     index = torch.from_numpy(rows)
-                    targets = targets_all[index].to(runtime.device, non_blocking=True)
+                    targets = host_to(targets_all[index], runtime.device)
                     terms = train_step(
                         model,
                         optimizer,

@@ -8,14 +8,19 @@ from codir_edge.data.encode import Encoded, eval_batches, pad_batch
 from codir_edge.models.runtime import Runtime
 
 
+def host_to(tensor, device):
+    """A host tensor on ``device``; to a GPU through pinned memory, so the copy neither blocks the host
+    nor waits for the GPU (a copy from pageable memory would do both)."""
+    if str(device).startswith("cuda") and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def to_device(batch: dict[str, np.ndarray], runtime: Runtime) -> dict:
-    """numpy batch -> tensors on the device; on CUDA through pinned memory, so the copy overlaps compute."""
+    """numpy batch -> tensors on the device (asynchronously on CUDA)."""
     import torch
 
-    tensors = {name: torch.from_numpy(array) for name, array in batch.items()}
-    if runtime.is_cuda:
-        return {name: t.pin_memory().to(runtime.device, non_blocking=True) for name, t in tensors.items()}
-    return tensors
+    return {name: host_to(torch.from_numpy(array), runtime.device) for name, array in batch.items()}
 
 
 def predict_logits(model, encoded: Encoded, runtime: Runtime, batch_size: int = 128) -> np.ndarray:
