@@ -11,6 +11,7 @@ from codir_edge import __version__
 from codir_edge.cli.compress import compress
 from codir_edge.cli.errors import set_debug
 from codir_edge.cli.evaluate import evaluate
+from codir_edge.cli.export import export, verify
 from codir_edge.cli.finetune import finetune
 from codir_edge.cli.profile import profile
 
@@ -44,6 +45,8 @@ def _root(
 app.command("finetune")(finetune)
 app.command("compress")(compress)
 app.command("evaluate")(evaluate)
+app.command("export")(export)
+app.command("verify")(verify)
 app.command("profile")(profile)
 
 

@@ -44,18 +44,6 @@ class BankInfo:
     location: str  # the device that holds it
 
 
-def weights_digest(model_dir: Path) -> str:
-    """sha256 over the folder's weight files (and config): a changed teacher never reuses a stale bank."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(model_dir).iterdir()):
-        if path.suffix in (".safetensors", ".bin") or path.name == "config.json":
-            digest.update(path.name.encode())
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 22), b""):
-                    digest.update(block)
-    return digest.hexdigest()
-
-
 def bank_key(teacher_digest: str, encoded: Encoded, layers: list[int], pooling: str, max_length: int) -> str:
     """Hash of what the bank's contents depend on. Token ids stand in for the data, the tokenizer
     and the truncation at once."""

@@ -27,7 +27,7 @@ from codir_edge.data import DataSpec, get_task, load_train_dev
 from codir_edge.data.encode import encode, pad_batch, train_batches
 from codir_edge.data.metrics import score
 from codir_edge.distill import checkpoints as ckpt
-from codir_edge.distill.bank import BankInfo, bank_device, bank_key, make_teacher_bank, obtain_bank, weights_digest
+from codir_edge.distill.bank import BankInfo, bank_device, bank_key, make_teacher_bank, obtain_bank
 from codir_edge.distill.config import CompressConfig
 from codir_edge.distill.distributed import any_rank, barrier, init_distributed, rank_device, shutdown
 from codir_edge.distill.run_folder import partial_dir, prepare_run_dir
@@ -35,7 +35,7 @@ from codir_edge.distill.student import check_student_layers, layer_map
 from codir_edge.errors import CheckFailedError, CodirError, InputError
 from codir_edge.evaluate.run import model_labels
 from codir_edge.extras import require_extra
-from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config
+from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config, weights_digest
 from codir_edge.progress import stage_progress, stderr_console
 from codir_edge.provenance import provenance
 

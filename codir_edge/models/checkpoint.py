@@ -6,6 +6,7 @@ torch loads, and with a message that says what the folder lacks.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import json
 from pathlib import Path
@@ -87,3 +88,16 @@ def check_max_length(config: dict, max_length: int, model_dir: Path) -> None:
 
 def num_layers(config: dict) -> int:
     return int(config.get("num_hidden_layers", config.get("n_layers", 0)))
+
+
+def weights_digest(model_dir: Path) -> str:
+    """sha256 over the folder's weight files and config: what a cached teacher bank and an exported
+    bundle record as the identity of the model they came from."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).iterdir()):
+        if path.suffix in (".safetensors", ".bin") or path.name == "config.json":
+            digest.update(path.name.encode())
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+    return digest.hexdigest()

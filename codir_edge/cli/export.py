@@ -1,0 +1,161 @@
+"""``codir-edge export`` and ``codir-edge verify``: declare options, call the stage, print one summary."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from codir_edge.cli.errors import handle_errors
+from codir_edge.cli.options import (
+    DataOpt,
+    JsonOpt,
+    LabelColumnOpt,
+    MaxLengthOpt,
+    OverwriteOpt,
+    TextColumnOpt,
+    TextPairColumnOpt,
+    TrustRemoteCodeOpt,
+    write_json,
+)
+
+QUANT_PANEL = "Quantization"
+GRAPH_PANEL = "Graph"
+
+
+class Quantize(str, Enum):
+    none = "none"
+    dynamic = "dynamic"
+    static = "static"
+
+
+class Calibration(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+
+
+class Target(str, Enum):
+    native = "native"
+    avx512_vnni = "avx512_vnni"
+    avx2 = "avx2"
+    arm64 = "arm64"
+    cuda = "cuda"
+
+
+@handle_errors
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="Sequence-classification folder (finetune or compress output).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder, written atomically.")],
+    quantize: Annotated[
+        Quantize,
+        typer.Option(
+            help="INT8 variant: dynamic, static (QDQ, calibrated on --data) or none.", rich_help_panel=QUANT_PANEL
+        ),
+    ] = Quantize.dynamic,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Task of --data (its columns and metric).")] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help=DataOpt.__metadata__[0].help)] = None,
+    calibration_samples: Annotated[
+        int, typer.Option(help="Training sentences used to calibrate static INT8.", rich_help_panel=QUANT_PANEL)
+    ] = 300,
+    calibration_method: Annotated[
+        Calibration,
+        typer.Option(help="minmax or entropy (percentile wrecks BERT accuracy).", rich_help_panel=QUANT_PANEL),
+    ] = Calibration.minmax,
+    optimize: Annotated[
+        bool,
+        typer.Option(
+            help="Try onnxruntime's offline BERT fusion; kept only if measured faster.", rich_help_panel=GRAPH_PANEL
+        ),
+    ] = True,
+    fp16: Annotated[
+        bool,
+        typer.Option(
+            "--fp16", help="Also write model.fp16.onnx (always for --target cuda).", rich_help_panel=QUANT_PANEL
+        ),
+    ] = False,
+    ort: Annotated[
+        bool,
+        typer.Option(
+            help="Write model.ort and required_operators.config for ONNX Runtime Mobile.", rich_help_panel=GRAPH_PANEL
+        ),
+    ] = True,
+    opset: Annotated[int, typer.Option(help="ONNX opset.", rich_help_panel=GRAPH_PANEL)] = 17,
+    atol: Annotated[float, typer.Option(help="Largest allowed |PyTorch - ONNX| on fp32 logits.")] = 1e-4,
+    max_accuracy_drop: Annotated[
+        float, typer.Option(help="Largest allowed drop of a variant's task metric against fp32, in points.")
+    ] = 0.5,
+    target: Annotated[
+        Target,
+        typer.Option(
+            help="CPU family or accelerator the bundle is for (native: this machine).", rich_help_panel=GRAPH_PANEL
+        ),
+    ] = Target.native,
+    max_length: MaxLengthOpt = 128,
+    max_eval_samples: Annotated[
+        int | None, typer.Option(help="Score variants on a seeded subset of the dev split.")
+    ] = None,
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    overwrite: OverwriteOpt = False,
+    json_path: JsonOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+) -> None:
+    """Export a classifier to an ONNX bundle: fp32 held to PyTorch, INT8, mobile .ort and a manifest.
+
+    Parity beyond --atol and an accuracy drop beyond --max-accuracy-drop fail the export (exit 1).
+    Graph variants (offline-fused or not) are timed here and the faster one is kept.
+    """
+    import shlex
+    import sys
+
+    from codir_edge.data import DataSpec
+    from codir_edge.export.run import ExportConfig, run_export
+
+    config = ExportConfig(
+        quantize=quantize.value,
+        task=task,
+        calibration_samples=calibration_samples,
+        calibration_method=calibration_method.value,
+        optimize=optimize,
+        fp16=fp16,
+        ort=ort,
+        opset=opset,
+        atol=atol,
+        max_accuracy_drop=max_accuracy_drop,
+        target=target.value,
+        max_length=max_length,
+        max_eval_samples=max_eval_samples,
+        trust_remote_code=trust_remote_code,
+    )
+    spec = DataSpec(data, text_column, text_pair_column, label_column) if data else None
+    command = " ".join(shlex.quote(a) for a in ["codir-edge", *sys.argv[1:]])
+    report = run_export(model_dir, out, config, spec, overwrite=overwrite, command=command)
+    for variant in report.variants:
+        accuracy = variant.get("accuracy")
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()) if accuracy else "not scored"
+        size = (out / variant["file"]).stat().st_size / 1e6
+        typer.echo(f"{variant['name']:<5} {variant['file']:<18} {size:7.1f} MB  {shown}")
+    typer.echo(
+        f"parity: max |diff| {report.parity['max_abs_diff']:.2e}, labels agree {report.parity['label_agreement']:.2%}; "
+        f"fused {report.fused_operators.get('Attention', 0)} Attention; graph kept: {report.graph_choice['chosen']}; "
+        f"bundle in {report.out_dir} ({report.wall_time_s:.0f} s)"
+    )
+    write_json(json_path, asdict(report))
+
+
+@handle_errors
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by codir-edge export.")],
+) -> None:
+    """Re-check a bundle: every file's hash and size, no path outside the bundle, every model loads.
+
+    Exit 0 when everything matches, 1 on any mismatch (all of them listed), 2 when it is not a bundle.
+    """
+    from codir_edge.bundle.verify import verify_bundle
+
+    checked = verify_bundle(bundle)
+    typer.echo(f"{bundle}: {checked.files} files match their hashes; {checked.models} models load")

@@ -1,0 +1,84 @@
+"""Write a bundle's ``manifest.json``: what each file is, its hash, and everything needed to trust and
+reproduce it. The reader (``codir_edge.bundle.manifest``) is the contract; this is its writer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from codir_edge.bundle.manifest import FORMAT, MANIFEST, sha256_of
+from codir_edge.export.spec import ExportSpec
+from codir_edge.models.checkpoint import weights_digest
+
+FORMAT_VERSION = 1
+_DTYPES = {1: "float32", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
+
+
+def graph_signature(model_path: Path) -> dict:
+    """Inputs and outputs with dtype and shape; symbolic dimensions (dynamic axes) keep their names."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+
+    def describe(values) -> list[dict]:
+        out = []
+        for value in values:
+            tensor = value.type.tensor_type
+            dims = [d.dim_param if d.dim_param else d.dim_value for d in tensor.shape.dim]
+            out.append(
+                {"name": value.name, "dtype": _DTYPES.get(tensor.elem_type, str(tensor.elem_type)), "shape": dims}
+            )
+        return out
+
+    initializers = {init.name for init in graph.initializer}
+    return {"inputs": describe(v for v in graph.input if v.name not in initializers), "outputs": describe(graph.output)}
+
+
+def write_manifest(
+    bundle: Path,
+    variants: list[dict],
+    model_dir: Path,
+    spec: ExportSpec,
+    config: dict,
+    parity: dict,
+    fused_operators: dict,
+    graph_choice: dict,
+    command: str | None,
+    plain_counts: dict,
+) -> Path:
+    import onnx
+
+    from codir_edge.provenance import package_versions, provenance
+
+    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != MANIFEST)
+    opset = next(
+        (
+            o.version
+            for o in onnx.load(str(bundle / "model.onnx"), load_external_data=False).opset_import
+            if o.domain in ("", "ai.onnx")
+        ),
+        None,
+    )
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "variants": variants,
+        **graph_signature(bundle / "model.onnx"),
+        "opset": opset,
+        "target": config.get("target_resolved"),
+        "parity": parity,
+        "fused_operators": {"offline_fusion": fused_operators, "fp32_graph": plain_counts},
+        "graph_choice": graph_choice,
+        "source": {"path": str(model_dir), "sha256": weights_digest(model_dir), "model_type": spec.model_type},
+        "versions": package_versions(
+            ("codir-edge", "onnxruntime", "onnx", "optimum-onnx", "transformers", "torch", "onnxruntime-extensions")
+        ),
+        "command": command or provenance()["command"],
+        "config": config,
+        "files": [
+            {"path": p.relative_to(bundle).as_posix(), "sha256": sha256_of(p), "size": p.stat().st_size} for p in files
+        ],
+    }
+    path = bundle / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path

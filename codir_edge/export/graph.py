@@ -1,0 +1,41 @@
+"""Offline graph work with onnxruntime's transformer optimizer: fuse, count what fused.
+
+The counts prove that the export is fusable (an export through SDPA attention shows Attention: 0)
+and go into the manifest; whether the fused graph is *kept* is decided by measurement
+(:mod:`codir_edge.export.choose`), because onnxruntime fuses at load time anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+FUSED_OPS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "EmbedLayerNormalization",
+             "BiasGelu", "FastGelu", "Gelu", "LayerNormalization")  # fmt: skip
+
+
+def fuse(model_path: Path, out_path: Path, optimizer_type: str, num_heads: int, hidden_size: int) -> dict[str, int]:
+    """Write the offline-fused graph to ``out_path`` and return the count of each fused operator."""
+    from onnxruntime.transformers import optimizer
+
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()):
+        optimized = optimizer.optimize_model(
+            str(model_path), model_type=optimizer_type, num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+        )
+        optimized.save_model_to_file(str(out_path))
+    return operator_counts(out_path)
+
+
+def operator_counts(model_path: Path) -> dict[str, int]:
+    """How many of each fused operator the graph holds (zeros included, so a missing fusion shows)."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    counts = dict.fromkeys(FUSED_OPS, 0)
+    for node in graph.node:
+        if node.op_type in counts:
+            counts[node.op_type] += 1
+    return counts

@@ -1,0 +1,35 @@
+"""The mobile form: an ``.ort`` file for ONNX Runtime Mobile and the list of operators a slim
+(``--include_ops_by_config``) build must contain to run it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from codir_edge.errors import CheckFailedError
+
+OPS_CONFIG = "required_operators.config"
+
+
+def to_ort(source: Path, bundle: Path, target: str) -> tuple[Path, Path]:
+    """Convert ``source`` to ``bundle/model.ort`` (optimisations fixed for the target platform) and
+    write ``bundle/required_operators.config``. Runs onnxruntime's converter in a child process, as
+    its command line is the interface onnxruntime documents and keeps stable."""
+    with tempfile.TemporaryDirectory(dir=bundle) as tmp:
+        staged = Path(tmp) / "model.onnx"
+        shutil.copy(source, staged)
+        command = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(staged),
+                   "--output_dir", str(Path(tmp) / "out"), "--optimization_style", "Fixed",
+                   "--target_platform", "arm" if target == "arm64" else "amd64"]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True)
+        produced = list((Path(tmp) / "out").glob("*.ort"))
+        configs = list((Path(tmp) / "out").glob("*.config"))
+        if done.returncode != 0 or not produced or not configs:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise CheckFailedError(f"onnxruntime could not convert {source.name} to .ort ({last[0]}): pass --no-ort")
+        shutil.move(str(produced[0]), bundle / "model.ort")
+        shutil.move(str(configs[0]), bundle / OPS_CONFIG)
+    return bundle / "model.ort", bundle / OPS_CONFIG

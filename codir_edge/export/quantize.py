@@ -1,0 +1,93 @@
+"""Quantized and half-precision variants, one stage function each, ``(source, destination, settings)``
+as onnxruntime's own quantization tools are laid out.
+
+- dynamic INT8: weights per channel, activations quantized at run time. ``reduce_range`` (7-bit
+  weights) only for x86 targets without VNNI, where u8 x s8 products can saturate; with VNNI or on
+  ARM the full range is exact. A graph already fused by the transformer optimizer holds
+  com.microsoft operators whose outputs have no inferred type: ``DefaultTensorType`` tells the
+  quantizer to treat them as float.
+- static INT8 in QDQ form, calibrated on task sentences with MinMax or Entropy (Percentile clips the
+  large outliers BERT's activations carry, which is known to wreck its accuracy).
+- FP16 for GPU targets, inputs and outputs kept in their original types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from codir_edge.errors import InputError
+
+TARGETS = ("native", "avx512_vnni", "avx2", "arm64", "cuda")
+CALIBRATION_METHODS = ("minmax", "entropy")
+
+
+def resolve_target(target: str) -> str:
+    """``native`` becomes this machine's family, so the bundle records what it was tuned for."""
+    if target not in TARGETS:
+        raise InputError(f"unknown --target '{target}': use one of {', '.join(TARGETS)}")
+    if target != "native":
+        return target
+    import platform
+
+    from codir_edge.profile.machine import cpu_flags
+
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return "arm64"
+    flags = set(cpu_flags())
+    return "avx512_vnni" if {"avx512_vnni", "avx_vnni"} & flags else "avx2"
+
+
+def dynamic_int8(source: Path, destination: Path, target: str, fused: bool) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT} if fused else {}
+    quantize_dynamic(
+        str(source),
+        str(destination),
+        per_channel=True,
+        reduce_range=target == "avx2",
+        weight_type=QuantType.QInt8,
+        extra_options=extra,
+    )
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over padded batches of task sentences."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]):
+        self._feeds: Iterator[dict] = iter(feeds)
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+
+def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarray]], method: str, target: str) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if method not in CALIBRATION_METHODS:
+        raise InputError(f"unknown --calibration-method '{method}': use one of {', '.join(CALIBRATION_METHODS)}")
+    quantize_static(
+        str(source),
+        str(destination),
+        _Reader(feeds),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        reduce_range=target == "avx2",
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax if method == "minmax" else CalibrationMethod.Entropy,
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+    )
+
+
+def fp16(source: Path, destination: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = OnnxModel(onnx.load(str(source)))
+    model.convert_float_to_float16(keep_io_types=True)
+    model.save_model_to_file(str(destination))
