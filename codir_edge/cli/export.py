@@ -19,6 +19,7 @@ from codir_edge.cli.options import (
     TextColumnOpt,
     TextPairColumnOpt,
     TrustRemoteCodeOpt,
+    command_line,
     write_json,
 )
 
@@ -47,6 +48,7 @@ class Target(str, Enum):
 
 @handle_errors
 def export(
+    ctx: typer.Context,
     model_dir: Annotated[Path, typer.Argument(help="Sequence-classification folder (finetune or compress output).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder, written atomically.")],
     quantize: Annotated[
@@ -109,9 +111,6 @@ def export(
     Parity beyond --atol and an accuracy drop beyond --max-accuracy-drop fail the export (exit 1).
     Graph variants (offline-fused or not) are timed here and the faster one is kept.
     """
-    import shlex
-    import sys
-
     from codir_edge.data import DataSpec
     from codir_edge.export.run import ExportConfig, run_export
 
@@ -132,8 +131,7 @@ def export(
         trust_remote_code=trust_remote_code,
     )
     spec = DataSpec(data, text_column, text_pair_column, label_column) if data else None
-    command = " ".join(shlex.quote(a) for a in ["codir-edge", *sys.argv[1:]])
-    report = run_export(model_dir, out, config, spec, overwrite=overwrite, command=command)
+    report = run_export(model_dir, out, config, spec, overwrite=overwrite, command=command_line(ctx))
     for variant in report.variants:
         accuracy = variant.get("accuracy")
         shown = ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()) if accuracy else "not scored"

@@ -122,3 +122,28 @@ def write_json(path: Path | None, payload: dict) -> None:
         atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
     except OSError as exc:
         raise InputError(f"cannot write --json {path} ({exc.strerror}): choose a writable path") from exc
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The running command rebuilt from its parsed parameters, so an artifact records a command that
+    reproduces it even when it was started from Python or a test runner (where argv is not ours)."""
+    import shlex
+
+    words = ["codir-edge", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or param.name == "json_path":
+            continue
+        value = value.value if isinstance(value, Enum) else value
+        if param.param_type_name == "argument":
+            words.append(str(value))
+        elif isinstance(value, bool):
+            flags = param.opts if value else param.secondary_opts
+            if flags and value != param.default:
+                words.append(flags[0])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                words += [param.opts[0], str(item)]
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
