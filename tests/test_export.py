@@ -143,3 +143,12 @@ def test_bad_input_is_one_line_exit_2(tmp_path, classifier, backbone_dir, no_lef
         args = [*args, "--out", out]
     assert_one_line_error(invoke("export", *args), 2, *fragments)
     no_leftovers(out)
+
+
+def test_profile_measures_every_variant_of_an_exported_bundle(bundle, tmp_path):
+    out = tmp_path / "report.json"
+    result = invoke("profile", bundle, "--runs", "3", "--warmup", "1", "--seq-lens", "16", "--batch-sizes", "1",
+                    "--threads", "1", "--json", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    measured = {row["target"] for row in json.loads(out.read_text())["results"]}
+    assert measured == {"fp32", "int8", "ort"}

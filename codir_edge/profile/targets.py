@@ -49,7 +49,8 @@ def check_onnx_file(path: Path) -> None:
         raise InputError(f"{path} is too small to be an ONNX model: re-export it")
     with open(path, "rb") as handle:
         head = handle.read(16)
-    if head[:1] not in ONNX_MAGIC_FIELDS:
+    is_ort_format = path.suffix.lower() == ".ort" and head[4:8] == b"ORTM"  # ONNX Runtime's mobile format
+    if head[:1] not in ONNX_MAGIC_FIELDS and not is_ort_format:
         raise InputError(f"{path} is not an ONNX model (it starts with {head[:8]!r}): re-export it")
     import onnxruntime
 
