@@ -2,7 +2,7 @@
 student, batches and lengths, interleaved in one process so machine noise hits all four; plus the
 one-off cost of the teacher bank. Target: ``codir`` at most 1.15 times ``none``.
 
-    python benchmarks/compress_step_cost.py [--examples 4000] [--steps 20] [--rounds 5] [--device auto]
+    python benchmarks/compress_step_cost.py [--examples 4000] [--steps 20] [--rounds 5] [--negatives K] [--device auto]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--student-layers", type=int, default=3)
+    parser.add_argument("--negatives", type=int, default=None, help="K for codir (default: the trainer's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
@@ -67,8 +68,9 @@ def main() -> None:
 
     states = {}
     for objective in OBJECTIVES:
+        k = {"negatives": args.negatives} if args.negatives else {}
         config = CompressConfig(
-            task="sst2", objective=objective, batch_size=args.batch_size, max_length=args.max_length
+            task="sst2", objective=objective, batch_size=args.batch_size, max_length=args.max_length, **k
         )
         bank = banks[config.bank_pooling]
         torch.manual_seed(0)
@@ -119,7 +121,7 @@ def main() -> None:
     rate = {p: args.examples / s for p, s in bank_seconds.items()}
     print(f"teacher bank: {bank_seconds['mean']:.1f} s for {args.examples} examples ({rate['mean']:.0f}/s)")
     path = write_result(
-        "compress_step_cost",
+        f"compress_step_cost_k{states['codir'][5].negatives}",
         {
             "device": runtime.device,
             "precision": runtime.precision,
@@ -127,6 +129,7 @@ def main() -> None:
             "max_length": args.max_length,
             "student_layers": args.student_layers,
             "examples": args.examples,
+            "negatives": states["codir"][5].negatives,
             "steps_per_objective": len(times["none"]),
             "median_step_ms": medians,
             "ratio_to_none": {o: medians[o] / medians["none"] for o in OBJECTIVES},
