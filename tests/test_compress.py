@@ -252,3 +252,21 @@ def test_a_narrower_pretrained_student_is_bridged_by_the_heads(tmp_path, teacher
     assert model.config.hidden_size == 16 and model.config.num_hidden_layers == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["student_init"] == str(student) and metrics["layer_map"] == [4]
+
+
+def test_regression_teacher_distils_with_margin_negatives(tmp_path, backbone_dir, glue_dir):
+    folder = tmp_path / "STS-B"
+    folder.mkdir()
+    for split, rows in (("train", 80), ("dev", 24)):
+        lines = (glue_dir / "STS-B" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
+        (folder / f"{split}.tsv").write_text("\n".join(lines[: rows + 1]) + "\n", encoding="utf-8")
+    teacher = build_tiny_bert(tmp_path / "reg", backbone_dir, num_labels=1, layers=2)
+    out = tmp_path / "o"
+    result = invoke("compress", "--teacher", teacher, "--task", "stsb", "--data", folder, "--out", out,
+                    "--max-length", "48", "--batch-size", "8", "--epochs", "1", "--negatives", "8",
+                    "--negative-margin", "1.0", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["dev"]) >= {"pearson", "spearman"} and metrics["config"]["negative_margin"] == 1.0
+    steps = [row for row in read_log(out) if "lr" in row]
+    assert all(row["contrastive"] > 0 for row in steps)
