@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,16 @@ def test_data_root_or_task_folder(glue_dir):
     root = load_split(task, DataSpec(str(glue_dir)), "dev", list(task.labels))
     direct = load_split(task, DataSpec(str(Path(glue_dir) / "RTE")), "dev", list(task.labels))
     assert root.texts == direct.texts
+
+
+def test_line_separator_characters_inside_a_text_stay_in_that_text(tmp_path):
+    task = get_task("sst2")
+    text = "a line\u2028separator, a\x1cfile separator and a\x85next-line"
+    (tmp_path / "train.tsv").write_text(f"sentence\tlabel\n{text}\t1\n", encoding="utf-8")
+    (tmp_path / "train.jsonl").write_text(json.dumps({"sentence": text, "label": 1}, ensure_ascii=False) + "\n")
+    for name in ("train.tsv", "train.jsonl"):
+        examples = load_split(task, DataSpec(str(tmp_path / name)), "train", list(task.labels))
+        assert examples.texts == [text] and examples.targets == [1]
+    (tmp_path / "blank.jsonl").write_text("\x1c\n  \n")
+    with pytest.raises(InputError, match="holds no JSON records"):
+        load_split(task, DataSpec(str(tmp_path / "blank.jsonl")), "train", list(task.labels))

@@ -113,8 +113,14 @@ def _rows_from_table(path: Path, rows: list[tuple[int, list[str]]], columns: Col
     )
 
 
+def _lines(text: str) -> list[str]:
+    """Split on newlines only. ``str.splitlines`` also splits on U+2028, U+0085 and the ASCII
+    separators, which are legal inside a sentence and inside a JSON string."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def _read_tsv(path: Path, columns: Columns) -> RawSplit:
-    rows = [(no, line.split("\t")) for no, line in enumerate(_decode(path).splitlines(), start=1) if line.strip()]
+    rows = [(no, line.split("\t")) for no, line in enumerate(_lines(_decode(path)), start=1) if line.strip()]
     return _rows_from_table(path, rows, columns)
 
 
@@ -129,7 +135,7 @@ def _read_csv(path: Path, columns: Columns) -> RawSplit:
 
 def _read_jsonl(path: Path, columns: Columns) -> RawSplit:
     texts, pairs, labels, lines = [], [], [], []
-    for no, line in enumerate(_decode(path).splitlines(), start=1):
+    for no, line in enumerate(_lines(_decode(path)), start=1):
         if not line.strip():
             continue
         try:
@@ -153,6 +159,8 @@ def _read_jsonl(path: Path, columns: Columns) -> RawSplit:
         if columns.label is not None:
             labels.append(str(record[str(columns.label)]).strip())
         lines.append(no)
+    if not texts:
+        raise InputError(f"{path} holds no JSON records: give one JSON object per line")
     return RawSplit(
         texts,
         pairs if columns.text_pair is not None else None,
