@@ -227,7 +227,10 @@ def compress(
     )
     if report.rank != 0:
         return  # under torchrun, rank 0 speaks for the run
-    bank = "reused" if report.bank.reused_from else f"built in {report.bank.build_seconds:.0f} s"
+    if report.objective == "none":
+        bank = "not needed"
+    else:
+        bank = "reused" if report.bank.reused_from else f"built in {report.bank.build_seconds:.0f} s"
     typer.echo(
         f"{report.task} {report.objective}: student dev {report.metric} {report.student_score:.4f} "
         f"(teacher {report.teacher_score:.4f}), {report.student_layers} of {report.teacher_layers} layers, "

@@ -151,18 +151,23 @@ def run_compress(
         teacher = load_trained_classifier(teacher_dir, config.trust_remote_code).to(runtime.device)
         mapping = layer_map(teacher_layers, student_layers)
         key = bank_key(weights_digest(teacher_dir), train_enc, mapping, config.bank_pooling, config.max_length)
-        features, logits, build_seconds, reused = obtain_bank(
-            teacher,
-            train_enc,
-            mapping,
-            config.bank_pooling,
-            runtime,
-            config.eval_batch_size,
-            key,
-            cache_dirs=[run_dir, out_dir, *map(Path, cache_from)],
-            save_dir=run_dir,
-            dist=dist,
-        )
+        if config.objective == "none":  # plain fine-tuning reads nothing from the teacher
+            features = torch.zeros((len(train_enc), 0), dtype=torch.float16)
+            logits = torch.zeros((len(train_enc), 0), dtype=torch.float16)
+            build_seconds, reused = 0.0, None
+        else:
+            features, logits, build_seconds, reused = obtain_bank(
+                teacher,
+                train_enc,
+                mapping,
+                config.bank_pooling,
+                runtime,
+                config.eval_batch_size,
+                key,
+                cache_dirs=[run_dir, out_dir, *map(Path, cache_from)],
+                save_dir=run_dir,
+                dist=dist,
+            )
         teacher_dev = score(
             task, predict_logits(teacher, dev_enc, runtime, config.eval_batch_size), dev_enc.targets.tolist()
         )
@@ -410,7 +415,8 @@ def run_compress(
                 (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
                 (stage / "compress_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n", "utf-8")
                 shutil.copy2(log_path, stage / "train_log.jsonl")
-                shutil.copytree(run_dir / "cache", stage / "cache")
+                if (run_dir / "cache").is_dir():
+                    shutil.copytree(run_dir / "cache", stage / "cache")
             shutil.rmtree(run_dir, ignore_errors=True)
         barrier(dist)
         return report
