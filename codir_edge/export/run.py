@@ -9,6 +9,7 @@ happens in a staging folder that becomes ``--out`` only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -75,6 +76,19 @@ class ExportReport:
     graph_choice: dict
     target: str
     wall_time_s: float
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's quantizer logs a 'consider pre-processing' hint on the root logger; hide it
+    for the export only, and give the caller its logging back."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _remedy(variant: str, config: ExportConfig) -> str:
@@ -153,8 +167,7 @@ def run_export(
 
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     model = load_for_export(model_dir, config.trust_remote_code)
-    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's 'consider pre-processing' hint
-    with staged_output_dir(out_dir, overwrite) as stage:
+    with _quiet_root_logger(), staged_output_dir(out_dir, overwrite) as stage:
         work = stage / ".work"
         work.mkdir()
         # ---- fp32 graph, held to PyTorch ---------------------------------------------------------
