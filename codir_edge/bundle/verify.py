@@ -32,16 +32,14 @@ def verify_bundle(root: Path) -> Verified:
     for variant in manifest.variants:
         if variant.file not in listed:
             problems.append(f"{variant.file}: variant '{variant.name}' has no hash in the manifest")
-    models = 0
-    import onnxruntime as ort
+    from codir_edge.onnx_session import create_session
 
+    models = 0
     for entry in manifest.files:
         path = root / entry["path"]
         if path.suffix in MODEL_SUFFIXES and path.is_file():
             try:
-                options = ort.SessionOptions()
-                options.log_severity_level = 3
-                ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                create_session(path, 1)
                 models += 1
             except Exception as exc:  # onnxruntime raises its own (pybind) types
                 problems.append(f"{entry['path']}: does not load ({str(exc).strip().splitlines()[0][:160]})")

@@ -35,7 +35,13 @@ from codir_edge.distill.student import check_student_layers, layer_map
 from codir_edge.errors import CheckFailedError, CodirError, InputError
 from codir_edge.evaluate.run import model_labels
 from codir_edge.extras import require_extra
-from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config, weights_digest
+from codir_edge.models.checkpoint import (
+    check_max_length,
+    is_sequence_classifier,
+    num_layers,
+    read_model_config,
+    weights_digest,
+)
 from codir_edge.progress import stage_progress, stderr_console
 from codir_edge.provenance import provenance
 
@@ -72,8 +78,8 @@ class CompressReport:
 
 
 def check_teacher(config: dict, teacher_dir: Path) -> None:
-    architectures = config.get("architectures") or []
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+    if not is_sequence_classifier(config):
+        architectures = config.get("architectures") or []
         raise InputError(
             f"--teacher {teacher_dir} is not a sequence classifier ({', '.join(architectures) or 'no architecture'}): "
             "fine-tune it first with codir-edge finetune"

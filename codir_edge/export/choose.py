@@ -12,24 +12,17 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
-
-def synthetic_feed(input_names: list[str], seq_len: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 30000, size=(1, seq_len), dtype=np.int64)
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-    return {name: feed[name] for name in input_names}
-
 
 def median_latencies(
     candidates: dict[str, Path], threads: int, seq_len: int = 128, rounds: int = 5, runs: int = 20
 ) -> dict[str, float]:
     """Median milliseconds per run, batch 1, for each candidate."""
     from codir_edge.onnx_session import create_session
+    from codir_edge.profile.inputs import synthetic_token_ids, to_feed
 
     sessions = {name: create_session(path, threads) for name, path in candidates.items()}
-    feeds = {name: synthetic_feed([i.name for i in s.get_inputs()], seq_len) for name, s in sessions.items()}
+    rows = synthetic_token_ids(1, seq_len)  # the input profile measures with
+    feeds = {name: to_feed(rows, [i.name for i in s.get_inputs()]) for name, s in sessions.items()}
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for name, session in sessions.items():  # warm-up: kernels, pre-packed weights, thread pool
         for _ in range(3):

@@ -19,19 +19,9 @@ from codir_edge.errors import InputError
 
 
 def load_for_export(model_dir: Path, trust_remote_code: bool = False):
-    import torch
-    from transformers import AutoModelForSequenceClassification
+    from codir_edge.models.loading import load_trained_classifier
 
-    from codir_edge.models.loading import _quiet_transformers, _weights_error
-
-    _quiet_transformers()
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(model_dir), attn_implementation="eager", torch_dtype=torch.float32, trust_remote_code=trust_remote_code
-        )
-    except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
-        raise _weights_error(model_dir, exc) from exc
-    return model.eval()
+    return load_trained_classifier(model_dir, trust_remote_code, attn_implementation="eager").eval()
 
 
 def export_fp32(model, out_file: Path, opset: int) -> None:

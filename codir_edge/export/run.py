@@ -25,7 +25,7 @@ from codir_edge.export import quantize as q
 from codir_edge.export.bundle import write_manifest
 from codir_edge.export.spec import DEFAULT_OPSET, MIN_OPSET, spec_for
 from codir_edge.extras import require_extra
-from codir_edge.models.checkpoint import check_max_length, read_model_config
+from codir_edge.models.checkpoint import check_max_length, is_sequence_classifier, read_model_config
 
 QUANTIZE_MODES = ("none", "dynamic", "static")
 
@@ -137,7 +137,7 @@ def run_export(
     # ---- cheap checks -----------------------------------------------------------------------------
     model_config = read_model_config(model_dir, "MODEL_DIR")
     spec = spec_for(model_config, model_dir)
-    if not any(a.endswith("ForSequenceClassification") for a in model_config.get("architectures") or []):
+    if not is_sequence_classifier(model_config):
         raise InputError(f"{model_dir} is not a sequence classifier: fine-tune or compress it first")
     check_max_length(model_config, config.max_length, model_dir)
     _check_opset(config.opset)
@@ -174,6 +174,7 @@ def run_export(
         plain = work / "plain.onnx"
         export_fp32(model, plain, config.opset)
         session = _session_or_error(plain, config.opset)
+        input_names = [i.name for i in session.get_inputs()]
         if dev is not None:
             by_length = {n: encode(tokenizer, dev, n) for n in par.lengths_for(config.max_length)}
             cases, source = list(par.sentence_feeds(by_length)), "task sentences"
@@ -206,11 +207,10 @@ def run_export(
         elif config.quantize == "static":
             feeds = []
             calib = encode(tokenizer, calibration, config.max_length)
-            names = [i.name for i in _session_or_error(plain, config.opset).get_inputs()]
             for start in range(0, len(calib), 16):
                 batch = pad_batch(calib, list(range(start, min(start + 16, len(calib)))))
                 batch.setdefault("token_type_ids", batch["input_ids"] * 0)
-                feeds.append({n: batch[n] for n in names})
+                feeds.append({n: batch[n] for n in input_names})
             int8_candidates["plain"] = work / "plain.int8.onnx"
             q.static_int8(plain, int8_candidates["plain"], feeds, config.calibration_method, target)
         measured = (
@@ -235,7 +235,7 @@ def run_export(
 
         # ---- accuracy on the task -----------------------------------------------------------------
         if dev is not None:
-            encoded = encode(tokenizer, dev, config.max_length)
+            encoded = by_length[config.max_length]  # the parity pass tokenized it already
             for variant in variants:
                 logits = onnx_logits(stage / variant["file"], encoded, threads=2)
                 variant["accuracy"] = score(task, logits, encoded.targets.tolist())

@@ -86,6 +86,11 @@ def check_max_length(config: dict, max_length: int, model_dir: Path) -> None:
         raise InputError(f"--max-length {max_length} exceeds the {limit} positions of {model_dir}: use at most {limit}")
 
 
+def is_sequence_classifier(config: dict) -> bool:
+    """A fine-tuned classifier (its head is trained), as opposed to a bare backbone."""
+    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
 def num_layers(config: dict) -> int:
     return int(config.get("num_hidden_layers", config.get("n_layers", 0)))
 

@@ -78,15 +78,16 @@ def load_classifier(model_dir: Path, labels: list[str], regression: bool, trust_
     return model
 
 
-def load_trained_classifier(model_dir: Path, trust_remote_code: bool = False):
-    """A fine-tuned classifier exactly as saved (its head and labels are part of the artifact)."""
+def load_trained_classifier(model_dir: Path, trust_remote_code: bool = False, **kwargs):
+    """A fine-tuned classifier exactly as saved (its head and labels are part of the artifact);
+    ``kwargs`` go to ``from_pretrained`` (export asks for eager attention)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     _quiet_transformers()
     try:
         return AutoModelForSequenceClassification.from_pretrained(
-            str(model_dir), trust_remote_code=trust_remote_code, torch_dtype=torch.float32
+            str(model_dir), trust_remote_code=trust_remote_code, torch_dtype=torch.float32, **kwargs
         )
     except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
         raise _weights_error(model_dir, exc) from exc
