@@ -14,10 +14,15 @@ from codir_edge.cli.options import (
     TRAIN_PANEL,
     DataOpt,
     DeviceOpt,
+    EpochsOpt,
+    EvalDataOpt,
     JsonOpt,
     LabelColumnOpt,
     LabelsOpt,
+    LrOpt,
+    MaxEvalSamplesOpt,
     MaxLengthOpt,
+    MaxTrainSamplesOpt,
     OutOpt,
     OverwriteOpt,
     PrecisionOpt,
@@ -27,7 +32,7 @@ from codir_edge.cli.options import (
     TextColumnOpt,
     TextPairColumnOpt,
     TrustRemoteCodeOpt,
-    parse_labels,
+    train_data_specs,
     write_json,
 )
 from codir_edge.distill.config import CompressConfig  # light: the defaults live there, once
@@ -116,23 +121,15 @@ def compress(
             rich_help_panel=LOSS_PANEL,
         ),
     ] = None,
-    epochs: Annotated[
-        int, typer.Option(help="Passes over the training set.", rich_help_panel=TRAIN_PANEL)
-    ] = CompressConfig.epochs,
-    lr: Annotated[
-        float, typer.Option(help="Peak learning rate (AdamW, linear warm-up and decay).", rich_help_panel=TRAIN_PANEL)
-    ] = CompressConfig.lr,
+    epochs: EpochsOpt = CompressConfig.epochs,
+    lr: LrOpt = CompressConfig.lr,
     batch_size: Annotated[
         int,
         typer.Option(help="Examples per optimizer step, over all processes together.", rich_help_panel=TRAIN_PANEL),
     ] = CompressConfig.batch_size,
     max_length: MaxLengthOpt = CompressConfig.max_length,
-    max_train_samples: Annotated[
-        int | None, typer.Option(help="Train on a seeded random subset of this size.", rich_help_panel=TRAIN_PANEL)
-    ] = None,
-    max_eval_samples: Annotated[
-        int | None, typer.Option(help="Evaluate on a seeded random subset of this size.", rich_help_panel=TRAIN_PANEL)
-    ] = None,
+    max_train_samples: MaxTrainSamplesOpt = None,
+    max_eval_samples: MaxEvalSamplesOpt = None,
     seed: SeedOpt = CompressConfig.seed,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
@@ -157,9 +154,7 @@ def compress(
             rich_help_panel=CHECKPOINT_PANEL,
         ),
     ] = None,
-    eval_data: Annotated[
-        str | None, typer.Option(help="Dev data when --data is a single file (same formats).", rich_help_panel="Data")
-    ] = None,
+    eval_data: EvalDataOpt = None,
     text_column: TextColumnOpt = None,
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,
@@ -175,18 +170,12 @@ def compress(
     data match); training then needs no teacher. Writes a Hugging Face folder with metrics.json and
     train_log.jsonl. Several GPUs or CPUs: torchrun --nproc-per-node N -m codir_edge compress ...
     """
-    from codir_edge.data import DataSpec
     from codir_edge.distill.trainer import run_compress
     from codir_edge.errors import InputError
 
     if checkpoint_every < 0:
         raise InputError(f"--checkpoint-every must not be negative, got {checkpoint_every}: pass 0 or more steps")
-    columns = {
-        "text_column": text_column,
-        "text_pair_column": text_pair_column,
-        "label_column": label_column,
-        "labels": parse_labels(labels),
-    }
+    train_spec, eval_spec = train_data_specs(data, eval_data, text_column, text_pair_column, label_column, labels)
     config = CompressConfig(
         task=task,
         student_layers=student_layers,
@@ -215,11 +204,11 @@ def compress(
     )
     report = run_compress(
         teacher,
-        DataSpec(data, **columns),
+        train_spec,
         out,
         config,
         student_dir=student,
-        eval_data=DataSpec(eval_data, **columns) if eval_data else None,
+        eval_data=eval_spec,
         overwrite=overwrite,
         resume=resume,
         cache_from=tuple(cache_from or ()),

@@ -13,10 +13,15 @@ from codir_edge.cli.options import (
     TRAIN_PANEL,
     DataOpt,
     DeviceOpt,
+    EpochsOpt,
+    EvalDataOpt,
     JsonOpt,
     LabelColumnOpt,
     LabelsOpt,
+    LrOpt,
+    MaxEvalSamplesOpt,
     MaxLengthOpt,
+    MaxTrainSamplesOpt,
     OutOpt,
     OverwriteOpt,
     PrecisionOpt,
@@ -26,7 +31,7 @@ from codir_edge.cli.options import (
     TextColumnOpt,
     TextPairColumnOpt,
     TrustRemoteCodeOpt,
-    parse_labels,
+    train_data_specs,
     write_json,
 )
 from codir_edge.finetune.config import FinetuneConfig  # light: the defaults live there, once
@@ -43,29 +48,19 @@ def finetune(
             "--model", "-m", help="BERT-family model folder to fine-tune (default: the bundled all-MiniLM-L6-v2)."
         ),
     ] = None,
-    eval_data: Annotated[
-        str | None, typer.Option(help="Dev data when --data is a single file (same formats).", rich_help_panel="Data")
-    ] = None,
+    eval_data: EvalDataOpt = None,
     text_column: TextColumnOpt = None,
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,
     labels: LabelsOpt = None,
-    epochs: Annotated[
-        int, typer.Option(help="Passes over the training set.", rich_help_panel=TRAIN_PANEL)
-    ] = FinetuneConfig.epochs,
-    lr: Annotated[
-        float, typer.Option(help="Peak learning rate (AdamW, linear warm-up and decay).", rich_help_panel=TRAIN_PANEL)
-    ] = FinetuneConfig.lr,
+    epochs: EpochsOpt = FinetuneConfig.epochs,
+    lr: LrOpt = FinetuneConfig.lr,
     batch_size: Annotated[
         int, typer.Option(help="Examples per optimizer step.", rich_help_panel=TRAIN_PANEL)
     ] = FinetuneConfig.batch_size,
     max_length: MaxLengthOpt = FinetuneConfig.max_length,
-    max_train_samples: Annotated[
-        int | None, typer.Option(help="Train on a seeded random subset of this size.", rich_help_panel=TRAIN_PANEL)
-    ] = None,
-    max_eval_samples: Annotated[
-        int | None, typer.Option(help="Evaluate on a seeded random subset of this size.", rich_help_panel=TRAIN_PANEL)
-    ] = None,
+    max_train_samples: MaxTrainSamplesOpt = None,
+    max_eval_samples: MaxEvalSamplesOpt = None,
     seed: SeedOpt = FinetuneConfig.seed,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
@@ -79,15 +74,9 @@ def finetune(
     Writes a Hugging Face folder (safetensors weights, tokenizer, config with labels) holding the
     best epoch by dev metric, plus metrics.json and train_log.jsonl.
     """
-    from codir_edge.data import DataSpec
     from codir_edge.finetune.trainer import run_finetune
 
-    columns = {
-        "text_column": text_column,
-        "text_pair_column": text_pair_column,
-        "label_column": label_column,
-        "labels": parse_labels(labels),
-    }
+    train_spec, eval_spec = train_data_specs(data, eval_data, text_column, text_pair_column, label_column, labels)
     config = FinetuneConfig(
         task=task,
         epochs=epochs,
@@ -103,10 +92,10 @@ def finetune(
     )
     report = run_finetune(
         model,
-        DataSpec(data, **columns),
+        train_spec,
         out,
         config,
-        eval_data=DataSpec(eval_data, **columns) if eval_data else None,
+        eval_data=eval_spec,
         overwrite=overwrite,
         show_progress=not quiet,
     )

@@ -97,6 +97,41 @@ TrustRemoteCodeOpt = Annotated[
 ]
 
 
+EpochsOpt = Annotated[int, typer.Option(help="Passes over the training set.", rich_help_panel=TRAIN_PANEL)]
+LrOpt = Annotated[
+    float, typer.Option(help="Peak learning rate (AdamW, linear warm-up and decay).", rich_help_panel=TRAIN_PANEL)
+]
+MaxTrainSamplesOpt = Annotated[
+    int | None, typer.Option(help="Train on a seeded random subset of this size.", rich_help_panel=TRAIN_PANEL)
+]
+MaxEvalSamplesOpt = Annotated[
+    int | None, typer.Option(help="Evaluate on a seeded random subset of this size.", rich_help_panel=TRAIN_PANEL)
+]
+EvalDataOpt = Annotated[
+    str | None, typer.Option(help="Dev data when --data is a single file (same formats).", rich_help_panel=DATA_PANEL)
+]
+
+
+def train_data_specs(
+    data: str,
+    eval_data: str | None,
+    text_column: str | None,
+    text_pair_column: str | None,
+    label_column: str | None,
+    labels: str | None,
+):
+    """``--data`` and ``--eval-data`` of a training command as DataSpecs sharing the column options."""
+    from codir_edge.data import DataSpec
+
+    columns = {
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+        "labels": parse_labels(labels),
+    }
+    return DataSpec(data, **columns), DataSpec(eval_data, **columns) if eval_data else None
+
+
 def parse_labels(labels: str | None) -> tuple[str, ...] | None:
     if labels is None:
         return None
