@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from codir_edge.config_checks import require_counts, require_positive, require_warmup_ratio
 from codir_edge.errors import InputError
 
 OBJECTIVES = ("codir", "kd", "mse", "none")
@@ -72,21 +73,14 @@ class CompressConfig:
             "log_every",
             "max_grad_norm",
         )
-        for name in positive:
-            value = getattr(self, name)
-            if not value > 0:
-                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}: pass a value above 0")
+        require_positive(self, positive)
         for name in ("contrastive_weight", "mse_weight", "weight_decay"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.kd_weight <= 1:
             raise InputError(f"--kd-weight must be in [0, 1] (it mixes CE and KD), got {self.kd_weight}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise InputError(f"warmup ratio must be in [0, 1), got {self.warmup_ratio}")
-        for name in ("student_layers", "max_train_samples", "max_eval_samples", "checkpoint_every"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}: pass a positive count")
+        require_warmup_ratio(self.warmup_ratio)
+        require_counts(self, ("student_layers", "max_train_samples", "max_eval_samples", "checkpoint_every"))
         if self.negative_margin is not None and self.negative_margin < 0:
             raise InputError(f"--negative-margin must not be negative, got {self.negative_margin}")
 

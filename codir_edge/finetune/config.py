@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from codir_edge.config_checks import require_counts, require_positive, require_warmup_ratio
 from codir_edge.errors import InputError
 
 
@@ -31,24 +32,11 @@ class FinetuneConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        positive = {
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "max_length": self.max_length,
-            "eval_batch_size": self.eval_batch_size,
-            "log_every": self.log_every,
-            "max_grad_norm": self.max_grad_norm,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}: pass a value above 0")
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}: pass a positive count")
-        if not 0 <= self.warmup_ratio < 1:
-            raise InputError(f"warmup ratio must be in [0, 1), got {self.warmup_ratio}")
+        require_positive(
+            self, ("epochs", "lr", "batch_size", "max_length", "eval_batch_size", "log_every", "max_grad_norm")
+        )
+        require_counts(self, ("max_train_samples", "max_eval_samples"))
+        require_warmup_ratio(self.warmup_ratio)
         if self.weight_decay < 0:
             raise InputError(f"weight decay must not be negative, got {self.weight_decay}")
 
