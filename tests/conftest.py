@@ -81,15 +81,19 @@ def tiny_classifier(tmp_path_factory, backbone_dir) -> Path:
     )
 
 
-@pytest.fixture()
-def sst2_small(tmp_path, glue_dir) -> Path:
-    """A real SST-2 folder cut down to 64 train and 32 dev rows (header kept)."""
-    folder = tmp_path / "SST-2"
+def cut_glue(glue_dir: Path, task_folder: str, folder: Path, train_rows: int, dev_rows: int) -> Path:
+    """A real GLUE task folder cut down to its first rows (header kept)."""
     folder.mkdir()
-    for split, rows in (("train", 64), ("dev", 32)):
-        lines = (glue_dir / "SST-2" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
+    for split, rows in (("train", train_rows), ("dev", dev_rows)):
+        lines = (glue_dir / task_folder / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
         (folder / f"{split}.tsv").write_text("\n".join(lines[: rows + 1]) + "\n", encoding="utf-8")
     return folder
+
+
+@pytest.fixture()
+def sst2_small(tmp_path, glue_dir) -> Path:
+    """A real SST-2 folder cut down to 64 train and 32 dev rows."""
+    return cut_glue(glue_dir, "SST-2", tmp_path / "SST-2", 64, 32)
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import assert_one_line_error, invoke
-from conftest import build_tiny_bert
+from conftest import build_tiny_bert, cut_glue
 
 TERMS = {"none": {"ce"}, "kd": {"ce", "kd"}, "mse": {"ce", "kd", "pkd"}, "codir": {"ce", "kd", "contrastive"}}
 
@@ -34,12 +34,7 @@ def teacher(tmp_path_factory, backbone_dir) -> Path:
 @pytest.fixture()
 def sst2_400(tmp_path, glue_dir) -> Path:
     """400 real SST-2 train rows and 40 dev rows: enough steps to interrupt a run in the middle."""
-    folder = tmp_path / "SST-2-400"
-    folder.mkdir()
-    for split, rows in (("train", 400), ("dev", 40)):
-        lines = (glue_dir / "SST-2" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
-        (folder / f"{split}.tsv").write_text("\n".join(lines[: rows + 1]) + "\n", encoding="utf-8")
-    return folder
+    return cut_glue(glue_dir, "SST-2", tmp_path / "SST-2-400", 400, 40)
 
 
 def compress_args(teacher: Path, data: Path, out: Path, *extra) -> list:
@@ -256,11 +251,7 @@ def test_a_narrower_pretrained_student_is_bridged_by_the_heads(tmp_path, teacher
 
 
 def test_regression_teacher_distils_with_margin_negatives(tmp_path, backbone_dir, glue_dir):
-    folder = tmp_path / "STS-B"
-    folder.mkdir()
-    for split, rows in (("train", 80), ("dev", 24)):
-        lines = (glue_dir / "STS-B" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
-        (folder / f"{split}.tsv").write_text("\n".join(lines[: rows + 1]) + "\n", encoding="utf-8")
+    folder = cut_glue(glue_dir, "STS-B", tmp_path / "STS-B", 80, 24)
     teacher = build_tiny_bert(tmp_path / "reg", backbone_dir, num_labels=1, layers=2)
     out = tmp_path / "o"
     result = invoke("compress", "--teacher", teacher, "--task", "stsb", "--data", folder, "--out", out,
