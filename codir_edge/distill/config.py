@@ -7,7 +7,7 @@ on SST-2 said otherwise: K = 25 instead of 100 and lambda = 0.1 come from the sw
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from codir_edge.config_checks import require_counts, require_positive, require_warmup_ratio
 from codir_edge.errors import InputError
@@ -86,14 +86,6 @@ class CompressConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> CompressConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown compress settings {', '.join(unknown)}: remove them")
-        return cls(**values)
 
     @property
     def uses_bank_features(self) -> bool:
