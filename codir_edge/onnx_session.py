@@ -19,7 +19,13 @@ def session_options(threads: int):
     return options
 
 
-def create_session(path: Path, threads: int, provider: str = "CPUExecutionProvider"):
+def create_session(path: Path, threads: int, provider: str = "CPUExecutionProvider", custom_ops: bool = False):
+    """``custom_ops`` registers onnxruntime-extensions' operators, which a tokenizer-in-graph model needs."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(path), session_options(threads), providers=[provider])
+    options = session_options(threads)
+    if custom_ops:
+        import onnxruntime_extensions
+
+        options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+    return ort.InferenceSession(str(path), options, providers=[provider])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from cli_helpers import assert_one_line_error, invoke
 from conftest import build_tiny_bert
 
@@ -30,9 +32,9 @@ def bundle(tmp_path_factory, classifier) -> Path:
 def test_bundle_holds_every_variant_with_a_complete_manifest(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     names = [v["name"] for v in manifest["variants"]]
-    assert names == ["fp32", "int8", "ort"]
-    for name in ("model.onnx", "model.int8.onnx", "model.ort", "required_operators.config", "labels.json",
-                 "config.json", "tokenizer.json"):  # fmt: skip
+    assert names == ["fp32", "int8", "strings", "ort"]
+    for name in ("model.onnx", "model.int8.onnx", "model.strings.onnx", "model.ort", "required_operators.config",
+                 "labels.json", "config.json", "tokenizer.json"):  # fmt: skip
         assert (bundle / name).is_file(), name
     listed = {entry["path"]: entry for entry in manifest["files"]}
     assert set(listed) == {p.name for p in bundle.iterdir() if p.name != "manifest.json"}
@@ -53,6 +55,10 @@ def test_bundle_holds_every_variant_with_a_complete_manifest(bundle):
     assert {"onnxruntime", "codir-edge"} <= set(manifest["versions"])
     assert json.loads((bundle / "labels.json").read_text()) == ["0", "1"]
     assert manifest["graph_choice"]["chosen"]["fp32"] in ("plain", "fused")
+    strings = manifest["variants"][2]
+    assert strings["takes"] == "text" and strings["inputs"] == ["text"] and strings["from"] == "model.int8.onnx"
+    assert strings["agreement"]["texts"] >= 100 and strings["agreement"]["non_ascii"] >= 5
+    assert strings["agreement"]["source"] == "generated sentences"
 
 
 def test_optimum_loads_each_variant_and_agrees_with_onnxruntime(bundle, backbone_dir):
@@ -95,8 +101,9 @@ def test_export_with_task_data_scores_every_variant(tmp_path, classifier, sst2_s
                     "--no-optimize")  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [v["name"] for v in manifest["variants"]] == ["fp32", "int8", "fp16"]
-    assert all("accuracy" in v["accuracy"] for v in manifest["variants"])
+    assert [v["name"] for v in manifest["variants"]] == ["fp32", "int8", "fp16", "strings"]
+    assert all("accuracy" in v["accuracy"] for v in manifest["variants"][:3])
+    assert manifest["variants"][3]["agreement"]["source"] == "task sentences"
     assert manifest["variants"][1]["quantization"] == "static"
     assert manifest["parity"]["source"] == "task sentences"
     assert invoke("verify", out).exit_code == 0
@@ -143,6 +150,151 @@ def test_bad_input_is_one_line_exit_2(tmp_path, classifier, backbone_dir, no_lef
         args = [*args, "--out", out]
     assert_one_line_error(invoke("export", *args), 2, *fragments)
     no_leftovers(out)
+
+
+def _strings_and_reference(bundle: Path):
+    from transformers import AutoTokenizer
+
+    from codir_edge.onnx_session import create_session
+
+    strings = create_session(bundle / "model.strings.onnx", 1, custom_ops=True)
+    plain = create_session(bundle / "model.int8.onnx", 1)
+    return strings, plain, AutoTokenizer.from_pretrained(bundle)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(st.characters(blacklist_characters="\x00"), max_size=300) | st.sampled_from(["", " ", "[UNK]", "a" * 150, "word " * 200, "Ἀθῆναι ΟΔΟΣ"]))
+def test_strings_model_agrees_with_tokenizer_and_model_on_any_text(bundle, text):
+    """Any Unicode text (control characters, accents, scripts, emoji, over-long words, over-long texts):
+    raw text through model.strings.onnx gives the logits of the Hugging Face tokenizer + the same graph.
+    Except NUL: onnxruntime-extensions' string ops end a string at its first NUL (documented gap)."""
+    if bundle not in _STRINGS_CACHE:
+        _STRINGS_CACHE[bundle] = _strings_and_reference(bundle)
+    strings, plain, tokenizer = _STRINGS_CACHE[bundle]
+    logits, probabilities = strings.run(None, {"text": np.array([text], dtype=object)})
+    encoded = tokenizer(text, truncation=True, max_length=64, return_tensors="np")
+    expected = plain.run(None, {k: v.astype(np.int64) for k, v in encoded.items()})[0]
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+_STRINGS_CACHE: dict = {}
+
+
+@pytest.fixture(scope="module")
+def pair_bundle(tmp_path_factory, classifier, glue_dir) -> Path:
+    from conftest import cut_glue
+
+    work = tmp_path_factory.mktemp("pair")
+    mrpc = cut_glue(glue_dir, "MRPC", work / "MRPC", 8, 24)
+    out = work / "b"
+    result = invoke("export", classifier, "--out", out, "--task", "mrpc", "--data", mrpc, "--max-length", "32",
+                    "--quantize", "none", "--no-ort", "--max-accuracy-drop", "100")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_pair_task_strings_model_takes_a_text_pair_checked_on_task_pairs(pair_bundle):
+    strings = next(v for v in json.loads((pair_bundle / "manifest.json").read_text())["variants"] if v["name"] == "strings")
+    assert strings["inputs"] == ["text", "text_pair"] and strings["agreement"]["source"] == "task sentences"
+    assert strings["agreement"]["texts"] >= 24 + 8  # the dev pairs, then the hard cases paired with each other
+
+
+_WORDS = st.sampled_from(["word", "the", "x", "Café", "!", "naïve", "日本", "[SEP]", "unbelievably", ""])
+
+
+@settings(max_examples=120, deadline=None)
+@given(first=st.lists(_WORDS, max_size=40).map(" ".join) | st.text(max_size=60),
+       second=st.lists(_WORDS, max_size=40).map(" ".join) | st.text(max_size=60))  # fmt: skip
+def test_pair_strings_model_truncates_longest_first_like_the_tokenizer(pair_bundle, first, second):
+    """Pairs of any lengths around --max-length 32 (either one empty, either one longer) agree with
+    tokenizer(first, second, truncation=True) + the same graph."""
+    from transformers import AutoTokenizer
+
+    from codir_edge.onnx_session import create_session
+
+    first, second = first.replace("\x00", ""), second.replace("\x00", "")
+    if pair_bundle not in _STRINGS_CACHE:
+        _STRINGS_CACHE[pair_bundle] = (
+            create_session(pair_bundle / "model.strings.onnx", 1, custom_ops=True),
+            create_session(pair_bundle / "model.onnx", 1),
+            AutoTokenizer.from_pretrained(pair_bundle),
+        )
+    session, plain, tokenizer = _STRINGS_CACHE[pair_bundle]
+    feed = {"text": np.array([first], dtype=object), "text_pair": np.array([second], dtype=object)}
+    encoded = tokenizer(first, second, truncation=True, max_length=32, return_tensors="np")
+    expected = plain.run(None, {k: v.astype(np.int64) for k, v in encoded.items()})[0]
+    np.testing.assert_allclose(session.run(None, feed)[0], expected, atol=1e-5)
+
+
+def _bpe_tokenizer_classifier(tmp_path: Path, classifier: Path) -> Path:
+    """The tiny classifier with a real (trained here) byte-level BPE tokenizer instead of WordPiece."""
+    import shutil
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path / "bpe"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(classifier / name, folder / name)
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(), decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    bpe.train_from_iterator(["a gripping film", "a dull plot", "the cast shines"] * 20, trainer)
+    PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                            sep_token="[SEP]").save_pretrained(folder)  # fmt: skip
+    return folder
+
+
+def test_tokenizer_in_graph_needs_wordpiece_and_is_skipped_when_not_asked(tmp_path, classifier, no_leftovers):
+    folder = _bpe_tokenizer_classifier(tmp_path, classifier)
+    out = tmp_path / "out"
+    result = invoke("export", folder, "--out", out, "--tokenizer-in-graph", "--no-ort", "--quantize", "none")
+    assert_one_line_error(result, 2, "BERT WordPiece tokenizers, not BPE", "--no-tokenizer-in-graph")
+    no_leftovers(out)
+    result = invoke("export", folder, "--out", out, "--no-ort", "--quantize", "none")
+    assert result.exit_code == 0, result.output
+    assert [v["name"] for v in json.loads((out / "manifest.json").read_text())["variants"]] == ["fp32"]
+
+
+def _near_tie_task(tmp_path: Path, backbone_dir: Path, glue_dir: Path) -> tuple[Path, Path]:
+    """A tiny classifier whose bias puts half the SST-2 dev sentences within a hair of the decision
+    boundary, and a dev file labelled with its own fp32 predictions: fp32 scores 100%, and the noise of
+    INT8 flips some of the near ties, a real accuracy drop."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from conftest import cut_glue
+
+    model_dir = build_tiny_bert(tmp_path / "m", backbone_dir, layers=2, hidden=32, id2label={0: "0", 1: "1"}, seed=3)
+    data = cut_glue(glue_dir, "SST-2", tmp_path / "SST-2", 8, 200)
+    rows = [line.split("\t") for line in (data / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        logits = model(**tokenizer([r[0] for r in rows], padding=True, return_tensors="pt")).logits
+        margins = logits[:, 1] - logits[:, 0]
+        model.classifier.bias[1] -= margins.median()
+        labels = (margins - margins.median() > 0).long().tolist()
+    model.save_pretrained(model_dir)
+    lines = ["sentence\tlabel", *[f"{r[0]}\t{y}" for r, y in zip(rows, labels)]]
+    (data / "dev.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return model_dir, data
+
+
+def test_accuracy_drop_beyond_the_limit_fails_and_names_the_variant(tmp_path, backbone_dir, glue_dir, no_leftovers):
+    model_dir, data = _near_tie_task(tmp_path, backbone_dir, glue_dir)
+    out = tmp_path / "b"
+    args = [model_dir, "--out", out, "--task", "sst2", "--data", data, "--no-ort", "--no-optimize",
+            "--no-tokenizer-in-graph"]  # fmt: skip
+    result = invoke("export", *args, "--max-accuracy-drop", "0.2")
+    assert_one_line_error(result, 1, "the int8 variant loses", "--max-accuracy-drop 0.2", "try --quantize static")
+    no_leftovers(out)
+    result = invoke("export", *args, "--max-accuracy-drop", "100", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    fp32, int8 = json.loads((tmp_path / "r.json").read_text())["variants"][:2]
+    assert fp32["accuracy"]["accuracy"] >= 0.99 and int8["accuracy_drop_points"] > 0.2
 
 
 def test_profile_measures_every_variant_of_an_exported_bundle(bundle, tmp_path):

@@ -27,6 +27,10 @@ class Variant:
     name: str
     file: str
     accuracy: dict[str, float] = field(default_factory=dict)
+    takes: str = "token_ids"  # or "text": a tokenizer-in-graph model, fed strings
+
+
+TAKES = ("token_ids", "text")
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,10 @@ def read_manifest(root: Path) -> Manifest:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in accuracy.values()
         ):
             raise InputError(f"{where}: accuracy must map metric names to numbers: re-export the bundle")
-        variants.append(Variant(entry["name"], _inside(root, entry.get("file"), where), dict(accuracy)))
+        takes = entry.get("takes", "token_ids")
+        if takes not in TAKES:
+            raise InputError(f"{where}: 'takes' must be one of {', '.join(TAKES)}, found {takes!r}: re-export the bundle")
+        variants.append(Variant(entry["name"], _inside(root, entry.get("file"), where), dict(accuracy), takes))
     for i, entry in enumerate(files):
         if not isinstance(entry, dict):
             raise InputError(f"{path} files[{i}]: expected an object with path, sha256 and size")

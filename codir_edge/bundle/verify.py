@@ -34,12 +34,13 @@ def verify_bundle(root: Path) -> Verified:
             problems.append(f"{variant.file}: variant '{variant.name}' has no hash in the manifest")
     from codir_edge.onnx_session import create_session
 
+    takes_text = {v.file for v in manifest.variants if v.takes == "text"}
     models = 0
     for entry in manifest.files:
         path = root / entry["path"]
         if path.suffix in MODEL_SUFFIXES and path.is_file():
             try:
-                create_session(path, 1)
+                create_session(path, 1, custom_ops=entry["path"] in takes_text)
                 models += 1
             except Exception as exc:  # onnxruntime raises its own (pybind) types
                 problems.append(f"{entry['path']}: does not load ({str(exc).strip().splitlines()[0][:160]})")

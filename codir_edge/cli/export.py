@@ -84,6 +84,16 @@ def export(
             help="Write model.ort and required_operators.config for ONNX Runtime Mobile.", rich_help_panel=GRAPH_PANEL
         ),
     ] = True,
+    tokenizer_in_graph: Annotated[
+        bool | None,
+        typer.Option(
+            "--tokenizer-in-graph/--no-tokenizer-in-graph",
+            help="Write model.strings.onnx: raw text in, logits and probabilities out (onnxruntime-extensions). "
+            "Default: whenever the tokenizer is a BERT WordPiece one.",
+            rich_help_panel=GRAPH_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.", rich_help_panel=GRAPH_PANEL)] = 17,
     atol: Annotated[float, typer.Option(help="Largest allowed |PyTorch - ONNX| on fp32 logits.")] = 1e-4,
     max_accuracy_drop: Annotated[
@@ -128,13 +138,19 @@ def export(
         target=target.value,
         max_length=max_length,
         max_eval_samples=max_eval_samples,
+        tokenizer_in_graph=tokenizer_in_graph,
         trust_remote_code=trust_remote_code,
     )
     spec = DataSpec(data, text_column, text_pair_column, label_column) if data else None
     report = run_export(model_dir, out, config, spec, overwrite=overwrite, command=command_line(ctx))
     for variant in report.variants:
-        accuracy = variant.get("accuracy")
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()) if accuracy else "not scored"
+        accuracy, agreement = variant.get("accuracy"), variant.get("agreement")
+        if accuracy:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items())
+        elif agreement:
+            shown = f"agrees with tokenizer + model on {agreement['texts']} texts (max |diff| {agreement['max_abs_diff']:.1e})"
+        else:
+            shown = "not scored"
         size = (out / variant["file"]).stat().st_size / 1e6
         typer.echo(f"{variant['name']:<5} {variant['file']:<18} {size:7.1f} MB  {shown}")
     typer.echo(

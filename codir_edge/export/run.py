@@ -46,6 +46,7 @@ class ExportConfig:
     max_length: int = 128
     max_eval_samples: int | None = None
     threads: int = 1  # for the measurements that choose between graphs
+    tokenizer_in_graph: bool | None = None  # None: whenever the tokenizer is a WordPiece one
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
@@ -123,6 +124,45 @@ def _session_or_error(path: Path, opset: int):
         ) from exc
 
 
+def _is_pair_model(model_dir: Path, task, data: DataSpec | None) -> bool:
+    """Whether the strings model takes a text pair: from --task/--data, else from the task the model was
+    trained on (finetune and compress record it in metrics.json)."""
+    if task is not None:
+        return task.is_pair or bool(data and data.text_pair_column)
+    try:
+        trained_on = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8")).get("task")
+        return bool(trained_on) and get_task(trained_on).is_pair
+    except (OSError, ValueError, AttributeError, InputError):
+        return False
+
+
+def _strings_variant(stage: Path, source: str, tokenizer, config: ExportConfig, pair: bool, regression: bool,
+                     dev) -> dict:  # fmt: skip
+    """Build model.strings.onnx on the shipped graph and hold it to tokenizer + that graph (hard failure)."""
+    from codir_edge.export.strings import build_strings_model, check_strings_model, generated_sentences, probe_texts
+
+    build_strings_model(stage / source, stage / "model.strings.onnx", tokenizer, config.max_length, pair, regression)
+    if dev is not None:
+        sentences, pairs = dev.texts, dev.text_pairs
+    else:
+        sentences = generated_sentences(tokenizer, 120, seed=0)
+        pairs = generated_sentences(tokenizer, 120, seed=1) if pair else None
+    texts = probe_texts(sentences, pairs, config.max_length)
+    agreement = check_strings_model(
+        stage / "model.strings.onnx", stage / source, tokenizer, texts, config.max_length, config.atol
+    )
+    agreement["source"] = "task sentences" if dev is not None else "generated sentences"
+    return {
+        "name": "strings",
+        "file": "model.strings.onnx",
+        "from": source,
+        "takes": "text",
+        "inputs": ["text", "text_pair"] if pair else ["text"],
+        "outputs": ["logits", "probabilities"],
+        "agreement": agreement,
+    }
+
+
 def run_export(
     model_dir: Path,
     out_dir: Path,
@@ -166,6 +206,12 @@ def run_export(
     from codir_edge.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
+    from codir_edge.export.strings import unsupported_reason
+
+    cannot_embed = unsupported_reason(tokenizer)
+    if config.tokenizer_in_graph and cannot_embed:
+        raise InputError(cannot_embed)
+    with_strings = config.tokenizer_in_graph is not False and cannot_embed is None
     model = load_for_export(model_dir, config.trust_remote_code)
     with _quiet_root_logger(), staged_output_dir(out_dir, overwrite) as stage:
         work = stage / ".work"
@@ -249,6 +295,13 @@ def run_export(
                         f"the {variant['name']} variant loses {drop:.2f} points of {metric} against fp32 "
                         f"(--max-accuracy-drop {config.max_accuracy_drop}): {_remedy(variant['name'], config)}"
                     )
+
+        # ---- strings in, scores out ----------------------------------------------------------------
+        if with_strings:
+            shipped = "model.int8.onnx" if int8_candidates else "model.onnx"
+            pair = _is_pair_model(model_dir, task, data)
+            regression = model.config.num_labels == 1
+            variants.append(_strings_variant(stage, shipped, tokenizer, config, pair, regression, dev))
 
         # ---- mobile form, tokenizer, config, labels, manifest -------------------------------------
         if config.ort:

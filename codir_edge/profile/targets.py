@@ -70,6 +70,8 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
         if path.is_dir() and (path / MANIFEST).is_file():
             manifest = read_manifest(path)
             for variant in manifest.variants:
+                if variant.takes == "text":  # strings in: measured by its token-id twin, not with token feeds
+                    continue
                 file = manifest.path_of(variant)
                 check_onnx_file(file)
                 targets.append(Target(variant.name, file, "onnx", path, variant.accuracy))

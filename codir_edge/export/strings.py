@@ -1,0 +1,414 @@
+"""Strings in, scores out: ``model.strings.onnx`` puts the model's WordPiece tokenizer in front of the
+classifier (onnxruntime-extensions ops), so an app passes raw text, and a second text for pair tasks,
+and gets logits and probabilities with no tokenizer code of its own.
+
+Why not onnxruntime-extensions' own ``BertTokenizer`` op, which ``gen_processing_models`` emits: measured
+here (0.15, the all-MiniLM-L6-v2 tokenizer), it disagrees with the Hugging Face tokenizer on about 11,500
+of the first 12,000 code points. It strips accents only in part (``ā``, ``č``, Greek and Cyrillic
+accents become [UNK]), splits words at symbols the Hugging Face tokenizer keeps inside words, emits the
+pieces before an unknown one where WordPiece gives one [UNK] for the whole word, and does not truncate
+pairs. So the graph does each step itself, with rules read from the tokenizer's own normalizer and
+pre-tokenizer, code point by code point, at export time (``text_rules``):
+
+1. remove what the normalizer removes (control and format characters, combining marks when it strips
+   accents), turn what it treats as white space into a space;
+2. map every code point the normalizer changes (lower case, accents stripped) through a table;
+3. pad with spaces the characters the pre-tokenizer isolates (punctuation, CJK ideographs);
+4. split at spaces, run WordPiece (``WordpieceTokenizer``), look the pieces up (``StringToVector``),
+   and give a word with any unknown piece a single [UNK];
+5. truncate (pairs by the Hugging Face "longest first" rule) and add [CLS] and [SEP].
+
+Known gaps: special-token strings typed into the text (a literal "[SEP]") are split like words, not
+matched as special tokens; and the extensions' string ops end a string at its first NUL character,
+where the Hugging Face tokenizer drops the NUL and reads on. Everything else agrees: a property test
+feeds arbitrary Unicode, and ``check_strings_model`` holds every export to real sentences.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codir_edge.errors import CheckFailedError, InputError
+
+CONTRIB = "ai.onnx.contrib"
+_LAST_CODE_POINT = 0x10FFFF
+
+
+@dataclass(frozen=True)
+class TextRules:
+    """What the tokenizer does to text before WordPiece, as data the graph can hold."""
+
+    removed: str  # RE2 character class: code points the normalizer drops
+    spaces: str  # RE2 character class: code points that become a word boundary
+    isolated: str  # RE2 character class: characters the pre-tokenizer makes words of their own
+    mapping: dict[str, str]  # code point -> its normalized form, where they differ
+    added: tuple[tuple[str, int], ...]  # special tokens matched in the raw text, longest first, with ids
+
+
+# Stands in for a special token between its match in the raw text and WordPiece: a private-use code
+# point, which the BERT normalizer removes from raw text, so no text can smuggle one in.
+_MARK = "\ue000"
+
+
+def _char_class(code_points: list[int]) -> str:
+    ranges: list[list[int]] = []
+    for cp in code_points:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    body = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    return f"[{body}]" if body else r"[^\x{0}-\x{10FFFF}]"  # an empty class matches nothing
+
+
+def _wordpiece_backend(tokenizer) -> dict:
+    """The fast tokenizer's pipeline, when it is the BERT one this graph reproduces; else an input error."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    described = json.loads(backend.to_str()) if backend is not None else {}
+    model = described.get("model") or {}
+    pre = described.get("pre_tokenizer") or {}
+    if model.get("type") != "WordPiece" or pre.get("type") != "BertPreTokenizer":
+        kind = model.get("type") or type(tokenizer).__name__
+        raise InputError(
+            f"--tokenizer-in-graph supports BERT WordPiece tokenizers, not {kind}: pass --no-tokenizer-in-graph"
+        )
+    if any("\t" in token or "\n" in token for token in tokenizer.get_vocab()):
+        raise InputError("the vocabulary has tokens with tabs or newlines: pass --no-tokenizer-in-graph")
+    for added in tokenizer.added_tokens_decoder.values():
+        if added.normalized or added.lstrip or added.rstrip or added.single_word:
+            raise InputError(
+                f"added token {added.content!r} is matched after normalization or with stripping, which the graph "
+                "does not reproduce: pass --no-tokenizer-in-graph"
+            )
+    return model
+
+
+def unsupported_reason(tokenizer) -> str | None:
+    """Why this tokenizer cannot be put in the graph, or None when it can."""
+    try:
+        _wordpiece_backend(tokenizer)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def text_rules(tokenizer) -> TextRules:
+    """Ask the tokenizer's normalizer and pre-tokenizer about every code point (about 2 s), so the graph
+    does what this tokenizer does (cased or not, accents kept or not), not what BERT usually does."""
+    _wordpiece_backend(tokenizer)
+    normalizer = tokenizer.backend_tokenizer.normalizer
+    pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
+    normalize = normalizer.normalize_str if normalizer is not None else (lambda s: s)
+    anchor = normalize("a")
+    if normalize(_MARK) != "":
+        raise InputError("the tokenizer keeps private-use characters: pass --no-tokenizer-in-graph")
+    removed, spaces, isolated, mapping = [], [], [], {}
+    for cp in range(_LAST_CODE_POINT + 1):
+        if 0xD800 <= cp <= 0xDFFF or cp == ord(_MARK):  # surrogates cannot occur in UTF-8 text
+            continue
+        char = chr(cp)
+        normal = normalize(char)
+        if normal == "":
+            removed.append(cp)
+            continue
+        if not pre_tokenizer.pre_tokenize_str(normal):
+            spaces.append(cp)
+            continue
+        words = [w for w, _ in pre_tokenizer.pre_tokenize_str(normalize(f"a{char}a"))]
+        if words == [anchor, normal.strip(), anchor]:
+            isolated.append(cp)
+        if normal.strip() != char:
+            mapping[char] = normal.strip()
+    added = sorted(((t.content, i) for i, t in tokenizer.added_tokens_decoder.items()), key=lambda a: -len(a[0]))
+    return TextRules(_char_class(removed), _char_class(spaces), _char_class(isolated), mapping, tuple(added))
+
+
+class _Graph:
+    """Nodes and constants of the tokenizing prefix, every name under ``strings/`` so none can collide
+    with the classifier's own."""
+
+    def __init__(self) -> None:
+        self.nodes: list = []
+        self.initializers: list = []
+        self._constants: dict[tuple, str] = {}
+
+    def op(self, kind: str, inputs: list[str], output: str | list[str], domain: str = "", **attrs) -> str:
+        from onnx import helper
+
+        outputs = [output] if isinstance(output, str) else output
+        self.nodes.append(helper.make_node(kind, inputs, outputs, domain=domain, **attrs))
+        return outputs[0]
+
+    def const(self, value, dtype=np.int64, scalar: bool = False) -> str:
+        from onnx import numpy_helper
+
+        key = (repr(value), np.dtype(dtype).str if dtype is not object else "str", scalar)
+        if key not in self._constants:
+            array = np.array(value, dtype=dtype)
+            array = array.reshape([]) if scalar else array.reshape([-1])
+            name = f"strings/const_{len(self._constants)}"
+            self.initializers.append(numpy_helper.from_array(array, name))
+            self._constants[key] = name
+        return self._constants[key]
+
+    def text(self, value: str, scalar: bool = False) -> str:
+        return self.const(value, dtype=object, scalar=scalar)
+
+
+def _word_pieces(g: _Graph, text: str, side: str, rules: TextRules, tokenizer, model: dict) -> str:
+    """``text`` (a [1] string tensor) to its WordPiece ids without special tokens, as a [n] int64 tensor."""
+    s = f"strings/{side}"
+    # special tokens typed into the text count as themselves, as in Hugging Face's split on added tokens
+    current = g.op("StringRegexReplace", [text, g.text(_MARK), g.text("")], f"{s}/unmarked", CONTRIB)
+    for k, (content, _) in enumerate(rules.added):
+        marker = f" {_MARK * (k + 1)} "
+        current = g.op("StringRegexReplace", [current, g.text(re.escape(content)), g.text(marker)], f"{s}/added_{k}",
+                       CONTRIB)  # fmt: skip
+    g.op("StringRegexReplace", [current, g.text(rules.removed), g.text("")], f"{s}/kept", CONTRIB)
+    g.op("StringRegexReplace", [f"{s}/kept", g.text(rules.spaces), g.text(" ")], f"{s}/spaced", CONTRIB)
+    # one code point per element (the op keeps a capture group's match as an element of its own)
+    outs = [f"{s}/chars", f"{s}/c_begin", f"{s}/c_end", f"{s}/c_rows"]
+    g.op("StringRegexSplitWithOffsets", [f"{s}/spaced", g.text("(.)", True), g.text("(.)", True)], outs, CONTRIB)
+    mapping = "\n".join(f"{k}\t{v}" for k, v in rules.mapping.items())
+    g.op("StringMapping", [f"{s}/chars"], f"{s}/mapped", CONTRIB, map=mapping)
+    g.op("StringJoin", [f"{s}/mapped", g.text(""), g.const([0])], f"{s}/joined", CONTRIB)
+    g.op("Reshape", [f"{s}/joined", g.const([1])], f"{s}/normal")
+    g.op("StringRegexReplace", [f"{s}/normal", g.text(f"({rules.isolated})"), g.text(r" \1 ")], f"{s}/padded", CONTRIB)
+    outs = [f"{s}/words", f"{s}/w_begin", f"{s}/w_end", f"{s}/w_rows"]
+    g.op("StringRegexSplitWithOffsets", [f"{s}/padded", g.text("( +)", True), g.text("", True)], outs, CONTRIB)
+    # each word a row of its own, so the op reports where each word's pieces start
+    g.op("Shape", [f"{s}/words"], f"{s}/n_words")
+    g.op("Add", [f"{s}/n_words", g.const([1])], f"{s}/n_rows")
+    g.op("Squeeze", [f"{s}/n_rows"], f"{s}/n_rows_s")
+    g.op("Range", [g.const(0, scalar=True), f"{s}/n_rows_s", g.const(1, scalar=True)], f"{s}/row_splits")
+    outs = [f"{s}/pieces", f"{s}/piece_splits", f"{s}/p_begin", f"{s}/p_end"]
+    vocab = {**tokenizer.get_vocab(), **{_MARK * (k + 1): index for k, (_, index) in enumerate(rules.added)}}
+    g.op(
+        "WordpieceTokenizer",
+        [f"{s}/words", f"{s}/row_splits"],
+        outs,
+        CONTRIB,
+        vocab=json.dumps(vocab, ensure_ascii=False),
+        suffix_indicator=model.get("continuing_subword_prefix", "##"),
+        unknown_token=model.get("unk_token", tokenizer.unk_token),
+        max_input_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
+    )
+    unk = tokenizer.unk_token_id
+    table = "\n".join(f"{token}\t{index}" for token, index in vocab.items())
+    g.op("StringToVector", [f"{s}/pieces"], f"{s}/ids_2d", CONTRIB, map=table, unk=str(unk))
+    g.op("Reshape", [f"{s}/ids_2d", g.const([-1])], f"{s}/piece_ids")
+    return _whole_word_unknown(g, s, f"{s}/piece_ids", f"{s}/piece_splits", unk)
+
+
+def _whole_word_unknown(g: _Graph, s: str, ids: str, splits: str, unk: int) -> str:
+    """WordPiece as Hugging Face runs it: a word with any piece not in the vocabulary is one [UNK].
+    The extensions op keeps the pieces it found before the unknown one, so fix that here."""
+    g.op("Slice", [splits, g.const([0]), g.const([-1]), g.const([0])], f"{s}/starts")  # [W]
+    g.op("Shape", [ids], f"{s}/n_pieces")
+    g.op("Squeeze", [f"{s}/n_pieces"], f"{s}/n_pieces_s")
+    g.op("Range", [g.const(0, scalar=True), f"{s}/n_pieces_s", g.const(1, scalar=True)], f"{s}/piece_index")
+    g.op("Unsqueeze", [f"{s}/piece_index", g.const([1])], f"{s}/index_col")  # [P, 1]
+    g.op("Unsqueeze", [f"{s}/starts", g.const([0])], f"{s}/starts_row")  # [1, W]
+    g.op("GreaterOrEqual", [f"{s}/index_col", f"{s}/starts_row"], f"{s}/started")  # [P, W]
+    g.op("Cast", [f"{s}/started"], f"{s}/started_i", to=7)
+    g.op("ReduceSum", [f"{s}/started_i", g.const([1])], f"{s}/n_started", keepdims=0)
+    g.op("Sub", [f"{s}/n_started", g.const([1])], f"{s}/word_of_piece")  # [P]
+    g.op("Equal", [ids, g.const([unk])], f"{s}/is_unk")
+    g.op("Cast", [f"{s}/is_unk"], f"{s}/is_unk_i", to=7)
+    g.op("Unsqueeze", [f"{s}/word_of_piece", g.const([1])], f"{s}/word_col")
+    g.op("Shape", [f"{s}/starts"], f"{s}/n_starts")
+    g.op("Squeeze", [f"{s}/n_starts"], f"{s}/n_starts_s")
+    g.op("Range", [g.const(0, scalar=True), f"{s}/n_starts_s", g.const(1, scalar=True)], f"{s}/word_index")
+    g.op("Unsqueeze", [f"{s}/word_index", g.const([0])], f"{s}/word_row")
+    g.op("Equal", [f"{s}/word_col", f"{s}/word_row"], f"{s}/belongs")  # [P, W] one-hot
+    g.op("Cast", [f"{s}/belongs"], f"{s}/belongs_i", to=7)
+    g.op("Unsqueeze", [f"{s}/is_unk_i", g.const([1])], f"{s}/unk_col")
+    g.op("Mul", [f"{s}/belongs_i", f"{s}/unk_col"], f"{s}/unk_by_word")
+    g.op("ReduceSum", [f"{s}/unk_by_word", g.const([0])], f"{s}/unknowns", keepdims=0)  # [W]
+    g.op("Greater", [f"{s}/unknowns", g.const([0])], f"{s}/bad_word")
+    g.op("Gather", [f"{s}/bad_word", f"{s}/word_of_piece"], f"{s}/bad_piece")
+    g.op("Gather", [f"{s}/starts", f"{s}/word_of_piece"], f"{s}/own_start")
+    g.op("Equal", [f"{s}/piece_index", f"{s}/own_start"], f"{s}/first_piece")
+    g.op("Not", [f"{s}/bad_piece"], f"{s}/good_piece")
+    g.op("Or", [f"{s}/good_piece", f"{s}/first_piece"], f"{s}/keep")
+    g.op("Where", [f"{s}/bad_piece", g.const([unk]), ids], f"{s}/marked")
+    return g.op("Compress", [f"{s}/marked", f"{s}/keep"], f"{s}/core", axis=0)
+
+
+def _single(g: _Graph, core: str, tokenizer, max_length: int) -> tuple[str, str, str]:
+    g.op("Slice", [core, g.const([0]), g.const([max_length - 2]), g.const([0])], "strings/cut")
+    ids = g.op("Concat", [g.const([tokenizer.cls_token_id]), "strings/cut", g.const([tokenizer.sep_token_id])],
+               "strings/ids", axis=0)  # fmt: skip
+    types = g.op("Sub", [ids, ids], "strings/types")
+    mask = g.op("Add", [types, g.const([1])], "strings/mask")
+    return ids, types, mask
+
+
+def _pair(g: _Graph, core_a: str, core_b: str, tokenizer, max_length: int) -> tuple[str, str, str]:
+    """Keep n_a + n_b within budget by Hugging Face's longest-first rule (truncation.rs): the shorter
+    text whole when it fits in half the budget, else half each, the odd piece to the second. An empty
+    second text is no second text, as in transformers (``if text_pair``): no second [SEP]."""
+    g.op("StringLength", ["text_pair"], "strings/pair_chars", CONTRIB)
+    g.op("Equal", ["strings/pair_chars", g.const([0])], "strings/no_pair")
+    g.op("Cast", ["strings/no_pair"], "strings/no_pair_i", to=7)
+    g.op("Add", [g.const([max_length - 3]), "strings/no_pair_i"], "strings/budget")
+    g.op("Sub", [g.const([1]), "strings/no_pair_i"], "strings/n_last_sep")
+    budget = "strings/budget"
+    for side, core in (("a", core_a), ("b", core_b)):
+        g.op("Shape", [core], f"strings/n_{side}")
+    n_a, n_b = "strings/n_a", "strings/n_b"
+    g.op("Min", [n_a, n_b], "strings/short")
+    g.op("Greater", [n_a, n_b], "strings/a_longer")
+    g.op("Sub", [budget, "strings/short"], "strings/rest")
+    g.op("Max", ["strings/short", "strings/rest"], "strings/long_fit")
+    g.op("Greater", ["strings/short", budget], "strings/short_over")
+    g.op("Where", ["strings/short_over", "strings/short", "strings/long_fit"], "strings/long_cap")
+    g.op("Add", ["strings/short", "strings/long_cap"], "strings/total")
+    g.op("Greater", ["strings/total", budget], "strings/halve")
+    g.op("Div", [budget, g.const([2])], "strings/half")
+    g.op("Mod", [budget, g.const([2])], "strings/odd")
+    g.op("Add", ["strings/half", "strings/odd"], "strings/half_up")
+    g.op("Where", ["strings/halve", "strings/half", "strings/short"], "strings/short_cap")
+    g.op("Where", ["strings/halve", "strings/half_up", "strings/long_cap"], "strings/long_cap2")
+    g.op("Where", ["strings/a_longer", "strings/long_cap2", "strings/short_cap"], "strings/cap_a")
+    g.op("Where", ["strings/a_longer", "strings/short_cap", "strings/long_cap2"], "strings/cap_b")
+    for side, core in (("a", core_a), ("b", core_b)):
+        g.op("Min", [f"strings/n_{side}", f"strings/cap_{side}"], f"strings/keep_{side}")
+        g.op("Slice", [core, g.const([0]), f"strings/keep_{side}", g.const([0])], f"strings/cut_{side}")
+    cls, sep = g.const([tokenizer.cls_token_id]), g.const([tokenizer.sep_token_id])
+    g.op("Slice", [sep, g.const([0]), "strings/n_last_sep", g.const([0])], "strings/last_sep")
+    ids = g.op("Concat", [cls, "strings/cut_a", sep, "strings/cut_b", "strings/last_sep"], "strings/ids", axis=0)
+    first = g.op("Concat", [cls, "strings/cut_a", sep], "strings/first", axis=0)
+    second = g.op("Concat", ["strings/cut_b", "strings/last_sep"], "strings/second", axis=0)
+    g.op("Sub", [first, first], "strings/types_first")
+    g.op("Sub", [second, second], "strings/zeros_second")
+    g.op("Add", ["strings/zeros_second", g.const([1])], "strings/types_second")
+    types = g.op("Concat", ["strings/types_first", "strings/types_second"], "strings/types", axis=0)
+    mask = g.op("Add", [g.op("Sub", [ids, ids], "strings/zeros_all"), g.const([1])], "strings/mask")
+    return ids, types, mask
+
+
+def build_strings_model(
+    model_path: Path, out_path: Path, tokenizer, max_length: int, pair: bool, regression: bool
+) -> None:
+    """Prefix ``model_path`` (a token-id classifier) with its tokenizer. Inputs: ``text`` (and
+    ``text_pair``), each a [1] string tensor; outputs: ``logits`` and ``probabilities`` (softmax; the raw
+    score again for regression)."""
+    import onnx
+    from onnx import helper
+
+    model_spec = _wordpiece_backend(tokenizer)
+    rules = text_rules(tokenizer)
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    g = _Graph()
+    core_a = _word_pieces(g, "text", "a", rules, tokenizer, model_spec)
+    if pair:
+        core_b = _word_pieces(g, "text_pair", "b", rules, tokenizer, model_spec)
+        ids, types, mask = _pair(g, core_a, core_b, tokenizer, max_length)
+    else:
+        ids, types, mask = _single(g, core_a, tokenizer, max_length)
+    initializer_names = {x.name for x in graph.initializer}
+    wanted = [i.name for i in graph.input if i.name not in initializer_names]
+    for source, target in ((ids, "input_ids"), (types, "token_type_ids"), (mask, "attention_mask")):
+        if target in wanted:
+            g.op("Unsqueeze", [source, g.const([0])], target)
+    logits = graph.output[0].name
+    if regression:
+        g.op("Identity", [logits], "probabilities")
+    else:
+        g.op("Softmax", [logits], "probabilities", axis=-1)
+    string_inputs = [helper.make_tensor_value_info("text", onnx.TensorProto.STRING, [1])]
+    if pair:
+        string_inputs.append(helper.make_tensor_value_info("text_pair", onnx.TensorProto.STRING, [1]))
+    labels = graph.output[0].type.tensor_type.shape.dim[1].dim_value or "labels"
+    outputs = [graph.output[0], helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [1, labels])]
+    prefix, suffix = g.nodes[:-1], g.nodes[-1:]
+    merged = helper.make_graph(
+        prefix + list(graph.node) + suffix,
+        "strings_in_scores_out",
+        string_inputs,
+        outputs,
+        list(graph.initializer) + g.initializers,
+        value_info=list(graph.value_info),
+    )
+    opsets = [o for o in model.opset_import if o.domain != CONTRIB] + [helper.make_opsetid(CONTRIB, 1)]
+    made = helper.make_model(merged, opset_imports=opsets, producer_name="codir-edge")
+    made.ir_version = model.ir_version
+    onnx.save(made, str(out_path))
+
+
+def check_strings_model(
+    strings_path: Path,
+    model_path: Path,
+    tokenizer,
+    texts: list[tuple[str, str | None]],
+    max_length: int,
+    atol: float = 1e-4,
+) -> dict:
+    """The strings model against tokenizer + model on every text; a mismatch fails the export, with
+    all of them counted and the first named."""
+    from codir_edge.onnx_session import create_session
+
+    strings = create_session(strings_path, 1, custom_ops=True)
+    plain = create_session(model_path, 1)
+    names = [i.name for i in plain.get_inputs()]
+    worst, failures = 0.0, []
+    for text, pair in texts:
+        feed = {"text": np.array([text], dtype=object)}
+        if pair is not None:
+            feed["text_pair"] = np.array([pair], dtype=object)
+        got = strings.run(None, feed)[0]
+        encoded = tokenizer(text, pair, truncation=True, max_length=max_length, return_tensors="np")
+        expected = plain.run(None, {n: encoded[n].astype(np.int64) for n in names})[0]
+        diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+        worst = max(worst, diff)
+        if not diff <= atol:
+            failures.append(text[:40])
+    if failures:
+        raise CheckFailedError(
+            f"model.strings.onnx disagrees with tokenizer + model on {len(failures)} of {len(texts)} texts "
+            f"(worst |diff| {worst:.2e}, first: {failures[0]!r}): pass --no-tokenizer-in-graph and report it"
+        )
+    return {"texts": len(texts), "max_abs_diff": worst, "non_ascii": sum(not (t + (p or "")).isascii() for t, p in texts)}
+
+
+HARD_TEXTS = (
+    "",
+    "Héllo WORLD, the naïve café's crème brûlée!",
+    "Ünïcödé ßtraße Łódź Dvořák Ἀθῆναι ΟΔΟΣ Ελληνικά русский йогурт Ёлка",
+    "日本語のテキスト、中文文本。한국어 텍스트 ภาษาไทย",
+    "emoji😀 in words, ©2024 x¯y, full-width ＡＢＣ１２３ and ligatures ﬁne",
+    "tabs\tand\nnewlines\r\nand\u00a0no-break\u2003spaces and zero\u200bwidth",
+    "don't stop-believing... (really?!) \"quoted\" — dashes – and ‘curly’ quotes",
+)
+
+
+def generated_sentences(tokenizer, count: int, seed: int = 0) -> list[str]:
+    """Without --data: sentences of whole vocabulary words in mixed case with punctuation, so the check
+    still exercises casing, punctuation and word splitting."""
+    rng = np.random.default_rng(seed)
+    special = set(tokenizer.all_special_tokens)
+    words = sorted(t for t in tokenizer.get_vocab() if t.isalpha() and t not in special and not t.startswith("#"))
+    marks = ["", "", "", ",", ".", "!", "?", "'s", ":", ")"]
+    sentences = []
+    for _ in range(count):
+        picked = rng.choice(words, size=int(rng.integers(1, 40)))
+        shaped = [w.upper() if rng.random() < 0.05 else w.capitalize() if rng.random() < 0.2 else w for w in picked]
+        sentences.append(" ".join(w + marks[int(rng.integers(len(marks)))] for w in shaped))
+    return sentences
+
+
+def probe_texts(sentences: list[str], pairs: list[str] | None, max_length: int) -> list[tuple[str, str | None]]:
+    """Real sentences plus the hard cases: non-ASCII scripts, empty text, and text beyond ``max_length``."""
+    long_text = " ".join(sentences[:60]) or "word " * (4 * max_length)
+    hard = [*HARD_TEXTS, long_text]
+    texts: list[tuple[str, str | None]] = [(s, pairs[i] if pairs else None) for i, s in enumerate(sentences[:120])]
+    for i, text in enumerate(hard):
+        texts.append((text, hard[-1 - i] if pairs is not None else None))
+    return texts
