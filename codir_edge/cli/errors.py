@@ -1,7 +1,8 @@
 """The CLI edge: the only place where exceptions become exit codes.
 
-Users get one line that names the problem and the fix; ``--debug`` (or CODIR_EDGE_DEBUG=1) shows the
-full trace instead. Exit codes: 0 success, 1 a check failed, 2 bad usage or input, 130 interrupted.
+Users get one line that names the problem and the fix; ``--debug`` (or CODIR_EDGE_DEBUG=1) prints the
+full trace before it, with the same exit code, so scripts behave alike with and without it.
+Exit codes: 0 success, 1 a check failed, 2 bad usage or input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import functools
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -27,6 +29,8 @@ def set_debug(enabled: bool) -> None:
 
 
 def fail(message: str, code: int) -> typer.Exit:
+    if _state["debug"]:
+        traceback.print_exc(file=sys.stderr)
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
@@ -51,20 +55,12 @@ def handle_errors(command: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except CodirError as exc:
-            if _state["debug"]:
-                raise
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
-            if _state["debug"]:
-                raise
             raise fail("interrupted", 130) from None
         except MemoryError:
-            if _state["debug"]:
-                raise
             raise fail("out of memory: lower --batch-size or --max-length", 1) from None
         except Exception as exc:  # a bug of ours: still one line, with the way to the trace
-            if _state["debug"]:
-                raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise fail(
                 f"internal error {type(exc).__name__}: {first} (re-run with --debug for the trace and report it)", 1

@@ -84,6 +84,8 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
             targets.append(Target(f"{path.name} (pytorch)", path, "torch", path))
         elif path.is_dir():
             raise InputError(f"{path} has neither manifest.json nor config.json: pass an ONNX file or a bundle")
+        elif not path.exists():
+            raise InputError(f"target {path} does not exist: pass an ONNX file, a bundle folder or a model folder")
         else:
             if path.suffix.lower() not in (".onnx", ".ort"):
                 raise InputError(f"target {path} is not an .onnx file: pass an ONNX file or a bundle folder")
