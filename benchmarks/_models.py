@@ -12,6 +12,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -79,6 +80,37 @@ def quantize_int8(model: Path) -> Path:
         if (model.parent / name).is_file() and not (out.parent / name).is_file():
             shutil.copy(model.parent / name, out.parent / name)
     return out
+
+
+_BARE_LATENCY = textwrap.dedent("""
+    import sys, time, numpy as np, onnxruntime as ort
+    from codir_edge.profile.inputs import synthetic_token_ids, to_feed
+    from codir_edge.onnx_session import session_options
+    path = sys.argv[1]
+    threads, seq, runs, warmup = (int(a) for a in sys.argv[2:6])
+    session = ort.InferenceSession(path, session_options(threads), providers=["CPUExecutionProvider"])
+    feed = to_feed(synthetic_token_ids(1, seq), [i.name for i in session.get_inputs()])
+    for _ in range(warmup):
+        session.run(None, feed)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        session.run(None, feed)
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    print(float(np.median(samples)))
+""")
+
+
+def bare_latency(model: Path, threads: int, seq: int, runs: int, warmup: int) -> float:
+    """Median ms of a bare ``session.run`` loop at batch 1, in a fresh process, with the session
+    settings every codir-edge measurement uses: the reference all latency benchmarks compare against."""
+    done = subprocess.run(
+        [sys.executable, "-c", _BARE_LATENCY, str(model), str(threads), str(seq), str(runs), str(warmup)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.strip())
 
 
 def environment() -> dict:

@@ -12,29 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
-import textwrap
 
-from _models import export_onnx, layer_cut, teacher_folder, write_result
-
-BARE = textwrap.dedent("""
-    import sys, time, numpy as np, onnxruntime as ort
-    from codir_edge.profile.inputs import synthetic_token_ids, to_feed
-    from codir_edge.onnx_session import session_options
-    path = sys.argv[1]
-    threads, seq, runs, warmup = (int(a) for a in sys.argv[2:6])
-    session = ort.InferenceSession(path, session_options(threads), providers=["CPUExecutionProvider"])
-    feed = to_feed(synthetic_token_ids(1, seq), [i.name for i in session.get_inputs()])
-    for _ in range(warmup):
-        session.run(None, feed)
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        session.run(None, feed)
-        samples.append((time.perf_counter_ns() - start) / 1e6)
-    print(float(np.percentile(samples, 50)))
-""")
+from _models import bare_latency, export_onnx, layer_cut, teacher_folder, write_result
 
 
 def ours(model, threads, seq, runs, warmup) -> float:
@@ -45,13 +24,7 @@ def ours(model, threads, seq, runs, warmup) -> float:
 
 
 def bare(model, threads, seq, runs, warmup) -> float:
-    done = subprocess.run(
-        [sys.executable, "-c", BARE, str(model), str(threads), str(seq), str(runs), str(warmup)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(done.stdout.strip())
+    return bare_latency(model, threads, seq, runs, warmup)
 
 
 def main() -> None:

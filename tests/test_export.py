@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from cli_helpers import assert_one_line_error, invoke
 from conftest import build_tiny_bert
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,10 @@ def _strings_and_reference(bundle: Path):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(st.characters(blacklist_characters="\x00"), max_size=300) | st.sampled_from(["", " ", "[UNK]", "a" * 150, "word " * 200, "Ἀθῆναι ΟΔΟΣ"]))
+@given(
+    text=st.text(st.characters(blacklist_characters="\x00"), max_size=300)
+    | st.sampled_from(["", " ", "[UNK]", "a" * 150, "word " * 200, "Ἀθῆναι ΟΔΟΣ"])
+)
 def test_strings_model_agrees_with_tokenizer_and_model_on_any_text(bundle, text):
     """Any Unicode text (control characters, accents, scripts, emoji, over-long words, over-long texts):
     raw text through model.strings.onnx gives the logits of the Hugging Face tokenizer + the same graph.
@@ -195,7 +198,9 @@ def pair_bundle(tmp_path_factory, classifier, glue_dir) -> Path:
 
 
 def test_pair_task_strings_model_takes_a_text_pair_checked_on_task_pairs(pair_bundle):
-    strings = next(v for v in json.loads((pair_bundle / "manifest.json").read_text())["variants"] if v["name"] == "strings")
+    strings = next(
+        v for v in json.loads((pair_bundle / "manifest.json").read_text())["variants"] if v["name"] == "strings"
+    )
     assert strings["inputs"] == ["text", "text_pair"] and strings["agreement"]["source"] == "task sentences"
     assert strings["agreement"]["texts"] >= 24 + 8  # the dev pairs, then the hard cases paired with each other
 
@@ -263,9 +268,8 @@ def _near_tie_task(tmp_path: Path, backbone_dir: Path, glue_dir: Path) -> tuple[
     boundary, and a dev file labelled with its own fp32 predictions: fp32 scores 100%, and the noise of
     INT8 flips some of the near ties, a real accuracy drop."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from conftest import cut_glue
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_dir = build_tiny_bert(tmp_path / "m", backbone_dir, layers=2, hidden=32, id2label={0: "0", 1: "1"}, seed=3)
     data = cut_glue(glue_dir, "SST-2", tmp_path / "SST-2", 8, 200)
@@ -278,7 +282,7 @@ def _near_tie_task(tmp_path: Path, backbone_dir: Path, glue_dir: Path) -> tuple[
         model.classifier.bias[1] -= margins.median()
         labels = (margins - margins.median() > 0).long().tolist()
     model.save_pretrained(model_dir)
-    lines = ["sentence\tlabel", *[f"{r[0]}\t{y}" for r, y in zip(rows, labels)]]
+    lines = ["sentence\tlabel", *[f"{r[0]}\t{y}" for r, y in zip(rows, labels, strict=True)]]
     (data / "dev.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return model_dir, data
 

@@ -80,25 +80,64 @@ def test_every_data_taking_command_names_the_data_problem(tmp_path, classifier, 
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["finetune", "--model", "{missing}", "--task", "sst2", "--data", "{glue}", "--out", "{out}"], ["does not exist"]),
-        (["compress", "--teacher", "{missing}", "--task", "sst2", "--data", "{glue}", "--out", "{out}"], ["does not exist"]),
+        (
+            ["finetune", "--model", "{missing}", "--task", "sst2", "--data", "{glue}", "--out", "{out}"],
+            ["does not exist"],
+        ),
+        (
+            ["compress", "--teacher", "{missing}", "--task", "sst2", "--data", "{glue}", "--out", "{out}"],
+            ["does not exist"],
+        ),
         (["evaluate", "{missing}", "--task", "sst2", "--data", "{glue}"], ["does not exist"]),
         (["export", "{missing}", "--out", "{out}"], ["does not exist"]),
         (["profile", "{missing}"], ["does not exist"]),
         (["verify", "{missing}"], ["is not a folder"]),
         (["finetune", "--model", "{clf}", "--task", "sst2", "--data", "{missing}", "--out", "{out}"], ["{missing}"]),
-        (["compress", "--teacher", "{clf}", "--task", "sst2", "--data", "{glue}", "--out", "{out}",
-          "--student-layers", "5"], ["layers"]),  # fmt: skip
-        (["compress", "--teacher", "{clf}", "--task", "sst2", "--data", "{glue}", "--out", "{out}",
-          "--student-layers", "-1"], ["--student-layers"]),  # fmt: skip
-        (["finetune", "--model", "{clf}", "--task", "sst2", "--data", "{glue}", "--out", "{out}", "--epochs", "0"],
-         ["--epochs"]),  # fmt: skip
+        (
+            [
+                "compress",
+                "--teacher",
+                "{clf}",
+                "--task",
+                "sst2",
+                "--data",
+                "{glue}",
+                "--out",
+                "{out}",
+                "--student-layers",
+                "5",
+            ],
+            ["layers"],
+        ),  # fmt: skip
+        (
+            [
+                "compress",
+                "--teacher",
+                "{clf}",
+                "--task",
+                "sst2",
+                "--data",
+                "{glue}",
+                "--out",
+                "{out}",
+                "--student-layers",
+                "-1",
+            ],
+            ["--student-layers"],
+        ),  # fmt: skip
+        (
+            ["finetune", "--model", "{clf}", "--task", "sst2", "--data", "{glue}", "--out", "{out}", "--epochs", "0"],
+            ["--epochs"],
+        ),  # fmt: skip
         (["export", "{clf}", "--out", "{out}", "--max-length", "4096"], ["4096"]),
         (["evaluate", "{clf}", "--task", "sst2", "--data", "{glue}", "--max-length", "4096"], ["4096"]),
         (["profile", "{image}"], ["is not an ONNX model"]),
         (["profile", "{clf_onnx_dir}", "--runs", "-3"], ["--runs"]),
         (["verify", "{image_bundle}"], ["manifest"]),
-        (["finetune", "--model", "{clf}", "--task", "nosuchtask", "--data", "{glue}", "--out", "{out}"], ["nosuchtask"]),
+        (
+            ["finetune", "--model", "{clf}", "--task", "nosuchtask", "--data", "{glue}", "--out", "{out}"],
+            ["nosuchtask"],
+        ),
     ],
 )
 def test_bad_paths_and_impossible_options_are_one_line(tmp_path, classifier, glue_dir, no_leftovers, args, fragments):
@@ -191,10 +230,10 @@ def test_remote_code_in_a_model_folder_is_never_imported(tmp_path, classifier):
 
 
 # onnxruntime (1.29 on) writes these on import, for its usage telemetry; they are not ours
+_ORT_HOME = ".cache/Microsoft/DeveloperTools/.onnxruntime"
 _ONNXRUNTIME_OWN = {
-    "home": {".cache", ".cache/Microsoft", ".cache/Microsoft/DeveloperTools", ".cache/Microsoft/DeveloperTools/.onnxruntime",
-             ".cache/Microsoft/DeveloperTools/.onnxruntime/deviceid",
-             ".cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db"},
+    "home": {".cache", ".cache/Microsoft", ".cache/Microsoft/DeveloperTools", _ORT_HOME,
+             f"{_ORT_HOME}/deviceid", f"{_ORT_HOME}/onnxruntime.db"},
     "tmp": {".ses"},
     "cwd": set(),
 }  # fmt: skip
@@ -214,8 +253,22 @@ def test_commands_write_only_where_they_are_told(tmp_path, classifier, glue_dir)
     steps = [
         ["export", str(classifier), "--out", str(bundle), "--task", "sst2", "--data", str(data), "--no-ort"],
         ["verify", str(bundle)],
-        ["profile", str(bundle), "--runs", "3", "--warmup", "1", "--seq-lens", "8", "--threads", "1",
-         "--batch-sizes", "1", "--json", str(tmp_path / "report.json")],  # fmt: skip
+        [
+            "profile",
+            str(bundle),
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--seq-lens",
+            "8",
+            "--threads",
+            "1",
+            "--batch-sizes",
+            "1",
+            "--json",
+            str(tmp_path / "report.json"),
+        ],  # fmt: skip
         ["evaluate", str(classifier), "--task", "sst2", "--data", str(data)],
     ]
     for step in steps:

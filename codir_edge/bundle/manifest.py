@@ -86,7 +86,9 @@ def read_manifest(root: Path) -> Manifest:
             raise InputError(f"{where}: accuracy must map metric names to numbers: re-export the bundle")
         takes = entry.get("takes", "token_ids")
         if takes not in TAKES:
-            raise InputError(f"{where}: 'takes' must be one of {', '.join(TAKES)}, found {takes!r}: re-export the bundle")
+            raise InputError(
+                f"{where}: 'takes' must be one of {', '.join(TAKES)}, found {takes!r}: re-export the bundle"
+            )
         variants.append(Variant(entry["name"], _inside(root, entry.get("file"), where), dict(accuracy), takes))
     for i, entry in enumerate(files):
         if not isinstance(entry, dict):

@@ -148,7 +148,8 @@ def export(
         if accuracy:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items())
         elif agreement:
-            shown = f"agrees with tokenizer + model on {agreement['texts']} texts (max |diff| {agreement['max_abs_diff']:.1e})"
+            worst = agreement["max_abs_diff"]
+            shown = f"agrees with tokenizer + model on {agreement['texts']} texts (max |diff| {worst:.1e})"
         else:
             shown = "not scored"
         size = (out / variant["file"]).stat().st_size / 1e6

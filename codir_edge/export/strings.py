@@ -375,7 +375,11 @@ def check_strings_model(
             f"model.strings.onnx disagrees with tokenizer + model on {len(failures)} of {len(texts)} texts "
             f"(worst |diff| {worst:.2e}, first: {failures[0]!r}): pass --no-tokenizer-in-graph and report it"
         )
-    return {"texts": len(texts), "max_abs_diff": worst, "non_ascii": sum(not (t + (p or "")).isascii() for t, p in texts)}
+    return {
+        "texts": len(texts),
+        "max_abs_diff": worst,
+        "non_ascii": sum(not (t + (p or "")).isascii() for t, p in texts),
+    }
 
 
 HARD_TEXTS = (
@@ -385,7 +389,7 @@ HARD_TEXTS = (
     "日本語のテキスト、中文文本。한국어 텍스트 ภาษาไทย",
     "emoji😀 in words, ©2024 x¯y, full-width ＡＢＣ１２３ and ligatures ﬁne",
     "tabs\tand\nnewlines\r\nand\u00a0no-break\u2003spaces and zero\u200bwidth",
-    "don't stop-believing... (really?!) \"quoted\" — dashes – and ‘curly’ quotes",
+    'don\'t stop-believing... (really?!) "quoted" — dashes – and ‘curly’ quotes',
 )
 
 
