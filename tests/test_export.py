@@ -58,7 +58,7 @@ def test_bundle_holds_every_variant_with_a_complete_manifest(bundle):
     strings = manifest["variants"][2]
     assert strings["takes"] == "text" and strings["inputs"] == ["text"] and strings["from"] == "model.int8.onnx"
     assert strings["agreement"]["texts"] >= 100 and strings["agreement"]["non_ascii"] >= 5
-    assert strings["agreement"]["source"] == "generated sentences"
+    assert strings["agreement"]["source"] == "0 task and 120 generated sentences"
 
 
 def test_optimum_loads_each_variant_and_agrees_with_onnxruntime(bundle, backbone_dir):
@@ -103,7 +103,7 @@ def test_export_with_task_data_scores_every_variant(tmp_path, classifier, sst2_s
     manifest = json.loads((out / "manifest.json").read_text())
     assert [v["name"] for v in manifest["variants"]] == ["fp32", "int8", "fp16", "strings"]
     assert all("accuracy" in v["accuracy"] for v in manifest["variants"][:3])
-    assert manifest["variants"][3]["agreement"]["source"] == "task sentences"
+    assert manifest["variants"][3]["agreement"]["source"] == "32 task and 88 generated sentences"
     assert manifest["variants"][1]["quantization"] == "static"
     assert manifest["parity"]["source"] == "task sentences"
     assert invoke("verify", out).exit_code == 0
@@ -201,8 +201,9 @@ def test_pair_task_strings_model_takes_a_text_pair_checked_on_task_pairs(pair_bu
     strings = next(
         v for v in json.loads((pair_bundle / "manifest.json").read_text())["variants"] if v["name"] == "strings"
     )
-    assert strings["inputs"] == ["text", "text_pair"] and strings["agreement"]["source"] == "task sentences"
-    assert strings["agreement"]["texts"] >= 24 + 8  # the dev pairs, then the hard cases paired with each other
+    assert strings["inputs"] == ["text", "text_pair"]
+    assert strings["agreement"]["source"] == "24 task and 96 generated sentences"
+    assert strings["agreement"]["texts"] >= 120  # then the hard cases, paired with each other
 
 
 _WORDS = st.sampled_from(["word", "the", "x", "Café", "!", "naïve", "日本", "[SEP]", "unbelievably", ""])

@@ -142,16 +142,19 @@ def _strings_variant(stage: Path, source: str, tokenizer, config: ExportConfig, 
     from codir_edge.export.strings import build_strings_model, check_strings_model, generated_sentences, probe_texts
 
     build_strings_model(stage / source, stage / "model.strings.onnx", tokenizer, config.max_length, pair, regression)
-    if dev is not None:
-        sentences, pairs = dev.texts, dev.text_pairs
-    else:
-        sentences = generated_sentences(tokenizer, 120, seed=0)
-        pairs = generated_sentences(tokenizer, 120, seed=1) if pair else None
-    texts = probe_texts(sentences, pairs, config.max_length)
+    # 120 task sentences when there are that many, topped up with generated ones
+    sentences = list(dev.texts[:120]) if dev is not None else []
+    pairs = list(dev.text_pairs[:120]) if dev is not None and dev.text_pairs is not None else []
+    missing = 120 - len(sentences)
+    sentences += generated_sentences(tokenizer, missing, seed=0)
+    pairs += generated_sentences(tokenizer, len(sentences) - len(pairs), seed=1) if pair else []
+    texts = probe_texts(sentences, pairs if pair else None, config.max_length)
     agreement = check_strings_model(
         stage / "model.strings.onnx", stage / source, tokenizer, texts, config.max_length, config.atol
     )
-    agreement["source"] = "task sentences" if dev is not None else "generated sentences"
+    agreement["source"] = (
+        "task sentences" if missing <= 0 else f"{120 - missing} task and {missing} generated sentences"
+    )
     return {
         "name": "strings",
         "file": "model.strings.onnx",

@@ -394,8 +394,8 @@ HARD_TEXTS = (
 
 
 def generated_sentences(tokenizer, count: int, seed: int = 0) -> list[str]:
-    """Without --data: sentences of whole vocabulary words in mixed case with punctuation, so the check
-    still exercises casing, punctuation and word splitting."""
+    """Where --data gives too few: sentences of whole vocabulary words in mixed case with punctuation,
+    so the check still exercises casing, punctuation and word splitting."""
     rng = np.random.default_rng(seed)
     special = set(tokenizer.all_special_tokens)
     words = sorted(t for t in tokenizer.get_vocab() if t.isalpha() and t not in special and not t.startswith("#"))
