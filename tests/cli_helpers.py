@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from typer.testing import CliRunner
 
 from codir_edge.cli.app import app
@@ -20,3 +22,9 @@ def assert_one_line_error(result, code: int, *fragments: str) -> None:
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for commands the tests interrupt: a shell that starts jobs in the background
+    (``cmd &``) hands them SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from cli_helpers import default_sigint
 
 from codir_edge.atomic import staged_output_dir
 from codir_edge.errors import InputError
@@ -65,7 +66,7 @@ def test_interrupted_finetune_leaves_nothing_at_out(tmp_path, tiny_backbone, glu
         "--quiet",
     ]
     with open(log, "w") as handle:
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=default_sigint)
     deadline = time.time() + 120
     # wait until training has started writing into its staging folder
     while time.time() < deadline and not list(tmp_path.glob(".teacher.tmp-*/train_log.jsonl")):

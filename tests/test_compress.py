@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_line_error, invoke
+from cli_helpers import assert_one_line_error, default_sigint, invoke
 from conftest import build_tiny_bert, cut_glue
 
 TERMS = {"none": {"ce"}, "kd": {"ce", "kd"}, "mse": {"ce", "kd", "pkd"}, "codir": {"ce", "kd", "contrastive"}}
@@ -90,8 +90,9 @@ def test_the_bank_is_reused_only_when_teacher_data_and_length_match(tmp_path, te
 
 def _run(args: list, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "CODIR_EDGE_DEBUG": "0", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "codir_edge", *map(str, args)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # fmt: skip
+    command = [sys.executable, "-m", "codir_edge", *map(str, args)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return subprocess.Popen(command, env=env, text=True, preexec_fn=default_sigint, **pipes, **kwargs)
 
 
 def _interrupt_after_first_checkpoint(args: list, partial: Path, sig: int) -> subprocess.CompletedProcess:

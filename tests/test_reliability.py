@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_line_error, invoke
+from cli_helpers import assert_one_line_error, default_sigint, invoke
 from conftest import build_tiny_bert, cut_glue
 
 SST2_HEADER = "sentence\tlabel\n"
@@ -173,7 +173,7 @@ def test_killed_export_leaves_the_earlier_bundle_untouched(tmp_path, backbone_di
     log = tmp_path / "log.txt"
     cmd = [sys.executable, "-m", "codir_edge.cli", "export", str(model), "--out", str(out), "--overwrite"]
     with open(log, "w") as handle:
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob(".bundle.tmp-*/.work/plain.onnx")):
         assert proc.poll() is None, log.read_text()
