@@ -83,18 +83,24 @@ def optimum_pipeline(model_dir: Path, name: str) -> tuple[dict[str, Path], float
     return files, time.perf_counter() - started
 
 
-def sst2_accuracy(path: Path, tokenizer_dir: Path) -> float | None:
+def sst2_dev(tokenizer_dir: Path):
+    """SST-2 dev encoded with the model's tokenizer (max length 128), or None without ../shared."""
     if not GLUE_SST2.is_dir():
         return None
-
     from codir_edge.data import DataSpec, get_task, load_split
     from codir_edge.data.encode import encode
-    from codir_edge.evaluate.onnx_predict import onnx_logits
     from codir_edge.models.loading import load_tokenizer
 
     task = get_task("sst2")
     dev = load_split(task, DataSpec(str(GLUE_SST2)), "dev", list(task.labels))
-    encoded = encode(load_tokenizer(tokenizer_dir), dev, 128)
+    return encode(load_tokenizer(tokenizer_dir), dev, 128)
+
+
+def sst2_accuracy(path: Path, encoded) -> float | None:
+    if encoded is None:
+        return None
+    from codir_edge.evaluate.onnx_predict import onnx_logits
+
     logits = onnx_logits(path, encoded, threads=2)
     return float((logits.argmax(-1) == encoded.targets).mean())
 
@@ -118,7 +124,8 @@ def main() -> None:
         optimum_files, optimum_seconds = optimum_pipeline(folder, name)
         builds[name] = {"source": str(folder), "ours_s": our_seconds, "optimum_s": optimum_seconds}
         variants = {"ours fp32": bundle / "model.onnx", "ours int8": bundle / "model.int8.onnx", **optimum_files}
-        accuracy = {v: sst2_accuracy(p, folder) for v, p in variants.items()}
+        dev = sst2_dev(folder)
+        accuracy = {v: sst2_accuracy(p, dev) for v, p in variants.items()}
         for seq in (16, 128):
             for threads in thread_counts:
                 samples: dict[str, list[float]] = {v: [] for v in variants}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -22,6 +25,20 @@ def assert_one_line_error(result, code: int, *fragments: str) -> None:
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def interrupt_when_started(cmd: list[str], log: Path, started: str, folder: Path, sig: int, settle: float = 0.0) -> int:
+    """Run ``cmd`` (output to ``log``), send ``sig`` once ``folder.glob(started)`` matches, and return
+    its exit status; the command must still be running when its marker appears."""
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=default_sigint)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(folder.glob(started)):
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    time.sleep(settle)
+    proc.send_signal(sig)
+    return proc.wait(timeout=60)
 
 
 def default_sigint() -> None:

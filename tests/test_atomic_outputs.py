@@ -5,10 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from cli_helpers import default_sigint
+from cli_helpers import interrupt_when_started
 
 from codir_edge.atomic import staged_output_dir
 from codir_edge.errors import InputError
@@ -65,16 +64,9 @@ def test_interrupted_finetune_leaves_nothing_at_out(tmp_path, tiny_backbone, glu
         "32",
         "--quiet",
     ]
-    with open(log, "w") as handle:
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=default_sigint)
-    deadline = time.time() + 120
-    # wait until training has started writing into its staging folder
-    while time.time() < deadline and not list(tmp_path.glob(".teacher.tmp-*/train_log.jsonl")):
-        assert proc.poll() is None, log.read_text()
-        time.sleep(0.2)
-    time.sleep(0.5)
-    proc.send_signal(sig)
-    assert proc.wait(timeout=60) == code, log.read_text()
+    # signal once training has started writing into its staging folder
+    status = interrupt_when_started(cmd, log, ".teacher.tmp-*/train_log.jsonl", tmp_path, sig, settle=0.5)
+    assert status == code, log.read_text()
     assert not out.exists()
     staging = list(tmp_path.glob(".teacher.tmp-*"))
     if sig == signal.SIGKILL:

@@ -11,11 +11,10 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_line_error, default_sigint, invoke
+from cli_helpers import assert_one_line_error, interrupt_when_started, invoke
 from conftest import build_tiny_bert, cut_glue
 
 SST2_HEADER = "sentence\tlabel\n"
@@ -77,6 +76,9 @@ def test_every_data_taking_command_names_the_data_problem(tmp_path, classifier, 
     no_leftovers(out)
 
 
+_COMPRESS = ["compress", "--teacher", "{clf}", "--task", "sst2", "--data", "{glue}", "--out", "{out}"]
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
@@ -93,38 +95,8 @@ def test_every_data_taking_command_names_the_data_problem(tmp_path, classifier, 
         (["profile", "{missing}"], ["does not exist"]),
         (["verify", "{missing}"], ["is not a folder"]),
         (["finetune", "--model", "{clf}", "--task", "sst2", "--data", "{missing}", "--out", "{out}"], ["{missing}"]),
-        (
-            [
-                "compress",
-                "--teacher",
-                "{clf}",
-                "--task",
-                "sst2",
-                "--data",
-                "{glue}",
-                "--out",
-                "{out}",
-                "--student-layers",
-                "5",
-            ],
-            ["layers"],
-        ),  # fmt: skip
-        (
-            [
-                "compress",
-                "--teacher",
-                "{clf}",
-                "--task",
-                "sst2",
-                "--data",
-                "{glue}",
-                "--out",
-                "{out}",
-                "--student-layers",
-                "-1",
-            ],
-            ["--student-layers"],
-        ),  # fmt: skip
+        ([*_COMPRESS, "--student-layers", "5"], ["layers"]),
+        ([*_COMPRESS, "--student-layers", "-1"], ["--student-layers"]),
         (
             ["finetune", "--model", "{clf}", "--task", "sst2", "--data", "{glue}", "--out", "{out}", "--epochs", "0"],
             ["--epochs"],
@@ -172,14 +144,7 @@ def test_killed_export_leaves_the_earlier_bundle_untouched(tmp_path, backbone_di
     before = _hashes(out)
     log = tmp_path / "log.txt"
     cmd = [sys.executable, "-m", "codir_edge.cli", "export", str(model), "--out", str(out), "--overwrite"]
-    with open(log, "w") as handle:
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=default_sigint)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob(".bundle.tmp-*/.work/plain.onnx")):
-        assert proc.poll() is None, log.read_text()
-        time.sleep(0.05)
-    proc.send_signal(sig)
-    assert proc.wait(timeout=60) == code, log.read_text()
+    assert interrupt_when_started(cmd, log, ".bundle.tmp-*/.work/plain.onnx", tmp_path, sig) == code, log.read_text()
     assert _hashes(out) == before  # the earlier bundle, byte for byte
     staging = list(tmp_path.glob(".bundle.tmp-*"))
     if sig == signal.SIGKILL:

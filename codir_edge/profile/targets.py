@@ -84,10 +84,8 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
             targets.append(Target(f"{path.name} (pytorch)", path, "torch", path))
         elif path.is_dir():
             raise InputError(f"{path} has neither manifest.json nor config.json: pass an ONNX file or a bundle")
-        elif not path.exists():
-            raise InputError(f"target {path} does not exist: pass an ONNX file, a bundle folder or a model folder")
         else:
-            if path.suffix.lower() not in (".onnx", ".ort"):
+            if path.exists() and path.suffix.lower() not in (".onnx", ".ort"):  # a missing one: check_onnx_file
                 raise InputError(f"target {path} is not an .onnx file: pass an ONNX file or a bundle folder")
             check_onnx_file(path)
             targets.append(Target(path.name, path, "onnx", path.parent))
