@@ -11,7 +11,7 @@ import json
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from codir_edge.data import DataSpec
@@ -152,21 +152,31 @@ def _target_tokenizer(target: Target):
     return tokenizer
 
 
-def _run_worker(spec: dict) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "codir_edge.profile.worker"], input=json.dumps(spec), capture_output=True, text=True
-    )
+def _run_worker(spec: dict, module: str = "codir_edge.profile.worker", path_key: str = "path") -> dict:
+    done = subprocess.run([sys.executable, "-m", module], input=json.dumps(spec), capture_output=True, text=True)
     try:
         result = json.loads(done.stdout)
     except json.JSONDecodeError:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(
-            f"measuring {spec['path']} crashed the worker (exit {done.returncode}: {tail}): "
+            f"measuring {spec[path_key]} crashed the worker (exit {done.returncode}: {tail}): "
             "check the model with codir-edge verify"
         ) from None
     if "error" in result:
-        raise InputError(f"measuring {spec['path']} failed ({result['error']}): check the model and its inputs")
+        raise InputError(f"measuring {spec[path_key]} failed ({result['error']}): check the model and its inputs")
     return result
+
+
+def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
+    """A PyTorch folder's task metric, scored in a child process (see ``torch_accuracy``)."""
+    spec = {
+        "model": str(target.path),
+        "task": config.task,
+        "data": asdict(config.data),
+        "max_length": config.max_length,
+        "max_samples": config.max_eval_samples,
+    }
+    return _run_worker(spec, "codir_edge.profile.torch_accuracy", "model")["metrics"]
 
 
 def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
@@ -222,6 +232,8 @@ def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> Prof
             pad_id = tokenizer.pad_token_id
         if raw is not None and target.kind == "onnx":
             accuracy[target.name] = _accuracy(target, raw, tokenizer, config)
+        elif raw is not None and target.kind == "torch":
+            accuracy[target.name] = _torch_accuracy(target, config)
         elif target.accuracy:
             accuracy[target.name] = dict(target.accuracy)
         for threads, batch_size, seq_len in configurations:
