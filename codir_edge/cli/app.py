@@ -13,6 +13,7 @@ from codir_edge.cli.errors import set_debug
 from codir_edge.cli.evaluate import evaluate
 from codir_edge.cli.export import export, verify
 from codir_edge.cli.finetune import finetune
+from codir_edge.cli.pipeline import demo, pipeline
 from codir_edge.cli.profile import profile
 
 app = typer.Typer(
@@ -48,6 +49,8 @@ app.command("evaluate")(evaluate)
 app.command("export")(export)
 app.command("verify")(verify)
 app.command("profile")(profile)
+app.command("pipeline")(pipeline)
+app.command("demo")(demo)
 
 
 def main() -> None:

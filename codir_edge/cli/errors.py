@@ -28,6 +28,11 @@ def set_debug(enabled: bool) -> None:
     _state["debug"] = enabled or os.environ.get("CODIR_EDGE_DEBUG", "") not in ("", "0")
 
 
+def debug_enabled() -> bool:
+    """Whether this invocation asked for traces (the pipeline passes it on to its stages)."""
+    return _state["debug"]
+
+
 def fail(message: str, code: int) -> typer.Exit:
     if _state["debug"]:
         traceback.print_exc(file=sys.stderr)
