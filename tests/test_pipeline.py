@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_line_error, invoke
+from cli_helpers import assert_one_line_error, interrupt_when_started, invoke
 from conftest import build_tiny_bert, cut_glue
 
 FAST_EXPORT = {"tokenizer-in-graph": False, "ort": False, "max-length": 32}
@@ -233,3 +235,19 @@ def test_the_readme_example_is_a_valid_pipeline(tmp_path):
     settings = stage_settings(spec, spec.stage("compress"))
     assert settings["student-layers"] == ["--student-layers", "3"]
     assert settings["teacher"] == ["--teacher", str(spec.work / "finetune")]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_pipeline_stops_the_stage_cleanly_and_records_nothing(tmp_path, backbone_dir, sig):
+    """Ctrl-C (or SIGTERM) reaches the running stage once, through the pipeline: the stage removes its
+    staging folder, the pipeline exits 130, and the next run starts that stage again."""
+    model = build_tiny_bert(tmp_path / "m", backbone_dir, layers=4, hidden=128, id2label={0: "0", 1: "1"})
+    toml = write_pipeline(tmp_path / "p.toml", {"pipeline": {"work": "w"}, "export": {"model": str(model)}})
+    log = tmp_path / "log.txt"
+    cmd = [sys.executable, "-m", "codir_edge", "pipeline", str(toml)]
+    status = interrupt_when_started(cmd, log, ".export.tmp-*/.work/plain.onnx", tmp_path / "w", sig)
+    assert status == 130, log.read_text()
+    assert "error: interrupted" in log.read_text()
+    work = tmp_path / "w"
+    assert not (work / "export").exists() and not list(work.glob(".export.tmp-*"))
+    assert not (work / ".pipeline" / "export.json").exists()

@@ -164,13 +164,15 @@ def _check_out_is_ours(pipeline: Pipeline, stage: Stage) -> None:
 
 def _child(words: list[str], debug: bool) -> int:
     """Run ``codir-edge WORDS`` and return its exit code. The child has its own process group, so a
-    Ctrl-C reaches it once, from here, and it gets time to clean up before we give up on it."""
+    Ctrl-C reaches it once, from here, and it gets time to clean up before we give up on it. It is
+    told with SIGTERM, which every command handles like Ctrl-C, even when it was started with SIGINT
+    ignored (a background job)."""
     command = [sys.executable, "-m", "codir_edge", *(["--debug"] if debug else []), *words]
     child = subprocess.Popen(command, start_new_session=True)
     try:
         return child.wait()
     except KeyboardInterrupt:
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGTERM)
         try:
             child.wait(timeout=INTERRUPT_GRACE_S)
         except subprocess.TimeoutExpired:
