@@ -118,10 +118,12 @@ def environment() -> dict:
     from codir_edge.provenance import provenance
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "codir_edge", "benchmarks/*.py"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
     return {
         "machine": describe_machine(),
         "provenance": provenance(),
-        "commit": commit.stdout.strip(),
+        "commit": commit.stdout.strip() + ("+uncommitted" if dirty else ""),
         "python": platform.python_version(),
         "argv": sys.argv,
     }

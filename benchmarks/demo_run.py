@@ -1,0 +1,39 @@
+"""Time ``codir-edge demo`` end to end as a newcomer runs it (default settings, fresh output folder)
+and record its stage times and final table.
+
+    python benchmarks/demo_run.py [--out benchmarks/.work/demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _models import ROOT, WORK, write_result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=WORK / "demo")
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)  # a fresh run: nothing to skip
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "codir_edge", "demo", "--out", str(args.out)], check=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+
+    from codir_edge.pipeline.demo import demo_rows
+
+    stages = json.loads((args.out / ".pipeline" / "last-run.json").read_text())["stages"]
+    rows = [dataclasses.asdict(row) for row in demo_rows(args.out)]
+    path = write_result("demo", {"wall_s": wall, "stages": stages, "rows": rows, "out": str(args.out)})
+    print(f"demo: {wall / 60:.1f} min; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Write ``benchmarks/RESULTS.md`` from the JSON results under ``benchmarks/results`` (nothing is
+measured here: every number comes from a result file, which names its machine, versions, commit
+and command). A missing result is listed with the command that produces it.
+
+    python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from _models import RESULTS, ROOT
+
+OUT = ROOT / "benchmarks" / "RESULTS.md"
+OBJECTIVES = ("none", "kd", "mse", "codir")
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def provenance(result: dict) -> str:
+    env = result.get("environment", {})
+    machine = env.get("machine", {})
+    versions = env.get("provenance", {}).get("versions", {})
+    shown = ", ".join(
+        f"{k} {versions[k]}" for k in ("torch", "transformers", "onnxruntime", "optimum-onnx") if k in versions
+    )
+    command = " ".join(env.get("argv", [])) or "?"
+    return (
+        f"<sub>{machine.get('cpu', '?')}, {machine.get('logical_cores', '?')} cores; {shown}; "
+        f"commit {env.get('commit', '?')}; `python benchmarks/{Path(command.split()[0]).name}"
+        f"{(' ' + ' '.join(command.split()[1:])) if len(command.split()) > 1 else ''}`</sub>"
+    )
+
+
+def missing(name: str, command: str) -> list[str]:
+    return [f"_`{name}.json` not written yet: run `{command}`._", ""]
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def quality_section() -> list[str]:
+    lines = ["## Distillation quality", ""]
+    lines += [
+        "Every student is trained by `codir-edge compress` from the fine-tuned all-MiniLM-L6-v2 teacher "
+        "(6 layers), skip-initialised, same epochs, length and seeds for every objective; the metric is "
+        "the task's GLUE metric on the dev set (accuracy; F1 for MRPC). Mean ± half the range over seeds.",
+        "",
+    ]
+    script = "python benchmarks/compress_quality.py"
+    final = f"{script} --phase final"
+    runs = [
+        ("compress_quality", "SST-2, 3-layer student", script),
+        ("compress_quality_sst2_2l", "SST-2, 2-layer student", f"{final} --layers 2"),
+        ("compress_quality_mrpc_3l", "MRPC, 3-layer student", f"{final} --task mrpc --epochs 3 --max-length 128"),
+        ("compress_quality_rte_3l", "RTE, 3-layer student", f"{final} --task rte --epochs 3 --max-length 128"),
+    ]
+    for name, title, command in runs:
+        lines += [f"### {title}", ""]
+        result = load(name)
+        if result is None:
+            lines += missing(name, command)
+            continue
+        teacher = result["teacher_accuracy"]
+        metric = result.get("metric", "accuracy")
+        lines += [
+            f"Teacher {metric}: **{pct(teacher)}**. {result['epochs']} epoch(s), max length {result['max_length']}, "
+            f"seeds {', '.join(map(str, result['seeds']))}; CoDIR setting {result['codir_setting']}.",
+            "",
+            f"| objective | {metric} mean | ± | of teacher | per seed | s per run |",
+            "|---|---|---|---|---|---|",
+        ]
+        for objective in OBJECTIVES:
+            row = result["objectives"][objective]
+            seeds = " / ".join(pct(v) for v in row["accuracy"])
+            seconds = sum(row["seconds"]) / len(row["seconds"])
+            bold = "**" if objective == "codir" else ""
+            lines.append(
+                f"| {objective} | {bold}{pct(row['mean'])}{bold} | {pct(row['spread'])} | "
+                f"{row['mean'] / teacher:.2%} | {seeds} | {seconds:.0f} |"
+            )
+        lines += ["", provenance(result), ""]
+    return lines
+
+
+def export_section() -> list[str]:
+    lines = ["## INT8 cost and our export against Optimum's", ""]
+    result = load("export_latency")
+    if result is None:
+        return lines + missing("export_latency", "python benchmarks/export_latency.py")
+    lines += ["| model | variant | size MB | SST-2 dev accuracy |", "|---|---|---|---|"]
+    for row in result["rows"]:
+        if row["seq"] == 16 and row["threads"] == 1:
+            accuracy = row["sst2_dev_accuracy"]
+            lines.append(
+                f"| {row['model']} | {row['variant']} | {row['size_mb']:.1f} | "
+                f"{pct(accuracy) if accuracy is not None else 'n/a'} |"
+            )
+    lines += ["", provenance(result), ""]
+    return lines
+
+
+def latency_section() -> list[str]:
+    lines = ["## Latency, batch 1", ""]
+    result = load("latency")
+    if result is None:
+        return lines + missing("latency", "python benchmarks/latency.py")
+    lines += [
+        f"Median ms over {result['rounds']} rounds (fresh process each, variants interleaved), {result['runs']} runs "
+        "each at seq 16 and 128; `real` runs every SST-2 dev sentence once at its own length (p95 in brackets).",
+        "",
+    ]
+    variants = list(dict.fromkeys(row["variant"] for row in result["rows"]))
+    lines += ["| threads | seq | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
+    for threads in sorted({row["threads"] for row in result["rows"]}):
+        for seq in result["seqs"]:
+            got = {r["variant"]: r for r in result["rows"] if (r["threads"], r["seq"]) == (threads, seq)}
+            cells = []
+            for variant in variants:
+                row = got[variant]
+                cells.append(f"{row['median_ms']:.2f}" + (f" ({row['p95_ms']:.2f})" if seq == "real" else ""))
+            lines.append(f"| {threads} | {seq} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| threads | seq | student int8 / teacher Optimum int8 (target ≤ 0.5) | teacher eager / student int8 (≥ 6) "
+        "| ours / Optimum, same student (≤ 0.9) | ours / Optimum, same teacher |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["ratios"]:
+        lines.append(
+            f"| {r['threads']} | {r['seq']} | {r['student_int8_over_teacher_optimum_int8']:.3f} | "
+            f"{r['teacher_eager_over_student_int8']:.1f} | {r['ours_over_optimum_same_student']:.3f} | "
+            f"{r['ours_over_optimum_same_teacher']:.3f} |"
+        )
+    lines += ["", provenance(result), ""]
+    return lines
+
+
+def limit_section() -> list[str]:
+    lines = ["## The limit: int8 matrix-multiply throughput", ""]
+    result = load("int8_matmul")
+    if result is None:
+        return lines + missing("int8_matmul", "python benchmarks/int8_matmul.py")
+    macs = result["student_macs"]
+    lines += [
+        f"The student at sequence length {result['seq']}: {macs['total'] / 1e6:.0f} M multiply-accumulates "
+        f"({macs['linear'] / 1e6:.0f} M in quantized linear layers, {macs['attention'] / 1e6:.0f} M in the float "
+        "attention products). GMAC/s of single-operator graphs, median of rounds:",
+        "",
+        "| threads | op | shape | GMAC/s |",
+        "|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(f"| {row['threads']} | {row['op']} | {row['shape']} | {row['gmacs']:.1f} |")
+    lines += [
+        "",
+        "| threads | machine peak GMAC/s (from) | student int8 ms | student GMAC/s | fraction of peak (target ≥ 70%) |",
+        "|---|---|---|---|---|",
+    ]
+    for s in result["summary"]:
+        lines.append(
+            f"| {s['threads']} | {s['peak_gmacs']:.1f} ({s['peak_from']}) | {s['student_int8_ms']:.3f} | "
+            f"{s['student_gmacs']:.1f} | **{s['fraction_of_peak']:.1%}** |"
+        )
+    breakdown = result.get("op_breakdown")
+    if breakdown:
+        lines += ["", "Where the student's time goes (onnxruntime profiler, 1 thread, seq 128):", ""]
+        lines += ["| operator | share of time |", "|---|---|"]
+        lines += [f"| {op} | {share:.1%} |" for op, share in breakdown.items()]
+    lines += ["", provenance(result), ""]
+    return lines
+
+
+def cost_section() -> list[str]:
+    lines = ["## Distillation step cost and the teacher cache", ""]
+    for k in ("k25", "k100"):
+        result = load(f"compress_step_cost_{k}")
+        if result is None:
+            lines += missing(f"compress_step_cost_{k}", "python benchmarks/compress_step_cost.py")
+            continue
+        steps = result["median_step_ms"]
+        ratios = result["ratio_to_none"]
+        lines += [
+            f"K = {result['negatives']}: batch {result['batch_size']}, max length {result['max_length']}, "
+            f"{result['student_layers']}-layer student, {result['device']} {result['precision']}, "
+            f"{result['steps_per_objective']} steps each.",
+            "",
+            "| objective | median step ms | / none |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {o} | {steps[o]:.1f} | {ratios[o]:.3f} |" for o in OBJECTIVES]
+        bank = result["bank_examples_per_s"]
+        lines += [
+            "",
+            f"Teacher bank (one pass of the teacher, cached): {bank['mean']:.0f} examples/s (mean pooling); "
+            f"the full SST-2 train set (67,349 examples) in {67349 / bank['mean']:.0f} s.",
+            "",
+            provenance(result),
+            "",
+        ]
+    return lines
+
+
+def demo_section() -> list[str]:
+    lines = ["## `codir-edge demo`", ""]
+    result = load("demo")
+    if result is None:
+        return lines + missing("demo", "python benchmarks/demo_run.py")
+    lines += [
+        f"Wall time **{result['wall_s'] / 60:.1f} min** on this machine "
+        + "("
+        + ", ".join(f"{s['name']} {s['seconds']:.0f} s" for s in result["stages"])
+        + ").",
+        "",
+        "| model | runtime | accuracy | p50 ms | p95 ms | size MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['model']} | {row['runtime']} | {pct(row['accuracy'])} | {row['p50_ms']:.2f} | "
+            f"{row['p95_ms']:.2f} | {row['size_mb']:.1f} |"
+        )
+    lines += ["", provenance(result), ""]
+    return lines
+
+
+def main() -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`; do not edit by hand. "
+        "Commands and targets: [README.md](README.md).",
+        "",
+    ]
+    for section in (demo_section, quality_section, export_section, latency_section, limit_section, cost_section):
+        lines += section()
+    OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
