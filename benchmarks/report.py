@@ -40,6 +40,13 @@ def missing(name: str, command: str) -> list[str]:
     return [f"_`{name}.json` not written yet: run `{command}`._", ""]
 
 
+def section(title: str, name: str, command: str) -> tuple[list[str], dict | None]:
+    """A section's heading and its result, or the heading and how to produce the missing result."""
+    result = load(name)
+    heading = [f"## {title}", ""]
+    return (heading if result is not None else heading + missing(name, command)), result
+
+
 def pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
@@ -89,10 +96,11 @@ def quality_section() -> list[str]:
 
 
 def export_section() -> list[str]:
-    lines = ["## INT8 cost and our export against Optimum's", ""]
-    result = load("export_latency")
+    lines, result = section(
+        "INT8 cost and our export against Optimum's", "export_latency", "python benchmarks/export_latency.py"
+    )
     if result is None:
-        return lines + missing("export_latency", "python benchmarks/export_latency.py")
+        return lines
     lines += ["| model | variant | size MB | SST-2 dev accuracy |", "|---|---|---|---|"]
     for row in result["rows"]:
         if row["seq"] == 16 and row["threads"] == 1:
@@ -106,10 +114,9 @@ def export_section() -> list[str]:
 
 
 def latency_section() -> list[str]:
-    lines = ["## Latency, batch 1", ""]
-    result = load("latency")
+    lines, result = section("Latency, batch 1", "latency", "python benchmarks/latency.py")
     if result is None:
-        return lines + missing("latency", "python benchmarks/latency.py")
+        return lines
     lines += [
         f"Median ms over {result['rounds']} rounds (fresh process each, variants interleaved), {result['runs']} runs "
         "each at seq 16 and 128; `real` runs every SST-2 dev sentence once at its own length (p95 in brackets).",
@@ -142,10 +149,11 @@ def latency_section() -> list[str]:
 
 
 def limit_section() -> list[str]:
-    lines = ["## The limit: int8 matrix-multiply throughput", ""]
-    result = load("int8_matmul")
+    lines, result = section(
+        "The limit: int8 matrix-multiply throughput", "int8_matmul", "python benchmarks/int8_matmul.py"
+    )
     if result is None:
-        return lines + missing("int8_matmul", "python benchmarks/int8_matmul.py")
+        return lines
     macs = result["student_macs"]
     lines += [
         f"The student at sequence length {result['seq']}: {macs['total'] / 1e6:.0f} M multiply-accumulates "
@@ -207,10 +215,9 @@ def cost_section() -> list[str]:
 
 
 def demo_section() -> list[str]:
-    lines = ["## `codir-edge demo`", ""]
-    result = load("demo")
+    lines, result = section("`codir-edge demo`", "demo", "python benchmarks/demo_run.py")
     if result is None:
-        return lines + missing("demo", "python benchmarks/demo_run.py")
+        return lines
     lines += [
         f"Wall time **{result['wall_s'] / 60:.1f} min** on this machine "
         + "("

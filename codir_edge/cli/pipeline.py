@@ -16,13 +16,9 @@ import typer
 from codir_edge.cli.errors import debug_enabled, handle_errors
 from codir_edge.cli.options import DeviceOpt, QuietOpt
 from codir_edge.pipeline.demo import DemoSettings  # light: the defaults live there, once
+from codir_edge.pipeline.options import STAGES
 
-
-class StageName(str, Enum):
-    finetune = "finetune"
-    compress = "compress"
-    export = "export"
-    profile = "profile"
+StageName = Enum("StageName", {name: name for name in STAGES}, type=str)  # the choices of --from
 
 
 FromOpt = Annotated[
