@@ -31,7 +31,7 @@ def _finish(report) -> None:
     failed = next((s for s in report.stages if s.exit_code), None)
     if failed is None:
         return
-    what = "budgets failed" if failed.name == "profile" and failed.exit_code == 1 else "failed"
+    what = "budgets failed" if failed.budgets_failed else "failed"
     typer.echo(
         f"error: stage {failed.name} {what} (exit {failed.exit_code}); after fixing it, re-run the same command: "
         "finished stages are skipped",

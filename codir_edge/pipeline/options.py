@@ -24,9 +24,10 @@ STAGES = ("finetune", "compress", "export", "profile")
 OWNED = {"overwrite", "json", "markdown", "junit", "quiet", "resume"}
 # Positional arguments get a pipeline key that says what they hold.
 ARGUMENT_KEYS = {"model_dir": "model", "targets": "targets"}
-# Options whose values are files or folders: relative paths are resolved against the TOML's folder
-# and their contents are part of the stage's fingerprint.
-PATH_KEYS = {"model", "teacher", "student", "data", "eval-data", "budgets", "cache-from", "targets", "plot"}
+# Options whose values are files or folders: relative paths are resolved against the TOML's folder,
+# and the contents of the ones a stage reads are part of its record.
+INPUT_PATH_KEYS = {"model", "teacher", "student", "data", "eval-data", "budgets", "cache-from", "targets"}
+PATH_KEYS = INPUT_PATH_KEYS | {"plot"}
 
 
 @dataclass(frozen=True)

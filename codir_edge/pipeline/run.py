@@ -1,11 +1,11 @@
 """Run a :class:`Pipeline`: each stage as its own ``codir-edge`` process, skipped when nothing it
 depends on changed.
 
-A stage's fingerprint is its command line plus the content digest of every file or folder it
-reads (an upstream stage's output counts by the digest of what that stage wrote). It is recorded
-in ``<work>/.pipeline/<stage>.json`` together with the digest of the stage's output, and only after
-the stage succeeded. A stage is skipped when the recorded fingerprint matches and its output is
-still byte for byte what it wrote. The stamps sit beside the outputs rather than inside them
+A stage's record is its command line plus the content digest of every file or folder it reads
+(an upstream stage's output counts by the digest of what that stage wrote). It is written to
+``<work>/.pipeline/<stage>.json`` together with the digest of the stage's output, and only after
+the stage succeeded. A stage is skipped when its settings and inputs match the record and its
+output is still byte for byte what it wrote. The stamps sit beside the outputs rather than inside them
 because a bundle's manifest lists every file it holds and ``verify`` rejects strangers.
 
 Stages run as child processes: each gets a fresh interpreter (a finished stage's model leaves
@@ -14,7 +14,6 @@ memory), the commands' own validation, errors and exit codes, and the same atomi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -29,7 +28,7 @@ from codir_edge import __version__
 from codir_edge.atomic import atomic_write_text, staged_output_dir
 from codir_edge.errors import InputError
 from codir_edge.pipeline.digest import path_digest
-from codir_edge.pipeline.options import PATH_KEYS, render
+from codir_edge.pipeline.options import INPUT_PATH_KEYS, render
 from codir_edge.pipeline.spec import Pipeline, Stage
 
 STATE = ".pipeline"
@@ -45,6 +44,11 @@ class StageResult:
     out: str
     seconds: float = 0.0
     exit_code: int = 0
+
+    @property
+    def budgets_failed(self) -> bool:
+        """The profile measured and a budget failed: its report is written, unlike any other failure."""
+        return self.name == "profile" and self.exit_code == 1
 
 
 @dataclass
@@ -98,7 +102,7 @@ def stage_settings(pipeline: Pipeline, stage: Stage) -> dict[str, list[str]]:
     if stage.name == "finetune" and "model" not in values:
         from codir_edge.models.checkpoint import default_backbone
 
-        values["model"] = str(default_backbone())  # named, so that its contents are fingerprinted
+        values["model"] = str(default_backbone())  # named, so that its contents are recorded
     if stage.budgets:
         budgets_file = pipeline.work / STATE / "profile-budgets.toml"
         values["budgets"] = str(budgets_file)
@@ -110,7 +114,7 @@ def stage_inputs(stage: Stage, settings: dict[str, list[str]], out_digests: dict
     keyed by its folder) counts by the digest recorded when its stage finished."""
     inputs: dict[str, str | None] = {}
     for key, words in settings.items():
-        if key not in PATH_KEYS or key == "plot":
+        if key not in INPUT_PATH_KEYS:
             continue
         paths = [w for w in words if not w.startswith("--")]
         for index, path in enumerate(paths):
@@ -119,12 +123,7 @@ def stage_inputs(stage: Stage, settings: dict[str, list[str]], out_digests: dict
     return inputs
 
 
-def fingerprint(stage: Stage, settings: dict, inputs: dict) -> str:
-    blob = {"stage": stage.name, "version": __version__, "settings": settings, "inputs": inputs, "out": str(stage.out)}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-
-
-def why_run(stamp: dict | None, stage: Stage, settings: dict, inputs: dict, print_: str) -> str | None:
+def why_run(stamp: dict | None, stage: Stage, settings: dict, inputs: dict) -> str | None:
     """None when the stage can be skipped, else the reason it must run."""
     if stamp is None:
         return "no earlier run"
@@ -142,8 +141,6 @@ def why_run(stamp: dict | None, stage: Stage, settings: dict, inputs: dict, prin
     moved = sorted(k for k in inputs.keys() | stamp.get("inputs", {}).keys() if inputs.get(k) != stamp["inputs"].get(k))
     if moved:
         return "input changed: " + ", ".join(moved)
-    if stamp.get("fingerprint") != print_:
-        return "fingerprint changed"
     if path_digest(stage.out) != stamp.get("out_digest"):
         return "its output is missing or was modified"
     return None
@@ -240,13 +237,8 @@ def run_pipeline(
             echo(f"{header}: would run ({result.reason})")
             continue
         inputs = stage_inputs(stage, settings, out_digests)
-        print_ = fingerprint(stage, settings, inputs)
         stamp = _read_stamp(stamp_file)
-        reason = (
-            f"forced by --from {from_stage}"
-            if stage.name in forced
-            else why_run(stamp, stage, settings, inputs, print_)
-        )
+        reason = f"forced by --from {from_stage}" if stage.name in forced else why_run(stamp, stage, settings, inputs)
         if reason is None:
             out_digests[str(stage.out)] = stamp["out_digest"]
             report.stages.append(
@@ -267,22 +259,20 @@ def run_pipeline(
             code = failed.code
         seconds = time.perf_counter() - started
         if code != 0:
-            if stage.name == "profile" and code == 1:  # its report is in place: ours, but never skipped
+            result = StageResult(stage.name, "failed", reason, str(stage.out), seconds, code)
+            if result.budgets_failed:  # its report is in place: ours, but never skipped
                 state.mkdir(parents=True, exist_ok=True)
                 failed = {"stage": stage.name, "out": str(stage.out), "failed": True, "exit_code": code}
                 atomic_write_text(stamp_file, json.dumps(failed, indent=2) + "\n")
-            report.stages.append(StageResult(stage.name, "failed", reason, str(stage.out), seconds, code))
-            echo(
-                f"{header}: {'budgets failed' if code == 1 and stage.name == 'profile' else 'failed'} "
-                f"(exit {code}) after {seconds:.0f} s"
-            )
+            report.stages.append(result)
+            what = "budgets failed" if result.budgets_failed else "failed"
+            echo(f"{header}: {what} (exit {code}) after {seconds:.0f} s")
             break
         out_digest = path_digest(stage.out)
         out_digests[str(stage.out)] = out_digest
         state.mkdir(parents=True, exist_ok=True)
         stamp = {
             "stage": stage.name,
-            "fingerprint": print_,
             "version": __version__,
             "settings": settings,
             "inputs": inputs,
