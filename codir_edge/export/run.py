@@ -28,6 +28,7 @@ from codir_edge.extras import require_extra
 from codir_edge.models.checkpoint import check_max_length, is_sequence_classifier, read_model_config
 
 QUANTIZE_MODES = ("none", "dynamic", "static")
+STRINGS_CHECK_SENTENCES = 120  # the strings model is held to tokenizer + graph on this many sentences
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,10 @@ def _strings_variant(stage: Path, source: str, tokenizer, config: ExportConfig, 
     from codir_edge.export.strings import build_strings_model, check_strings_model, generated_sentences, probe_texts
 
     build_strings_model(stage / source, stage / "model.strings.onnx", tokenizer, config.max_length, pair, regression)
-    # 120 task sentences when there are that many, topped up with generated ones
-    sentences = list(dev.texts[:120]) if dev is not None else []
-    pairs = list(dev.text_pairs[:120]) if dev is not None and dev.text_pairs is not None else []
-    missing = 120 - len(sentences)
+    # task sentences when there are enough, topped up with generated ones
+    sentences = list(dev.texts[:STRINGS_CHECK_SENTENCES]) if dev is not None else []
+    pairs = list(dev.text_pairs[:STRINGS_CHECK_SENTENCES]) if dev is not None and dev.text_pairs is not None else []
+    missing = STRINGS_CHECK_SENTENCES - len(sentences)
     sentences += generated_sentences(tokenizer, missing, seed=0)
     pairs += generated_sentences(tokenizer, len(sentences) - len(pairs), seed=1) if pair else []
     texts = probe_texts(sentences, pairs if pair else None, config.max_length)
@@ -153,7 +154,9 @@ def _strings_variant(stage: Path, source: str, tokenizer, config: ExportConfig, 
         stage / "model.strings.onnx", stage / source, tokenizer, texts, config.max_length, config.atol
     )
     agreement["source"] = (
-        "task sentences" if missing <= 0 else f"{120 - missing} task and {missing} generated sentences"
+        "task sentences"
+        if missing <= 0
+        else f"{STRINGS_CHECK_SENTENCES - missing} task and {missing} generated sentences"
     )
     return {
         "name": "strings",

@@ -18,9 +18,9 @@ pre-tokenizer, code point by code point, at export time (``text_rules``):
    and give a word with any unknown piece a single [UNK];
 5. truncate (pairs by the Hugging Face "longest first" rule) and add [CLS] and [SEP].
 
-Known gaps: special-token strings typed into the text (a literal "[SEP]") are split like words, not
-matched as special tokens; and the extensions' string ops end a string at its first NUL character,
-where the Hugging Face tokenizer drops the NUL and reads on. Everything else agrees: a property test
+Special-token strings typed into the text (a literal "[SEP]") count as themselves, as in Hugging
+Face's split on added tokens. Known gap: the extensions' string ops end a string at its first NUL
+character, where the Hugging Face tokenizer drops the NUL and reads on. Everything else agrees: a property test
 feeds arbitrary Unicode, and ``check_strings_model`` holds every export to real sentences.
 """
 
@@ -412,7 +412,7 @@ def probe_texts(sentences: list[str], pairs: list[str] | None, max_length: int) 
     """Real sentences plus the hard cases: non-ASCII scripts, empty text, and text beyond ``max_length``."""
     long_text = " ".join(sentences[:60]) or "word " * (4 * max_length)
     hard = [*HARD_TEXTS, long_text]
-    texts: list[tuple[str, str | None]] = [(s, pairs[i] if pairs else None) for i, s in enumerate(sentences[:120])]
+    texts: list[tuple[str, str | None]] = [(s, pairs[i] if pairs else None) for i, s in enumerate(sentences)]
     for i, text in enumerate(hard):
         texts.append((text, hard[-1 - i] if pairs is not None else None))
     return texts
