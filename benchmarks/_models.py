@@ -113,6 +113,13 @@ def bare_latency(model: Path, threads: int, seq: int, runs: int, warmup: int) ->
     return float(done.stdout.strip())
 
 
+def rotated(items: list, round_index: int) -> list:
+    """``items`` starting at a different one each round, so that machine noise (a neighbour, a
+    frequency change) hits every variant of an interleaved benchmark alike."""
+    shift = round_index % len(items)
+    return items[shift:] + items[:shift]
+
+
 def environment() -> dict:
     from codir_edge.profile.machine import describe_machine
     from codir_edge.provenance import provenance

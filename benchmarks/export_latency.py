@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from _models import ROOT, WORK, bare_latency, layer_cut, teacher_folder, write_result
+from _models import ROOT, WORK, bare_latency, layer_cut, rotated, teacher_folder, write_result
 
 GLUE_SST2 = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
 
@@ -131,7 +131,7 @@ def main() -> None:
                 samples: dict[str, list[float]] = {v: [] for v in variants}
                 order = list(variants)
                 for r in range(args.rounds):
-                    for v in order[r % len(order) :] + order[: r % len(order)]:
+                    for v in rotated(order, r):
                         samples[v].append(bare_latency(variants[v], threads, seq, args.runs, args.warmup))
                 medians = {v: statistics.median(s) for v, s in samples.items()}
                 for v, path in variants.items():

@@ -27,7 +27,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from _models import WORK, bare_latency, teacher_folder, write_result
+from _models import WORK, bare_latency, rotated, teacher_folder, write_result
 from export_latency import student_folder
 
 SEQ = 128
@@ -151,12 +151,9 @@ def main() -> None:
     for threads in (int(t) for t in args.threads.split(",")):
         gemm: dict[tuple[str, str], list[float]] = {}
         student_ms: list[float] = []
+        jobs = [(op, name) for op in ("MatMulInteger", "DynamicQuantizeMatMul") for name in shapes] + [("student", "")]
         for r in range(args.rounds):
-            jobs = [(op, name) for op in ("MatMulInteger", "DynamicQuantizeMatMul") for name in shapes] + [
-                ("student", "")
-            ]
-            jobs = jobs[r % len(jobs) :] + jobs[: r % len(jobs)]  # rotate so noise hits every figure alike
-            for op, name in jobs:
+            for op, name in rotated(jobs, r):
                 if op == "student":
                     student_ms.append(bare_latency(bundle / "model.int8.onnx", threads, SEQ, args.runs, 20))
                 else:

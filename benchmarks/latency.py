@@ -23,7 +23,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from _models import ROOT, WORK, teacher_folder, write_result
+from _models import ROOT, WORK, rotated, teacher_folder, write_result
 from export_latency import GLUE_SST2, optimum_pipeline, ours, student_folder
 
 SEQS: tuple[int | str, ...] = (16, 128, "real")
@@ -44,24 +44,29 @@ TIMER = textwrap.dedent("""
         from transformers import AutoModelForSequenceClassification
         torch.set_num_threads(threads)
         model = AutoModelForSequenceClassification.from_pretrained(path).eval()
-        def run(ids):
+        def prepare(ids):
+            t = torch.from_numpy(ids)
+            return {"input_ids": t, "attention_mask": torch.ones_like(t), "token_type_ids": torch.zeros_like(t)}
+        def run(feed):
             with torch.inference_mode():
-                t = torch.from_numpy(ids)
-                model(input_ids=t, attention_mask=torch.ones_like(t), token_type_ids=torch.zeros_like(t))
+                model(**feed)
     else:
         import onnxruntime as ort
         from codir_edge.onnx_session import session_options
         from codir_edge.profile.inputs import to_feed
         session = ort.InferenceSession(path, session_options(threads), providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
-        def run(ids):
-            session.run(None, to_feed(ids, names))
-    for ids in feeds_ids[:warmup]:
-        run(ids)
+        def prepare(ids):
+            return to_feed(ids, names)
+        def run(feed):
+            session.run(None, feed)
+    feeds = [prepare(ids) for ids in feeds_ids]  # built before timing: only the model call is timed
+    for feed in feeds[:warmup]:
+        run(feed)
     samples = []
-    for ids in feeds_ids[warmup:]:
+    for feed in feeds[warmup:]:
         start = time.perf_counter_ns()
-        run(ids)
+        run(feed)
         samples.append((time.perf_counter_ns() - start) / 1e6)
     print(json.dumps({"median_ms": float(np.median(samples)), "p95_ms": float(np.percentile(samples, 95))}))
 """)
@@ -129,7 +134,7 @@ def main() -> None:
             rounds: dict[str, list[dict]] = {name: [] for name in variants}
             order = list(variants)
             for r in range(args.rounds):
-                for name in order[r % len(order) :] + order[: r % len(order)]:
+                for name in rotated(order, r):
                     kind, path = variants[name]
                     rounds[name].append(time_variant(kind, path, threads, seq_arg, args.runs, args.warmup))
             for name, measured in rounds.items():
