@@ -1,4 +1,5 @@
-"""``codir-edge compress``: declares options and calls :func:`codir_edge.distill.trainer.run_compress`."""
+"""``codir-edge compress``: declares options and calls :func:`codir_edge.distill.trainer.run_compress`
+(``--stage fine``) or :func:`codir_edge.distill.pretrain.run_pretrain` (``--stage pre``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import typer
 
 from codir_edge.cli.errors import handle_errors
 from codir_edge.cli.options import (
+    DATA_PANEL,
     TRAIN_PANEL,
-    DataOpt,
     DeviceOpt,
     EpochsOpt,
     EvalDataOpt,
@@ -28,7 +29,6 @@ from codir_edge.cli.options import (
     PrecisionOpt,
     QuietOpt,
     SeedOpt,
-    TaskOpt,
     TextColumnOpt,
     TextPairColumnOpt,
     TrustRemoteCodeOpt,
@@ -39,6 +39,11 @@ from codir_edge.distill.config import CompressConfig  # light: the defaults live
 
 LOSS_PANEL = "Objective"
 CHECKPOINT_PANEL = "Checkpoints"
+
+
+class Stage(str, Enum):
+    fine = "fine"
+    pre = "pre"
 
 
 class Objective(str, Enum):
@@ -61,11 +66,42 @@ class Contrastive(str, Enum):
 @handle_errors
 def compress(
     teacher: Annotated[
-        Path, typer.Option("--teacher", help="Fine-tuned BERT-family sequence classifier (a finetune output).")
+        Path,
+        typer.Option(
+            "--teacher",
+            help="--stage fine: a fine-tuned BERT-family classifier (a finetune output). --stage pre: a pretrained "
+            "backbone (a BertModel folder such as all-MiniLM-L6-v2, or a BertForMaskedLM checkpoint).",
+        ),
     ],
-    task: TaskOpt,
-    data: DataOpt,
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            "-d",
+            help="--stage fine: the task's data (a GLUE folder or the glue root, a .tsv/.csv/.jsonl file, a "
+            "save_to_disk folder, or hf:NAME[:CONFIG]). --stage pre: unlabelled text (a .txt file with one text "
+            "per line, a .jsonl with a text field, or a GLUE task folder or the glue root, labels ignored).",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ],
     out: OutOpt,
+    stage: Annotated[
+        Stage,
+        typer.Option(
+            help="fine: CoDIR-Fine, distil a fine-tuned classifier on its labelled task. pre: CoDIR-Pre, distil a "
+            "pretrained backbone on unlabelled text into a general student (then --stage fine --student it)."
+        ),
+    ] = Stage.fine,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            "-t",
+            help="--stage fine: the teacher's GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli) or "
+            "'classification' / 'regression' for custom data.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = None,
     student_layers: Annotated[
         int | None,
         typer.Option(help="Student depth, skip-initialised from the teacher (default: half the teacher's layers)."),
@@ -94,7 +130,11 @@ def compress(
     ] = Contrastive(CompressConfig.contrastive),
     negatives: Annotated[
         int,
-        typer.Option(help="K label-aware negatives per example, from the teacher bank.", rich_help_panel=LOSS_PANEL),
+        typer.Option(
+            help="K negatives per example from the teacher bank: label-aware (fine), or random corpus rows on top "
+            "of the rest of the batch (pre).",
+            rich_help_panel=LOSS_PANEL,
+        ),
     ] = CompressConfig.negatives,
     contrastive_temperature: Annotated[
         float, typer.Option(help="tau of the contrastive scores.", rich_help_panel=LOSS_PANEL)
@@ -109,7 +149,8 @@ def compress(
         float, typer.Option(help="T of the logit distillation.", rich_help_panel=LOSS_PANEL)
     ] = CompressConfig.kd_temperature,
     kd_weight: Annotated[
-        float, typer.Option(help="beta: (1 - beta) CE + beta KD.", rich_help_panel=LOSS_PANEL)
+        float,
+        typer.Option(help="beta: (1 - beta) CE + beta KD (pre: on the masked-LM terms).", rich_help_panel=LOSS_PANEL),
     ] = CompressConfig.kd_weight,
     mse_weight: Annotated[
         float, typer.Option(help="Weight of BERT-PKD's [CLS] MSE (objective mse).", rich_help_panel=LOSS_PANEL)
@@ -121,6 +162,20 @@ def compress(
             rich_help_panel=LOSS_PANEL,
         ),
     ] = None,
+    mlm_probability: Annotated[
+        float,
+        typer.Option(
+            help="--stage pre with a masked-LM teacher: share of tokens masked (BERT's 80/10/10 split).",
+            rich_help_panel=LOSS_PANEL,
+        ),
+    ] = CompressConfig.mlm_probability,
+    held_out: Annotated[
+        int,
+        typer.Option(
+            help="--stage pre: corpus texts kept out of training to score the student each epoch (at most a tenth).",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = CompressConfig.held_out,
     epochs: EpochsOpt = CompressConfig.epochs,
     lr: LrOpt = CompressConfig.lr,
     batch_size: Annotated[
@@ -164,20 +219,25 @@ def compress(
     quiet: QuietOpt = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
-    """Distil a fine-tuned teacher into a smaller student with CoDIR (or kd, mse, none to compare).
+    """Distil a BERT teacher into a smaller student with CoDIR, in either of its two stages.
 
-    One pass of the teacher fills a memory bank (cached under --out/cache, reused when teacher and
-    data match); training then needs no teacher. Writes a Hugging Face folder with metrics.json and
-    train_log.jsonl. Several GPUs or CPUs: torchrun --nproc-per-node N -m codir_edge compress ...
+    --stage fine (default): a fine-tuned classifier on its task (or kd, mse, none to compare). One
+    pass of the teacher fills a memory bank (cached under --out/cache, reused when teacher and data
+    match); training then needs no teacher.
+
+    --stage pre: a pretrained backbone on unlabelled text, into a general student for --stage fine
+    --student (or finetune --model); masked-LM terms join in when the teacher has an MLM head.
+
+    Writes a Hugging Face folder with metrics.json and train_log.jsonl. Several GPUs or CPUs:
+    torchrun --nproc-per-node N -m codir_edge compress ...
     """
-    from codir_edge.distill.trainer import run_compress
     from codir_edge.errors import InputError
 
     if checkpoint_every < 0:
         raise InputError(f"--checkpoint-every must not be negative, got {checkpoint_every}: pass 0 or more steps")
-    train_spec, eval_spec = train_data_specs(data, eval_data, text_column, text_pair_column, label_column, labels)
     config = CompressConfig(
         task=task,
+        stage=stage.value,
         student_layers=student_layers,
         objective=objective.value,
         pooling=pooling.value,
@@ -190,6 +250,8 @@ def compress(
         kd_weight=kd_weight,
         mse_weight=mse_weight,
         negative_margin=negative_margin,
+        mlm_probability=mlm_probability,
+        held_out=held_out,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
@@ -202,18 +264,29 @@ def compress(
         checkpoint_every=checkpoint_every or None,
         trust_remote_code=trust_remote_code,
     )
-    report = run_compress(
-        teacher,
-        train_spec,
-        out,
-        config,
-        student_dir=student,
-        eval_data=eval_spec,
-        overwrite=overwrite,
-        resume=resume,
-        cache_from=tuple(cache_from or ()),
-        show_progress=not quiet,
-    )
+    common = {
+        "overwrite": overwrite,
+        "resume": resume,
+        "cache_from": tuple(cache_from or ()),
+        "show_progress": not quiet,
+    }
+    if stage is Stage.pre:
+        fine_only = {
+            "--student": student,
+            "--eval-data": eval_data,
+            "--text-pair-column": text_pair_column,
+            "--label-column": label_column,
+            "--labels": labels,
+        }
+        for flag, value in fine_only.items():
+            if value is not None:
+                raise InputError(f"{flag} applies to --stage fine only: drop it (--stage pre reads unlabelled text)")
+        _pretrain(teacher, data, out, config, text_column, json_path, common)
+        return
+    from codir_edge.distill.trainer import run_compress
+
+    train_spec, eval_spec = train_data_specs(data, eval_data, text_column, text_pair_column, label_column, labels)
+    report = run_compress(teacher, train_spec, out, config, student_dir=student, eval_data=eval_spec, **common)
     if report.rank != 0:
         return  # under torchrun, rank 0 speaks for the run
     if report.objective == "none":
@@ -226,5 +299,25 @@ def compress(
         f"{report.student_parameters / 1e6:.1f}M parameters; bank {bank}; "
         f"{report.train_examples_per_s:.0f} examples/s on {report.device} {report.precision}; "
         f"{report.wall_time_s:.0f} s; student in {report.out_dir}"
+    )
+    write_json(json_path, asdict(report))
+
+
+def _pretrain(teacher: Path, data: str, out: Path, config, text_field: str | None, json_path, common: dict) -> None:
+    from codir_edge.distill.pretrain import run_pretrain
+
+    report = run_pretrain(teacher, data, out, config, text_field=text_field, **common)
+    if report.rank != 0:
+        return
+    bank = "reused" if report.bank.reused_from else f"built in {report.bank.build_seconds:.0f} s"
+    mlm = ""
+    if report.mlm_accuracy is not None:
+        mlm = f", masked-LM accuracy {report.mlm_accuracy:.4f} (teacher {report.teacher_mlm_accuracy:.4f})"
+    typer.echo(
+        f"pre: held-out retrieval top-1 {report.retrieval_top1:.4f} over {report.held_out} texts{mlm}; "
+        f"{report.train_texts} training texts; {report.student_layers} of {report.teacher_layers} layers, "
+        f"{report.student_parameters / 1e6:.1f}M parameters; bank {bank}; "
+        f"{report.train_examples_per_s:.0f} examples/s on {report.device} {report.precision}; "
+        f"{report.wall_time_s:.0f} s; general student in {report.out_dir}"
     )
     write_json(json_path, asdict(report))

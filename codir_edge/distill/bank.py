@@ -44,11 +44,15 @@ class BankInfo:
     location: str  # the device that holds it
 
 
-def bank_key(teacher_digest: str, encoded: Encoded, layers: list[int], pooling: str, max_length: int) -> str:
+def bank_key(
+    teacher_digest: str, encoded: Encoded, layers: list[int], pooling: str, max_length: int, with_logits: bool = True
+) -> str:
     """Hash of what the bank's contents depend on. Token ids stand in for the data, the tokenizer
     and the truncation at once."""
     digest = hashlib.sha256()
     meta = {"format": BANK_FORMAT, "teacher": teacher_digest, "layers": layers, "pooling": pooling, "max": max_length}
+    if not with_logits:  # a backbone's bank (CoDIR-Pre); fine-stage keys stay as they were
+        meta["logits"] = False
     digest.update(json.dumps(meta, sort_keys=True).encode())
     for ids in encoded.input_ids:
         digest.update(np.int64(len(ids)).tobytes())
@@ -64,26 +68,39 @@ def bank_file(folder: Path, key: str) -> Path:
     return Path(folder) / CACHE_FOLDER / f"teacher-bank-{key}.safetensors"
 
 
-def compute_bank(teacher, encoded: Encoded, layers: list[int], pooling: str, runtime: Runtime, batch_size: int, dist):
+def compute_bank(
+    teacher,
+    encoded: Encoded,
+    layers: list[int],
+    pooling: str,
+    runtime: Runtime,
+    batch_size: int,
+    dist,
+    with_logits: bool = True,
+):
     """Teacher summaries and logits for every example, each rank doing a share, then gathered.
 
     Returns features (N, len(layers) * d_T) and logits (N, C), both float16 on the CPU, in the
-    order of ``encoded``. Length-sorted batches keep padding (and so the pass) short.
+    order of ``encoded``. Length-sorted batches keep padding (and so the pass) short. Without
+    logits (a backbone, or the student summarised for evaluation) only the encoder runs and the
+    logits are (N, 0): an MLM head's logits are per token and would not fit in a bank.
     """
     import torch
 
     batches = eval_batches(encoded.lengths, batch_size)[dist.rank :: dist.world]
     rows, feats, logits = [], [], []
-    teacher.eval()
+    model = teacher if with_logits else teacher.base_model
+    model.eval()
+    classes = teacher.config.num_labels if with_logits else 0
     with torch.inference_mode(), runtime.autocast():
         for indices in batches:
             batch = to_device(pad_batch(encoded, indices), runtime)
-            out = teacher(**batch, output_hidden_states=True)
+            out = model(**batch, output_hidden_states=True)
             feats.append(layer_summaries(out.hidden_states, batch["attention_mask"], layers, pooling).half())
-            logits.append(out.logits.float().half())
+            scores = out.logits.float() if with_logits else torch.zeros((len(indices), 0), device=runtime.device)
+            logits.append(scores.half())
             rows.append(torch.as_tensor(indices))
     width = teacher.config.hidden_size * len(layers)
-    classes = teacher.config.num_labels
     device = runtime.device
     local_rows = torch.cat(rows).to(device) if rows else torch.zeros(0, dtype=torch.int64, device=device)
     local_feats = torch.cat(feats) if feats else torch.zeros((0, width), dtype=torch.float16, device=device)
@@ -143,6 +160,7 @@ def obtain_bank(
     cache_dirs: list[Path],
     save_dir: Path,
     dist: Dist,
+    with_logits: bool = True,
 ):
     """The bank from the first cache folder that holds it, else built (sharded over ranks) and saved
     into ``save_dir`` by rank 0. Returns (features, logits, seconds spent building, reused path)."""
@@ -154,7 +172,7 @@ def obtain_bank(
             barrier(dist)
             return (*found, 0.0, str(bank_file(folder, key)))
     started = time.perf_counter()
-    features, logits = compute_bank(teacher, encoded, layers, pooling, runtime, batch_size, dist)
+    features, logits = compute_bank(teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits)
     seconds = time.perf_counter() - started
     if dist.is_main:
         save_bank(bank_file(save_dir, key), features, logits, key)

@@ -1,5 +1,10 @@
 """Compression settings: one validated dataclass, saved inside every checkpoint and next to the student.
 
+One class serves both stages (``stage = fine | pre``): they share the engine, the optimiser, the
+contrastive loss and its settings, and a checkpoint compares every field on resume. Fields that
+only one stage reads are checked to be at their defaults in the other (see ``FINE_ONLY`` and
+``PRE_ONLY``), so a setting the run would ignore is an error, not a silent no-op.
+
 Defaults follow the CoDIR release (T = 2, beta = 0.5, tau = 0.07, p = 128) except where a measurement
 on SST-2 said otherwise: K = 25 instead of 100 and lambda = 0.1 come from the sweep in
 ``benchmarks/compress_quality.py`` (results in ``benchmarks/results/compress_sweep.json``).
@@ -7,7 +12,7 @@ on SST-2 said otherwise: K = 25 instead of 100 and lambda = 0.1 come from the sw
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from codir_edge.config_checks import require_counts, require_positive, require_warmup_ratio
 from codir_edge.errors import InputError
@@ -15,11 +20,17 @@ from codir_edge.errors import InputError
 OBJECTIVES = ("codir", "kd", "mse", "none")
 POOLINGS = ("mean", "cls")
 CONTRASTIVE_FORMS = ("infonce", "nce")
+STAGES = ("fine", "pre")
+# Read by one stage only: CoDIR-Pre has no task, labels or alternative objectives; CoDIR-Fine no
+# masking and no held-out slice of a corpus.
+FINE_ONLY = ("objective", "mse_weight", "negative_margin", "max_eval_samples")
+PRE_ONLY = ("mlm_probability", "held_out")
 
 
 @dataclass(frozen=True)
 class CompressConfig:
-    task: str
+    task: str | None = None  # the fine stage's task; CoDIR-Pre has none
+    stage: str = "fine"  # fine: distil a fine-tuned classifier on its task; pre: a backbone on unlabelled text
     # student
     student_layers: int | None = None  # None: half the teacher's layers (rounded down, at least 1)
     # objective: L = (1 - beta) CE + beta T^2 KL(t/T || s/T) + lambda L_con   (codir.md, step 5)
@@ -34,6 +45,10 @@ class CompressConfig:
     kd_weight: float = 0.5  # beta
     mse_weight: float = 100.0  # BERT-PKD's beta for the normalised [CLS] MSE (it searched 10..1000)
     negative_margin: float | None = None  # regression: |y_i - y_j| above this is a negative (None: 20% of range)
+    # CoDIR-Pre: BERT's masking for the masked-LM terms (teachers with an MLM head), and the corpus
+    # sentences kept out of training to score the student after each epoch
+    mlm_probability: float = 0.15
+    held_out: int = 1000
     # optimisation: AdamW, linear warm-up then decay, clipped gradients (as finetune)
     epochs: int = 3
     lr: float = 1e-4
@@ -56,7 +71,7 @@ class CompressConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        choices = {"objective": OBJECTIVES, "pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS}
+        choices = {"stage": STAGES, "objective": OBJECTIVES, "pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"unknown --{name} '{getattr(self, name)}': use one of {', '.join(allowed)}")
@@ -83,6 +98,25 @@ class CompressConfig:
         require_counts(self, ("student_layers", "max_train_samples", "max_eval_samples", "checkpoint_every"))
         if self.negative_margin is not None and self.negative_margin < 0:
             raise InputError(f"--negative-margin must not be negative, got {self.negative_margin}")
+        if not 0 < self.mlm_probability < 1:
+            raise InputError(f"--mlm-probability must be in (0, 1), got {self.mlm_probability}: BERT uses 0.15")
+        require_counts(self, ("held_out",))
+        self._check_stage_fields()
+
+    def _check_stage_fields(self) -> None:
+        if self.stage == "fine" and not self.task:
+            raise InputError("--task is required for --stage fine: name the task the teacher was fine-tuned on")
+        if self.stage == "pre" and self.task:
+            raise InputError(
+                f"--task {self.task} does not apply to --stage pre (it distils on unlabelled text): drop --task"
+            )
+        other = "pre" if self.stage == "fine" else "fine"
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in PRE_ONLY if self.stage == "fine" else FINE_ONLY:
+            if getattr(self, name) != defaults[name]:
+                raise InputError(
+                    f"--{name.replace('_', '-')} applies to --stage {other} only: drop it, or run --stage {other}"
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,8 +7,6 @@ with CE and KL replaced by MSE for regression tasks.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -43,6 +41,10 @@ class CodirLoss(nn.Module):
     ``nce``: CRD's binary NCE against uniform noise,
         -log sigma(s_0 / tau - log Z - log K) - sum_k log(1 - sigma(s_k / tau - log Z - log K)),
     where Z is the mean of e^(s / tau) over the first batch (CRD estimates it once the same way).
+
+    A negative that is the anchor's own row is left out (its score is -inf, and K counts only the
+    others): CoDIR-Pre passes the whole batch as in-batch negatives, anchor included, while the
+    label-aware negatives of CoDIR-Fine never hold the anchor, so nothing is left out there.
     """
 
     def __init__(
@@ -78,6 +80,9 @@ class CodirLoss(nn.Module):
         z_s = F.normalize(self.student_head(student_summary), dim=-1)  # (B, p)
         z_t = F.normalize(self.teacher_head(teacher), dim=-1)  # (B, 1 + K, p)
         scores = torch.einsum("bp,bkp->bk", z_s, z_t).float() / self.temperature  # (B, 1 + K)
+        itself = torch.zeros_like(rows, dtype=torch.bool)  # (B, 1 + K): True where a negative is the anchor
+        itself[:, 1:] = rows[:, 1:] == rows[:, :1]
+        scores = scores.masked_fill(host_to(itself, device), float("-inf"))
         if self.form == "infonce":
             return F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=device))
         return self._binary_nce(scores)
@@ -87,10 +92,11 @@ class CodirLoss(nn.Module):
             self._z_ready = bool(torch.isfinite(self.log_z))
         if not self._z_ready:
             with torch.no_grad():
-                self.log_z.copy_(_global_log_mean_exp(scores.detach()))
+                finite = scores.detach()
+                self.log_z.copy_(_global_log_mean_exp(finite[torch.isfinite(finite)]))
             self._z_ready = True
-        k = scores.shape[1] - 1
-        shifted = scores - self.log_z - math.log(k)  # logit of P(data | pair)
+        k = torch.isfinite(scores[:, 1:]).sum(dim=1, keepdim=True).clamp_min(1)  # (B, 1) negatives kept
+        shifted = scores - self.log_z - torch.log(k.float())  # logit of P(data | pair)
         positive = F.logsigmoid(shifted[:, 0])  # (B,)
         negative = F.logsigmoid(-shifted[:, 1:]).sum(dim=1)  # (B,)
         return -(positive + negative).mean()

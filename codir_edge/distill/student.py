@@ -56,13 +56,12 @@ def check_student_layers(requested: int | None, teacher_layers: int, teacher_dir
 
 
 def skip_student(teacher, layers: int):
-    """A student with ``layers`` blocks copied from the mapped teacher blocks, plus everything else
-    (embeddings, pooler, classifier) copied as is."""
-    from transformers import AutoModelForSequenceClassification
-
+    """A student of the teacher's own class (a classifier, a bare backbone or a masked LM) with
+    ``layers`` blocks copied from the mapped teacher blocks, plus everything else (embeddings, pooler,
+    classifier or MLM head) copied as is."""
     config = copy.deepcopy(teacher.config)
     set_num_layers(config, layers)
-    student = AutoModelForSequenceClassification.from_config(config)
+    student = type(teacher)(config)
     mapping = layer_map(get_num_layers(teacher.config), layers)
     source = teacher.state_dict()
     weights = {}

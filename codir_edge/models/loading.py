@@ -91,3 +91,18 @@ def load_trained_classifier(model_dir: Path, trust_remote_code: bool = False, **
         )
     except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
         raise _weights_error(model_dir, exc) from exc
+
+
+def load_backbone(model_dir: Path, with_mlm_head: bool, trust_remote_code: bool = False):
+    """A pretrained encoder as saved: with its masked-LM head (``AutoModelForMaskedLM``, which also
+    reads ``*ForPreTraining`` checkpoints) or bare (``AutoModel``; a sentence-transformers folder
+    such as all-MiniLM-L6-v2 is one)."""
+    import torch
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    _quiet_transformers()
+    auto = AutoModelForMaskedLM if with_mlm_head else AutoModel
+    try:
+        return auto.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code, torch_dtype=torch.float32)
+    except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
+        raise _weights_error(model_dir, exc) from exc

@@ -1,0 +1,100 @@
+"""The CoDIR-Pre objective: contrastive distillation of a backbone's intermediate layers on
+unlabelled text, plus masked-LM terms when the teacher has an MLM head (codir.md, "CoDIR-Pre").
+
+    L = lambda L_con + (1 - beta) CE_mlm + beta T^2 KL(softmax(t_mlm / T) || softmax(s_mlm / T))
+
+L_con is CoDIR-Fine's loss (same heads, same bank of raw teacher summaries); its negatives are the
+rest of the global batch plus K random corpus rows. With masking, the student reads the masked
+sentence and must still pick out the teacher's summary of the clean one among the negatives, in
+the same forward pass that serves the MLM terms: one student pass per step. MLM logits are per
+token (vocabulary-wide), so the teacher runs online on the same masked batch for their KD term;
+both heads are applied to the masked positions only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from codir_edge.distill.config import CompressConfig
+from codir_edge.distill.features import layer_summaries
+from codir_edge.distill.losses import CodirLoss
+from codir_edge.distill.masking import IGNORE
+from codir_edge.distill.memory import TeacherBank
+
+# Where BERT-family masked LMs keep their head: BERT, ERNIE, Megatron-BERT ("cls"), RoBERTa,
+# XLM-R, CamemBERT, MPNet ("lm_head"), ALBERT ("predictions").
+_MLM_HEADS = ("cls", "lm_head", "predictions")
+
+
+def mlm_head(model: nn.Module) -> nn.Module | None:
+    """The module mapping final token states to vocabulary logits, or None for a bare backbone."""
+    for name in _MLM_HEADS:
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Module):
+            return head
+    return None
+
+
+class PreDistiller(nn.Module):
+    """Student plus the contrastive heads; ``forward`` matches the engine's (inputs, index, targets,
+    negatives, scale), where targets are the MLM labels (B, T) or None without masking."""
+
+    def __init__(
+        self,
+        student: nn.Module,
+        bank: TeacherBank,
+        teacher: nn.Module | None,
+        config: CompressConfig,
+        student_width: int,
+        teacher_width: int,
+    ):
+        super().__init__()
+        self.student = student
+        self.config = config
+        self.layers = list(range(1, student.config.num_hidden_layers + 1))
+        self.contrastive = CodirLoss(
+            bank,
+            student_dim=len(self.layers) * student_width,
+            teacher_dim=len(self.layers) * teacher_width,
+            projection_dim=config.projection_dim,
+            temperature=config.contrastive_temperature,
+            form=config.contrastive,
+        )
+        # Frozen, and kept out of the module tree (DDP, state_dict and the optimizer never see it).
+        self._teacher = (teacher,)
+        self.mlm = teacher is not None
+        pooler = getattr(student.base_model, "pooler", None)
+        if pooler is not None:  # no term reads it: frozen as copied, so that DDP finds no unused parameter
+            pooler.requires_grad_(False)
+
+    def forward(
+        self,
+        inputs: dict[str, torch.Tensor],
+        index: torch.Tensor,
+        targets: torch.Tensor | None,
+        negatives: torch.Tensor,
+        scale: float = 1.0,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """inputs: (B, T); index: (B,) bank rows; targets: (B, T) MLM labels or None; negatives: (B, M)."""
+        cfg = self.config
+        out = self.student.base_model(**inputs, output_hidden_states=True)
+        summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, cfg.pooling)
+        terms = {"contrastive": self.contrastive(summary, index, negatives)}
+        total = cfg.contrastive_weight * terms["contrastive"]
+        if self.mlm:
+            chosen = targets != IGNORE  # (B, T)
+            count = chosen.sum().clamp_min(1)  # a batch with nothing masked adds zero, not NaN
+            student_logits = mlm_head(self.student)(out.last_hidden_state[chosen]).float()  # (M, V)
+            teacher = self._teacher[0]
+            with torch.no_grad():
+                hidden = teacher.base_model(**inputs).last_hidden_state[chosen]
+                teacher_logits = mlm_head(teacher)(hidden).float()  # (M, V)
+            terms["mlm"] = F.cross_entropy(student_logits, targets[chosen], reduction="sum") / count
+            t = cfg.kd_temperature
+            log_s = F.log_softmax(student_logits / t, dim=-1)
+            log_t = F.log_softmax(teacher_logits / t, dim=-1)
+            terms["mlm_kd"] = F.kl_div(log_s, log_t, log_target=True, reduction="sum") / count * t**2
+            total = total + (1 - cfg.kd_weight) * terms["mlm"] + cfg.kd_weight * terms["mlm_kd"]
+        return total * scale, {name: value.detach() for name, value in terms.items()}
