@@ -97,6 +97,38 @@ def quality_section() -> list[str]:
     return lines
 
 
+def pre_section() -> list[str]:
+    lines, result = section("CoDIR-Pre, then CoDIR-Fine", "codir_pre", "python benchmarks/codir_pre.py")
+    if result is None:
+        return lines
+    pre = result["pre"]
+    excluded = ", ".join(result["corpus_excludes"])
+    lines += [
+        f"Pre stage, once: the bundled all-MiniLM-L6-v2 (a bare backbone: contrastive term only) into a "
+        f"3-layer general student on {pre['train_texts']:,} distinct GLUE texts (all files, labels dropped, "
+        f"except {excluded}; {pre['held_out']} held out), {pre['epochs']} epoch, max length {pre['max_length']}: "
+        f"**{pre['wall_seconds'] / 60:.1f} min** on {pre['device']} (bank {pre['bank_seconds']:.0f} s, "
+        f"training {pre['train_seconds']:.0f} s at {pre['texts_per_s']:.0f} texts/s); held-out retrieval "
+        f"top-1 {pct(pre['retrieval_top1'])}%.",
+        "",
+        "Fine stage: codir objective from the task teacher, 3-layer student, from the general student "
+        "(`--student`) or from skip initialisation, same settings as the quality runs above.",
+        "",
+        "| task | start | metric | mean | ± | of teacher | per seed | s per run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"].values():
+        seeds = " / ".join(pct(v) for v in row["scores"])
+        seconds = sum(row["fine_seconds"]) / len(row["fine_seconds"])
+        start = "CoDIR-Pre student" if row["init"] == "pre" else "skip init"
+        lines.append(
+            f"| {row['task']} | {start} | {row['metric']} | {pct(row['mean'])} | {pct(row['spread'])} | "
+            f"{row['mean'] / row['teacher']:.2%} | {seeds} | {seconds:.0f} |"
+        )
+    lines += ["", provenance(result), ""]
+    return lines
+
+
 def export_section() -> list[str]:
     lines, result = section(
         "INT8 cost and our export against Optimum's", "export_latency", "python benchmarks/export_latency.py"
@@ -246,7 +278,9 @@ def main() -> None:
         "Commands and targets: [README.md](README.md).",
         "",
     ]
-    for section in (demo_section, quality_section, export_section, latency_section, limit_section, cost_section):
+    sections = (demo_section, quality_section, pre_section, export_section, latency_section, limit_section)
+    sections += (cost_section,)
+    for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {OUT}")

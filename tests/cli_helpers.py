@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -45,3 +47,35 @@ def default_sigint() -> None:
     """``preexec_fn`` for commands the tests interrupt: a shell that starts jobs in the background
     (``cmd &``) hands them SIGINT ignored, and Python then never raises KeyboardInterrupt."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_cli(args: list, **kwargs) -> subprocess.Popen:
+    """``python -m codir_edge ARGS`` in a child process with one thread, interruptible by SIGINT."""
+    env = {**os.environ, "CODIR_EDGE_DEBUG": "0", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "codir_edge", *map(str, args)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return subprocess.Popen(command, env=env, text=True, preexec_fn=default_sigint, **pipes, **kwargs)
+
+
+def interrupt_after_first_checkpoint(args: list, partial: Path, sig: int) -> subprocess.CompletedProcess:
+    """Run ``args``, send ``sig`` as soon as the working folder ``partial`` holds a checkpoint."""
+    process = run_cli(args)
+    deadline = time.monotonic() + 120
+    while not list((partial / "checkpoints").glob("step-*")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def weights_of(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)

@@ -7,11 +7,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_line_error, default_sigint, invoke
+from cli_helpers import (
+    assert_one_line_error,
+    interrupt_after_first_checkpoint,
+    invoke,
+    max_difference,
+    run_cli,
+    weights_of,
+)
 from conftest import build_tiny_bert, cut_glue
 
 TERMS = {"none": {"ce"}, "kd": {"ce", "kd"}, "mse": {"ce", "kd", "pkd"}, "codir": {"ce", "kd", "contrastive"}}
@@ -88,37 +94,7 @@ def test_the_bank_is_reused_only_when_teacher_data_and_length_match(tmp_path, te
     assert longer.exit_code == 0 and "bank built" in longer.output, longer.output
 
 
-def _run(args: list, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "CODIR_EDGE_DEBUG": "0", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "codir_edge", *map(str, args)]
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    return subprocess.Popen(command, env=env, text=True, preexec_fn=default_sigint, **pipes, **kwargs)
-
-
-def _interrupt_after_first_checkpoint(args: list, partial: Path, sig: int) -> subprocess.CompletedProcess:
-    process = _run(args)
-    deadline = time.monotonic() + 120
-    while not list((partial / "checkpoints").glob("step-*")):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.005)
-    process.send_signal(sig)
-    out, err = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(args, process.returncode, out, err)
-
-
-def _weights(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(folder / "model.safetensors")
-
-
-def _max_difference(a: dict, b: dict) -> float:
-    assert a.keys() == b.keys()
-    return max(float((a[k] - b[k]).abs().max()) for k in a)
-
-
-def test_killed_or_interrupted_runs_resume_to_the_same_weights(tmp_path, backbone_dir, sst2_400):
+def test_killed_or_interrupted_runs_resume_to_the_sameweights_of(tmp_path, backbone_dir, sst2_400):
     teacher = tiny_teacher(tmp_path / "teacher", backbone_dir)  # with dropout: the RNG states must come back too
     common = ["--batch-size", "4", "--epochs", "2", "--checkpoint-every", "3", "--negatives", "5"]
 
@@ -126,42 +102,42 @@ def test_killed_or_interrupted_runs_resume_to_the_same_weights(tmp_path, backbon
         return [a for a in compress_args(teacher, sst2_400, out) if a not in ("--epochs", "1")] + common + list(extra)
 
     reference = tmp_path / "uninterrupted"
-    done = _run(args(reference)).communicate(timeout=300)
+    done = run_cli(args(reference)).communicate(timeout=300)
     assert (reference / "model.safetensors").is_file(), done
 
     killed = tmp_path / "killed"
     partial = tmp_path / ".killed.partial"
-    crash = _interrupt_after_first_checkpoint(args(killed), partial, signal.SIGKILL)
+    crash = interrupt_after_first_checkpoint(args(killed), partial, signal.SIGKILL)
     assert crash.returncode == -signal.SIGKILL and not killed.exists()
     state = sorted((partial / "checkpoints").glob("step-*"))[-1].name
     assert int(state.split("-")[1]) < 100, "the kill should land in the first epoch"
-    refused = _run(args(killed)).communicate(timeout=120)
+    refused = run_cli(args(killed)).communicate(timeout=120)
     assert "pass --resume to continue it" in refused[1]
-    resumed = _run(args(killed, "--resume"))
+    resumed = run_cli(args(killed, "--resume"))
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert _max_difference(_weights(reference), _weights(killed)) < 1e-6
+    assert max_difference(weights_of(reference), weights_of(killed)) < 1e-6
     assert not partial.exists()
     steps = [row["step"] for row in read_log(killed) if "lr" in row]
     assert steps == sorted(set(steps)), "the log repeats or skips steps after the resume"
 
     stopped = tmp_path / "stopped"
-    interrupted = _interrupt_after_first_checkpoint(args(stopped), tmp_path / ".stopped.partial", signal.SIGINT)
+    interrupted = interrupt_after_first_checkpoint(args(stopped), tmp_path / ".stopped.partial", signal.SIGINT)
     assert interrupted.returncode == 130, interrupted.stderr
     message = [line for line in interrupted.stderr.splitlines() if line.startswith("error:")]
     assert len(message) == 1 and "checkpoint saved" in message[0] and "--resume" in message[0]
     assert "Traceback" not in interrupted.stderr
-    changed = _run(args(stopped, "--resume", "--lr", "3e-4")).communicate(timeout=120)
+    changed = run_cli(args(stopped, "--resume", "--lr", "3e-4")).communicate(timeout=120)
     assert "was made with --lr 0.0001" in changed[1]
-    finished = _run(args(stopped, "--resume"))
+    finished = run_cli(args(stopped, "--resume"))
     assert finished.wait(timeout=300) == 0
-    assert _max_difference(_weights(reference), _weights(stopped)) < 1e-6
+    assert max_difference(weights_of(reference), weights_of(stopped)) < 1e-6
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, backbone_dir, sst2_small):
     teacher = tiny_teacher(tmp_path / "teacher", backbone_dir, dropout=False)
     args = compress_args(teacher, sst2_small, tmp_path / "one", "--device", "cpu", "--epochs", "2")
-    single = _run(args)
+    single = run_cli(args)
     assert single.wait(timeout=300) == 0, single.communicate()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp_args = compress_args(teacher, sst2_small, tmp_path / "two", "--device", "cpu", "--epochs", "2")
@@ -171,7 +147,7 @@ def test_two_gloo_processes_match_one_process(tmp_path, backbone_dir, sst2_small
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics["world_size"] == 2
-    assert _max_difference(_weights(tmp_path / "one"), _weights(tmp_path / "two")) < 1e-4
+    assert max_difference(weights_of(tmp_path / "one"), weights_of(tmp_path / "two")) < 1e-4
 
 
 def other_tokenizer_model(folder: Path) -> Path:

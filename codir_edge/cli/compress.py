@@ -314,7 +314,8 @@ def _pretrain(teacher: Path, data: str, out: Path, config, text_field: str | Non
     if report.mlm_accuracy is not None:
         mlm = f", masked-LM accuracy {report.mlm_accuracy:.4f} (teacher {report.teacher_mlm_accuracy:.4f})"
     typer.echo(
-        f"pre: held-out retrieval top-1 {report.retrieval_top1:.4f} over {report.held_out} texts{mlm}; "
+        f"pre: held-out CKA with the teacher {report.cka:.4f} (skip init {report.initial_cka:.4f}), retrieval "
+        f"top-1 {report.retrieval_top1:.4f} over {report.held_out} texts{mlm}; "
         f"{report.train_texts} training texts; {report.student_layers} of {report.teacher_layers} layers, "
         f"{report.student_parameters / 1e6:.1f}M parameters; bank {bank}; "
         f"{report.train_examples_per_s:.0f} examples/s on {report.device} {report.precision}; "

@@ -80,6 +80,8 @@ def _glue_task_files(folder: Path, task: TaskSpec) -> list[Path]:
 def _read_texts(file: Path, text_field: str | None) -> list[str]:
     suffix = file.suffix.lower()
     if suffix == ".txt":
+        if not file.read_bytes().strip():  # _decode would ask for a header row, which a .txt never has
+            raise InputError(f"corpus file {file} is empty: give one text per line")
         return _lines(_decode(file))
     task = _GLUE_FOLDERS.get(file.parent.name)
     if task is not None and suffix == ".tsv" and text_field is None:

@@ -43,6 +43,18 @@ class BankInfo:
     reused_from: str | None
     location: str  # the device that holds it
 
+    @classmethod
+    def of(cls, bank, key: str, build_seconds: float, reused_from: str | None) -> BankInfo:
+        return cls(
+            key=key,
+            examples=len(bank),
+            feature_dim=int(bank.features.shape[1]),
+            bytes=bank.nbytes,
+            build_seconds=build_seconds,
+            reused_from=reused_from,
+            location=str(bank.features.device),
+        )
+
 
 def bank_key(
     teacher_digest: str, encoded: Encoded, layers: list[int], pooling: str, max_length: int, with_logits: bool = True

@@ -68,6 +68,18 @@ class CodirLoss(nn.Module):
         # otherwise broadcast it and state_dict copy it into every checkpoint.
         self._bank = (bank,)
 
+    @classmethod
+    def for_student(cls, bank: TeacherBank, config, layers: int, student_width: int, teacher_width: int) -> CodirLoss:
+        """The heads for ``layers`` matched layers of the given widths, with the run's settings."""
+        return cls(
+            bank,
+            student_dim=layers * student_width,
+            teacher_dim=layers * teacher_width,
+            projection_dim=config.projection_dim,
+            temperature=config.contrastive_temperature,
+            form=config.contrastive,
+        )
+
     @property
     def bank(self) -> TeacherBank:
         return self._bank[0]

@@ -35,14 +35,7 @@ class Distiller(nn.Module):
         self.contrastive = None
         self.pkd = None
         if config.objective == "codir":
-            self.contrastive = CodirLoss(
-                bank,
-                student_dim=len(self.layers) * student_width,
-                teacher_dim=len(self.layers) * teacher_width,
-                projection_dim=config.projection_dim,
-                temperature=config.contrastive_temperature,
-                form=config.contrastive,
-            )
+            self.contrastive = CodirLoss.for_student(bank, config, len(self.layers), student_width, teacher_width)
         elif config.objective == "mse":
             self.pkd = PkdLoss(len(self.layers), student_width, teacher_width)
 

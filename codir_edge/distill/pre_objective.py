@@ -54,14 +54,7 @@ class PreDistiller(nn.Module):
         self.student = student
         self.config = config
         self.layers = list(range(1, student.config.num_hidden_layers + 1))
-        self.contrastive = CodirLoss(
-            bank,
-            student_dim=len(self.layers) * student_width,
-            teacher_dim=len(self.layers) * teacher_width,
-            projection_dim=config.projection_dim,
-            temperature=config.contrastive_temperature,
-            form=config.contrastive,
-        )
+        self.contrastive = CodirLoss.for_student(bank, config, len(self.layers), student_width, teacher_width)
         # Frozen, and kept out of the module tree (DDP, state_dict and the optimizer never see it).
         self._teacher = (teacher,)
         self.mlm = teacher is not None

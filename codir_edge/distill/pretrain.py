@@ -14,25 +14,22 @@
 from __future__ import annotations
 
 import gc
-import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from codir_edge.atomic import staged_output_dir
 from codir_edge.data.corpus import read_corpus
 from codir_edge.data.encode import Encoded, encode, eval_batches, pad_batch
 from codir_edge.data.examples import Examples
 from codir_edge.distill.bank import BankInfo, bank_device, bank_key, compute_bank, make_teacher_bank, obtain_bank
 from codir_edge.distill.config import CompressConfig
-from codir_edge.distill.distributed import barrier, init_distributed, rank_device, shutdown
+from codir_edge.distill.distributed import barrier
 from codir_edge.distill.engine import Loop
 from codir_edge.distill.engine import train as train_student
 from codir_edge.distill.masking import IGNORE, mask_tokens
-from codir_edge.distill.run_folder import partial_dir, prepare_run_dir
+from codir_edge.distill.run_folder import training_run, write_student
 from codir_edge.distill.student import check_student_layers, layer_map
 from codir_edge.errors import InputError
 from codir_edge.extras import require_extra
@@ -45,6 +42,8 @@ from codir_edge.models.checkpoint import (
 )
 from codir_edge.provenance import provenance
 
+# Masked LMs whose head is one module that maps token states to vocabulary logits (pre_objective.mlm_head).
+MLM_HEAD_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "mpnet", "albert", "ernie", "megatron-bert")
 MIN_CORPUS = 20  # distinct texts: enough for a held-out slice of 2 and batches with negatives
 _MLM_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining")
 
@@ -55,6 +54,8 @@ class PretrainReport:
     corpus_texts: int  # distinct texts read
     train_texts: int
     held_out: int
+    cka: float  # held-out: linear CKA of student and teacher layer summaries (see _evaluate)
+    initial_cka: float  # the same for the skip-initialised student, before training
     retrieval_top1: float  # held-out: the student's summary finds the teacher's among all held-out ones
     mlm_accuracy: float | None  # held-out masked tokens predicted, when the teacher has an MLM head
     teacher_mlm_accuracy: float | None
@@ -112,11 +113,11 @@ def run_pretrain(
     require_extra("train", "compress")
     import torch
 
-    from codir_edge.distill.pre_objective import PreDistiller, mlm_head
+    from codir_edge.distill.pre_objective import PreDistiller
     from codir_edge.distill.student import count_parameters, hidden_width, skip_student
     from codir_edge.models.loading import load_backbone, load_tokenizer
     from codir_edge.models.predict import host_to, to_device
-    from codir_edge.models.runtime import resolve_runtime, seed_everything
+    from codir_edge.models.runtime import seed_everything
 
     started = time.perf_counter()
     # ---- 1. cheap checks ------------------------------------------------------------------------
@@ -129,32 +130,25 @@ def run_pretrain(
     student_layers = check_student_layers(config.student_layers, teacher_layers, teacher_dir)
     check_max_length(teacher_config, config.max_length, teacher_dir)
     mlm = has_mlm_head(teacher_config)
+    if mlm and teacher_config.get("model_type") not in MLM_HEAD_FAMILIES:
+        raise InputError(
+            f"--teacher {teacher_dir} is a {teacher_config.get('model_type')} masked LM, whose MLM head codir-edge "
+            f"cannot read: use a {', '.join(MLM_HEAD_FAMILIES)} masked LM, or the bare backbone"
+        )
+    tokenizer = load_tokenizer(teacher_dir, config.trust_remote_code)
+    if mlm and tokenizer.mask_token_id is None:
+        raise InputError(f"the tokenizer of --teacher {teacher_dir} has no mask token, so nothing can be masked")
     read = read_corpus(corpus, text_field)
     texts = Examples(read.texts, None, [0] * len(read), str(corpus)).subsample(config.max_train_samples, config.seed)
     train_texts, held_texts = split_corpus(texts.texts, config.held_out, config.seed)
-    dist = init_distributed(config.device)
-    try:
-        runtime = resolve_runtime(rank_device(config.device, dist), config.precision)
-        if dist.is_main:
-            prepare_run_dir(out_dir, overwrite, resume)
-        barrier(dist)
-        run_dir = partial_dir(out_dir)
-
+    with training_run(config, out_dir, overwrite, resume) as (dist, runtime, run_dir):
         # ---- 2. the bank over train + held-out ------------------------------------------------------
         seed_everything(config.seed)
-        tokenizer = load_tokenizer(teacher_dir, config.trust_remote_code)
-        if mlm and tokenizer.mask_token_id is None:
-            raise InputError(f"the tokenizer of --teacher {teacher_dir} has no mask token, so nothing can be masked")
         everything = train_texts + held_texts
         encoded = encode(tokenizer, Examples(everything, None, [0] * len(everything), str(corpus)), config.max_length)
         n_train = len(train_texts)
         held = np.arange(n_train, len(encoded))
         teacher = load_backbone(teacher_dir, mlm, config.trust_remote_code).to(runtime.device)
-        if mlm and mlm_head(teacher) is None:
-            raise InputError(
-                f"--teacher {teacher_dir} ({type(teacher).__name__}) keeps its masked-LM head where codir-edge "
-                "cannot find it: use a BERT, RoBERTa, MPNet or ALBERT masked LM, or the bare backbone"
-            )
         mapping = layer_map(teacher_layers, student_layers)
         key = bank_key(
             weights_digest(teacher_dir), encoded, mapping, config.pooling, config.max_length, with_logits=False
@@ -187,15 +181,7 @@ def run_pretrain(
             gc.collect()
             teacher = None
         bank = make_teacher_bank(features, _no_logits, torch.zeros(len(encoded)), bank_device(runtime, features.nbytes))
-        bank_info = BankInfo(
-            key=key,
-            examples=len(bank),
-            feature_dim=int(features.shape[1]),
-            bytes=bank.nbytes,
-            build_seconds=build_seconds,
-            reused_from=reused,
-            location=str(bank.features.device),
-        )
+        bank_info = BankInfo.of(bank, key, build_seconds, reused)
         torch.manual_seed(config.seed)  # the heads start the same on every rank
         width = int(teacher_config["hidden_size"])
         distiller = PreDistiller(student, bank, teacher, config, hidden_width(student.config), width)
@@ -228,8 +214,9 @@ def run_pretrain(
             lengths=encoded.lengths[:n_train],
             make_batch=make_batch,
             evaluate=evaluate,
-            headline="retrieval_top1",
+            headline="cka",
         )
+        initial = evaluate()  # the skip-initialised student, the baseline the epochs improve on
         trained = train_student(loop, distiller, runtime, dist, run_dir, resume, show_progress)
 
         # ---- 5. the general student -----------------------------------------------------------------
@@ -239,6 +226,8 @@ def run_pretrain(
             corpus_texts=len(read),
             train_texts=n_train,
             held_out=len(held),
+            cka=final["cka"],
+            initial_cka=initial["cka"],
             retrieval_top1=final["retrieval_top1"],
             mlm_accuracy=final.get("mlm_accuracy"),
             teacher_mlm_accuracy=teacher_mlm,
@@ -259,8 +248,9 @@ def run_pretrain(
             metrics = {
                 "stage": "compress",
                 "compress_stage": "pre",
-                "metric": "retrieval_top1",
+                "metric": "cka",
                 "dev": {k: v for k, v in final.items() if k not in ("epoch", "step")},
+                "initial_dev": initial,
                 "teacher_dev": {"mlm_accuracy": teacher_mlm} if mlm else {},
                 "history": trained.history,
                 "objective": "codir",
@@ -287,19 +277,9 @@ def run_pretrain(
                 "config": config.to_dict(),
                 "provenance": provenance(),
             }
-            with staged_output_dir(out_dir, overwrite) as stage:
-                distiller.student.save_pretrained(stage, safe_serialization=True)
-                tokenizer.save_pretrained(stage)
-                (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-                (stage / "compress_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n", "utf-8")
-                shutil.copy2(trained.log_path, stage / "train_log.jsonl")
-                if (run_dir / "cache").is_dir():
-                    shutil.copytree(run_dir / "cache", stage / "cache")
-            shutil.rmtree(run_dir, ignore_errors=True)
+            write_student(out_dir, overwrite, distiller.student, tokenizer, metrics, config, run_dir)
         barrier(dist)
         return report
-    finally:
-        shutdown(dist)
 
 
 def _negatives(global_rows: np.ndarray, n_train: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -320,9 +300,12 @@ def _subset(encoded: Encoded, rows: np.ndarray) -> Encoded:
 def _evaluate(distiller, held_enc: Encoded, held_rows, masking, runtime, config, dist) -> dict[str, float]:
     """Held-out scores, both on sentences the student never trained on.
 
+    cka: linear CKA (Kornblith et al. 2019) between the student's and the teacher's layer summaries,
+    no heads involved: 1 when the student's representation is a rotation and scaling of the teacher's.
     retrieval_top1: the share of held-out sentences whose student summary, through the trained heads,
     is closest to the teacher's summary of the same sentence among all held-out ones (chance is
-    1 / held-out). It is what L_con trains, measured where it was not trained.
+    1 / held-out). It is what L_con trains, measured where it was not trained; against random
+    negatives it saturates quickly, which is why CKA is the headline.
     mlm_accuracy: the share of masked held-out tokens the student restores (teachers with an MLM head).
     """
     import torch
@@ -341,10 +324,22 @@ def _evaluate(distiller, held_enc: Encoded, held_rows, masking, runtime, config,
         teacher = bank.rows(bank.features, torch.as_tensor(held_rows, device=bank.features.device), device)
         z_t = F.normalize(heads.teacher_head(teacher), dim=-1)  # (H, p)
         hits = (z_s @ z_t.T).argmax(dim=1) == torch.arange(len(held_rows), device=device)
-        metrics = {"retrieval_top1": float(hits.float().mean())}
+        cka = linear_cka(summaries.to(device).float(), teacher)
+        metrics = {"cka": cka, "retrieval_top1": float(hits.float().mean())}
     if distiller.mlm:
         metrics["mlm_accuracy"] = _mlm_accuracy(student, held_enc, masking, runtime, config)
     return metrics
+
+
+def linear_cka(x, y) -> float:
+    """Linear CKA of two (n, d_x), (n, d_y) representations of the same n inputs: ||Y^T X||_F^2 over
+    ||X^T X||_F ||Y^T Y||_F on centred columns; invariant to rotation and scale, in [0, 1]."""
+    import torch
+
+    x = (x - x.mean(dim=0)).double()
+    y = (y - y.mean(dim=0)).double()
+    cross = torch.linalg.matrix_norm(y.T @ x) ** 2
+    return float(cross / (torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)).clamp_min(1e-30))
 
 
 def _mlm_accuracy(model, held_enc: Encoded, masking, runtime, config) -> float:

@@ -8,10 +8,12 @@ needs. At the end the bank moves into ``--out/cache`` and the working folder is 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 from pathlib import Path
 
-from codir_edge.atomic import check_output_dir
+from codir_edge.atomic import check_output_dir, staged_output_dir
 from codir_edge.distill.bank import CACHE_FOLDER
 from codir_edge.errors import InputError
 
@@ -44,3 +46,36 @@ def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool) -> Path:
     except OSError as exc:
         raise InputError(f"cannot create {run_dir} ({exc.strerror}): choose a writable --out") from exc
     return run_dir
+
+
+@contextlib.contextmanager
+def training_run(config, out_dir: Path, overwrite: bool, resume: bool):
+    """(dist, runtime, working folder) of a compress run of either stage: the process group (one
+    process, or this rank of a torchrun launch), its device and precision, and the checked working
+    folder; the process group is shut down however the run ends."""
+    from codir_edge.distill.distributed import barrier, init_distributed, rank_device, shutdown
+    from codir_edge.models.runtime import resolve_runtime
+
+    dist = init_distributed(config.device)
+    try:
+        runtime = resolve_runtime(rank_device(config.device, dist), config.precision)
+        if dist.is_main:
+            prepare_run_dir(out_dir, overwrite, resume)
+        barrier(dist)
+        yield dist, runtime, partial_dir(out_dir)
+    finally:
+        shutdown(dist)
+
+
+def write_student(out_dir: Path, overwrite: bool, student, tokenizer, metrics: dict, config, run_dir: Path) -> None:
+    """The finished student folder, written atomically: weights, tokenizer, metrics.json, the settings,
+    train_log.jsonl and the cached bank; then the working folder goes. Rank 0 only."""
+    with staged_output_dir(out_dir, overwrite) as stage:
+        student.save_pretrained(stage, safe_serialization=True)
+        tokenizer.save_pretrained(stage)
+        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        (stage / "compress_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n", "utf-8")
+        shutil.copy2(run_dir / "train_log.jsonl", stage / "train_log.jsonl")
+        if (run_dir / CACHE_FOLDER).is_dir():
+            shutil.copytree(run_dir / CACHE_FOLDER, stage / CACHE_FOLDER)
+    shutil.rmtree(run_dir, ignore_errors=True)

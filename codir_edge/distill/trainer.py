@@ -11,22 +11,19 @@
 from __future__ import annotations
 
 import gc
-import json
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from codir_edge.atomic import staged_output_dir
 from codir_edge.data import DataSpec, get_task, load_train_dev
 from codir_edge.data.encode import encode, pad_batch
 from codir_edge.data.metrics import score
 from codir_edge.distill.bank import BankInfo, bank_device, bank_key, make_teacher_bank, obtain_bank
 from codir_edge.distill.config import CompressConfig
-from codir_edge.distill.distributed import barrier, init_distributed, rank_device, shutdown
+from codir_edge.distill.distributed import barrier
 from codir_edge.distill.engine import Interrupted, Loop, train_step
 from codir_edge.distill.engine import train as train_student
-from codir_edge.distill.run_folder import partial_dir, prepare_run_dir
+from codir_edge.distill.run_folder import training_run, write_student
 from codir_edge.distill.student import check_student_layers, layer_map
 from codir_edge.errors import InputError
 from codir_edge.evaluate.run import model_labels
@@ -93,7 +90,7 @@ def run_compress(
     from codir_edge.distill.student import check_same_tokenizer, count_parameters, hidden_width, skip_student
     from codir_edge.models.loading import load_classifier, load_tokenizer, load_trained_classifier
     from codir_edge.models.predict import host_to, predict_logits, to_device
-    from codir_edge.models.runtime import resolve_runtime, seed_everything
+    from codir_edge.models.runtime import seed_everything
 
     started = time.perf_counter()
     # ---- 1. cheap checks ------------------------------------------------------------------------
@@ -112,13 +109,7 @@ def run_compress(
     else:
         student_layers = check_student_layers(config.student_layers, teacher_layers, teacher_dir)
     check_max_length(teacher_config, config.max_length, teacher_dir)
-    dist = init_distributed(config.device)
-    try:
-        runtime = resolve_runtime(rank_device(config.device, dist), config.precision)
-        if dist.is_main:
-            prepare_run_dir(out_dir, overwrite, resume)
-        barrier(dist)
-        run_dir = partial_dir(out_dir)
+    with training_run(config, out_dir, overwrite, resume) as (dist, runtime, run_dir):
         if labels and task.name in ("classification",):
             data = replace(data, labels=tuple(labels))
             eval_data = replace(eval_data, labels=tuple(labels)) if eval_data else None
@@ -173,15 +164,7 @@ def run_compress(
         del teacher
         gc.collect()
         bank = make_teacher_bank(features, logits, train_enc.targets, bank_device(runtime, features.nbytes))
-        bank_info = BankInfo(
-            key=key,
-            examples=len(bank),
-            feature_dim=int(features.shape[1]),
-            bytes=bank.nbytes,
-            build_seconds=build_seconds,
-            reused_from=reused,
-            location=str(bank.features.device),
-        )
+        bank_info = BankInfo.of(bank, key, build_seconds, reused)
         torch.manual_seed(config.seed)  # the heads start the same on every rank and in every objective
         distiller = Distiller(
             student, bank, config, task.is_regression, hidden_width(student.config), int(teacher_config["hidden_size"])
@@ -280,19 +263,9 @@ def run_compress(
                 "config": config.to_dict(),
                 "provenance": provenance(),
             }
-            with staged_output_dir(out_dir, overwrite) as stage:
-                distiller.student.save_pretrained(stage, safe_serialization=True)
-                tokenizer.save_pretrained(stage)
-                (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-                (stage / "compress_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n", "utf-8")
-                shutil.copy2(trained.log_path, stage / "train_log.jsonl")
-                if (run_dir / "cache").is_dir():
-                    shutil.copytree(run_dir / "cache", stage / "cache")
-            shutil.rmtree(run_dir, ignore_errors=True)
+            write_student(out_dir, overwrite, distiller.student, tokenizer, metrics, config, run_dir)
         barrier(dist)
         return report
-    finally:
-        shutdown(dist)
 
 
 __all__ = ["CompressReport", "Interrupted", "run_compress", "train_step"]
