@@ -88,6 +88,40 @@ def pre_stage(args) -> tuple[Path, dict]:
     return out, metrics
 
 
+def held_out_cka(general: Path, corpus: Path, metrics: dict) -> dict:
+    """Linear CKA with the teacher on the pre stage's held-out texts, for the skip-initialised student
+    and the general one: the stage's head-free measure of what it changed (recomputed here so that
+    it does not depend on the version that trained the general student)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from codir_edge.data.corpus import read_corpus
+    from codir_edge.data.encode import encode
+    from codir_edge.data.examples import Examples
+    from codir_edge.distill.bank import compute_bank
+    from codir_edge.distill.distributed import Dist
+    from codir_edge.distill.pretrain import linear_cka, split_corpus
+    from codir_edge.distill.student import layer_map, skip_student
+    from codir_edge.models.checkpoint import default_backbone
+    from codir_edge.models.runtime import resolve_runtime
+
+    config = metrics["config"]
+    texts = read_corpus(corpus).texts
+    _, held = split_corpus(texts, config["held_out"], config["seed"])
+    tokenizer = AutoTokenizer.from_pretrained(str(general))
+    encoded = encode(tokenizer, Examples(held, None, [0] * len(held), "held-out"), config["max_length"])
+    runtime = resolve_runtime("cpu", "fp32")
+    teacher = AutoModel.from_pretrained(str(default_backbone()))
+    torch.manual_seed(config["seed"])
+    students = {"skip": skip_student(teacher, 3), "pre": AutoModel.from_pretrained(str(general))}
+
+    def summaries(model, layers):
+        return compute_bank(model, encoded, layers, config["pooling"], runtime, 128, Dist(), with_logits=False)[0]
+
+    target = summaries(teacher, layer_map(6, 3)).float()
+    return {name: linear_cka(summaries(model, [1, 2, 3]).float(), target) for name, model in students.items()}
+
+
 def fine_stage(task: str, init: str, seed: int, general: Path) -> dict:
     teacher = teacher_folder() if task == "sst2" else task_teacher(task)
     setting = FINE[task]
@@ -115,6 +149,8 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     general, pre_metrics = pre_stage(args)
+    cka = held_out_cka(general, corpus_folder(), pre_metrics)
+    print(f"held-out CKA with the teacher: skip init {cka['skip']:.4f}, after the pre stage {cka['pre']:.4f}")
     rows = {}
     for task in args.tasks:
         for init in ("pre", "skip"):
@@ -150,6 +186,7 @@ def main() -> None:
         "wall_seconds": pre_metrics["wall_time_s"],
         "texts_per_s": pre_metrics["train_examples_per_s"],
         "retrieval_top1": pre_metrics["dev"]["retrieval_top1"],
+        "held_out_cka": cka,
         "device": pre_metrics["device"],
     }
     print(

@@ -109,7 +109,9 @@ def pre_section() -> list[str]:
         f"except {excluded}; {pre['held_out']} held out), {pre['epochs']} epoch, max length {pre['max_length']}: "
         f"**{pre['wall_seconds'] / 60:.1f} min** on {pre['device']} (bank {pre['bank_seconds']:.0f} s, "
         f"training {pre['train_seconds']:.0f} s at {pre['texts_per_s']:.0f} texts/s); held-out retrieval "
-        f"top-1 {pct(pre['retrieval_top1'])}%.",
+        f"top-1 {pct(pre['retrieval_top1'])}%, held-out linear CKA with the teacher's layer summaries "
+        f"{pre['held_out_cka']['skip']:.3f} for the skip-initialised student and "
+        f"{pre['held_out_cka']['pre']:.3f} after the pre stage.",
         "",
         "Fine stage: codir objective from the task teacher, 3-layer student, from the general student "
         "(`--student`) or from skip initialisation, same settings as the quality runs above.",
