@@ -95,15 +95,16 @@ def held_out_cka(general: Path, corpus: Path, metrics: dict) -> dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    from codir_edge.compress.bank.build import compute_summaries as compute_bank
+    from codir_edge.compress.pre import split_corpus
+    from codir_edge.compress.pre_scores import linear_cka
+    from codir_edge.compress.student import layer_map, skip_student
     from codir_edge.data.corpus import read_corpus
     from codir_edge.data.encode import encode
     from codir_edge.data.examples import Examples
-    from codir_edge.distill.bank import compute_bank
-    from codir_edge.distill.distributed import Dist
-    from codir_edge.distill.pretrain import linear_cka, split_corpus
-    from codir_edge.distill.student import layer_map, skip_student
     from codir_edge.models.checkpoint import default_backbone
     from codir_edge.models.runtime import resolve_runtime
+    from codir_edge.training.distributed import Dist
 
     config = metrics["config"]
     texts = read_corpus(corpus).texts

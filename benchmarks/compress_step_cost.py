@@ -33,19 +33,20 @@ def main() -> None:
 
     import torch
 
+    from codir_edge.compress.bank.build import compute_summaries as compute_bank
+    from codir_edge.compress.bank.build import make_teacher_bank
+    from codir_edge.compress.bank.negatives import NegativeSampler
+    from codir_edge.compress.config import CompressConfig
+    from codir_edge.compress.objectives import Distiller
+    from codir_edge.compress.student import layer_map, skip_student
     from codir_edge.data import DataSpec, get_task, load_train_dev
     from codir_edge.data.encode import encode, pad_batch, train_batches
-    from codir_edge.distill.bank import compute_bank, make_teacher_bank
-    from codir_edge.distill.config import CompressConfig
-    from codir_edge.distill.distributed import Dist
-    from codir_edge.distill.memory import NegativeSampler
-    from codir_edge.distill.objective import Distiller
-    from codir_edge.distill.student import layer_map, skip_student
-    from codir_edge.distill.trainer import train_step
     from codir_edge.models.loading import load_tokenizer, load_trained_classifier
-    from codir_edge.models.optim import build_optimizer, linear_schedule
     from codir_edge.models.predict import to_device
     from codir_edge.models.runtime import resolve_runtime
+    from codir_edge.training.distributed import Dist
+    from codir_edge.training.engine import train_step
+    from codir_edge.training.optim import build_optimizer, linear_schedule
 
     runtime = resolve_runtime(args.device, args.precision)
     task = get_task("sst2")

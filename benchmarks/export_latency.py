@@ -99,7 +99,7 @@ def sst2_dev(tokenizer_dir: Path):
 def sst2_accuracy(path: Path, encoded) -> float | None:
     if encoded is None:
         return None
-    from codir_edge.evaluate.onnx_predict import onnx_logits
+    from codir_edge.onnx_predict import onnx_logits
 
     logits = onnx_logits(path, encoded, threads=2)
     return float((logits.argmax(-1) == encoded.targets).mean())

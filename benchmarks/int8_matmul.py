@@ -78,7 +78,7 @@ def gemm_gmacs(op: str, m: int, k: int, n: int, threads: int, seconds: float) ->
 PROFILE_SCRIPT = textwrap.dedent("""
     import json, sys, collections, onnxruntime as ort
     from codir_edge.onnx_session import session_options
-    from codir_edge.profile.inputs import synthetic_token_ids, to_feed
+    from codir_edge.inputs import synthetic_token_ids, to_feed
     path, seq, runs, folder = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     options = session_options(1)
     options.enable_profiling = True

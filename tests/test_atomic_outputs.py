@@ -64,12 +64,11 @@ def test_interrupted_finetune_leaves_nothing_at_out(tmp_path, tiny_backbone, glu
         "32",
         "--quiet",
     ]
-    # signal once training has started writing into its staging folder
-    status = interrupt_when_started(cmd, log, ".teacher.tmp-*/train_log.jsonl", tmp_path, sig, settle=0.5)
+    # signal once training has started writing into its working folder
+    status = interrupt_when_started(cmd, log, ".teacher.partial/train_log.jsonl", tmp_path, sig, settle=0.5)
     assert status == code, log.read_text()
     assert not out.exists()
-    staging = list(tmp_path.glob(".teacher.tmp-*"))
-    if sig == signal.SIGKILL:
-        assert len(staging) == 1  # cannot clean up after SIGKILL: swept by the next run beside it
-    else:
-        assert staging == [] and "error: interrupted" in log.read_text()
+    assert not list(tmp_path.glob(".teacher.tmp-*"))  # the output is staged only once training is done
+    if sig != signal.SIGKILL:  # Ctrl-C and SIGTERM save a checkpoint that --resume continues from
+        assert "error: interrupted at step" in log.read_text() and "--resume" in log.read_text()
+        assert list((tmp_path / ".teacher.partial" / "checkpoints").glob("step-*/state.pt"))

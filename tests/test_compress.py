@@ -81,12 +81,12 @@ def test_the_bank_is_reused_only_when_teacher_data_and_length_match(tmp_path, te
     first = tmp_path / "first"
     assert invoke(*compress_args(teacher, sst2_small, first)).exit_code == 0
 
-    import codir_edge.distill.bank as bank_module
+    import codir_edge.compress.bank.build as bank_module
 
     def no_teacher_pass(*args, **kwargs):
         raise AssertionError("the teacher ran although the bank was cached")
 
-    monkeypatch.setattr(bank_module, "compute_bank", no_teacher_pass)
+    monkeypatch.setattr(bank_module, "write_bank", no_teacher_pass)
     again = invoke(*compress_args(teacher, sst2_small, tmp_path / "kd", "--objective", "kd", "--cache-from", first))
     assert again.exit_code == 0 and "bank reused" in again.output, again.output
     monkeypatch.undo()

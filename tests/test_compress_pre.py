@@ -25,8 +25,8 @@ from conftest import build_tiny_bert, cut_glue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from codir_edge.compress.masking import IGNORE, mask_tokens
 from codir_edge.data.corpus import read_corpus
-from codir_edge.distill.masking import IGNORE, mask_tokens
 from codir_edge.errors import InputError
 
 
@@ -334,7 +334,7 @@ def test_masking_follows_berts_proportions():
 @settings(max_examples=40, deadline=None)
 @given(st.integers(2, 50), st.integers(1, 8), st.integers(0, 2**32 - 1))
 def test_random_negatives_never_draw_the_anchor_and_add_the_whole_batch(n_train, k, seed):
-    from codir_edge.distill.pretrain import _negatives
+    from codir_edge.compress.pre import random_negatives as _negatives
 
     rng = np.random.default_rng(seed)
     rows = rng.permutation(n_train)[: min(n_train, 6)]
@@ -347,8 +347,8 @@ def test_random_negatives_never_draw_the_anchor_and_add_the_whole_batch(n_train,
 
 @pytest.mark.parametrize("form", ["infonce", "nce"])
 def test_the_contrastive_loss_leaves_out_the_anchor_among_its_negatives(form):
-    from codir_edge.distill.losses import CodirLoss
-    from codir_edge.distill.memory import TeacherBank
+    from codir_edge.compress.bank.table import TeacherBank
+    from codir_edge.compress.losses import CodirLoss
 
     torch.manual_seed(0)
     bank = TeacherBank(torch.randn(10, 12).half(), torch.zeros(10, 0).half(), torch.zeros(10))
@@ -367,7 +367,7 @@ def test_the_contrastive_loss_leaves_out_the_anchor_among_its_negatives(form):
 @settings(max_examples=25, deadline=None)
 @given(st.integers(8, 40), st.integers(2, 12), st.integers(0, 2**32 - 1))
 def test_linear_cka_is_one_under_rotation_and_scale_and_low_for_unrelated_features(n, d, seed):
-    from codir_edge.distill.pretrain import linear_cka
+    from codir_edge.compress.pre_scores import linear_cka
 
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=gen, dtype=torch.float64)

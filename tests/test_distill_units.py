@@ -11,9 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codir_edge.distill.losses import CodirLoss, PkdLoss, kd_loss
-from codir_edge.distill.memory import NegativeSampler, TeacherBank
-from codir_edge.distill.student import layer_map, skip_student
+from codir_edge.compress.bank.negatives import NegativeSampler
+from codir_edge.compress.bank.table import TeacherBank
+from codir_edge.compress.losses import CodirLoss, PkdLoss, kd_loss
+from codir_edge.compress.student import layer_map, skip_student
 
 
 def test_layer_map_matches_the_uniform_skip_mapping():

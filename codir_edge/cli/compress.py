@@ -1,9 +1,7 @@
-"""``codir-edge compress``: declares options and calls :func:`codir_edge.distill.trainer.run_compress`
-(``--stage fine``) or :func:`codir_edge.distill.pretrain.run_pretrain` (``--stage pre``)."""
+"""``codir-edge compress``: declares options and calls :func:`codir_edge.compress.run.run_compress`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -12,8 +10,10 @@ import typer
 
 from codir_edge.cli.errors import handle_errors
 from codir_edge.cli.options import (
+    CHECKPOINT_PANEL,
     DATA_PANEL,
     TRAIN_PANEL,
+    CheckpointEveryOpt,
     DeviceOpt,
     EpochsOpt,
     EvalDataOpt,
@@ -28,17 +28,18 @@ from codir_edge.cli.options import (
     OverwriteOpt,
     PrecisionOpt,
     QuietOpt,
+    ResumeOpt,
     SeedOpt,
     TextColumnOpt,
     TextPairColumnOpt,
     TrustRemoteCodeOpt,
+    checkpoint_steps,
     train_data_specs,
     write_json,
 )
-from codir_edge.distill.config import CompressConfig  # light: the defaults live there, once
+from codir_edge.compress.config import CompressConfig  # light: the defaults live there, once
 
 LOSS_PANEL = "Objective"
-CHECKPOINT_PANEL = "Checkpoints"
 
 
 class Stage(str, Enum):
@@ -188,20 +189,8 @@ def compress(
     seed: SeedOpt = CompressConfig.seed,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
-    resume: Annotated[
-        bool,
-        typer.Option(
-            help="Continue an interrupted run from its last checkpoint (same command otherwise).",
-            rich_help_panel=CHECKPOINT_PANEL,
-        ),
-    ] = False,
-    checkpoint_every: Annotated[
-        int,
-        typer.Option(
-            help="Save a checkpoint every this many steps (and at each epoch end); 0: epoch ends only.",
-            rich_help_panel=CHECKPOINT_PANEL,
-        ),
-    ] = CompressConfig.checkpoint_every,
+    resume: ResumeOpt = False,
+    checkpoint_every: CheckpointEveryOpt = CompressConfig.checkpoint_every,
     cache_from: Annotated[
         list[Path] | None,
         typer.Option(
@@ -233,8 +222,6 @@ def compress(
     """
     from codir_edge.errors import InputError
 
-    if checkpoint_every < 0:
-        raise InputError(f"--checkpoint-every must not be negative, got {checkpoint_every}: pass 0 or more steps")
     config = CompressConfig(
         task=task,
         stage=stage.value,
@@ -261,7 +248,7 @@ def compress(
         seed=seed,
         device=getattr(device, "value", device),
         precision=getattr(precision, "value", precision),
-        checkpoint_every=checkpoint_every or None,
+        checkpoint_every=checkpoint_steps(checkpoint_every),
         trust_remote_code=trust_remote_code,
     )
     common = {
@@ -283,7 +270,7 @@ def compress(
                 raise InputError(f"{flag} applies to --stage fine only: drop it (--stage pre reads unlabelled text)")
         _pretrain(teacher, data, out, config, text_column, json_path, common)
         return
-    from codir_edge.distill.trainer import run_compress
+    from codir_edge.compress.run import run_compress
 
     train_spec, eval_spec = train_data_specs(data, eval_data, text_column, text_pair_column, label_column, labels)
     report = run_compress(teacher, train_spec, out, config, student_dir=student, eval_data=eval_spec, **common)
@@ -300,25 +287,26 @@ def compress(
         f"{report.train_examples_per_s:.0f} examples/s on {report.device} {report.precision}; "
         f"{report.wall_time_s:.0f} s; student in {report.out_dir}"
     )
-    write_json(json_path, asdict(report))
+    write_json(json_path, report.summary())
 
 
 def _pretrain(teacher: Path, data: str, out: Path, config, text_field: str | None, json_path, common: dict) -> None:
-    from codir_edge.distill.pretrain import run_pretrain
+    from codir_edge.compress.run import run_compress
 
-    report = run_pretrain(teacher, data, out, config, text_field=text_field, **common)
+    report = run_compress(teacher, data, out, config, text_field=text_field, **common)
     if report.rank != 0:
         return
     bank = "reused" if report.bank.reused_from else f"built in {report.bank.build_seconds:.0f} s"
+    figures = report.summary()
     mlm = ""
-    if report.mlm_accuracy is not None:
-        mlm = f", masked-LM accuracy {report.mlm_accuracy:.4f} (teacher {report.teacher_mlm_accuracy:.4f})"
+    if figures["mlm_accuracy"] is not None:
+        mlm = f", masked-LM accuracy {figures['mlm_accuracy']:.4f} (teacher {figures['teacher_mlm_accuracy']:.4f})"
     typer.echo(
-        f"pre: held-out CKA with the teacher {report.cka:.4f} (skip init {report.initial_cka:.4f}), retrieval "
-        f"top-1 {report.retrieval_top1:.4f} over {report.held_out} texts{mlm}; "
-        f"{report.train_texts} training texts; {report.student_layers} of {report.teacher_layers} layers, "
+        f"pre: held-out CKA with the teacher {figures['cka']:.4f} (skip init {figures['initial_cka']:.4f}), "
+        f"retrieval top-1 {figures['retrieval_top1']:.4f} over {report.held_out_examples} texts{mlm}; "
+        f"{report.train_examples} training texts; {report.student_layers} of {report.teacher_layers} layers, "
         f"{report.student_parameters / 1e6:.1f}M parameters; bank {bank}; "
         f"{report.train_examples_per_s:.0f} examples/s on {report.device} {report.precision}; "
         f"{report.wall_time_s:.0f} s; general student in {report.out_dir}"
     )
-    write_json(json_path, asdict(report))
+    write_json(json_path, figures)

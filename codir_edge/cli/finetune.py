@@ -1,4 +1,4 @@
-"""``codir-edge finetune``: declares options and calls :func:`codir_edge.finetune.trainer.run_finetune`."""
+"""``codir-edge finetune``: declares options and calls :func:`codir_edge.finetune.run.run_finetune`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from codir_edge.cli.errors import handle_errors
 from codir_edge.cli.options import (
     TRAIN_PANEL,
+    CheckpointEveryOpt,
     DataOpt,
     DeviceOpt,
     EpochsOpt,
@@ -26,11 +27,13 @@ from codir_edge.cli.options import (
     OverwriteOpt,
     PrecisionOpt,
     QuietOpt,
+    ResumeOpt,
     SeedOpt,
     TaskOpt,
     TextColumnOpt,
     TextPairColumnOpt,
     TrustRemoteCodeOpt,
+    checkpoint_steps,
     train_data_specs,
     write_json,
 )
@@ -65,6 +68,8 @@ def finetune(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    checkpoint_every: CheckpointEveryOpt = FinetuneConfig.checkpoint_every,
     json_path: JsonOpt = None,
     quiet: QuietOpt = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
@@ -72,9 +77,10 @@ def finetune(
     """Fine-tune a BERT-family checkpoint as a sequence classifier: the teacher for `compress`.
 
     Writes a Hugging Face folder (safetensors weights, tokenizer, config with labels) holding the
-    best epoch by dev metric, plus metrics.json and train_log.jsonl.
+    best epoch by dev metric, plus metrics.json and train_log.jsonl. Ctrl-C saves a checkpoint that
+    --resume continues from. Several GPUs or CPUs: torchrun --nproc-per-node N -m codir_edge finetune ...
     """
-    from codir_edge.finetune.trainer import run_finetune
+    from codir_edge.finetune.run import run_finetune
 
     train_spec, eval_spec = train_data_specs(data, eval_data, text_column, text_pair_column, label_column, labels)
     config = FinetuneConfig(
@@ -88,6 +94,7 @@ def finetune(
         seed=seed,
         device=getattr(device, "value", device),
         precision=getattr(precision, "value", precision),
+        checkpoint_every=checkpoint_steps(checkpoint_every),
         trust_remote_code=trust_remote_code,
     )
     report = run_finetune(
@@ -98,7 +105,10 @@ def finetune(
         eval_data=eval_spec,
         overwrite=overwrite,
         show_progress=not quiet,
+        resume=resume,
     )
+    if report.rank != 0:
+        return  # under torchrun, rank 0 speaks for the run
     typer.echo(
         f"{report.task}: dev {report.metric} {report.best_score:.4f} (epoch {report.best_epoch}); "
         f"{report.train_examples} examples at {report.train_examples_per_s:.0f}/s on {report.device} "

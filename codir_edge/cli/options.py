@@ -182,3 +182,29 @@ def command_line(ctx: typer.Context) -> str:
         else:
             words += [param.opts[0], str(value)]
     return shlex.join(words)
+
+
+CHECKPOINT_PANEL = "Checkpoints"
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Continue an interrupted run from its last checkpoint (same command otherwise).",
+        rich_help_panel=CHECKPOINT_PANEL,
+    ),
+]
+CheckpointEveryOpt = Annotated[
+    int,
+    typer.Option(
+        help="Save a checkpoint every this many steps (and at each epoch end); 0: epoch ends only.",
+        rich_help_panel=CHECKPOINT_PANEL,
+    ),
+]
+
+
+def checkpoint_steps(every: int) -> int | None:
+    """``--checkpoint-every`` as the configs hold it: None for epoch ends only."""
+    from codir_edge.errors import InputError
+
+    if every < 0:
+        raise InputError(f"--checkpoint-every must not be negative, got {every}: pass 0 or more steps")
+    return every or None

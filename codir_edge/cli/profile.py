@@ -37,7 +37,7 @@ def _cpu_list(value: str | None) -> tuple[int, ...] | None:
     items = _int_list(value, "--cpus", minimum=0)
     if items is None:
         return None
-    from codir_edge.profile.machine import usable_cpus
+    from codir_edge.machine import usable_cpus
 
     if any(c not in usable_cpus() for c in items):
         raise InputError(f"--cpus '{value}' names CPUs this process cannot use (usable: {usable_cpus()})")

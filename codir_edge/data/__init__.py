@@ -10,7 +10,8 @@ from pathlib import Path
 
 from codir_edge.data.examples import Examples
 from codir_edge.data.labels import label_set, to_examples
-from codir_edge.data.readers import Columns, read_split
+from codir_edge.data.readers import read_split
+from codir_edge.data.split import Columns
 from codir_edge.data.tasks import TASKS, TaskSpec, get_task
 from codir_edge.errors import InputError
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codir_edge.data.readers import Columns, _decode, _lines, read_file
+from codir_edge.data.readers import _decode, _lines, read_file
+from codir_edge.data.split import Columns
 from codir_edge.data.tasks import TASKS, TaskSpec
 from codir_edge.errors import InputError
 

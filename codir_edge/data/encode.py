@@ -54,6 +54,18 @@ def encode(tokenizer, examples: Examples, max_length: int, chunk: int = 4096) ->
     return Encoded(ids, types or None, np.asarray(examples.targets, dtype=dtype), int(tokenizer.pad_token_id or 0))
 
 
+def update_digest(digest, encoded: Encoded) -> None:
+    """Feed what ``encoded`` holds (token ids, type ids, targets) to a hashlib digest: token ids stand
+    in for the data, the tokenizer and the truncation at once."""
+    for ids in encoded.input_ids:
+        digest.update(np.int64(len(ids)).tobytes())
+        digest.update(ids.tobytes())
+    if encoded.token_type_ids is not None:
+        for types in encoded.token_type_ids:
+            digest.update(types.tobytes())
+    digest.update(encoded.targets.tobytes())
+
+
 def pad_batch(encoded: Encoded, indices: np.ndarray) -> dict[str, np.ndarray]:
     """Model inputs for ``indices``, right-padded to the longest among them. Shapes: (B, T) int64."""
     width = max(len(encoded.input_ids[i]) for i in indices)

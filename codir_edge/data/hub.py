@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codir_edge.data.readers import Columns, RawSplit
+from codir_edge.data.split import Columns, RawSplit
 from codir_edge.data.tasks import TaskSpec
 from codir_edge.errors import InputError
 from codir_edge.extras import require_extra

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from codir_edge.data.examples import Examples
-from codir_edge.data.readers import RawSplit
+from codir_edge.data.split import RawSplit
 from codir_edge.data.tasks import TaskSpec
 from codir_edge.errors import InputError
 

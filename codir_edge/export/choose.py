@@ -17,8 +17,8 @@ def median_latencies(
     candidates: dict[str, Path], threads: int, seq_len: int = 128, rounds: int = 5, runs: int = 20
 ) -> dict[str, float]:
     """Median milliseconds per run, batch 1, for each candidate."""
+    from codir_edge.inputs import synthetic_token_ids, to_feed
     from codir_edge.onnx_session import create_session
-    from codir_edge.profile.inputs import synthetic_token_ids, to_feed
 
     sessions = {name: create_session(path, threads) for name, path in candidates.items()}
     rows = synthetic_token_ids(1, seq_len)  # the input profile measures with

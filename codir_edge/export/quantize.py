@@ -32,7 +32,7 @@ def resolve_target(target: str) -> str:
         return target
     import platform
 
-    from codir_edge.profile.machine import cpu_flags
+    from codir_edge.machine import cpu_flags
 
     if platform.machine().lower() in ("aarch64", "arm64"):
         return "arm64"

@@ -29,13 +29,14 @@ class FinetuneConfig:
     device: str = "auto"
     precision: str = "auto"
     log_every: int = 50
+    checkpoint_every: int | None = 500  # steps; a checkpoint is also written at every epoch end
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         require_positive(
             self, ("epochs", "lr", "batch_size", "max_length", "eval_batch_size", "log_every", "max_grad_norm")
         )
-        require_counts(self, ("max_train_samples", "max_eval_samples"))
+        require_counts(self, ("max_train_samples", "max_eval_samples", "checkpoint_every"))
         require_warmup_ratio(self.warmup_ratio)
         if self.weight_decay < 0:
             raise InputError(f"weight decay must not be negative, got {self.weight_decay}")

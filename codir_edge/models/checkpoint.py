@@ -91,8 +91,17 @@ def is_sequence_classifier(config: dict) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 
 
-def num_layers(config: dict) -> int:
-    return int(config.get("num_hidden_layers", config.get("n_layers", 0)))
+# Where a config keeps its depth: most families say num_hidden_layers, DistilBERT n_layers.
+LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layers")
+
+
+def num_layers(config) -> int:
+    """The block count of a model config, given as the config.json dict or a transformers config."""
+    for key in LAYER_COUNT_KEYS:
+        value = config.get(key) if isinstance(config, dict) else getattr(config, key, None)
+        if value is not None:
+            return int(value)
+    return 0
 
 
 def weights_digest(model_dir: Path) -> str:

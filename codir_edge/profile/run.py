@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from codir_edge.data import DataSpec
-from codir_edge.data.readers import RawSplit
+from codir_edge.data.split import RawSplit
 from codir_edge.errors import InputError
+from codir_edge.inputs import REAL, real_batches, synthetic_token_ids
+from codir_edge.machine import describe_machine
 from codir_edge.profile.budgets import Budget, Check, judge
-from codir_edge.profile.inputs import REAL, real_batches, synthetic_token_ids
-from codir_edge.profile.machine import describe_machine
 from codir_edge.profile.stats import summarize
 from codir_edge.profile.targets import Target, position_limit, read_model_json, resolve_targets
 
@@ -184,8 +184,8 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
     from codir_edge.data.encode import encode
     from codir_edge.data.labels import to_examples
     from codir_edge.data.metrics import score
-    from codir_edge.evaluate.onnx_predict import onnx_logits
-    from codir_edge.evaluate.run import model_labels
+    from codir_edge.models.labels import model_labels
+    from codir_edge.onnx_predict import onnx_logits
 
     task = get_task(config.task)
     model_config = read_model_json(target.folder)

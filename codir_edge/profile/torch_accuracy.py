@@ -12,10 +12,10 @@ def main() -> None:
     spec = json.loads(sys.stdin.read())
     from codir_edge.data import DataSpec
     from codir_edge.errors import CodirError
-    from codir_edge.evaluate.run import run_evaluate
+    from codir_edge.models.scoring import score_model_folder
 
     try:
-        report = run_evaluate(
+        report = score_model_folder(
             spec["model"],
             spec["task"],
             DataSpec(**spec["data"]),

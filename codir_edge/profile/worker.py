@@ -59,8 +59,8 @@ def _timed_loop(run, feeds: list, runs: int, duration_s: float | None, warmup: i
 def _onnx(spec: dict) -> dict:
     import numpy as np
 
+    from codir_edge.inputs import to_feed
     from codir_edge.onnx_session import create_session
-    from codir_edge.profile.inputs import to_feed
 
     start = time.perf_counter_ns()
     session = create_session(spec["path"], spec["threads"], spec["provider"])
@@ -82,7 +82,7 @@ def _torch(spec: dict) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from codir_edge.profile.inputs import to_feed
+    from codir_edge.inputs import to_feed
 
     torch.set_num_threads(spec["threads"])
     start = time.perf_counter_ns()

@@ -1,9 +1,9 @@
-"""The working folder of a compress run: checkpoints, the teacher bank and the log, kept until the
-student is complete.
+"""The working folder of a training run: checkpoints, the log and any cache, kept until the model
+is complete.
 
 It sits beside ``--out`` as ``.<name>.partial`` so that ``--out`` itself only ever holds a finished
-student (written atomically at the end), while an interrupted run keeps everything ``--resume``
-needs. At the end the bank moves into ``--out/cache`` and the working folder is removed.
+model (written atomically at the end), while an interrupted run keeps everything ``--resume`` needs.
+At the end the cache moves into ``--out/cache`` and the working folder is removed.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from codir_edge.atomic import check_output_dir, staged_output_dir
-from codir_edge.distill.bank import CACHE_FOLDER
 from codir_edge.errors import InputError
+
+CACHE_FOLDER = "cache"  # kept when a run starts over: what it holds is keyed, never stale
 
 
 def partial_dir(out_dir: Path) -> Path:
@@ -23,9 +25,9 @@ def partial_dir(out_dir: Path) -> Path:
     return out_dir.resolve().parent / f".{out_dir.name}.partial"
 
 
-def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool) -> Path:
+def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool, command: str) -> Path:
     """Check ``--out`` and the working folder against ``--overwrite`` / ``--resume`` and return the
-    working folder, created. Starting over keeps a cached bank (it is keyed, never stale)."""
+    working folder, created. Starting over keeps the cache folder."""
     run_dir = partial_dir(out_dir)
     check_output_dir(out_dir, overwrite)
     if resume and overwrite:
@@ -34,7 +36,7 @@ def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool) -> Path:
         )
     if run_dir.exists() and not (resume or overwrite):
         raise InputError(
-            f"an interrupted compress run for {out_dir} is in {run_dir}: pass --resume to continue it "
+            f"an interrupted {command} run for {out_dir} is in {run_dir}: pass --resume to continue it "
             "or --overwrite to start over"
         )
     if run_dir.exists() and overwrite:
@@ -49,33 +51,40 @@ def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool) -> Path:
 
 
 @contextlib.contextmanager
-def training_run(config, out_dir: Path, overwrite: bool, resume: bool):
-    """(dist, runtime, working folder) of a compress run of either stage: the process group (one
-    process, or this rank of a torchrun launch), its device and precision, and the checked working
-    folder; the process group is shut down however the run ends."""
-    from codir_edge.distill.distributed import barrier, init_distributed, rank_device, shutdown
+def training_run(config, out_dir: Path, overwrite: bool, resume: bool, command: str):
+    """(dist, runtime, working folder) of a training run: the process group (one process, or this
+    rank of a torchrun launch), its device and precision, and the checked working folder; the
+    process group is shut down however the run ends."""
     from codir_edge.models.runtime import resolve_runtime
+    from codir_edge.training.distributed import barrier, init_distributed, rank_device, shutdown
 
     dist = init_distributed(config.device)
     try:
         runtime = resolve_runtime(rank_device(config.device, dist), config.precision)
         if dist.is_main:
-            prepare_run_dir(out_dir, overwrite, resume)
+            prepare_run_dir(out_dir, overwrite, resume, command)
         barrier(dist)
         yield dist, runtime, partial_dir(out_dir)
     finally:
         shutdown(dist)
 
 
-def write_student(out_dir: Path, overwrite: bool, student, tokenizer, metrics: dict, config, run_dir: Path) -> None:
-    """The finished student folder, written atomically: weights, tokenizer, metrics.json, the settings,
-    train_log.jsonl and the cached bank; then the working folder goes. Rank 0 only."""
+def write_output(
+    out_dir: Path,
+    overwrite: bool,
+    run_dir: Path,
+    write_model: Callable[[Path], None],
+    metrics: dict,
+    config_name: str,
+    config: dict,
+) -> None:
+    """The finished model folder, written atomically: what ``write_model`` puts in it, metrics.json,
+    the settings, train_log.jsonl and the cache; then the working folder goes. Rank 0 only."""
     with staged_output_dir(out_dir, overwrite) as stage:
-        student.save_pretrained(stage, safe_serialization=True)
-        tokenizer.save_pretrained(stage)
+        write_model(stage)
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        (stage / "compress_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n", "utf-8")
+        (stage / config_name).write_text(json.dumps(config, indent=2) + "\n", "utf-8")
         shutil.copy2(run_dir / "train_log.jsonl", stage / "train_log.jsonl")
         if (run_dir / CACHE_FOLDER).is_dir():
-            shutil.copytree(run_dir / CACHE_FOLDER, stage / CACHE_FOLDER)
+            shutil.move(run_dir / CACHE_FOLDER, stage / CACHE_FOLDER)  # a rename: banks can be large
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,8 +1,8 @@
-"""The bank in memory and the label-aware sampling of negatives from it.
+"""Label-aware sampling of negatives from the whole bank (codir.md, step 4).
 
-Both live on one device (the GPU when the bank fits, else host memory) and draw from a seeded
-``torch.Generator`` whose state goes into every checkpoint, so a resumed run draws the same
-negatives as an uninterrupted one and no step waits on the host.
+The sampler lives on the bank's device and draws from a seeded ``torch.Generator`` whose state goes
+into every checkpoint, so a resumed run draws the same negatives as an uninterrupted one and no step
+waits on the host.
 """
 
 from __future__ import annotations
@@ -11,38 +11,6 @@ import math
 
 import torch
 from torch import nn
-
-from codir_edge.models.predict import host_to
-
-
-class TeacherBank(nn.Module):
-    """Teacher summaries and logits of every training example, computed once (codir.md, memory bank).
-
-    features: (N, L_S * d_T) float16; logits: (N, C) float16; targets: (N,) int64 labels or float
-    regression targets. Buffers are non-persistent: the bank is cached on its own, keyed by a hash,
-    and copying it into every checkpoint would multiply its size on disk.
-    """
-
-    def __init__(self, features: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor):
-        super().__init__()
-        self.register_buffer("features", features, persistent=False)
-        self.register_buffer("logits", logits, persistent=False)
-        self.register_buffer("targets", targets, persistent=False)
-
-    def __len__(self) -> int:
-        return self.features.shape[0]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.features, self.logits, self.targets))
-
-    def pin(self) -> None:
-        """Page-locked host memory: copies of gathered rows to the GPU then run asynchronously."""
-        self.features, self.logits = self.features.pin_memory(), self.logits.pin_memory()
-
-    def rows(self, table: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """``table[index]`` as float32 on ``device``. index: any shape of int64 on the bank's device."""
-        return host_to(table[index], device).float()  # (*index.shape, D)
 
 
 class NegativeSampler:

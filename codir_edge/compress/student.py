@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from codir_edge.errors import InputError
+from codir_edge.models.checkpoint import LAYER_COUNT_KEYS, num_layers
 
 # "bert.encoder.layer.3.attention..." -> ("bert.encoder.layer.", "3", "attention..."): BERT, RoBERTa,
 # ELECTRA, MPNet and DistilBERT ("transformer.layer.3") all number their blocks this way. ALBERT shares
@@ -31,13 +32,9 @@ def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
 
 
 def set_num_layers(config, layers: int) -> None:
-    for name in ("num_hidden_layers", "n_layers"):
+    for name in LAYER_COUNT_KEYS:
         if hasattr(config, name):
             setattr(config, name, layers)
-
-
-def get_num_layers(config) -> int:
-    return int(getattr(config, "num_hidden_layers", getattr(config, "n_layers", 0)))
 
 
 def hidden_width(config) -> int:
@@ -62,7 +59,7 @@ def skip_student(teacher, layers: int):
     config = copy.deepcopy(teacher.config)
     set_num_layers(config, layers)
     student = type(teacher)(config)
-    mapping = layer_map(get_num_layers(teacher.config), layers)
+    mapping = layer_map(num_layers(teacher.config), layers)
     source = teacher.state_dict()
     weights = {}
     for key in student.state_dict():

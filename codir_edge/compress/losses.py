@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codir_edge.distill.memory import TeacherBank
+from codir_edge.compress.bank.table import TeacherBank
 from codir_edge.models.predict import host_to
 
 
@@ -22,14 +22,24 @@ def task_loss(logits: torch.Tensor, targets: torch.Tensor, regression: bool) -> 
     return F.cross_entropy(logits, targets.long())
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, regression: bool) -> torch.Tensor:
-    """T^2 KL(softmax(t/T) || softmax(s/T)) averaged over the batch (Hinton et al.; the T^2 keeps the
-    gradient scale independent of T), or MSE between the outputs for regression."""
+def kd_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    regression: bool,
+    divisor: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """T^2 KL(softmax(t/T) || softmax(s/T)) averaged over the rows (Hinton et al.; the T^2 keeps the
+    gradient scale independent of T), or MSE between the outputs for regression. student, teacher:
+    (B, C). ``divisor`` replaces the row count: the masked-LM term passes its masked-token count
+    clamped to 1, so that a batch with nothing masked adds zero rather than NaN."""
     if regression:
         return F.mse_loss(student.squeeze(-1), teacher.squeeze(-1))
     log_s = F.log_softmax(student / temperature, dim=-1)
     log_t = F.log_softmax(teacher / temperature, dim=-1)
-    return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * temperature**2
+    if divisor is None:
+        return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * temperature**2
+    return F.kl_div(log_s, log_t, log_target=True, reduction="sum") / divisor * temperature**2
 
 
 class CodirLoss(nn.Module):

@@ -1,0 +1,1 @@
+"""The ``compress`` stage: CoDIR distillation of a teacher into a smaller student (``run.run_compress``)."""

@@ -1,0 +1,162 @@
+"""CoDIR-Fine: what the task-specific stage adds to the compress spine (``compress/run.py``).
+
+Its data is the teacher's task (train and dev splits, the teacher's label order); its teacher is a
+fine-tuned classifier whose bank holds summaries and logits; its student is skip-initialised or
+``--student``; its negatives are label-aware draws from the whole bank (``bank/negatives.py``, whose
+generator state goes into checkpoints); an epoch is scored with the task metric on dev.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from codir_edge.compress.config import CompressConfig
+from codir_edge.compress.setup import Setup
+from codir_edge.compress.student import check_same_tokenizer, check_student_layers, layer_map
+from codir_edge.data import DataSpec, get_task, load_train_dev
+from codir_edge.data.encode import encode, pad_batch
+from codir_edge.data.metrics import score
+from codir_edge.errors import InputError
+from codir_edge.models.checkpoint import (
+    check_max_length,
+    is_sequence_classifier,
+    num_layers,
+    read_model_config,
+    weights_digest,
+)
+from codir_edge.models.labels import model_labels
+from codir_edge.progress import stderr_console
+from codir_edge.training.engine import Loop
+
+
+def check_teacher(config: dict, teacher_dir: Path) -> None:
+    if not is_sequence_classifier(config):
+        architectures = config.get("architectures") or []
+        raise InputError(
+            f"--teacher {teacher_dir} is not a sequence classifier ({', '.join(architectures) or 'no architecture'}): "
+            "fine-tune it first with codir-edge finetune"
+        )
+
+
+class FineStage:
+    """The fine stage's part of a run, from its cheap checks (the constructor) to its report fields;
+    a class because each step reads what the one before it loaded."""
+
+    name = "fine"
+
+    def __init__(self, teacher_dir: Path, data: DataSpec, config: CompressConfig,
+                 student_dir: Path | None = None, eval_data: DataSpec | None = None):  # fmt: skip
+        self.teacher_dir, self.config, self.student_dir = Path(teacher_dir), config, student_dir
+        self.task = get_task(config.task)
+        self.teacher_config = read_model_config(self.teacher_dir, "--teacher")
+        check_teacher(self.teacher_config, self.teacher_dir)
+        self.labels = model_labels(self.teacher_config, self.task, self.teacher_dir)
+        self.teacher_layers = num_layers(self.teacher_config)
+        if student_dir is not None:
+            student_config = read_model_config(student_dir, "--student")
+            if config.student_layers is not None:
+                raise InputError("--student-layers and --student both set the student's depth: give only one")
+            self.student_layers = num_layers(student_config)
+            check_max_length(student_config, config.max_length, student_dir)
+        else:
+            self.student_layers = check_student_layers(config.student_layers, self.teacher_layers, self.teacher_dir)
+        check_max_length(self.teacher_config, config.max_length, self.teacher_dir)
+        if self.labels and self.task.name in ("classification",):
+            data = replace(data, labels=tuple(self.labels))
+            eval_data = replace(eval_data, labels=tuple(self.labels)) if eval_data else None
+        self.data, self.eval_data = data, eval_data
+
+    def prepare(self, runtime, dist) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
+        """The task's splits, tokenized; the teacher, loaded; the bank's key."""
+        from codir_edge.models.loading import load_tokenizer, load_trained_classifier
+
+        config = self.config
+        train, dev, data_labels = load_train_dev(self.task, self.data, self.eval_data)
+        if self.labels and data_labels != self.labels:
+            raise InputError(
+                f"the data's labels ({', '.join(data_labels)}) differ from the teacher's ({', '.join(self.labels)}): "
+                "compress on the task the teacher was fine-tuned for"
+            )
+        train = train.subsample(config.max_train_samples, config.seed)
+        dev = dev.subsample(config.max_eval_samples, config.seed)
+        tokenizer = load_tokenizer(self.teacher_dir, config.trust_remote_code)
+        if self.student_dir is not None:
+            student_tokenizer = load_tokenizer(self.student_dir, config.trust_remote_code)
+            check_same_tokenizer(tokenizer, student_tokenizer, self.teacher_dir, self.student_dir)
+        self.train_enc = encode(tokenizer, train, config.max_length)
+        self.dev_enc = encode(tokenizer, dev, config.max_length)
+        teacher = load_trained_classifier(self.teacher_dir, config.trust_remote_code).to(runtime.device)
+        return Setup.for_bank(
+            tokenizer, teacher, self.train_enc, layer_map(self.teacher_layers, self.student_layers),
+            weights_digest(self.teacher_dir), config.bank_pooling, config.max_length,
+            with_logits=True, needs_bank=config.objective != "none",
+        )  # fmt: skip
+
+    def build(self, setup: Setup, bank, runtime, dist):
+        """(the student wrapped with its objective, the engine's loop); the teacher is scored, then freed."""
+        import torch
+
+        from codir_edge.compress.bank.negatives import NegativeSampler
+        from codir_edge.compress.objectives import Distiller
+        from codir_edge.compress.student import hidden_width, skip_student
+        from codir_edge.models.loading import load_classifier
+        from codir_edge.models.predict import host_to, predict_logits, to_device
+
+        config, task = self.config, self.task
+        teacher = setup.teacher
+        self.teacher_dev = score(task, predict_logits(teacher, self.dev_enc, runtime, config.eval_batch_size),
+                                 self.dev_enc.targets.tolist())  # fmt: skip
+        if self.student_dir is None:
+            student = skip_student(teacher, self.student_layers)
+        else:
+            student = load_classifier(self.student_dir, self.labels, task.is_regression, config.trust_remote_code)
+        setup.free_teacher()
+        torch.manual_seed(config.seed)  # the heads start the same on every rank and in every objective
+        teacher_width = int(self.teacher_config["hidden_size"])
+        distiller = Distiller(student, bank, config, task.is_regression, hidden_width(student.config), teacher_width)
+        distiller = distiller.to(runtime.device)
+        sampler = None
+        if config.objective == "codir":
+            sampler = NegativeSampler(bank.targets, config.negatives, task.is_regression, config.negative_margin,
+                                      config.seed, bank.device)  # fmt: skip
+            if dist.is_main:
+                for message in sampler.shortfalls:
+                    stderr_console.print(f"warning: {message}", highlight=False)
+        train_enc, targets_all = self.train_enc, torch.from_numpy(self.train_enc.targets)
+
+        def make_batch(global_rows, rows, epoch, batch_no):  # noqa: ARG001 - the sampler holds the randomness
+            negatives = None
+            if sampler is not None:  # drawn for the global batch: identical on every rank and in one process
+                negatives = sampler.sample(bank.targets[host_to(torch.from_numpy(global_rows), sampler.device)])
+                negatives = negatives[dist.rank :: dist.world]
+            inputs = to_device(pad_batch(train_enc, rows), runtime)
+            index = torch.from_numpy(rows)
+            return inputs, index, host_to(targets_all[index], runtime.device), negatives
+
+        def evaluate() -> dict[str, float]:
+            logits = predict_logits(distiller.student, self.dev_enc, runtime, config.eval_batch_size)
+            return score(task, logits, self.dev_enc.targets.tolist())
+
+        loop = Loop(
+            label=f"compress ({config.objective})", config=config, data_key=setup.key, lengths=train_enc.lengths,
+            make_batch=make_batch, evaluate=evaluate, headline=task.primary_metric, sampler=sampler,
+            hints={"contrastive": " or raise --contrastive-temperature"},
+        )  # fmt: skip
+        return distiller, loop
+
+    def fields(self, trained) -> dict:
+        """The report fields only this stage has (and the ones whose value it decides)."""
+        final = trained.history[-1]
+        return {
+            "task": self.task.name,
+            "labels": self.labels,
+            "metric": self.task.primary_metric,
+            "dev": {k: v for k, v in final.items() if k not in ("epoch", "step")},
+            "teacher_dev": self.teacher_dev,
+            "objective": self.config.objective,
+            "student_init": str(self.student_dir) if self.student_dir else "skip",
+            "train_examples": len(self.train_enc),
+            "dev_examples": len(self.dev_enc),
+            "data": self.data.data,
+        }

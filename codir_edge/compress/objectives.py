@@ -1,0 +1,167 @@
+"""The objectives of both compress stages: a module that owns the student and whatever heads its
+loss trains, and whose ``forward(inputs, index, targets, negatives, scale)`` returns the weighted
+total and each term (detached) for logging. DDP wraps it, so every trained parameter lives under it.
+
+CoDIR-Fine (:class:`Distiller`): ``codir``, ``kd``, ``mse`` and ``none`` share the same student, data
+order, optimizer and step, and differ only in the loss terms they add (codir.md, step 5).
+
+CoDIR-Pre (:class:`PreDistiller`): contrastive distillation of a backbone's intermediate layers on
+unlabelled text, plus masked-LM terms when the teacher has an MLM head (codir.md, "CoDIR-Pre"):
+
+    L = lambda L_con + (1 - beta) CE_mlm + beta T^2 KL(softmax(t_mlm / T) || softmax(s_mlm / T))
+
+L_con is CoDIR-Fine's loss (same heads, same bank of raw teacher summaries); its negatives are the
+rest of the global batch plus K random corpus rows. With masking, the student reads the masked
+sentence and must still pick out the teacher's summary of the clean one among the negatives, in
+the same forward pass that serves the MLM terms: one student pass per step. MLM logits are per
+token (vocabulary-wide), so the teacher runs online on the same masked batch for their KD term;
+both heads are applied to the masked positions only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from codir_edge.compress.bank.table import TeacherBank
+from codir_edge.compress.config import CompressConfig
+from codir_edge.compress.features import layer_summaries
+from codir_edge.compress.losses import CodirLoss, PkdLoss, kd_loss, task_loss
+from codir_edge.compress.masking import IGNORE
+from codir_edge.models.checkpoint import num_layers
+from codir_edge.models.predict import host_to
+
+
+class Distiller(nn.Module):
+    """Student plus whatever heads its objective trains; ``forward`` returns the weighted total and each
+    term (detached) for logging. DDP wraps this module, so every trained parameter lives under it."""
+
+    def __init__(
+        self,
+        student: nn.Module,
+        bank: TeacherBank | None,
+        config: CompressConfig,
+        regression: bool,
+        student_width: int,
+        teacher_width: int,
+    ):
+        super().__init__()
+        self.student = student
+        self.config = config
+        self.regression = regression
+        self.layers = list(range(1, num_layers(student.config) + 1))  # every student block, matched in order
+        self._bank = (bank,)  # kept out of the module tree, as in CodirLoss
+        self.contrastive = None
+        self.pkd = None
+        if config.objective == "codir":
+            self.contrastive = CodirLoss.for_student(bank, config, len(self.layers), student_width, teacher_width)
+        elif config.objective == "mse":
+            self.pkd = PkdLoss(len(self.layers), student_width, teacher_width)
+
+    @property
+    def bank(self) -> TeacherBank | None:
+        return self._bank[0]
+
+    def forward(
+        self,
+        inputs: dict[str, torch.Tensor],
+        index: torch.Tensor,
+        targets: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        scale: float = 1.0,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """inputs: (B, T) tensors; index: (B,) bank rows; targets: (B,); negatives: (B, K) bank rows.
+
+        ``scale`` weights this rank's share of an uneven global batch so that DDP's gradient average
+        equals the mean over the global batch, as one process would compute it.
+        """
+        cfg = self.config
+        hidden = cfg.objective in ("codir", "mse")
+        out = self.student(**inputs, output_hidden_states=hidden)
+        logits = out.logits.float()  # (B, C)
+        terms = {"ce": task_loss(logits, targets, self.regression)}
+        if cfg.objective == "none":
+            total = terms["ce"]
+        else:
+            bank = self.bank
+            teacher_logits = bank.rows(bank.logits, host_to(index, bank.logits.device), logits.device)  # (B, C)
+            terms["kd"] = kd_loss(logits, teacher_logits, cfg.kd_temperature, self.regression)
+            total = (1 - cfg.kd_weight) * terms["ce"] + cfg.kd_weight * terms["kd"]
+        if self.contrastive is not None:
+            summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, cfg.pooling)
+            terms["contrastive"] = self.contrastive(summary, index, negatives)
+            total = total + cfg.contrastive_weight * terms["contrastive"]
+        if self.pkd is not None:
+            student_cls = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, "cls")
+            teacher_cls = self.bank.rows(self.bank.features, host_to(index, self.bank.features.device), logits.device)
+            terms["pkd"] = self.pkd(student_cls, teacher_cls)
+            total = total + cfg.mse_weight * terms["pkd"]
+        return total * scale, {name: value.detach() for name, value in terms.items()}
+
+
+# Where BERT-family masked LMs keep their head: BERT, ERNIE, Megatron-BERT ("cls"), RoBERTa,
+# XLM-R, CamemBERT, MPNet ("lm_head"), ALBERT ("predictions").
+_MLM_HEADS = ("cls", "lm_head", "predictions")
+
+
+def mlm_head(model: nn.Module) -> nn.Module | None:
+    """The module mapping final token states to vocabulary logits, or None for a bare backbone."""
+    for name in _MLM_HEADS:
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Module):
+            return head
+    return None
+
+
+class PreDistiller(nn.Module):
+    """Student plus the contrastive heads; ``forward`` matches the engine's (inputs, index, targets,
+    negatives, scale), where targets are the MLM labels (B, T) or None without masking."""
+
+    def __init__(
+        self,
+        student: nn.Module,
+        bank: TeacherBank,
+        teacher: nn.Module | None,
+        config: CompressConfig,
+        student_width: int,
+        teacher_width: int,
+    ):
+        super().__init__()
+        self.student = student
+        self.config = config
+        self.layers = list(range(1, num_layers(student.config) + 1))
+        self.contrastive = CodirLoss.for_student(bank, config, len(self.layers), student_width, teacher_width)
+        # Frozen, and kept out of the module tree (DDP, state_dict and the optimizer never see it).
+        self._teacher = (teacher,)
+        self.mlm = teacher is not None
+        pooler = getattr(student.base_model, "pooler", None)
+        if pooler is not None:  # no term reads it: frozen as copied, so that DDP finds no unused parameter
+            pooler.requires_grad_(False)
+
+    def forward(
+        self,
+        inputs: dict[str, torch.Tensor],
+        index: torch.Tensor,
+        targets: torch.Tensor | None,
+        negatives: torch.Tensor,
+        scale: float = 1.0,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """inputs: (B, T); index: (B,) bank rows; targets: (B, T) MLM labels or None; negatives: (B, M)."""
+        cfg = self.config
+        out = self.student.base_model(**inputs, output_hidden_states=True)
+        summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, cfg.pooling)
+        terms = {"contrastive": self.contrastive(summary, index, negatives)}
+        total = cfg.contrastive_weight * terms["contrastive"]
+        if self.mlm:
+            chosen = targets != IGNORE  # (B, T)
+            count = chosen.sum().clamp_min(1)  # a batch with nothing masked adds zero, not NaN
+            student_logits = mlm_head(self.student)(out.last_hidden_state[chosen]).float()  # (M, V)
+            teacher = self._teacher[0]
+            with torch.no_grad():
+                hidden = teacher.base_model(**inputs).last_hidden_state[chosen]
+                teacher_logits = mlm_head(teacher)(hidden).float()  # (M, V)
+            terms["mlm"] = F.cross_entropy(student_logits, targets[chosen], reduction="sum") / count
+            terms["mlm_kd"] = kd_loss(student_logits, teacher_logits, cfg.kd_temperature, False, divisor=count)
+            total = total + (1 - cfg.kd_weight) * terms["mlm"] + cfg.kd_weight * terms["mlm_kd"]
+        return total * scale, {name: value.detach() for name, value in terms.items()}

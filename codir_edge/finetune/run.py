@@ -1,0 +1,156 @@
+"""``finetune``: a BERT-family checkpoint into a sequence classifier, the teacher of every later stage.
+
+Read top to bottom: resolve and validate everything cheap first (task, model folder, data, output
+folder), then tokenize once, then train through the shared engine (``training/engine.py``: resume,
+Ctrl-C with a checkpoint, torchrun, the divergence check) with an evaluation after each epoch. The
+best epoch's weights are kept in the working folder and become ``--out`` when the run completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codir_edge.data import DataSpec, get_task, load_train_dev
+from codir_edge.data.encode import Encoded, encode, pad_batch, train_batches, update_digest
+from codir_edge.data.metrics import score
+from codir_edge.extras import require_extra
+from codir_edge.finetune.config import FinetuneConfig
+from codir_edge.models.checkpoint import check_max_length, default_backbone, read_model_config, weights_digest
+from codir_edge.provenance import provenance
+from codir_edge.training.distributed import barrier
+from codir_edge.training.engine import Loop
+from codir_edge.training.run_folder import training_run, write_output
+
+BEST = "best"  # the working folder's copy of the best epoch so far
+
+
+@dataclass(frozen=True)
+class FinetuneReport:
+    out_dir: Path
+    task: str
+    metric: str
+    best_score: float
+    best_epoch: int
+    dev_metrics: dict[str, float]
+    wall_time_s: float
+    train_examples_per_s: float
+    train_examples: int
+    device: str
+    precision: str
+    resumed_from_step: int | None = None
+    world_size: int = 1
+    rank: int = 0  # the process that made this report; only rank 0 speaks for the run
+
+
+def run_finetune(
+    model_dir: Path | None,
+    data: DataSpec,
+    out_dir: Path,
+    config: FinetuneConfig,
+    eval_data: DataSpec | None = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    resume: bool = False,
+) -> FinetuneReport:
+    require_extra("train", "finetune")
+    from codir_edge.finetune.objective import LabelLoss
+    from codir_edge.models.loading import load_classifier, load_tokenizer
+    from codir_edge.models.runtime import seed_everything
+    from codir_edge.training.engine import train
+
+    started = time.perf_counter()
+    task = get_task(config.task)
+    model_dir = Path(model_dir) if model_dir is not None else default_backbone()
+    out_dir = Path(out_dir)
+    check_max_length(read_model_config(model_dir), config.max_length, model_dir)
+    train_set, dev, labels = load_train_dev(task, data, eval_data)
+    train_set = train_set.subsample(config.max_train_samples, config.seed)
+    dev = dev.subsample(config.max_eval_samples, config.seed)
+    with training_run(config, out_dir, overwrite, resume, "finetune") as (dist, runtime, run_dir):
+        seed_everything(config.seed)
+        tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
+        train_enc = encode(tokenizer, train_set, config.max_length)
+        dev_enc = encode(tokenizer, dev, config.max_length)
+        model = load_classifier(model_dir, labels, task.is_regression, config.trust_remote_code).to(runtime.device)
+        objective = LabelLoss(model)
+        loop = _loop(config, task, model, train_enc, dev_enc, runtime, dist, run_dir, _data_key(model_dir, train_enc))
+        trained = train(loop, objective, runtime, dist, run_dir, resume, show_progress)
+        best = max(trained.history, key=lambda entry: (entry[task.primary_metric], -entry["epoch"]))
+        best_metrics = {k: v for k, v in best.items() if k not in ("epoch", "step")}
+        report = FinetuneReport(
+            out_dir=out_dir, task=task.name, metric=task.primary_metric, best_score=best[task.primary_metric],
+            best_epoch=best["epoch"], dev_metrics=best_metrics, wall_time_s=time.perf_counter() - started,
+            train_examples_per_s=len(train_enc) * config.epochs / max(trained.train_seconds, 1e-9),
+            train_examples=len(train_enc), device=runtime.device, precision=runtime.precision,
+            resumed_from_step=trained.resumed_from, world_size=dist.world, rank=dist.rank,
+        )  # fmt: skip
+        if dist.is_main:
+            metrics = {
+                "stage": "finetune", "task": task.name, "labels": labels, "metric": task.primary_metric,
+                "dev": best_metrics, "best_epoch": best["epoch"],
+                "history": [{k: v for k, v in entry.items() if k != "step"} for entry in trained.history],
+                "train_examples": len(train_enc), "dev_examples": len(dev_enc), "wall_time_s": report.wall_time_s,
+                "train_seconds": trained.train_seconds, "train_examples_per_s": report.train_examples_per_s,
+                "resumed_from_step": trained.resumed_from, "device": runtime.device, "precision": runtime.precision,
+                "world_size": dist.world, "source_model": str(model_dir), "data": data.data,
+                "config": config.to_dict(), "provenance": provenance(),
+            }  # fmt: skip
+
+            def write_model(folder: Path) -> None:
+                for item in (run_dir / BEST).iterdir():
+                    shutil.move(item, folder / item.name)
+                tokenizer.save_pretrained(folder)
+
+            write_output(out_dir, overwrite, run_dir, write_model, metrics, "finetune_config.json", config.to_dict())
+        barrier(dist)
+        return report
+
+
+def _loop(config, task, model, train_enc: Encoded, dev_enc: Encoded, runtime, dist, run_dir: Path, key: str) -> Loop:
+    """How finetune makes a batch, orders an epoch and scores it, for the engine."""
+    import torch
+
+    from codir_edge.models.predict import host_to, predict_logits, to_device
+
+    targets = torch.from_numpy(train_enc.targets)
+    metric = task.primary_metric
+
+    def make_batch(global_rows, rows, epoch, batch_no):  # noqa: ARG001 - nothing random beyond the order
+        index = torch.from_numpy(rows)
+        return to_device(pad_batch(train_enc, rows), runtime), index, host_to(targets[index], runtime.device), None
+
+    def order(epoch: int) -> list[np.ndarray]:
+        """One generator seeded once and drawn from epoch after epoch (as finetune always has), replayed
+        from the start, so that an epoch's order depends on the epoch alone and resume needs no state."""
+        rng = np.random.default_rng(config.seed)
+        for _ in range(epoch):
+            batches = train_batches(train_enc.lengths, config.batch_size, rng, config.group_by_length)
+        return batches
+
+    def evaluate() -> dict[str, float]:
+        return score(task, predict_logits(model, dev_enc, runtime, config.eval_batch_size), dev_enc.targets.tolist())
+
+    def keep_best(history: list[dict]) -> None:
+        """The first epoch with the best dev metric so far is saved (rank 0), before its checkpoint."""
+        if dist.is_main and all(history[-1][metric] > entry[metric] for entry in history[:-1]):
+            staging = run_dir / f".{BEST}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            model.save_pretrained(staging, safe_serialization=True)
+            shutil.rmtree(run_dir / BEST, ignore_errors=True)
+            staging.rename(run_dir / BEST)
+
+    return Loop(label="finetune", config=config, data_key=key, lengths=train_enc.lengths, make_batch=make_batch,
+                evaluate=evaluate, headline=metric, order=order, after_epoch=keep_best)  # fmt: skip
+
+
+def _data_key(model_dir: Path, encoded: Encoded) -> str:
+    """What a checkpoint must have been trained from: the starting weights and the tokenized data."""
+    digest = hashlib.sha256(weights_digest(model_dir).encode())
+    update_digest(digest, encoded)
+    return digest.hexdigest()[:20]
