@@ -179,12 +179,12 @@ def _teacher_bank(setup: Setup, config: CompressConfig, runtime, dist, run_dir: 
         empty = torch.zeros((len(setup.encoded), 0), dtype=torch.float16)
         bank = make_teacher_bank(empty, empty.clone(), targets, "cpu")
         return bank, BankInfo.of(bank, setup.key, 0.0, None)
-    features, logits, mapped, seconds, reused = obtain_bank(
+    features, logits, seconds, reused = obtain_bank(
         setup.teacher, setup.encoded, setup.mapping, setup.pooling, runtime, config.eval_batch_size, setup.key,
         cache_dirs=cache_dirs, save_dir=run_dir, dist=dist, with_logits=setup.with_logits,
     )  # fmt: skip
     nbytes = features.numel() * 2 + logits.numel() * 2
-    bank = make_teacher_bank(features, logits, targets, bank_device(runtime, nbytes), mapped)
+    bank = make_teacher_bank(features, logits, targets, bank_device(runtime, nbytes))
     return bank, BankInfo.of(bank, setup.key, seconds, reused)
 
 

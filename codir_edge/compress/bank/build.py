@@ -27,6 +27,8 @@ from codir_edge.models.predict import to_device
 from codir_edge.models.runtime import Runtime
 from codir_edge.training.distributed import Dist, all_gather_rows, barrier
 
+DISK = "disk"  # the bank stays in its file and each step reads its rows
+
 
 @dataclass(frozen=True)
 class BankInfo:
@@ -36,7 +38,7 @@ class BankInfo:
     bytes: int
     build_seconds: float  # 0 when it came from the cache
     reused_from: str | None
-    location: str  # the device that holds it ("cpu" also when it is read from its file)
+    location: str  # the device that holds it, or "disk" when each step reads its rows from the file
 
     @classmethod
     def of(cls, bank: TeacherBank, key: str, build_seconds: float, reused_from: str | None) -> BankInfo:
@@ -47,7 +49,7 @@ class BankInfo:
             bytes=bank.nbytes,
             build_seconds=build_seconds,
             reused_from=reused_from,
-            location=str(bank.device),
+            location=DISK if bank.on_disk else str(bank.device),
         )
 
 
@@ -117,9 +119,9 @@ def write_bank(path: Path, key: str, teacher, encoded: Encoded, layers, pooling,
 
 def obtain_bank(teacher, encoded: Encoded, layers, pooling, runtime: Runtime, batch_size: int, key: str,
                 cache_dirs: list[Path], save_dir: Path, dist: Dist, with_logits: bool = True):  # fmt: skip
-    """(features, logits, mapped file, seconds spent building, reused path): the bank from the first
-    cache folder that holds it (copied into ``save_dir``), else built into ``save_dir``; mapped from
-    ``save_dir`` by every rank."""
+    """(features, logits, seconds spent building, reused path): the bank from the first cache folder
+    that holds it (copied into ``save_dir``), else built into ``save_dir``; both as views of the file
+    in ``save_dir`` (``FileTable``), opened by every rank."""
     target = bank_file(save_dir, key)
     reused, seconds = None, 0.0
     for folder in cache_dirs:
@@ -148,18 +150,26 @@ def _copy_atomic(source: Path, target: Path) -> None:
 
 
 def bank_device(runtime: Runtime, nbytes: int) -> str:
-    """On the GPU when the bank takes at most a quarter of its free memory (the rest is for training),
-    else read from its file in host memory."""
-    if not runtime.is_cuda:
-        return "cpu"
+    """Where training reads the bank from: the GPU when it takes at most a quarter of its free memory
+    (the rest is for training), host memory when it is small, else its file on disk."""
+    from codir_edge.compress.bank.table import IN_MEMORY_BYTES
+
+    if runtime.is_cuda:
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(torch.device(runtime.device))
+        if nbytes <= free // 4:
+            return runtime.device
+    return "cpu" if nbytes <= IN_MEMORY_BYTES else DISK
+
+
+def make_teacher_bank(features, logits, targets, device: str) -> TeacherBank:
+    """The bank on ``device`` ("cpu", "cuda[:N]" or ``DISK``), from tensors or the bank file's tables."""
     import torch
 
-    free, _total = torch.cuda.mem_get_info(torch.device(runtime.device))
-    return runtime.device if nbytes <= free // 4 else "cpu"
-
-
-def make_teacher_bank(features, logits, targets, device: str, mapped=None) -> TeacherBank:
-    import torch
-
-    bank = TeacherBank(features, logits, torch.as_tensor(targets), mapped)
-    return bank if device == "cpu" else bank.to(device)
+    bank = TeacherBank(features, logits, torch.as_tensor(targets))
+    return (
+        bank
+        if device == DISK or (device == "cpu" and not bank.on_disk and bank.device.type == "cpu")
+        else bank.to(device)
+    )

@@ -1,9 +1,9 @@
-"""The bank on disk: its key, its file, written row by row and read through a memory map.
+"""The bank on disk: its key, its file, written row by row and read where it is indexed.
 
 The file is a safetensors file (``features`` (N, D) and ``logits`` (N, C), float16, the key in its
 metadata), so older caches and ``safetensors.safe_open`` read it as before; but it is written by
-streaming rows straight into place and read by mapping it, so neither building nor training ever
-holds the whole bank in memory.
+streaming rows straight into place and read row by row (``table.FileTable``), so neither building nor
+training needs the whole bank in memory.
 """
 
 from __future__ import annotations
@@ -115,11 +115,9 @@ def read_header(path: Path) -> dict | None:
 
 
 def open_bank(path: Path, key: str, examples: int):
-    """(features, logits, mapped file): the cached bank mapped from disk when it exists, holds
-    ``key``, has one row per example and is complete; else None (a damaged cache is rebuilt, never trusted)."""
-    import torch
-
-    from codir_edge.compress.bank.table import MappedFile
+    """(features, logits) as ``FileTable`` views of the cached bank when it exists, holds ``key``, has
+    one row per example and is complete; else None (a damaged cache is rebuilt, never trusted)."""
+    from codir_edge.compress.bank.table import FileTable
 
     header = read_header(path) if Path(path).is_file() else None
     if header is None or (header.get("__metadata__") or {}).get("key") != key:
@@ -129,16 +127,10 @@ def open_bank(path: Path, key: str, examples: int):
         entries = [header[name] for name in ("features", "logits")]
         if any(e["dtype"] != "F16" or len(e["shape"]) != 2 or e["shape"][0] != examples for e in entries):
             return None
+        if any(e["data_offsets"][1] - e["data_offsets"][0] != e["shape"][0] * e["shape"][1] * 2 for e in entries):
+            return None
         if start + max(e["data_offsets"][1] for e in entries) != Path(path).stat().st_size:
             return None
-        mapped = MappedFile(path)
-        tensors = []
-        for entry in entries:
-            begin, end = entry["data_offsets"]
-            if end - begin != int(np.prod(entry["shape"])) * 2:
-                return None
-            array = np.frombuffer(mapped.map, dtype=_DTYPE, count=(end - begin) // 2, offset=start + begin)
-            tensors.append(torch.from_numpy(array.reshape(entry["shape"])))
+        return tuple(FileTable(path, start + e["data_offsets"][0], *e["shape"]) for e in entries)
     except (KeyError, TypeError, ValueError, OSError):
         return None
-    return tensors[0], tensors[1], mapped
