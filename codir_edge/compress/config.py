@@ -12,10 +12,11 @@ on SST-2 said otherwise: K = 25 instead of 100 and lambda = 0.1 come from the sw
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
-from codir_edge.config_checks import require_counts, require_positive, require_warmup_ratio
+from codir_edge.config_checks import require_counts, require_positive
 from codir_edge.errors import InputError
+from codir_edge.training.config import TrainingConfig
 
 OBJECTIVES = ("codir", "kd", "mse", "none")
 POOLINGS = ("mean", "cls")
@@ -27,8 +28,10 @@ FINE_ONLY = ("objective", "mse_weight", "negative_margin", "max_eval_samples")
 PRE_ONLY = ("mlm_probability", "held_out")
 
 
-@dataclass(frozen=True)
-class CompressConfig:
+@dataclass(frozen=True, kw_only=True)
+class CompressConfig(TrainingConfig):
+    """The shared training settings (``training/config.py``) plus CoDIR's."""
+
     task: str | None = None  # the fine stage's task; CoDIR-Pre has none
     stage: str = "fine"  # fine: distil a fine-tuned classifier on its task; pre: a backbone on unlabelled text
     # student
@@ -49,53 +52,20 @@ class CompressConfig:
     # sentences kept out of training to score the student after each epoch
     mlm_probability: float = 0.15
     held_out: int = 1000
-    # optimisation: AdamW, linear warm-up then decay, clipped gradients (as finetune)
-    epochs: int = 3
-    lr: float = 1e-4
-    batch_size: int = 32
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    # data
-    max_length: int = 128
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    group_by_length: bool = True
-    eval_batch_size: int = 128
-    # runtime
-    seed: int = 42
-    device: str = "auto"
-    precision: str = "auto"
-    log_every: int = 50
-    checkpoint_every: int | None = 500  # steps; a checkpoint is also written at every epoch end
-    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         choices = {"stage": STAGES, "objective": OBJECTIVES, "pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"unknown --{name} '{getattr(self, name)}': use one of {', '.join(allowed)}")
-        positive = (
-            "negatives",
-            "contrastive_temperature",
-            "projection_dim",
-            "kd_temperature",
-            "epochs",
-            "lr",
-            "batch_size",
-            "max_length",
-            "eval_batch_size",
-            "log_every",
-            "max_grad_norm",
-        )
-        require_positive(self, positive)
-        for name in ("contrastive_weight", "mse_weight", "weight_decay"):
+        require_positive(self, ("negatives", "contrastive_temperature", "projection_dim", "kd_temperature"))
+        super().__post_init__()
+        for name in ("contrastive_weight", "mse_weight"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.kd_weight <= 1:
             raise InputError(f"--kd-weight must be in [0, 1] (it mixes CE and KD), got {self.kd_weight}")
-        require_warmup_ratio(self.warmup_ratio)
-        require_counts(self, ("student_layers", "max_train_samples", "max_eval_samples", "checkpoint_every"))
+        require_counts(self, ("student_layers",))
         if self.negative_margin is not None and self.negative_margin < 0:
             raise InputError(f"--negative-margin must not be negative, got {self.negative_margin}")
         if not 0 < self.mlm_probability < 1:
@@ -117,9 +87,6 @@ class CompressConfig:
                 raise InputError(
                     f"--{name.replace('_', '-')} applies to --stage {other} only: drop it, or run --stage {other}"
                 )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def uses_bank_features(self) -> bool:

@@ -64,7 +64,7 @@ def run_export(
     require_extra("train", "export")
     from codir_edge.export.convert import load_for_export
     from codir_edge.export.graph import operator_counts
-    from codir_edge.export.strings import unsupported_reason
+    from codir_edge.export.strings_rules import unsupported_reason
     from codir_edge.models.loading import load_tokenizer
 
     started = time.perf_counter()

@@ -148,7 +148,8 @@ def _remedy(variant: str, config: ExportConfig) -> str:
 def strings_variant(stage: Path, source: str, tokenizer, config: ExportConfig, pair: bool, regression: bool,
                     dev) -> dict:  # fmt: skip
     """Build model.strings.onnx on the shipped graph and hold it to tokenizer + that graph (hard failure)."""
-    from codir_edge.export.strings import build_strings_model, check_strings_model, generated_sentences, probe_texts
+    from codir_edge.export.strings import build_strings_model
+    from codir_edge.export.strings_check import check_strings_model, generated_sentences, probe_texts
 
     build_strings_model(stage / source, stage / "model.strings.onnx", tokenizer, config.max_length, pair, regression)
     # task sentences when there are enough, topped up with generated ones

@@ -21,111 +21,20 @@ pre-tokenizer, code point by code point, at export time (``text_rules``):
 Special-token strings typed into the text (a literal "[SEP]") count as themselves, as in Hugging
 Face's split on added tokens. Known gap: the extensions' string ops end a string at its first NUL
 character, where the Hugging Face tokenizer drops the NUL and reads on. Everything else agrees: a property test
-feeds arbitrary Unicode, and ``check_strings_model`` holds every export to real sentences.
+feeds arbitrary Unicode, and ``strings_check.check_strings_model`` holds every export to real sentences.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from codir_edge.errors import CheckFailedError, InputError
+from codir_edge.export.strings_rules import MARK, TextRules, text_rules, wordpiece_backend
 
 CONTRIB = "ai.onnx.contrib"
-_LAST_CODE_POINT = 0x10FFFF
-
-
-@dataclass(frozen=True)
-class TextRules:
-    """What the tokenizer does to text before WordPiece, as data the graph can hold."""
-
-    removed: str  # RE2 character class: code points the normalizer drops
-    spaces: str  # RE2 character class: code points that become a word boundary
-    isolated: str  # RE2 character class: characters the pre-tokenizer makes words of their own
-    mapping: dict[str, str]  # code point -> its normalized form, where they differ
-    added: tuple[tuple[str, int], ...]  # special tokens matched in the raw text, longest first, with ids
-
-
-# Stands in for a special token between its match in the raw text and WordPiece: a private-use code
-# point, which the BERT normalizer removes from raw text, so no text can smuggle one in.
-_MARK = "\ue000"
-
-
-def _char_class(code_points: list[int]) -> str:
-    ranges: list[list[int]] = []
-    for cp in code_points:
-        if ranges and ranges[-1][1] == cp - 1:
-            ranges[-1][1] = cp
-        else:
-            ranges.append([cp, cp])
-    body = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
-    return f"[{body}]" if body else r"[^\x{0}-\x{10FFFF}]"  # an empty class matches nothing
-
-
-def _wordpiece_backend(tokenizer) -> dict:
-    """The fast tokenizer's pipeline, when it is the BERT one this graph reproduces; else an input error."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    described = json.loads(backend.to_str()) if backend is not None else {}
-    model = described.get("model") or {}
-    pre = described.get("pre_tokenizer") or {}
-    if model.get("type") != "WordPiece" or pre.get("type") != "BertPreTokenizer":
-        kind = model.get("type") or type(tokenizer).__name__
-        raise InputError(
-            f"--tokenizer-in-graph supports BERT WordPiece tokenizers, not {kind}: pass --no-tokenizer-in-graph"
-        )
-    if any("\t" in token or "\n" in token for token in tokenizer.get_vocab()):
-        raise InputError("the vocabulary has tokens with tabs or newlines: pass --no-tokenizer-in-graph")
-    for added in tokenizer.added_tokens_decoder.values():
-        if added.normalized or added.lstrip or added.rstrip or added.single_word:
-            raise InputError(
-                f"added token {added.content!r} is matched after normalization or with stripping, which the graph "
-                "does not reproduce: pass --no-tokenizer-in-graph"
-            )
-    return model
-
-
-def unsupported_reason(tokenizer) -> str | None:
-    """Why this tokenizer cannot be put in the graph, or None when it can."""
-    try:
-        _wordpiece_backend(tokenizer)
-    except InputError as exc:
-        return str(exc)
-    return None
-
-
-def text_rules(tokenizer) -> TextRules:
-    """Ask the tokenizer's normalizer and pre-tokenizer about every code point (about 2 s), so the graph
-    does what this tokenizer does (cased or not, accents kept or not), not what BERT usually does."""
-    _wordpiece_backend(tokenizer)
-    normalizer = tokenizer.backend_tokenizer.normalizer
-    pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
-    normalize = normalizer.normalize_str if normalizer is not None else (lambda s: s)
-    anchor = normalize("a")
-    if normalize(_MARK) != "":
-        raise InputError("the tokenizer keeps private-use characters: pass --no-tokenizer-in-graph")
-    removed, spaces, isolated, mapping = [], [], [], {}
-    for cp in range(_LAST_CODE_POINT + 1):
-        if 0xD800 <= cp <= 0xDFFF or cp == ord(_MARK):  # surrogates cannot occur in UTF-8 text
-            continue
-        char = chr(cp)
-        normal = normalize(char)
-        if normal == "":
-            removed.append(cp)
-            continue
-        if not pre_tokenizer.pre_tokenize_str(normal):
-            spaces.append(cp)
-            continue
-        words = [w for w, _ in pre_tokenizer.pre_tokenize_str(normalize(f"a{char}a"))]
-        if words == [anchor, normal.strip(), anchor]:
-            isolated.append(cp)
-        if normal.strip() != char:
-            mapping[char] = normal.strip()
-    added = sorted(((t.content, i) for i, t in tokenizer.added_tokens_decoder.items()), key=lambda a: -len(a[0]))
-    return TextRules(_char_class(removed), _char_class(spaces), _char_class(isolated), mapping, tuple(added))
 
 
 class _Graph:
@@ -164,9 +73,9 @@ def _word_pieces(g: _Graph, text: str, side: str, rules: TextRules, tokenizer, m
     """``text`` (a [1] string tensor) to its WordPiece ids without special tokens, as a [n] int64 tensor."""
     s = f"strings/{side}"
     # special tokens typed into the text count as themselves, as in Hugging Face's split on added tokens
-    current = g.op("StringRegexReplace", [text, g.text(_MARK), g.text("")], f"{s}/unmarked", CONTRIB)
+    current = g.op("StringRegexReplace", [text, g.text(MARK), g.text("")], f"{s}/unmarked", CONTRIB)
     for k, (content, _) in enumerate(rules.added):
-        marker = f" {_MARK * (k + 1)} "
+        marker = f" {MARK * (k + 1)} "
         current = g.op("StringRegexReplace", [current, g.text(re.escape(content)), g.text(marker)], f"{s}/added_{k}",
                        CONTRIB)  # fmt: skip
     g.op("StringRegexReplace", [current, g.text(rules.removed), g.text("")], f"{s}/kept", CONTRIB)
@@ -187,7 +96,7 @@ def _word_pieces(g: _Graph, text: str, side: str, rules: TextRules, tokenizer, m
     g.op("Squeeze", [f"{s}/n_rows"], f"{s}/n_rows_s")
     g.op("Range", [g.const(0, scalar=True), f"{s}/n_rows_s", g.const(1, scalar=True)], f"{s}/row_splits")
     outs = [f"{s}/pieces", f"{s}/piece_splits", f"{s}/p_begin", f"{s}/p_end"]
-    vocab = {**tokenizer.get_vocab(), **{_MARK * (k + 1): index for k, (_, index) in enumerate(rules.added)}}
+    vocab = {**tokenizer.get_vocab(), **{MARK * (k + 1): index for k, (_, index) in enumerate(rules.added)}}
     g.op(
         "WordpieceTokenizer",
         [f"{s}/words", f"{s}/row_splits"],
@@ -302,7 +211,7 @@ def build_strings_model(
     import onnx
     from onnx import helper
 
-    model_spec = _wordpiece_backend(tokenizer)
+    model_spec = wordpiece_backend(tokenizer)
     rules = text_rules(tokenizer)
     model = onnx.load(str(model_path))
     graph = model.graph
@@ -341,78 +250,3 @@ def build_strings_model(
     made = helper.make_model(merged, opset_imports=opsets, producer_name="codir-edge")
     made.ir_version = model.ir_version
     onnx.save(made, str(out_path))
-
-
-def check_strings_model(
-    strings_path: Path,
-    model_path: Path,
-    tokenizer,
-    texts: list[tuple[str, str | None]],
-    max_length: int,
-    atol: float = 1e-4,
-) -> dict:
-    """The strings model against tokenizer + model on every text; a mismatch fails the export, with
-    all of them counted and the first named."""
-    from codir_edge.onnx_session import create_session
-
-    strings = create_session(strings_path, 1, custom_ops=True)
-    plain = create_session(model_path, 1)
-    names = [i.name for i in plain.get_inputs()]
-    worst, failures = 0.0, []
-    for text, pair in texts:
-        feed = {"text": np.array([text], dtype=object)}
-        if pair is not None:
-            feed["text_pair"] = np.array([pair], dtype=object)
-        got = strings.run(None, feed)[0]
-        encoded = tokenizer(text, pair, truncation=True, max_length=max_length, return_tensors="np")
-        expected = plain.run(None, {n: encoded[n].astype(np.int64) for n in names})[0]
-        diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
-        worst = max(worst, diff)
-        if not diff <= atol:
-            failures.append(text[:40])
-    if failures:
-        raise CheckFailedError(
-            f"model.strings.onnx disagrees with tokenizer + model on {len(failures)} of {len(texts)} texts "
-            f"(worst |diff| {worst:.2e}, first: {failures[0]!r}): pass --no-tokenizer-in-graph and report it"
-        )
-    return {
-        "texts": len(texts),
-        "max_abs_diff": worst,
-        "non_ascii": sum(not (t + (p or "")).isascii() for t, p in texts),
-    }
-
-
-HARD_TEXTS = (
-    "",
-    "Héllo WORLD, the naïve café's crème brûlée!",
-    "Ünïcödé ßtraße Łódź Dvořák Ἀθῆναι ΟΔΟΣ Ελληνικά русский йогурт Ёлка",
-    "日本語のテキスト、中文文本。한국어 텍스트 ภาษาไทย",
-    "emoji😀 in words, ©2024 x¯y, full-width ＡＢＣ１２３ and ligatures ﬁne",
-    "tabs\tand\nnewlines\r\nand\u00a0no-break\u2003spaces and zero\u200bwidth",
-    'don\'t stop-believing... (really?!) "quoted" — dashes – and ‘curly’ quotes',
-)
-
-
-def generated_sentences(tokenizer, count: int, seed: int = 0) -> list[str]:
-    """Where --data gives too few: sentences of whole vocabulary words in mixed case with punctuation,
-    so the check still exercises casing, punctuation and word splitting."""
-    rng = np.random.default_rng(seed)
-    special = set(tokenizer.all_special_tokens)
-    words = sorted(t for t in tokenizer.get_vocab() if t.isalpha() and t not in special and not t.startswith("#"))
-    marks = ["", "", "", ",", ".", "!", "?", "'s", ":", ")"]
-    sentences = []
-    for _ in range(count):
-        picked = rng.choice(words, size=int(rng.integers(1, 40)))
-        shaped = [w.upper() if rng.random() < 0.05 else w.capitalize() if rng.random() < 0.2 else w for w in picked]
-        sentences.append(" ".join(w + marks[int(rng.integers(len(marks)))] for w in shaped))
-    return sentences
-
-
-def probe_texts(sentences: list[str], pairs: list[str] | None, max_length: int) -> list[tuple[str, str | None]]:
-    """Real sentences plus the hard cases: non-ASCII scripts, empty text, and text beyond ``max_length``."""
-    long_text = " ".join(sentences[:60]) or "word " * (4 * max_length)
-    hard = [*HARD_TEXTS, long_text]
-    texts: list[tuple[str, str | None]] = [(s, pairs[i] if pairs else None) for i, s in enumerate(sentences)]
-    for i, text in enumerate(hard):
-        texts.append((text, hard[-1 - i] if pairs is not None else None))
-    return texts

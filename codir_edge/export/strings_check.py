@@ -1,0 +1,86 @@
+"""The hard check every strings-in model passes before it ships: the same scores as the Hugging Face
+tokenizer followed by the plain graph, on real sentences topped up with generated ones and on the
+cases tokenizers get wrong (scripts, accents, empty text, text beyond the maximum length)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from codir_edge.errors import CheckFailedError
+
+
+def check_strings_model(
+    strings_path: Path,
+    model_path: Path,
+    tokenizer,
+    texts: list[tuple[str, str | None]],
+    max_length: int,
+    atol: float = 1e-4,
+) -> dict:
+    """The strings model against tokenizer + model on every text; a mismatch fails the export, with
+    all of them counted and the first named."""
+    from codir_edge.onnx_session import create_session
+
+    strings = create_session(strings_path, 1, custom_ops=True)
+    plain = create_session(model_path, 1)
+    names = [i.name for i in plain.get_inputs()]
+    worst, failures = 0.0, []
+    for text, pair in texts:
+        feed = {"text": np.array([text], dtype=object)}
+        if pair is not None:
+            feed["text_pair"] = np.array([pair], dtype=object)
+        got = strings.run(None, feed)[0]
+        encoded = tokenizer(text, pair, truncation=True, max_length=max_length, return_tensors="np")
+        expected = plain.run(None, {n: encoded[n].astype(np.int64) for n in names})[0]
+        diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+        worst = max(worst, diff)
+        if not diff <= atol:
+            failures.append(text[:40])
+    if failures:
+        raise CheckFailedError(
+            f"model.strings.onnx disagrees with tokenizer + model on {len(failures)} of {len(texts)} texts "
+            f"(worst |diff| {worst:.2e}, first: {failures[0]!r}): pass --no-tokenizer-in-graph and report it"
+        )
+    return {
+        "texts": len(texts),
+        "max_abs_diff": worst,
+        "non_ascii": sum(not (t + (p or "")).isascii() for t, p in texts),
+    }
+
+
+HARD_TEXTS = (
+    "",
+    "Héllo WORLD, the naïve café's crème brûlée!",
+    "Ünïcödé ßtraße Łódź Dvořák Ἀθῆναι ΟΔΟΣ Ελληνικά русский йогурт Ёлка",
+    "日本語のテキスト、中文文本。한국어 텍스트 ภาษาไทย",
+    "emoji😀 in words, ©2024 x¯y, full-width ＡＢＣ１２３ and ligatures ﬁne",
+    "tabs\tand\nnewlines\r\nand\u00a0no-break\u2003spaces and zero\u200bwidth",
+    'don\'t stop-believing... (really?!) "quoted" — dashes – and ‘curly’ quotes',
+)
+
+
+def generated_sentences(tokenizer, count: int, seed: int = 0) -> list[str]:
+    """Where --data gives too few: sentences of whole vocabulary words in mixed case with punctuation,
+    so the check still exercises casing, punctuation and word splitting."""
+    rng = np.random.default_rng(seed)
+    special = set(tokenizer.all_special_tokens)
+    words = sorted(t for t in tokenizer.get_vocab() if t.isalpha() and t not in special and not t.startswith("#"))
+    marks = ["", "", "", ",", ".", "!", "?", "'s", ":", ")"]
+    sentences = []
+    for _ in range(count):
+        picked = rng.choice(words, size=int(rng.integers(1, 40)))
+        shaped = [w.upper() if rng.random() < 0.05 else w.capitalize() if rng.random() < 0.2 else w for w in picked]
+        sentences.append(" ".join(w + marks[int(rng.integers(len(marks)))] for w in shaped))
+    return sentences
+
+
+def probe_texts(sentences: list[str], pairs: list[str] | None, max_length: int) -> list[tuple[str, str | None]]:
+    """Real sentences plus the hard cases: non-ASCII scripts, empty text, and text beyond ``max_length``."""
+    long_text = " ".join(sentences[:60]) or "word " * (4 * max_length)
+    hard = [*HARD_TEXTS, long_text]
+    texts: list[tuple[str, str | None]] = [(s, pairs[i] if pairs else None) for i, s in enumerate(sentences)]
+    for i, text in enumerate(hard):
+        texts.append((text, hard[-1 - i] if pairs is not None else None))
+    return texts

@@ -1,0 +1,100 @@
+"""What a WordPiece tokenizer does to text before WordPiece, read from its own normalizer and
+pre-tokenizer code point by code point, as data the strings-in graph (``strings.py``) can hold."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from codir_edge.errors import InputError
+
+_LAST_CODE_POINT = 0x10FFFF
+
+
+@dataclass(frozen=True)
+class TextRules:
+    """What the tokenizer does to text before WordPiece, as data the graph can hold."""
+
+    removed: str  # RE2 character class: code points the normalizer drops
+    spaces: str  # RE2 character class: code points that become a word boundary
+    isolated: str  # RE2 character class: characters the pre-tokenizer makes words of their own
+    mapping: dict[str, str]  # code point -> its normalized form, where they differ
+    added: tuple[tuple[str, int], ...]  # special tokens matched in the raw text, longest first, with ids
+
+
+# Stands in for a special token between its match in the raw text and WordPiece: a private-use code
+# point, which the BERT normalizer removes from raw text, so no text can smuggle one in.
+MARK = "\ue000"
+
+
+def _char_class(code_points: list[int]) -> str:
+    ranges: list[list[int]] = []
+    for cp in code_points:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    body = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    return f"[{body}]" if body else r"[^\x{0}-\x{10FFFF}]"  # an empty class matches nothing
+
+
+def wordpiece_backend(tokenizer) -> dict:
+    """The fast tokenizer's pipeline, when it is the BERT one this graph reproduces; else an input error."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    described = json.loads(backend.to_str()) if backend is not None else {}
+    model = described.get("model") or {}
+    pre = described.get("pre_tokenizer") or {}
+    if model.get("type") != "WordPiece" or pre.get("type") != "BertPreTokenizer":
+        kind = model.get("type") or type(tokenizer).__name__
+        raise InputError(
+            f"--tokenizer-in-graph supports BERT WordPiece tokenizers, not {kind}: pass --no-tokenizer-in-graph"
+        )
+    if any("\t" in token or "\n" in token for token in tokenizer.get_vocab()):
+        raise InputError("the vocabulary has tokens with tabs or newlines: pass --no-tokenizer-in-graph")
+    for added in tokenizer.added_tokens_decoder.values():
+        if added.normalized or added.lstrip or added.rstrip or added.single_word:
+            raise InputError(
+                f"added token {added.content!r} is matched after normalization or with stripping, which the graph "
+                "does not reproduce: pass --no-tokenizer-in-graph"
+            )
+    return model
+
+
+def unsupported_reason(tokenizer) -> str | None:
+    """Why this tokenizer cannot be put in the graph, or None when it can."""
+    try:
+        wordpiece_backend(tokenizer)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def text_rules(tokenizer) -> TextRules:
+    """Ask the tokenizer's normalizer and pre-tokenizer about every code point (about 2 s), so the graph
+    does what this tokenizer does (cased or not, accents kept or not), not what BERT usually does."""
+    wordpiece_backend(tokenizer)
+    normalizer = tokenizer.backend_tokenizer.normalizer
+    pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
+    normalize = normalizer.normalize_str if normalizer is not None else (lambda s: s)
+    anchor = normalize("a")
+    if normalize(MARK) != "":
+        raise InputError("the tokenizer keeps private-use characters: pass --no-tokenizer-in-graph")
+    removed, spaces, isolated, mapping = [], [], [], {}
+    for cp in range(_LAST_CODE_POINT + 1):
+        if 0xD800 <= cp <= 0xDFFF or cp == ord(MARK):  # surrogates cannot occur in UTF-8 text
+            continue
+        char = chr(cp)
+        normal = normalize(char)
+        if normal == "":
+            removed.append(cp)
+            continue
+        if not pre_tokenizer.pre_tokenize_str(normal):
+            spaces.append(cp)
+            continue
+        words = [w for w, _ in pre_tokenizer.pre_tokenize_str(normalize(f"a{char}a"))]
+        if words == [anchor, normal.strip(), anchor]:
+            isolated.append(cp)
+        if normal.strip() != char:
+            mapping[char] = normal.strip()
+    added = sorted(((t.content, i) for i, t in tokenizer.added_tokens_decoder.items()), key=lambda a: -len(a[0]))
+    return TextRules(_char_class(removed), _char_class(spaces), _char_class(isolated), mapping, tuple(added))
