@@ -250,6 +250,44 @@ def cost_section() -> list[str]:
     return lines
 
 
+def bank_section() -> list[str]:
+    lines, result = section("The teacher bank out of core", "bank_out_of_core", "python benchmarks/bank_out_of_core.py")
+    if result is None:
+        return lines
+    lines += [
+        f"{result['steps']} CoDIR-Pre steps of a 3-layer, 384-wide student per run, {result['rounds']} runs per bank "
+        "alternated, each in a fresh process; medians over runs. Targets: peak RSS within 150 MB, step within 5%.",
+        "",
+        "| bank | rows | file MB | read from | median step ms | peak RSS MB | writer peak RSS MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, bank in result["banks"].items():
+        lines.append(
+            f"| {name} | {bank['rows']:,} | {bank['bytes'] / 2**20:.0f} | {bank['runs'][0]['placement']} | "
+            f"{bank['median_step_ms']:.1f} | {bank['peak_rss_mb']:.0f} | {bank['writer_peak_rss_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Peak RSS difference (2 GB - 0.1 GB): **{result['peak_rss_difference_mb']:+.0f} MB**; step time ratio: "
+        f"**{result['step_time_ratio']:.3f}**.",
+        "",
+        provenance(result),
+        "",
+    ]
+    return lines
+
+
+def repro_section() -> list[str]:
+    lines, result = section("The training-spine refactor reproduces the recorded figures", "refactor_repro",
+                            "python benchmarks/refactor_repro.py")  # fmt: skip
+    if result is None:
+        return lines
+    lines += ["| run | recorded | reproduced | equal |", "|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['what']} | {row['recorded']:.6f} | {row['reproduced']:.6f} | {row['exact']} |")
+    return lines + ["", provenance(result), ""]
+
+
 def demo_section() -> list[str]:
     lines, result = section("`codir-edge demo`", "demo", "python benchmarks/demo_run.py")
     if result is None:
@@ -281,7 +319,7 @@ def main() -> None:
         "",
     ]
     sections = (demo_section, quality_section, pre_section, export_section, latency_section, limit_section)
-    sections += (cost_section,)
+    sections += (cost_section, bank_section, repro_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
