@@ -103,8 +103,8 @@ def run_finetune(
             }  # fmt: skip
 
             def write_model(folder: Path) -> None:
-                for item in (run_dir / BEST).iterdir():
-                    shutil.move(item, folder / item.name)
+                for item in (run_dir / BEST).iterdir():  # copied: a failed write can be resumed
+                    shutil.copy2(item, folder / item.name)
                 tokenizer.save_pretrained(folder)
 
             write_output(out_dir, overwrite, run_dir, write_model, metrics, "finetune_config.json", config.to_dict())
