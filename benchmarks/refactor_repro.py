@@ -7,9 +7,15 @@ the runs the refactor must reproduce exactly, through the same benchmark code th
 - ``codir_pre.py``'s skip arm on MRPC (CoDIR-Fine from the skip-initialised student, seeds 1 and 2),
   from the MRPC teacher that benchmark fine-tunes.
 
-Writes ``results/refactor_repro.json``: each figure recorded and reproduced, and whether they are equal.
+With ``--before REV`` the SST-2 students are also trained by the code at REV (checked out with
+``git worktree`` under ``.work/``) from the same teacher and settings: the recorded SST-2 figures come
+from a teacher made by an earlier, unidentified version of finetune, so equality on one teacher is the
+check that holds there.
 
-    python benchmarks/refactor_repro.py
+Writes ``results/refactor_repro.json``: each figure recorded (or made by REV) and reproduced, and
+whether they are equal.
+
+    python benchmarks/refactor_repro.py [--before 5706f9b]
 """
 
 from __future__ import annotations
@@ -22,9 +28,28 @@ import time
 
 import codir_pre
 import compress_quality
-from _models import RESULTS, ROOT, write_result
+from _models import RESULTS, ROOT, WORK, write_result
 
 TEACHER = ROOT / "runs" / "teacher-sst2"
+
+
+def before_refactor(rev: str, name: str, objective: str, args, extra: dict) -> dict:
+    """``compress_quality.compress`` as the code at ``rev`` runs it: same teacher, data and settings."""
+    tree = WORK / f"before-{rev}"
+    if not tree.is_dir():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True)
+    report = WORK / "compress-before" / f"{name}.json"
+    if not report.is_file():
+        report.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "codir_edge", "compress", "--teacher", str(args.teacher), "--task", "sst2",
+                   "--data", str(compress_quality.GLUE), "--out", str(report.with_suffix("")), "--objective", objective,
+                   "--student-layers", str(args.layers), "--epochs", str(args.epochs), "--max-length",
+                   str(args.max_length), "--seed", "1", "--overwrite", "--quiet", "--json", str(report),
+                   "--checkpoint-every", "0"]  # fmt: skip
+        for key, value in extra.items():
+            command += [f"--{key.replace('_', '-')}", str(value)]
+        subprocess.run(command, cwd=tree, check=True)  # the worktree's package comes first on sys.path
+    return json.loads(report.read_text())
 
 
 def sst2_teacher() -> float:
@@ -39,7 +64,9 @@ def sst2_teacher() -> float:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", help="also train the SST-2 students with the code at this revision")
+    options = parser.parse_args()
     quality = json.loads((RESULTS / "compress_quality.json").read_text())
     pre = json.loads((RESULTS / "codir_pre.json").read_text())
     rows = [{"what": "SST-2 teacher (README finetune)", "recorded": quality["teacher_accuracy"],
@@ -52,6 +79,10 @@ def main() -> None:
         recorded = quality["objectives"][objective]["accuracy"][quality["seeds"].index(1)]
         rows.append({"what": f"SST-2 3-layer {objective}, seed 1", "recorded": recorded,
                      "reproduced": result["student_score"], "seconds": result["wall_time_s"]})  # fmt: skip
+        if options.before:
+            old = before_refactor(options.before, f"final-{objective}-s1", objective, args, extra)
+            rows.append({"what": f"SST-2 3-layer {objective}, seed 1, same teacher: code at {options.before}",
+                         "recorded": old["student_score"], "reproduced": result["student_score"]})  # fmt: skip
     skip = pre["rows"]["mrpc/skip"]
     for seed in (1, 2):
         result = codir_pre.fine_stage("mrpc", "skip", seed, general=None)
