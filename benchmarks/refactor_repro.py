@@ -52,15 +52,14 @@ def before_refactor(rev: str, name: str, objective: str, args, extra: dict) -> d
     return json.loads(report.read_text())
 
 
-def sst2_teacher() -> float:
-    """The README's finetune command on the full SST-2 train set (made when missing); its dev accuracy."""
+def sst2_teacher() -> None:
+    """The README's finetune command on the full SST-2 train set, made when missing."""
     if not (TEACHER / "metrics.json").is_file():
         started = time.perf_counter()
         command = [sys.executable, "-m", "codir_edge", "finetune", "--task", "sst2", "--data",
                    str(compress_quality.GLUE), "--out", str(TEACHER), "--quiet"]  # fmt: skip
         subprocess.run(command, check=True)
         print(f"teacher-sst2: {time.perf_counter() - started:.0f} s", flush=True)
-    return json.loads((TEACHER / "metrics.json").read_text())["dev"]["accuracy"]
 
 
 def main() -> None:
@@ -69,14 +68,17 @@ def main() -> None:
     options = parser.parse_args()
     quality = json.loads((RESULTS / "compress_quality.json").read_text())
     pre = json.loads((RESULTS / "codir_pre.json").read_text())
-    rows = [{"what": "SST-2 teacher (README finetune)", "recorded": quality["teacher_accuracy"],
-             "reproduced": sst2_teacher()}]  # fmt: skip
+    sst2_teacher()
+    rows = []
     args = argparse.Namespace(teacher=TEACHER, task="sst2", layers=3, epochs=quality["epochs"],
                               max_length=quality["max_length"])  # fmt: skip
     for objective in ("codir", "kd"):
         extra = quality["codir_setting"] if objective == "codir" else {}
         result = compress_quality.compress(f"final-{objective}-s1", objective, 1, args, extra, None)
         recorded = quality["objectives"][objective]["accuracy"][quality["seeds"].index(1)]
+        if objective == "codir":  # the teacher on dev at the students' max length, as compress_quality records it
+            rows.append({"what": "SST-2 teacher (README finetune), dev at max length 64",
+                         "recorded": quality["teacher_accuracy"], "reproduced": result["teacher_score"]})  # fmt: skip
         rows.append({"what": f"SST-2 3-layer {objective}, seed 1", "recorded": recorded,
                      "reproduced": result["student_score"], "seconds": result["wall_time_s"]})  # fmt: skip
         if options.before:
