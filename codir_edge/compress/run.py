@@ -22,6 +22,7 @@ from codir_edge.compress.config import CompressConfig
 from codir_edge.compress.fine import FineStage
 from codir_edge.compress.pre import PreStage
 from codir_edge.compress.setup import Setup
+from codir_edge.compress.student import count_parameters
 from codir_edge.data import DataSpec
 from codir_edge.extras import require_extra
 from codir_edge.provenance import provenance
@@ -148,7 +149,7 @@ def run_compress(
         report = CompressReport(
             stage="compress", compress_stage=stage.name, history=trained.history,
             layer_map=setup.mapping, student_layers=stage.student_layers, teacher_layers=stage.teacher_layers,
-            student_parameters=sum(p.numel() for p in distiller.student.parameters()),
+            student_parameters=count_parameters(distiller.student),
             teacher_parameters=setup.teacher_parameters, wall_time_s=time.perf_counter() - started,
             train_seconds=trained.train_seconds, train_examples_per_s=_rate(len(loop.lengths), config, trained),
             bank=bank_info, resumed_from_step=trained.resumed_from, device=runtime.device,

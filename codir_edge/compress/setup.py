@@ -6,6 +6,7 @@ import gc
 from dataclasses import dataclass
 
 from codir_edge.compress.bank.cache import bank_key
+from codir_edge.compress.student import count_parameters
 from codir_edge.data.encode import Encoded
 
 
@@ -28,7 +29,7 @@ class Setup:
     def for_bank(cls, tokenizer, teacher, encoded: Encoded, mapping: list[int], teacher_digest: str, pooling: str,
                  max_length: int, with_logits: bool, needs_bank: bool = True) -> Setup:  # fmt: skip
         key = bank_key(teacher_digest, encoded, mapping, pooling, max_length, with_logits=with_logits)
-        parameters = sum(p.numel() for p in teacher.parameters())
+        parameters = count_parameters(teacher)
         return cls(tokenizer, teacher, encoded, mapping, key, pooling, with_logits, needs_bank, parameters)
 
     def free_teacher(self) -> None:
