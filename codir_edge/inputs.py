@@ -12,11 +12,39 @@ import numpy as np
 REAL = "real"  # the seq_len of configurations fed with real sentences
 
 
-def synthetic_token_ids(batch_size: int, seq_len: int, seed: int = 0, vocab: int = 30000) -> list[list[int]]:
-    """``batch_size`` rows of exactly ``seq_len`` tokens: [CLS] ids... [SEP] (ids avoid the special range)."""
+# Used when nothing says how large the vocabulary is (an .ort file alone): every model we take has more.
+SAFE_VOCAB = 1000
+
+
+def synthetic_token_ids(
+    batch_size: int, seq_len: int, seed: int = 0, vocab: int = 30000, ends: tuple[int, int] | None = None
+) -> list[list[int]]:
+    """``batch_size`` rows of exactly ``seq_len`` tokens below ``vocab``: ``ends`` ([CLS] and [SEP]
+    ids) around ids drawn above the first tenth of the vocabulary (at most 1000), where families keep
+    their special and unused tokens."""
     rng = np.random.default_rng(seed)
-    body = rng.integers(1000, vocab, size=(batch_size, max(seq_len - 2, 0)))
-    return [[101, *row.tolist(), 102][:seq_len] for row in body]
+    low = min(1000, vocab // 10)
+    first, last = ends if ends is not None else (low, low)
+    body = rng.integers(low, vocab, size=(batch_size, max(seq_len - 2, 0)))
+    return [[first, *row.tolist(), last][:seq_len] for row in body]
+
+
+def onnx_vocab_size(path) -> int:
+    """Rows of the embedding table that ``input_ids`` indexes, read from the graph (``SAFE_VOCAB``
+    when the graph does not show it plainly, or is not an ONNX protobuf)."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # an .ort flatbuffer, or a file onnxruntime will judge itself
+        return SAFE_VOCAB
+    tables = {init.name: init.dims for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Gather" and len(node.input) == 2 and node.input[1] == "input_ids":
+            dims = tables.get(node.input[0])
+            if dims:
+                return int(dims[0])
+    return SAFE_VOCAB
 
 
 def real_batches(token_ids: list[list[int]], batch_size: int, count: int) -> list[list[list[int]]]:

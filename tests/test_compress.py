@@ -174,7 +174,7 @@ def bad_cases(tmp_path: Path, teacher: Path, backbone_dir: Path) -> dict:
         "student as deep as teacher": (["--student-layers", "4"], "between 1 and 3", "4 layers"),
         "zero student layers": (["--student-layers", "0"], "must be at least 1"),
         "other tokenizer": (["--student", other_tokenizer_model(tmp_path / "other")], "different tokenizer"),
-        "labels differ": (["--teacher", three_way], "predicts labels (a, b, c)"),
+        "labels differ": (["--teacher", three_way], "predicts a, b, c"),
         "both depths": (["--student", teacher, "--student-layers", "1"], "give only one"),
         "negative checkpoint interval": (["--checkpoint-every", "-1"], "--checkpoint-every must not be negative"),
         "bad kd weight": (["--kd-weight", "2"], "--kd-weight must be in [0, 1]"),

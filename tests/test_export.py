@@ -117,12 +117,12 @@ def test_parity_beyond_atol_fails_with_the_worst_difference(tmp_path, classifier
 
 
 def _bad_cases(tmp_path: Path, classifier: Path, backbone_dir: Path) -> dict:
-    albert = tmp_path / "albert"
-    albert.mkdir()
-    (albert / "config.json").write_text(
-        json.dumps({"model_type": "albert", "architectures": ["AlbertForSequenceClassification"]})
+    funnel = tmp_path / "funnel"
+    funnel.mkdir()
+    (funnel / "config.json").write_text(
+        json.dumps({"model_type": "funnel", "architectures": ["FunnelForSequenceClassification"]})
     )
-    (albert / "model.safetensors").write_bytes(b"")
+    (funnel / "model.safetensors").write_bytes(b"")
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
@@ -132,7 +132,7 @@ def _bad_cases(tmp_path: Path, classifier: Path, backbone_dir: Path) -> dict:
     a_file.write_text("x")
     return {
         "not a folder": ([tmp_path / "missing"], "does not exist"),
-        "unsupported architecture": ([albert], "export does not support", "bert, roberta"),
+        "unsupported architecture": ([funnel], "'funnel' model", "bert, roberta"),
         "backbone": ([backbone_dir], "not a sequence classifier"),
         "corrupt weights": ([corrupt], "cannot load the weights"),
         "static without data": ([classifier, "--quantize", "static"], "--quantize static calibrates"),

@@ -221,7 +221,10 @@ def compress(
     torchrun --nproc-per-node N -m codir_edge compress ...
     """
     from codir_edge.errors import InputError
+    from codir_edge.models.hub_ids import resolve_model_dir
 
+    teacher = resolve_model_dir(teacher, "--teacher")
+    student = resolve_model_dir(student, "--student") if student is not None else None
     config = CompressConfig(
         task=task,
         stage=stage.value,

@@ -41,7 +41,9 @@ def evaluate(
     """Score MODEL on a task split with the task's metrics (accuracy, F1, Matthews, Pearson/Spearman)."""
     from codir_edge.data import DataSpec
     from codir_edge.evaluate import run_evaluate
+    from codir_edge.models.hub_ids import resolve_model_dir
 
+    model = resolve_model_dir(model, "MODEL")
     spec = DataSpec(data, text_column, text_pair_column, label_column)
     report = run_evaluate(
         model,

@@ -123,7 +123,9 @@ def export(
     """
     from codir_edge.data import DataSpec
     from codir_edge.export.run import ExportConfig, run_export
+    from codir_edge.models.hub_ids import resolve_model_dir
 
+    model_dir = resolve_model_dir(model_dir, "MODEL_DIR")
     config = ExportConfig(
         quantize=quantize.value,
         task=task,

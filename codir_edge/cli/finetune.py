@@ -81,7 +81,9 @@ def finetune(
     --resume continues from. Several GPUs or CPUs: torchrun --nproc-per-node N -m codir_edge finetune ...
     """
     from codir_edge.finetune.run import run_finetune
+    from codir_edge.models.hub_ids import resolve_model_dir
 
+    model = resolve_model_dir(model, "--model") if model is not None else None
     train_spec, eval_spec = train_data_specs(data, eval_data, text_column, text_pair_column, label_column, labels)
     config = FinetuneConfig(
         task=task,

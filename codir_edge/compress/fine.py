@@ -25,6 +25,7 @@ from codir_edge.models.checkpoint import (
     read_model_config,
     weights_digest,
 )
+from codir_edge.models.families import family_of, width
 from codir_edge.models.labels import model_labels
 from codir_edge.progress import stderr_console
 from codir_edge.training.engine import Loop
@@ -84,8 +85,9 @@ class FineStage:
         if self.student_dir is not None:
             student_tokenizer = load_tokenizer(self.student_dir, config.trust_remote_code)
             check_same_tokenizer(tokenizer, student_tokenizer, self.teacher_dir, self.student_dir)
-        self.train_enc = encode(tokenizer, train, config.max_length)
-        self.dev_enc = encode(tokenizer, dev, config.max_length)
+        segments = family_of(self.teacher_config).takes_segments(self.teacher_config)
+        self.train_enc = encode(tokenizer, train, config.max_length, segments)
+        self.dev_enc = encode(tokenizer, dev, config.max_length, segments)
         teacher = load_trained_classifier(self.teacher_dir, config.trust_remote_code).to(runtime.device)
         return Setup.for_bank(
             tokenizer, teacher, self.train_enc, layer_map(self.teacher_layers, self.student_layers),
@@ -109,11 +111,14 @@ class FineStage:
                                  self.dev_enc.targets.tolist())  # fmt: skip
         if self.student_dir is None:
             student = skip_student(teacher, self.student_layers)
+            if not task.is_regression:  # a teacher with a default label map gets a student that names them
+                student.config.id2label = dict(enumerate(self.labels))
+                student.config.label2id = {label: i for i, label in enumerate(self.labels)}
         else:
             student = load_classifier(self.student_dir, self.labels, task.is_regression, config.trust_remote_code)
         setup.free_teacher()
         torch.manual_seed(config.seed)  # the heads start the same on every rank and in every objective
-        teacher_width = int(self.teacher_config["hidden_size"])
+        teacher_width = width(self.teacher_config)
         distiller = Distiller(student, bank, config, task.is_regression, hidden_width(student.config), teacher_width)
         distiller = distiller.to(runtime.device)
         sampler = None

@@ -30,10 +30,11 @@ from codir_edge.models.checkpoint import (
     read_model_config,
     weights_digest,
 )
+from codir_edge.models.families import FAMILIES, family_of, width
 from codir_edge.training.engine import Loop
 
 # Masked LMs whose head is one module that maps token states to vocabulary logits (objectives.mlm_head).
-MLM_HEAD_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "mpnet", "albert", "ernie", "megatron-bert")
+MLM_HEAD_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.mlm_head)
 MIN_CORPUS = 20  # distinct texts: enough for a held-out slice of 2 and batches with negatives
 _MLM_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining")
 
@@ -101,8 +102,9 @@ class PreStage:
 
         config = self.config
         everything = self.train_texts + self.held_texts
-        self.encoded = encode(self.tokenizer, Examples(everything, None, [0] * len(everything), str(self.corpus)),
-                              config.max_length)  # fmt: skip
+        texts = Examples(everything, None, [0] * len(everything), str(self.corpus))
+        segments = family_of(self.teacher_config).takes_segments(self.teacher_config)
+        self.encoded = encode(self.tokenizer, texts, config.max_length, segments)
         self.n_train = len(self.train_texts)
         self.held = np.arange(self.n_train, len(self.encoded))
         teacher = load_backbone(self.teacher_dir, self.mlm, config.trust_remote_code).to(runtime.device)
@@ -133,8 +135,8 @@ class PreStage:
             setup.free_teacher()
             teacher = None
         torch.manual_seed(config.seed)  # the heads start the same on every rank
-        width = int(self.teacher_config["hidden_size"])
-        distiller = PreDistiller(student, bank, teacher, config, hidden_width(student.config), width)
+        teacher_width = width(self.teacher_config)
+        distiller = PreDistiller(student, bank, teacher, config, hidden_width(student.config), teacher_width)
         distiller = distiller.to(runtime.device)
         mlm = self.mlm
 

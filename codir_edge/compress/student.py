@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from pathlib import Path
 
 from codir_edge.errors import InputError
-from codir_edge.models.checkpoint import LAYER_COUNT_KEYS, num_layers
+from codir_edge.models.families import depth, family_of, set_depth, width
 
-# "bert.encoder.layer.3.attention..." -> ("bert.encoder.layer.", "3", "attention..."): BERT, RoBERTa,
-# ELECTRA, MPNet and DistilBERT ("transformer.layer.3") all number their blocks this way. ALBERT shares
-# one block across depths, so its keys do not match and are copied as they are.
-_LAYER_KEY = re.compile(r"^(.*(?:^|\.)layer\.)(\d+)\.(.*)$")
 # A sentence that exercises case, accents, punctuation and digits: tokenizers that agree on it and on
 # their vocabularies split text the same way.
 _TOKENIZER_PROBE = "Héllo WORLD, the naïve café's 1,234 crème-brûlée!  Ünïcödé [SEP] tokens"
@@ -31,14 +26,8 @@ def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
     return [math.floor(i * teacher_layers / student_layers + 0.5) for i in range(1, student_layers + 1)]
 
 
-def set_num_layers(config, layers: int) -> None:
-    for name in LAYER_COUNT_KEYS:
-        if hasattr(config, name):
-            setattr(config, name, layers)
-
-
 def hidden_width(config) -> int:
-    return int(getattr(config, "hidden_size", getattr(config, "dim", 0)))
+    return width(config)
 
 
 def check_student_layers(requested: int | None, teacher_layers: int, teacher_dir: Path) -> int:
@@ -55,15 +44,19 @@ def check_student_layers(requested: int | None, teacher_layers: int, teacher_dir
 def skip_student(teacher, layers: int):
     """A student of the teacher's own class (a classifier, a bare backbone or a masked LM) with
     ``layers`` blocks copied from the mapped teacher blocks, plus everything else (embeddings, pooler,
-    classifier or MLM head) copied as is."""
+    classifier or MLM head) copied as is. The family says where blocks are numbered in the state dict
+    ("bert.encoder.layer.3.attention..."); ALBERT's one shared block has no number, so its student
+    keeps the same weights and runs them fewer times (faster, not smaller)."""
     config = copy.deepcopy(teacher.config)
-    set_num_layers(config, layers)
+    set_depth(config, layers)
     student = type(teacher)(config)
-    mapping = layer_map(num_layers(teacher.config), layers)
+    mapping = layer_map(depth(teacher.config), layers)
+    family = family_of(config)
+    block_key = None if family.shared_blocks else family.block_key()
     source = teacher.state_dict()
     weights = {}
     for key in student.state_dict():
-        match = _LAYER_KEY.match(key)
+        match = block_key.match(key) if block_key is not None else None
         src = f"{match[1]}{mapping[int(match[2])] - 1}.{match[3]}" if match else key
         weights[key] = source[src].detach().clone()
     student.load_state_dict(weights, strict=True)

@@ -33,8 +33,14 @@ class Encoded:
         return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
-def encode(tokenizer, examples: Examples, max_length: int, chunk: int = 4096) -> Encoded:
-    """Tokenize with the model's fast tokenizer, truncating (longest first for pairs) at ``max_length``."""
+def encode(tokenizer, examples: Examples, max_length: int, segments: bool | None = None, chunk: int = 4096) -> Encoded:
+    """Tokenize with the model's fast tokenizer, truncating (longest first for pairs) at ``max_length``.
+
+    ``segments``: whether the model reads token type ids (its family says; DistilBERT and ModernBERT
+    refuse them). None trusts the tokenizer, which is wrong where a user saved a BERT tokenizer with
+    another family's model."""
+    if segments is None:
+        segments = "token_type_ids" in getattr(tokenizer, "model_input_names", ["token_type_ids"])
     ids: list[np.ndarray] = []
     types: list[np.ndarray] = []
     for start in range(0, len(examples), chunk):
@@ -46,10 +52,11 @@ def encode(tokenizer, examples: Examples, max_length: int, chunk: int = 4096) ->
             truncation=True,
             max_length=max_length,
             return_attention_mask=False,
-            return_token_type_ids=True,
+            return_token_type_ids=segments,
         )
         ids += [np.asarray(x, dtype=np.int64) for x in out["input_ids"]]
-        types += [np.asarray(x, dtype=np.int64) for x in out.get("token_type_ids", [])]
+        if segments:
+            types += [np.asarray(x, dtype=np.int64) for x in out["token_type_ids"]]
     dtype = np.float32 if examples.targets and isinstance(examples.targets[0], float) else np.int64
     return Encoded(ids, types or None, np.asarray(examples.targets, dtype=dtype), int(tokenizer.pad_token_id or 0))
 

@@ -14,14 +14,19 @@ from pathlib import Path
 
 
 def median_latencies(
-    candidates: dict[str, Path], threads: int, seq_len: int = 128, rounds: int = 5, runs: int = 20
+    candidates: dict[str, Path],
+    threads: int,
+    vocab: int,
+    seq_len: int = 128,
+    rounds: int = 5,
+    runs: int = 20,
 ) -> dict[str, float]:
-    """Median milliseconds per run, batch 1, for each candidate."""
+    """Median milliseconds per run, batch 1, for each candidate, on token ids below ``vocab``."""
     from codir_edge.inputs import synthetic_token_ids, to_feed
     from codir_edge.onnx_session import create_session
 
     sessions = {name: create_session(path, threads) for name, path in candidates.items()}
-    rows = synthetic_token_ids(1, seq_len)  # the input profile measures with
+    rows = synthetic_token_ids(1, seq_len, vocab=vocab)  # the input profile measures with
     feeds = {name: to_feed(rows, [i.name for i in s.get_inputs()]) for name, s in sessions.items()}
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for name, session in sessions.items():  # warm-up: kernels, pre-packed weights, thread pool

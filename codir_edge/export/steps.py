@@ -55,15 +55,18 @@ def fp32_with_parity(model, tokenizer, plan: ExportPlan, work: Path) -> Fp32Grap
 
 def graph_candidates(fp32: Fp32Graph, plan: ExportPlan, tokenizer, work: Path):
     """(fp32 candidates, INT8 candidates, fused operator counts), each candidate a name -> file."""
-    from codir_edge.export.graph import fuse
+    from codir_edge.export.graph import fuse, operator_counts
+    from codir_edge.models.families import heads, width
 
     config, model_config = plan.config, plan.model_config
-    heads, width = int(model_config.get("num_attention_heads", 12)), int(model_config.get("hidden_size", 768))
-    fused = work / "fused.onnx"
-    fused_counts = fuse(fp32.path, fused, plan.spec.optimizer_type, heads, width)
     candidates = {"plain": fp32.path}
-    if config.optimize:
-        candidates["fused"] = fused
+    if plan.spec.optimizer_type is None:  # a family the optimizer's fusions do not match: the graph runs plain
+        fused_counts = operator_counts(fp32.path)
+    else:
+        fused = work / "fused.onnx"
+        fused_counts = fuse(fp32.path, fused, plan.spec.optimizer_type, heads(model_config), width(model_config))
+        if config.optimize:
+            candidates["fused"] = fused
     int8: dict[str, Path] = {}
     if config.quantize == "dynamic":
         for name, path in candidates.items():
@@ -92,10 +95,14 @@ def choose_graphs(candidates: dict, int8: dict, plan: ExportPlan, fp32: Fp32Grap
     """(variants, graph choice): the fastest fp32 and INT8 graphs here, copied into the bundle, plus
     the fp16 form when asked for or when the target is a GPU."""
     from codir_edge.export.choose import median_latencies
+    from codir_edge.models.families import max_positions
 
     config = plan.config
     everything = {**candidates, **{f"{k}.int8": v for k, v in int8.items()}}
-    measured = median_latencies(everything, config.threads) if plan.target != "cuda" and len(everything) > 1 else {}
+    measured = {}
+    if plan.target != "cuda" and len(everything) > 1:
+        vocab, seq_len = int(plan.model_config["vocab_size"]), min(128, max_positions(plan.model_config))
+        measured = median_latencies(everything, config.threads, vocab, seq_len)
     choice = {"fp32": min(candidates, key=lambda n: measured.get(n, 0.0))}
     if int8:
         choice["int8"] = min(int8, key=lambda n: measured.get(f"{n}.int8", 0.0))

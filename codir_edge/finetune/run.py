@@ -22,6 +22,7 @@ from codir_edge.data.metrics import score
 from codir_edge.extras import require_extra
 from codir_edge.finetune.config import FinetuneConfig
 from codir_edge.models.checkpoint import check_max_length, default_backbone, read_model_config, weights_digest
+from codir_edge.models.families import family_of
 from codir_edge.provenance import provenance
 from codir_edge.training.distributed import barrier
 from codir_edge.training.engine import Loop
@@ -68,15 +69,17 @@ def run_finetune(
     task = get_task(config.task)
     model_dir = Path(model_dir) if model_dir is not None else default_backbone()
     out_dir = Path(out_dir)
-    check_max_length(read_model_config(model_dir), config.max_length, model_dir)
+    model_config = read_model_config(model_dir)
+    check_max_length(model_config, config.max_length, model_dir)
+    segments = family_of(model_config).takes_segments(model_config)
     train_set, dev, labels = load_train_dev(task, data, eval_data)
     train_set = train_set.subsample(config.max_train_samples, config.seed)
     dev = dev.subsample(config.max_eval_samples, config.seed)
     with training_run(config, out_dir, overwrite, resume, "finetune") as (dist, runtime, run_dir):
         seed_everything(config.seed)
         tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
-        train_enc = encode(tokenizer, train_set, config.max_length)
-        dev_enc = encode(tokenizer, dev, config.max_length)
+        train_enc = encode(tokenizer, train_set, config.max_length, segments)
+        dev_enc = encode(tokenizer, dev, config.max_length, segments)
         model = load_classifier(model_dir, labels, task.is_regression, config.trust_remote_code).to(runtime.device)
         objective = LabelLoss(model)
         loop = _loop(config, task, model, train_enc, dev_enc, runtime, dist, run_dir, _data_key(model_dir, train_enc))

@@ -1,4 +1,4 @@
-"""Inspect a model folder without importing transformers: is it a BERT-family checkpoint we can use?
+"""Inspect a model folder without importing transformers: is it an encoder checkpoint we can use?
 
 Checking ``config.json`` by hand lets every command reject a wrong folder in milliseconds, before
 torch loads, and with a message that says what the folder lacks.
@@ -12,20 +12,8 @@ import json
 from pathlib import Path
 
 from codir_edge.errors import InputError, MissingExtraError
+from codir_edge.models.families import depth, family_of, max_positions
 
-# Encoders that share BERT's shape (embeddings, a stack of post-norm layers, a pooled classifier).
-BERT_FAMILY = (
-    "bert",
-    "roberta",
-    "xlm-roberta",
-    "camembert",
-    "distilbert",
-    "electra",
-    "albert",
-    "mpnet",
-    "ernie",
-    "megatron-bert",
-)
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -44,7 +32,7 @@ def default_backbone() -> Path:
 
 
 def read_model_config(model_dir: Path, option: str = "--model") -> dict:
-    """The folder's ``config.json``, after checking that it is a BERT-family checkpoint with weights."""
+    """The folder's ``config.json``, after checking that it is an encoder of a known family with weights."""
     model_dir = Path(model_dir)
     if not model_dir.exists():
         raise InputError(f"{option} {model_dir} does not exist: pass a Hugging Face model folder")
@@ -59,23 +47,10 @@ def read_model_config(model_dir: Path, option: str = "--model") -> dict:
         raise InputError(f"{config_path} is not valid JSON ({exc}): re-save the model with save_pretrained") from exc
     if not isinstance(config, dict):
         raise InputError(f"{config_path} is not a JSON object: re-save the model with save_pretrained")
-    model_type = config.get("model_type")
-    if model_type not in BERT_FAMILY:
-        raise InputError(
-            f"{option} {model_dir} is a '{model_type}' model, not a BERT-family encoder: "
-            f"use one of {', '.join(BERT_FAMILY)}"
-        )
+    family_of(config, f"{option} {model_dir}")
     if not any((model_dir / name).is_file() for name in WEIGHT_FILES):
         raise InputError(f"{option} {model_dir} has no weights (model.safetensors): pass a complete model folder")
     return config
-
-
-def max_positions(config: dict) -> int:
-    """Longest input the position embeddings allow (RoBERTa-style models reserve padding_idx + 1 slots)."""
-    limit = int(config.get("max_position_embeddings", 512))
-    if config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
-        limit -= int(config.get("pad_token_id", 1)) + 1
-    return limit
 
 
 def check_max_length(config: dict, max_length: int, model_dir: Path) -> None:
@@ -91,17 +66,9 @@ def is_sequence_classifier(config: dict) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 
 
-# Where a config keeps its depth: most families say num_hidden_layers, DistilBERT n_layers.
-LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layers")
-
-
 def num_layers(config) -> int:
     """The block count of a model config, given as the config.json dict or a transformers config."""
-    for key in LAYER_COUNT_KEYS:
-        value = config.get(key) if isinstance(config, dict) else getattr(config, key, None)
-        if value is not None:
-            return int(value)
-    return 0
+    return depth(config)
 
 
 def weights_digest(model_dir: Path) -> str:

@@ -2,6 +2,8 @@
 
 Every stage that takes a trained classifier (compress, export, evaluate, profile) asks this one
 question before reading data: a model is only scored against the label order it was trained with.
+Most checkpoints carry no names of their own: transformers writes no ``id2label`` for its default
+2-label map and ``LABEL_0..N-1`` for others. Those are taken as the task's labels in order, and said.
 """
 
 from __future__ import annotations
@@ -10,25 +12,36 @@ from pathlib import Path
 
 from codir_edge.data.tasks import TaskSpec
 from codir_edge.errors import InputError
+from codir_edge.notes import note
 
 
 def model_labels(config: dict, task: TaskSpec, model_dir: Path) -> list[str]:
     """The label order of a trained classifier, checked against the task."""
     id2label = config.get("id2label") or {}
     labels = [str(id2label[k]) for k in sorted(id2label, key=int)] if id2label else []
+    count = len(labels) or int(config.get("num_labels", 2))
     if task.is_regression:
-        if int(config.get("num_labels", len(labels) or 1)) != 1 and len(labels) != 1:
-            raise InputError(f"{model_dir} is a {len(labels)}-way classifier, but task '{task.name}' is a regression")
+        if count != 1:
+            raise InputError(f"{model_dir} is a {count}-way classifier, but task '{task.name}' is a regression")
         return []
     generic = all(label == f"LABEL_{i}" for i, label in enumerate(labels))
     if task.labels:
         known = {*task.labels, *task.label_names}
-        if len(labels) != len(task.labels) or (not generic and not set(labels) <= known):
+        if count != len(task.labels) or (not generic and not set(labels) <= known):
+            shown = ", ".join(labels) if labels and not generic else f"{count} unnamed labels"
             raise InputError(
-                f"{model_dir} predicts labels ({', '.join(labels)}), not task '{task.name}''s "
+                f"{model_dir} predicts {shown}, not task '{task.name}''s "
                 f"({', '.join(task.labels)}): evaluate it on the task it was trained for"
             )
+        if generic:
+            note(
+                f"{model_dir} names no labels (transformers' default map): reading its outputs 0..{count - 1} "
+                f"as task '{task.name}''s labels {', '.join(task.labels)} in that order"
+            )
         return list(task.labels)
-    if generic or not labels:
-        raise InputError(f"{model_dir} has no label names in config.json: fine-tune it with codir-edge finetune")
+    if generic:
+        raise InputError(
+            f"{model_dir} has no label names in config.json and task '{task.name}' gives none: "
+            "set id2label in config.json, or fine-tune it with codir-edge finetune"
+        )
     return labels

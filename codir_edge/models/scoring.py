@@ -15,6 +15,7 @@ from codir_edge.data import DataSpec, get_task, load_split
 from codir_edge.errors import InputError
 from codir_edge.extras import require_extra
 from codir_edge.models.checkpoint import check_max_length, read_model_config
+from codir_edge.models.families import family_of
 from codir_edge.models.labels import model_labels
 
 
@@ -55,7 +56,7 @@ def score_model_folder(
 
     runtime = resolve_runtime(device, "auto")
     tokenizer = load_tokenizer(model)
-    encoded = encode(tokenizer, examples, max_length)
+    encoded = encode(tokenizer, examples, max_length, family_of(config).takes_segments(config))
     classifier = load_trained_classifier(model).to(runtime.device)
     start = time.perf_counter()
     outputs = predict_logits(classifier, encoded, runtime, batch_size)

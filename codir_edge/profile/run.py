@@ -21,7 +21,7 @@ from codir_edge.inputs import REAL, real_batches, synthetic_token_ids
 from codir_edge.machine import describe_machine
 from codir_edge.profile.budgets import Budget, Check, judge
 from codir_edge.profile.stats import summarize
-from codir_edge.profile.targets import Target, position_limit, read_model_json, resolve_targets
+from codir_edge.profile.targets import Target, position_limit, read_model_json, resolve_targets, vocab_limit
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -240,7 +240,7 @@ def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> Prof
             if seq_len == REAL:
                 batches = real_batches(real_ids, batch_size, count=min(256, max(1, len(real_ids) // batch_size)))
             else:
-                batches = [synthetic_token_ids(batch_size, seq_len, seed=0)]
+                batches = [synthetic_token_ids(batch_size, seq_len, seed=0, vocab=vocab_limit(target))]
             repeats = []
             for _ in range(config.repeat):
                 spec = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.errors import InputError
-from codir_edge.models.checkpoint import max_positions
+from codir_edge.models.families import max_positions
 
 ONNX_MAGIC_FIELDS = (b"\x08", b"\x12", b"\x1a", b"\x22", b"\x3a", b"\x42")  # first protobuf tag of a ModelProto
 
@@ -114,3 +114,14 @@ def position_limit(target: Target) -> int | None:
     if not isinstance(data.get("max_position_embeddings"), int):
         return None
     return max_positions(data)
+
+
+def vocab_limit(target: Target) -> int:
+    """How many token ids the model knows: config.json's ``vocab_size`` beside it, else the graph's
+    embedding table, so synthetic inputs never index past the table."""
+    from codir_edge.inputs import onnx_vocab_size
+
+    size = read_model_json(target.folder).get("vocab_size")
+    if isinstance(size, int) and size > 0:
+        return size
+    return onnx_vocab_size(target.path)

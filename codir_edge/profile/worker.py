@@ -83,11 +83,12 @@ def _torch(spec: dict) -> dict:
     from transformers import AutoModelForSequenceClassification
 
     from codir_edge.inputs import to_feed
+    from codir_edge.models.families import input_names
 
     torch.set_num_threads(spec["threads"])
     start = time.perf_counter_ns()
     model = AutoModelForSequenceClassification.from_pretrained(spec["path"]).eval()
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if model.config.type_vocab_size > 1 else [])
+    names = list(input_names(model.config))
     feeds = [
         {k: torch.from_numpy(v) for k, v in to_feed(rows, names, pad_id=spec.get("pad_id", 0)).items()}
         for rows in spec["batches"]

@@ -1,0 +1,157 @@
+"""Tiny random classifiers of every encoder family, saved as transformers saves a user's checkpoint.
+
+Each comes with a tokenizer of its family's kind trained in code on real SST-2 sentences (WordPiece,
+byte-level BPE or SentencePiece-style Unigram, a second or less), so the whole chain runs on real
+tokenization with vocabularies far smaller than the 30,522 of BERT's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HIDDEN, HEADS, LAYERS, MAX_POSITIONS = 32, 2, 4, 128
+
+
+def _sentences(glue_dir: Path, count: int = 3000) -> list[str]:
+    lines = (glue_dir / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()[1 : count + 1]
+    return [line.split("\t")[0] for line in lines]
+
+
+def _wordpiece(sentences, lowercase: bool, special: dict):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token=special["unk"]))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    order = [special[k] for k in ("pad", "unk", "cls", "sep", "mask")]
+    tok.train_from_iterator(sentences, trainers.WordPieceTrainer(vocab_size=1200, special_tokens=order))
+    cls, sep = special["cls"], special["sep"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}",
+        pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
+    )
+    from tokenizers import decoders
+
+    tok.decoder = decoders.WordPiece()
+    return tok
+
+
+def _byte_bpe(sentences):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(sentences, trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
+    return tok
+
+
+def _unigram(sentences, special: list[str], cls: str, sep: str, roberta_pairs: bool):
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.Unigram())
+    spaces = normalizers.Replace(Regex(" {2,}"), " ")
+    tok.normalizer = normalizers.Sequence([normalizers.Nmt(), normalizers.NFKC(), spaces])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    unk = next(s for s in special if "unk" in s.lower())
+    tok.train_from_iterator(
+        sentences, trainers.UnigramTrainer(vocab_size=1000, special_tokens=special, unk_token=unk)
+    )
+    ids = [(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))]
+    pair = f"{cls} $A {sep} {sep} $B {sep}" if roberta_pairs else f"{cls} $A {sep} $B:1 {sep}:1"
+    tok.post_processor = processors.TemplateProcessing(single=f"{cls} $A {sep}", pair=pair, special_tokens=ids)
+    return tok
+
+
+BERT_SPECIAL = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+MPNET_SPECIAL = {"pad": "<pad>", "unk": "[UNK]", "cls": "<s>", "sep": "</s>", "mask": "<mask>"}
+XLMR_SPECIAL = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def build_tokenizer(family: str, sentences: list[str]):
+    """The fast tokenizer of the family's kind, as its ``*TokenizerFast`` class saves it."""
+    import transformers as t
+
+    if family in ("bert", "electra", "distilbert"):
+        cls = {"bert": t.BertTokenizerFast, "electra": t.ElectraTokenizerFast, "distilbert": t.DistilBertTokenizerFast}
+        return cls[family](tokenizer_object=_wordpiece(sentences, True, BERT_SPECIAL), **_kw(BERT_SPECIAL))
+    if family == "mpnet":
+        tok = _wordpiece(sentences, True, MPNET_SPECIAL)
+        return t.MPNetTokenizerFast(tokenizer_object=tok, **_kw(MPNET_SPECIAL), bos_token="<s>", eos_token="</s>")
+    if family in ("roberta", "modernbert"):
+        special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>",
+                       pad_token="<pad>", mask_token="<mask>")  # fmt: skip
+        cls = t.RobertaTokenizerFast if family == "roberta" else t.PreTrainedTokenizerFast
+        return cls(tokenizer_object=_byte_bpe(sentences), **special)
+    if family in ("xlm-roberta", "camembert"):
+        special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>",
+                       pad_token="<pad>", mask_token="<mask>")  # fmt: skip
+        cls = t.XLMRobertaTokenizerFast if family == "xlm-roberta" else t.CamembertTokenizerFast
+        return cls(tokenizer_object=_unigram(sentences, XLMR_SPECIAL, "<s>", "</s>", True), **special)
+    if family in ("albert", "deberta-v2"):
+        order = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        cls = t.AlbertTokenizerFast if family == "albert" else t.DebertaV2TokenizerFast
+        tok = _unigram(sentences, order, "[CLS]", "[SEP]", False)
+        return cls(tokenizer_object=tok, **_kw(BERT_SPECIAL))
+    raise KeyError(family)
+
+
+def _kw(special: dict) -> dict:
+    return {f"{k}_token": v for k, v in special.items()}
+
+
+def build_config(family: str, tokenizer, num_labels: int):
+    """A tiny config of the family, sized to the tokenizer's vocabulary and special ids."""
+    import transformers as t
+
+    common = dict(vocab_size=len(tokenizer), num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
+    bert_like = dict(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                     intermediate_size=2 * HIDDEN, max_position_embeddings=MAX_POSITIONS)  # fmt: skip
+    ends = dict(bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
+    if family == "bert":
+        return t.BertConfig(**common, **bert_like)
+    if family == "electra":
+        return t.ElectraConfig(**common, **bert_like, embedding_size=16)
+    if family == "distilbert":
+        return t.DistilBertConfig(**common, dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=2 * HIDDEN,
+                                  max_position_embeddings=MAX_POSITIONS)  # fmt: skip
+    if family == "albert":
+        return t.AlbertConfig(**common, **bert_like, embedding_size=16)
+    if family == "mpnet":
+        return t.MPNetConfig(**common, **ends, **bert_like | {"max_position_embeddings": MAX_POSITIONS + 2})
+    if family in ("roberta", "xlm-roberta", "camembert"):
+        cls = {"roberta": t.RobertaConfig, "xlm-roberta": t.XLMRobertaConfig, "camembert": t.CamembertConfig}[family]
+        return cls(**common, **ends, **bert_like | {"max_position_embeddings": MAX_POSITIONS + 2}, type_vocab_size=1)
+    if family == "deberta-v2":  # shaped like DeBERTa-v3: relative attention, no absolute positions, no segments
+        return t.DebertaV2Config(**common, **bert_like, relative_attention=True, position_buckets=32,
+                                 max_relative_positions=-1, pos_att_type=["p2c", "c2p"], position_biased_input=False,
+                                 norm_rel_ebd="layer_norm", share_att_key=True, type_vocab_size=0)  # fmt: skip
+    if family == "modernbert":
+        return t.ModernBertConfig(**common, **ends, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                                  num_attention_heads=HEADS, intermediate_size=2 * HIDDEN,
+                                  max_position_embeddings=MAX_POSITIONS, global_attn_every_n_layers=2,
+                                  local_attention=16, cls_token_id=tokenizer.cls_token_id,
+                                  sep_token_id=tokenizer.sep_token_id)  # fmt: skip
+    raise KeyError(family)
+
+
+def build_family_classifier(family: str, folder: Path, glue_dir: Path, num_labels: int = 2, seed: int = 0) -> Path:
+    """A random ``family`` classifier with default label names (no ``id2label`` of its own, as
+    transformers saves a 2-label model), saved with ``save_pretrained`` beside its tokenizer."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    tokenizer = build_tokenizer(family, _sentences(glue_dir))
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(build_config(family, tokenizer, num_labels))
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
