@@ -62,9 +62,7 @@ def _unigram(sentences, special: list[str], cls: str, sep: str, roberta_pairs: b
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     unk = next(s for s in special if "unk" in s.lower())
-    tok.train_from_iterator(
-        sentences, trainers.UnigramTrainer(vocab_size=1000, special_tokens=special, unk_token=unk)
-    )
+    tok.train_from_iterator(sentences, trainers.UnigramTrainer(vocab_size=1000, special_tokens=special, unk_token=unk))
     ids = [(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))]
     pair = f"{cls} $A {sep} {sep} $B {sep}" if roberta_pairs else f"{cls} $A {sep} $B:1 {sep}:1"
     tok.post_processor = processors.TemplateProcessing(single=f"{cls} $A {sep}", pair=pair, special_tokens=ids)

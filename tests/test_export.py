@@ -233,31 +233,32 @@ def test_pair_strings_model_truncates_longest_first_like_the_tokenizer(pair_bund
     np.testing.assert_allclose(session.run(None, feed)[0], expected, atol=1e-5)
 
 
-def _bpe_tokenizer_classifier(tmp_path: Path, classifier: Path) -> Path:
-    """The tiny classifier with a real (trained here) byte-level BPE tokenizer instead of WordPiece."""
+def _unigram_tokenizer_classifier(tmp_path: Path, classifier: Path) -> Path:
+    """The tiny classifier with a real (trained here) SentencePiece-style Unigram tokenizer instead of WordPiece."""
     import shutil
 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    folder = tmp_path / "bpe"
+    folder = tmp_path / "unigram"
     folder.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(classifier / name, folder / name)
-    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
-    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(), decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
-    bpe.train_from_iterator(["a gripping film", "a dull plot", "the cast shines"] * 20, trainer)
-    PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer, unigram.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=60, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"],
+                                      unk_token="[UNK]")  # fmt: skip
+    unigram.train_from_iterator(["a gripping film", "a dull plot", "the cast shines"] * 20, trainer)
+    PreTrainedTokenizerFast(tokenizer_object=unigram, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                             sep_token="[SEP]").save_pretrained(folder)  # fmt: skip
     return folder
 
 
-def test_tokenizer_in_graph_needs_wordpiece_and_is_skipped_when_not_asked(tmp_path, classifier, no_leftovers):
-    folder = _bpe_tokenizer_classifier(tmp_path, classifier)
+def test_tokenizer_in_graph_refuses_unigram_and_is_skipped_when_not_asked(tmp_path, classifier, no_leftovers):
+    folder = _unigram_tokenizer_classifier(tmp_path, classifier)
     out = tmp_path / "out"
     result = invoke("export", folder, "--out", out, "--tokenizer-in-graph", "--no-ort", "--quantize", "none")
-    assert_one_line_error(result, 2, "BERT WordPiece tokenizers, not BPE", "--no-tokenizer-in-graph")
+    assert_one_line_error(result, 2, "byte-level BPE (RoBERTa) tokenizers, not Unigram", "--no-tokenizer-in-graph")
     no_leftovers(out)
     result = invoke("export", folder, "--out", out, "--no-ort", "--quantize", "none")
     assert result.exit_code == 0, result.output

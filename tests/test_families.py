@@ -17,6 +17,8 @@ import pytest
 from cli_helpers import assert_one_line_error, invoke
 from conftest import cut_glue
 from families import build_family_classifier
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codir_edge.models.families import FAMILIES
 
@@ -25,8 +27,8 @@ TESTED = ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra"
 # What onnxruntime's BERT fusions make of each 2-layer student: fused Attention nodes (DistilBERT's and
 # MPNet's attention patterns do not match; ALBERT's shared block fuses once; DeBERTa and ModernBERT run plain).
 ATTENTION_FUSED = {"bert": 2, "roberta": 2, "xlm-roberta": 2, "camembert": 2, "electra": 2, "albert": 1}
-# The strings-in graph reproduces BERT WordPiece tokenizers ([CLS] A [SEP] B [SEP]); MPNet's pairs differ.
-STRINGS_IN = ("bert", "distilbert", "electra")
+# The strings-in graph reproduces WordPiece and byte-level BPE tokenizers; SentencePiece (Unigram) is refused.
+STRINGS_IN = ("bert", "distilbert", "electra", "mpnet", "roberta", "modernbert")
 
 
 def test_every_registered_family_is_tested():
@@ -92,3 +94,45 @@ def test_other_architectures_get_one_line_listing_the_families(tmp_path, tiny_cl
                  ["evaluate", model, "--task", "sst2", "--data", sst2]):  # fmt: skip
         assert_one_line_error(invoke(*args), 2, f"'{model_type}' model ({kind}", "deberta-v2, modernbert")
         no_leftovers(tmp_path / "o")
+
+
+@pytest.fixture(scope="module")
+def roberta_pair_bundle(tmp_path_factory, glue_dir) -> Path:
+    """A RoBERTa classifier (byte-level BPE) exported for a pair task: its strings-in model takes two texts."""
+    work = tmp_path_factory.mktemp("bpe")
+    model = build_family_classifier("roberta", work / "roberta", glue_dir)
+    mrpc = cut_glue(glue_dir, "MRPC", work / "MRPC", 8, 24)
+    out = work / "bundle"
+    result = invoke("export", model, "--out", out, "--task", "mrpc", "--data", mrpc, "--max-length", "32",
+                    "--quantize", "none", "--no-ort", "--no-optimize", "--max-accuracy-drop", "100")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+_BPE_SESSIONS: dict = {}
+_PIECES = st.sampled_from(["word", " the", "x", "Café", "!", "naïve", "日本", "</s>", "<s>", "<mask>", "😀", "  ", ""])
+_ANY = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=120)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first=st.lists(_PIECES, max_size=40).map(" ".join) | _ANY, second=st.lists(_PIECES, max_size=40).map("".join) | _ANY
+)  # noqa: E501
+def test_byte_level_bpe_strings_model_agrees_with_tokenizer_on_any_pair(roberta_pair_bundle, first, second):
+    """Byte-level BPE in the graph (onnxruntime-extensions' HfJsonTokenizer plus RoBERTa's <s> A </s></s> B </s>
+    frame and longest-first truncation at 32): any Unicode, emoji, typed special tokens, either text empty."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from codir_edge.onnx_session import create_session
+
+    if not _BPE_SESSIONS:
+        _BPE_SESSIONS["strings"] = create_session(roberta_pair_bundle / "model.strings.onnx", 1, custom_ops=True)
+        _BPE_SESSIONS["plain"] = create_session(roberta_pair_bundle / "model.onnx", 1)
+        _BPE_SESSIONS["tokenizer"] = AutoTokenizer.from_pretrained(roberta_pair_bundle)
+    feed = {"text": np.array([first], dtype=object), "text_pair": np.array([second], dtype=object)}
+    got = _BPE_SESSIONS["strings"].run(None, feed)[0]
+    encoded = _BPE_SESSIONS["tokenizer"](first, second, truncation=True, max_length=32, return_tensors="np")
+    names = [i.name for i in _BPE_SESSIONS["plain"].get_inputs()]
+    expected = _BPE_SESSIONS["plain"].run(None, {n: encoded[n].astype(np.int64) for n in names})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -89,7 +89,7 @@ def export(
         typer.Option(
             "--tokenizer-in-graph/--no-tokenizer-in-graph",
             help="Write model.strings.onnx: raw text in, logits and probabilities out (onnxruntime-extensions). "
-            "Default: whenever the tokenizer is a BERT WordPiece one.",
+            "Default: whenever the tokenizer is a WordPiece (BERT) or byte-level BPE (RoBERTa) one.",
             rich_help_panel=GRAPH_PANEL,
             show_default=False,
         ),

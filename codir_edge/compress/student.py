@@ -52,6 +52,11 @@ def skip_student(teacher, layers: int):
     student = type(teacher)(config)
     mapping = layer_map(depth(teacher.config), layers)
     family = family_of(config)
+    if family.shared_blocks and int(getattr(config, "num_hidden_groups", 1)) > layers:
+        raise InputError(
+            f"the teacher shares its blocks in {config.num_hidden_groups} groups, more than --student-layers "
+            f"{layers}: use at least {config.num_hidden_groups} student layers"
+        )
     block_key = None if family.shared_blocks else family.block_key()
     source = teacher.state_dict()
     weights = {}

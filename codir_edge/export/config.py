@@ -27,7 +27,7 @@ class ExportConfig:
     max_length: int = 128
     max_eval_samples: int | None = None
     threads: int = 1  # for the measurements that choose between graphs
-    tokenizer_in_graph: bool | None = None  # None: whenever the tokenizer is a WordPiece one
+    tokenizer_in_graph: bool | None = None  # None: whenever the tokenizer is WordPiece or byte-level BPE
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ from codir_edge.export import quantize as q
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.spec import DEFAULT_OPSET, MIN_OPSET, ExportSpec, spec_for
 from codir_edge.models.checkpoint import check_max_length, is_sequence_classifier, read_model_config
+from codir_edge.models.families import Family, family_of
 from codir_edge.models.labels import model_labels
 
 
@@ -37,7 +38,7 @@ def plan_export(model_dir: Path, out_dir: Path, config: ExportConfig, data: Data
     if not is_sequence_classifier(model_config):
         raise InputError(f"{model_dir} is not a sequence classifier: fine-tune or compress it first")
     check_max_length(model_config, config.max_length, model_dir)
-    check_opset(config.opset)
+    check_opset(config.opset, family_of(model_config))
     if config.quantize == "static" and data is None:
         raise InputError("--quantize static calibrates on task sentences: pass --task and --data, or use dynamic")
     if data is not None and config.task is None:
@@ -53,12 +54,15 @@ def plan_export(model_dir: Path, out_dir: Path, config: ExportConfig, data: Data
     return ExportPlan(model_dir, model_config, spec, config, target, task, data, dev, calibration)
 
 
-def check_opset(opset: int) -> None:
+def check_opset(opset: int, family: Family) -> None:
     import onnx
 
     newest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= newest:
-        raise InputError(f"--opset {opset} is outside what can be exported here: use {MIN_OPSET} to {newest}")
+    lowest = max(MIN_OPSET, family.min_opset)
+    if not lowest <= opset <= newest:
+        raise InputError(
+            f"--opset {opset} is outside what a {family.model_type} model exports to here: use {lowest} to {newest}"
+        )
 
 
 def session_or_error(path: Path, opset: int):

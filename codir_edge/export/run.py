@@ -25,6 +25,7 @@ from codir_edge.export.bundle import write_manifest
 from codir_edge.export.config import QUANTIZE_MODES, ExportConfig
 from codir_edge.export.plan import is_pair_model, plan_export
 from codir_edge.extras import require_extra
+from codir_edge.notes import note
 
 __all__ = ["QUANTIZE_MODES", "ExportConfig", "ExportReport", "run_export"]
 
@@ -75,6 +76,8 @@ def run_export(
     if config.tokenizer_in_graph and cannot_embed:
         raise InputError(cannot_embed)
     with_strings = config.tokenizer_in_graph is not False and cannot_embed is None
+    if config.tokenizer_in_graph is None and cannot_embed:  # by default: skipped, and said why
+        note(f"no model.strings.onnx: {cannot_embed.split(': pass --no-tokenizer-in-graph')[0]}")
     model = load_for_export(model_dir, config.trust_remote_code)
     with _quiet_root_logger(), staged_output_dir(out_dir, overwrite) as stage:
         work = stage / ".work"
@@ -88,7 +91,7 @@ def run_export(
         if with_strings:
             regression = model.config.num_labels == 1
             pair = is_pair_model(plan)
-            variants.append(steps.strings_variant(stage, shipped, tokenizer, config, pair, regression, plan.dev))
+            variants.append(steps.strings_variant(stage, work, shipped, tokenizer, config, pair, regression, plan.dev))
         if config.ort:
             variants.append(steps.mobile_variant(stage, shipped, plan.target))
         shutil.rmtree(work)

@@ -152,23 +152,24 @@ def _remedy(variant: str, config: ExportConfig) -> str:
     return "try --quantize static --calibration-method entropy, or allow a larger --max-accuracy-drop"
 
 
-def strings_variant(stage: Path, source: str, tokenizer, config: ExportConfig, pair: bool, regression: bool,
-                    dev) -> dict:  # fmt: skip
+def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: ExportConfig, pair: bool,
+                    regression: bool, dev) -> dict:  # fmt: skip
     """Build model.strings.onnx on the shipped graph and hold it to tokenizer + that graph (hard failure)."""
     from codir_edge.export.strings import build_strings_model
     from codir_edge.export.strings_check import check_strings_model, generated_sentences, probe_texts
 
     build_strings_model(stage / source, stage / "model.strings.onnx", tokenizer, config.max_length, pair, regression)
+    with_ids = work / "strings_ids.onnx"  # the same graph, its token ids exposed for the check
+    build_strings_model(stage / source, with_ids, tokenizer, config.max_length, pair, regression, ids_out=True)
     # task sentences when there are enough, topped up with generated ones
     sentences = list(dev.texts[:STRINGS_CHECK_SENTENCES]) if dev is not None else []
     pairs = list(dev.text_pairs[:STRINGS_CHECK_SENTENCES]) if dev is not None and dev.text_pairs is not None else []
     missing = STRINGS_CHECK_SENTENCES - len(sentences)
     sentences += generated_sentences(tokenizer, missing, seed=0)
     pairs += generated_sentences(tokenizer, len(sentences) - len(pairs), seed=1) if pair else []
-    texts = probe_texts(sentences, pairs if pair else None, config.max_length)
-    agreement = check_strings_model(
-        stage / "model.strings.onnx", stage / source, tokenizer, texts, config.max_length, config.atol
-    )
+    specials = tuple(t.content for t in tokenizer.added_tokens_decoder.values())
+    texts = probe_texts(sentences, pairs if pair else None, config.max_length, specials)
+    agreement = check_strings_model(with_ids, stage / source, tokenizer, texts, config.max_length, config.atol)
     given = STRINGS_CHECK_SENTENCES - missing
     agreement["source"] = "task sentences" if missing <= 0 else f"{given} task and {missing} generated sentences"
     return {

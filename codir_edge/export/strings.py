@@ -32,9 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.export.strings_rules import MARK, TextRules, text_rules, wordpiece_backend
+from codir_edge.export.strings_rules import MARK, TextRules, graph_tokenizer_kind, text_rules, wordpiece_backend
+from codir_edge.export.strings_template import Template, read_template
+from codir_edge.models.families import WORDPIECE
 
 CONTRIB = "ai.onnx.contrib"
+# Rust's char::is_whitespace (Unicode White_Space), what tokenizers strips beside an lstrip/rstrip token
+WHITE_SPACE = r"[\x{9}-\x{D}\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]"
 
 
 class _Graph:
@@ -73,6 +77,7 @@ def _word_pieces(g: _Graph, text: str, side: str, rules: TextRules, tokenizer, m
     """``text`` (a [1] string tensor) to its WordPiece ids without special tokens, as a [n] int64 tensor."""
     s = f"strings/{side}"
     # special tokens typed into the text count as themselves, as in Hugging Face's split on added tokens
+    text = _strip_beside_added(g, text, s, tokenizer)
     current = g.op("StringRegexReplace", [text, g.text(MARK), g.text("")], f"{s}/unmarked", CONTRIB)
     for k, (content, _) in enumerate(rules.added):
         marker = f" {MARK * (k + 1)} "
@@ -149,24 +154,55 @@ def _whole_word_unknown(g: _Graph, s: str, ids: str, splits: str, unk: int) -> s
     return g.op("Compress", [f"{s}/marked", f"{s}/keep"], f"{s}/core", axis=0)
 
 
-def _single(g: _Graph, core: str, tokenizer, max_length: int) -> tuple[str, str, str]:
-    g.op("Slice", [core, g.const([0]), g.const([max_length - 2]), g.const([0])], "strings/cut")
-    ids = g.op("Concat", [g.const([tokenizer.cls_token_id]), "strings/cut", g.const([tokenizer.sep_token_id])],
+def _strip_beside_added(g: _Graph, text: str, s: str, tokenizer) -> str:
+    """Added tokens that swallow the white space beside them (RoBERTa's and MPNet's <mask>, lstrip)."""
+    for k, added in enumerate(tokenizer.added_tokens_decoder.values()):
+        token = re.escape(added.content)
+        for flag, pattern in (("lstrip", f"{WHITE_SPACE}+({token})"), ("rstrip", f"({token}){WHITE_SPACE}+")):
+            if getattr(added, flag):
+                text = g.op("StringRegexReplace", [text, g.text(pattern), g.text(r"\1")], f"{s}/{flag}_{k}", CONTRIB)
+    return text
+
+
+def _bpe_pieces(g: _Graph, text: str, side: str, tokenizer) -> str:
+    """``text`` to its byte-level BPE ids without special tokens: onnxruntime-extensions' HfJsonTokenizer
+    runs the tokenizer's own tokenizer.json (its post-processor removed: the template adds the special
+    tokens, after truncation, as for WordPiece)."""
+    s = f"strings/{side}"
+    text = _strip_beside_added(g, text, s, tokenizer)
+    described = json.loads(tokenizer.backend_tokenizer.to_str())
+    described.update(post_processor=None, padding=None, truncation=None)
+    # the op knows tokenizers by class name; PreTrainedTokenizerFast means "all in tokenizer.json"
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30}
+    g.op("HfJsonTokenizer", [text], f"{s}/ids_2d", CONTRIB, tokenizer_vocab=json.dumps(described, ensure_ascii=False),
+         tokenizer_config=json.dumps(config))  # fmt: skip
+    return g.op("Reshape", [f"{s}/ids_2d", g.const([-1])], f"{s}/core")
+
+
+def _typed(g: _Graph, ids: str, segment: int, name: str) -> str:
+    zeros = g.op("Sub", [ids, ids], f"{name}_zeros")
+    return g.op("Add", [zeros, g.const([segment])], name)
+
+
+def _single(g: _Graph, core: str, template: Template, max_length: int) -> tuple[str, str, str]:
+    g.op("Slice", [core, g.const([0]), g.const([max_length - template.single_specials]), g.const([0])], "strings/cut")
+    ids = g.op("Concat", [g.const(list(template.prefix)), "strings/cut", g.const(list(template.single_suffix))],
                "strings/ids", axis=0)  # fmt: skip
-    types = g.op("Sub", [ids, ids], "strings/types")
-    mask = g.op("Add", [types, g.const([1])], "strings/mask")
+    types = _typed(g, ids, template.first_type, "strings/types")
+    mask = _typed(g, ids, 1, "strings/mask")
     return ids, types, mask
 
 
-def _pair(g: _Graph, core_a: str, core_b: str, tokenizer, max_length: int) -> tuple[str, str, str]:
+def _pair(g: _Graph, core_a: str, core_b: str, template: Template, max_length: int) -> tuple[str, str, str]:
     """Keep n_a + n_b within budget by Hugging Face's longest-first rule (truncation.rs): the shorter
     text whole when it fits in half the budget, else half each, the odd piece to the second. An empty
-    second text is no second text, as in transformers (``if text_pair``): no second [SEP]."""
+    second text is no second text, as in transformers (``if text_pair``): framed as one text."""
     g.op("StringLength", ["text_pair"], "strings/pair_chars", CONTRIB)
     g.op("Equal", ["strings/pair_chars", g.const([0])], "strings/no_pair")
     g.op("Cast", ["strings/no_pair"], "strings/no_pair_i", to=7)
-    g.op("Add", [g.const([max_length - 3]), "strings/no_pair_i"], "strings/budget")
-    g.op("Sub", [g.const([1]), "strings/no_pair_i"], "strings/n_last_sep")
+    spare = template.pair_specials - template.single_specials  # specials a pair costs beyond one text
+    g.op("Mul", ["strings/no_pair_i", g.const([spare])], "strings/spare")
+    g.op("Add", [g.const([max_length - template.pair_specials]), "strings/spare"], "strings/budget")
     budget = "strings/budget"
     for side, core in (("a", core_a), ("b", core_b)):
         g.op("Shape", [core], f"strings/n_{side}")
@@ -189,39 +225,56 @@ def _pair(g: _Graph, core_a: str, core_b: str, tokenizer, max_length: int) -> tu
     for side, core in (("a", core_a), ("b", core_b)):
         g.op("Min", [f"strings/n_{side}", f"strings/cap_{side}"], f"strings/keep_{side}")
         g.op("Slice", [core, g.const([0]), f"strings/keep_{side}", g.const([0])], f"strings/cut_{side}")
-    cls, sep = g.const([tokenizer.cls_token_id]), g.const([tokenizer.sep_token_id])
-    g.op("Slice", [sep, g.const([0]), "strings/n_last_sep", g.const([0])], "strings/last_sep")
-    ids = g.op("Concat", [cls, "strings/cut_a", sep, "strings/cut_b", "strings/last_sep"], "strings/ids", axis=0)
-    first = g.op("Concat", [cls, "strings/cut_a", sep], "strings/first", axis=0)
-    second = g.op("Concat", ["strings/cut_b", "strings/last_sep"], "strings/second", axis=0)
-    g.op("Sub", [first, first], "strings/types_first")
-    g.op("Sub", [second, second], "strings/zeros_second")
-    g.op("Add", ["strings/zeros_second", g.const([1])], "strings/types_second")
-    types = g.op("Concat", ["strings/types_first", "strings/types_second"], "strings/types", axis=0)
-    mask = g.op("Add", [g.op("Sub", [ids, ids], "strings/zeros_all"), g.const([1])], "strings/mask")
+    # one text keeps the middle's first len(single_suffix) ids and drops the suffix (read_template checks
+    # that this is how the tokenizer frames it)
+    cut_middle = len(template.middle) - len(template.single_suffix)
+    g.op("Mul", ["strings/no_pair_i", g.const([cut_middle])], "strings/middle_cut")
+    g.op("Sub", [g.const([len(template.middle)]), "strings/middle_cut"], "strings/n_middle")
+    g.op("Mul", ["strings/no_pair_i", g.const([len(template.suffix)])], "strings/suffix_cut")
+    g.op("Sub", [g.const([len(template.suffix)]), "strings/suffix_cut"], "strings/n_suffix")
+    for part in ("middle", "suffix"):
+        g.op("Slice", [g.const(list(getattr(template, part))), g.const([0]), f"strings/n_{part}", g.const([0])],
+             f"strings/{part}")  # fmt: skip
+    first = g.op("Concat", [g.const(list(template.prefix)), "strings/cut_a", "strings/middle"], "strings/first", axis=0)
+    second = g.op("Concat", ["strings/cut_b", "strings/suffix"], "strings/second", axis=0)
+    ids = g.op("Concat", [first, second], "strings/ids", axis=0)
+    types_first = _typed(g, first, template.first_type, "strings/types_first")
+    types_second = _typed(g, second, template.second_type, "strings/types_second")
+    types = g.op("Concat", [types_first, types_second], "strings/types", axis=0)
+    mask = _typed(g, ids, 1, "strings/mask")
     return ids, types, mask
 
 
 def build_strings_model(
-    model_path: Path, out_path: Path, tokenizer, max_length: int, pair: bool, regression: bool
+    model_path: Path, out_path: Path, tokenizer, max_length: int, pair: bool, regression: bool, ids_out: bool = False
 ) -> None:
     """Prefix ``model_path`` (a token-id classifier) with its tokenizer. Inputs: ``text`` (and
     ``text_pair``), each a [1] string tensor; outputs: ``logits`` and ``probabilities`` (softmax; the raw
-    score again for regression)."""
+    score again for regression), and with ``ids_out`` the token ids it fed the classifier too (the
+    export's check compares them with the tokenizer's, which logits alone can hide)."""
     import onnx
     from onnx import helper
 
-    model_spec = wordpiece_backend(tokenizer)
-    rules = text_rules(tokenizer)
+    template = read_template(tokenizer)
+    if graph_tokenizer_kind(tokenizer) == WORDPIECE:
+        model_spec, rules = wordpiece_backend(tokenizer), text_rules(tokenizer)
+
+        def pieces(g: _Graph, text: str, side: str) -> str:
+            return _word_pieces(g, text, side, rules, tokenizer, model_spec)
+    else:
+
+        def pieces(g: _Graph, text: str, side: str) -> str:
+            return _bpe_pieces(g, text, side, tokenizer)
+
     model = onnx.load(str(model_path))
     graph = model.graph
     g = _Graph()
-    core_a = _word_pieces(g, "text", "a", rules, tokenizer, model_spec)
+    core_a = pieces(g, "text", "a")
     if pair:
-        core_b = _word_pieces(g, "text_pair", "b", rules, tokenizer, model_spec)
-        ids, types, mask = _pair(g, core_a, core_b, tokenizer, max_length)
+        core_b = pieces(g, "text_pair", "b")
+        ids, types, mask = _pair(g, core_a, core_b, template, max_length)
     else:
-        ids, types, mask = _single(g, core_a, tokenizer, max_length)
+        ids, types, mask = _single(g, core_a, template, max_length)
     initializer_names = {x.name for x in graph.initializer}
     wanted = [i.name for i in graph.input if i.name not in initializer_names]
     for source, target in ((ids, "input_ids"), (types, "token_type_ids"), (mask, "attention_mask")):
@@ -237,6 +290,8 @@ def build_strings_model(
         string_inputs.append(helper.make_tensor_value_info("text_pair", onnx.TensorProto.STRING, [1]))
     labels = graph.output[0].type.tensor_type.shape.dim[1].dim_value or "labels"
     outputs = [graph.output[0], helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [1, labels])]
+    if ids_out:
+        outputs += [helper.make_tensor_value_info(name, onnx.TensorProto.INT64, [1, None]) for name in wanted]
     prefix, suffix = g.nodes[:-1], g.nodes[-1:]
     merged = helper.make_graph(
         prefix + list(graph.node) + suffix,

@@ -19,8 +19,9 @@ def check_strings_model(
     max_length: int,
     atol: float = 1e-4,
 ) -> dict:
-    """The strings model against tokenizer + model on every text; a mismatch fails the export, with
-    all of them counted and the first named."""
+    """The strings model (built with its token ids exposed) against tokenizer + model on every text:
+    the same ids exactly and logits within ``atol``; a mismatch fails the export, with all of them
+    counted and the first named."""
     from codir_edge.onnx_session import create_session
 
     strings = create_session(strings_path, 1, custom_ops=True)
@@ -31,12 +32,13 @@ def check_strings_model(
         feed = {"text": np.array([text], dtype=object)}
         if pair is not None:
             feed["text_pair"] = np.array([pair], dtype=object)
-        got = strings.run(None, feed)[0]
+        got, _, *ids = strings.run(None, feed)
         encoded = tokenizer(text, pair, truncation=True, max_length=max_length, return_tensors="np")
         expected = plain.run(None, {n: encoded[n].astype(np.int64) for n in names})[0]
         diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
         worst = max(worst, diff)
-        if not diff <= atol:
+        same_ids = all(np.array_equal(i, encoded[n]) for i, n in zip(ids, names, strict=True))
+        if not (diff <= atol and same_ids):
             failures.append(text[:40])
     if failures:
         raise CheckFailedError(
@@ -76,10 +78,14 @@ def generated_sentences(tokenizer, count: int, seed: int = 0) -> list[str]:
     return sentences
 
 
-def probe_texts(sentences: list[str], pairs: list[str] | None, max_length: int) -> list[tuple[str, str | None]]:
-    """Real sentences plus the hard cases: non-ASCII scripts, empty text, and text beyond ``max_length``."""
+def probe_texts(
+    sentences: list[str], pairs: list[str] | None, max_length: int, specials: tuple[str, ...] = ()
+) -> list[tuple[str, str | None]]:
+    """Real sentences plus the hard cases: non-ASCII scripts, empty text, text beyond ``max_length``,
+    and the tokenizer's special tokens typed into the text (a literal "</s>" or "[SEP]")."""
     long_text = " ".join(sentences[:60]) or "word " * (4 * max_length)
-    hard = [*HARD_TEXTS, long_text]
+    typed = " ".join(f"x {token} y{token}z" for token in specials)
+    hard = [*HARD_TEXTS, *([typed] if typed else []), long_text]
     texts: list[tuple[str, str | None]] = [(s, pairs[i] if pairs else None) for i, s in enumerate(sentences)]
     for i, text in enumerate(hard):
         texts.append((text, hard[-1 - i] if pairs is not None else None))

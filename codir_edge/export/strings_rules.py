@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from codir_edge.errors import InputError
+from codir_edge.models.families import BYTE_BPE, WORDPIECE
 
 _LAST_CODE_POINT = 0x10FFFF
 
@@ -52,18 +53,46 @@ def wordpiece_backend(tokenizer) -> dict:
     if any("\t" in token or "\n" in token for token in tokenizer.get_vocab()):
         raise InputError("the vocabulary has tokens with tabs or newlines: pass --no-tokenizer-in-graph")
     for added in tokenizer.added_tokens_decoder.values():
-        if added.normalized or added.lstrip or added.rstrip or added.single_word:
+        if added.normalized or added.single_word:
             raise InputError(
-                f"added token {added.content!r} is matched after normalization or with stripping, which the graph "
-                "does not reproduce: pass --no-tokenizer-in-graph"
+                f"added token {added.content!r} is matched after normalization or as a single word only, which the "
+                "graph does not reproduce: pass --no-tokenizer-in-graph"
             )
     return model
 
 
+def graph_tokenizer_kind(tokenizer) -> str:
+    """Which strings-in graph reproduces this tokenizer: WordPiece (BERT's pipeline, rebuilt from simple
+    operators) or byte-level BPE (RoBERTa's: no normalizer, so onnxruntime-extensions' HfJsonTokenizer
+    runs it as tokenizer.json says); anything else is an input error saying why."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    described = json.loads(backend.to_str()) if backend is not None else {}
+    model, pre = described.get("model") or {}, described.get("pre_tokenizer") or {}
+    if model.get("type") == "BPE" and pre.get("type") == "ByteLevel" and described.get("normalizer") is None:
+        single = [t.content for t in tokenizer.added_tokens_decoder.values() if t.single_word]
+        if single:
+            raise InputError(f"added token {single[0]!r} matches single words only: pass --no-tokenizer-in-graph")
+        return BYTE_BPE
+    if model.get("type") == "WordPiece":
+        wordpiece_backend(tokenizer)
+        return WORDPIECE
+    kind = model.get("type") or type(tokenizer).__name__
+    if model.get("type") == "BPE":
+        normalizer = (described.get("normalizer") or {}).get("type")
+        kind = f"BPE with a {pre.get('type')} pre-tokenizer and a {normalizer} normalizer"
+    raise InputError(
+        f"--tokenizer-in-graph supports WordPiece (BERT) and byte-level BPE (RoBERTa) tokenizers, not {kind}: "
+        "pass --no-tokenizer-in-graph"
+    )
+
+
 def unsupported_reason(tokenizer) -> str | None:
     """Why this tokenizer cannot be put in the graph, or None when it can."""
+    from codir_edge.export.strings_template import read_template
+
     try:
-        wordpiece_backend(tokenizer)
+        graph_tokenizer_kind(tokenizer)
+        read_template(tokenizer)
     except InputError as exc:
         return str(exc)
     return None

@@ -28,6 +28,7 @@ class Family:
     position ids start after the padding index (RoBERTa's scheme), which costs ``pad_token_id + 1``
     positions. ``head`` names the classifier head, for the reader: it is copied as is into a student.
     ``optimizer`` is onnxruntime.transformers' model type, None where its fusions do not apply.
+    ``min_opset`` is the lowest ONNX opset its export is checked at (optimum's floor for encoders).
     """
 
     model_type: str
@@ -37,7 +38,7 @@ class Family:
     position_offset: bool = False
     head: str = "pooler (dense+tanh on [CLS]) + linear"
     optimizer: str | None = "bert"
-    opset: int = 17
+    min_opset: int = 14
     depth_key: str = "num_hidden_layers"
     width_key: str = "hidden_size"
     heads_key: str = "num_attention_heads"
