@@ -3,6 +3,9 @@ so that latency and accuracy are taken from identically configured sessions."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 
@@ -24,8 +27,24 @@ def create_session(path: Path, threads: int, provider: str = "CPUExecutionProvid
     import onnxruntime as ort
 
     options = session_options(threads)
-    if custom_ops:
-        import onnxruntime_extensions
+    if not custom_ops:
+        return ort.InferenceSession(str(path), options, providers=[provider])
+    import onnxruntime_extensions
 
-        options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
-    return ort.InferenceSession(str(path), options, providers=[provider])
+    options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+    with _native_stderr_silenced():  # sentencepiece logs an INFO line on every model it loads
+        return ort.InferenceSession(str(path), options, providers=[provider])
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """File descriptor 2 to /dev/null while C++ code runs (its failures still arrive as exceptions)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

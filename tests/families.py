@@ -53,12 +53,31 @@ def _byte_bpe(sentences):
     return tok
 
 
-def _unigram(sentences, special: list[str], cls: str, sep: str, roberta_pairs: bool):
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+def _spm_normalizer(family: str):
+    """The normalizer transformers' converter gives the family (convert_slow_tokenizer.py), NFKC standing
+    in for the Precompiled nmt_nfkc map of a real sentencepiece model, which cannot be built here."""
+    from tokenizers import Regex, normalizers
+
+    if family in ("xlm-roberta", "camembert"):  # SpmConverter
+        steps = [
+            normalizers.NFKC(),
+            normalizers.Strip(left=False, right=True),
+            normalizers.Replace(Regex(" {2,}"), "▁"),
+        ]
+    elif family == "albert":  # AlbertConverter, do_lower_case and no accents kept
+        steps = [normalizers.Replace("``", '"'), normalizers.Replace("''", '"'), normalizers.NFKD(),
+                 normalizers.StripAccents(), normalizers.Lowercase(), normalizers.Nmt(),
+                 normalizers.Replace(Regex(" {2,}"), " ")]  # fmt: skip
+    else:  # DebertaV2Converter
+        steps = [normalizers.Strip(), normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
+    return normalizers.Sequence(steps)
+
+
+def _unigram(sentences, family: str, special: list[str], cls: str, sep: str, roberta_pairs: bool):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.Unigram())
-    spaces = normalizers.Replace(Regex(" {2,}"), " ")
-    tok.normalizer = normalizers.Sequence([normalizers.Nmt(), normalizers.NFKC(), spaces])
+    tok.normalizer = _spm_normalizer(family)
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     unk = next(s for s in special if "unk" in s.lower())
@@ -93,11 +112,11 @@ def build_tokenizer(family: str, sentences: list[str]):
         special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>",
                        pad_token="<pad>", mask_token="<mask>")  # fmt: skip
         cls = t.XLMRobertaTokenizerFast if family == "xlm-roberta" else t.CamembertTokenizerFast
-        return cls(tokenizer_object=_unigram(sentences, XLMR_SPECIAL, "<s>", "</s>", True), **special)
+        return cls(tokenizer_object=_unigram(sentences, family, XLMR_SPECIAL, "<s>", "</s>", True), **special)
     if family in ("albert", "deberta-v2"):
         order = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         cls = t.AlbertTokenizerFast if family == "albert" else t.DebertaV2TokenizerFast
-        tok = _unigram(sentences, order, "[CLS]", "[SEP]", False)
+        tok = _unigram(sentences, family, order, "[CLS]", "[SEP]", False)
         return cls(tokenizer_object=tok, **_kw(BERT_SPECIAL))
     raise KeyError(family)
 

@@ -151,7 +151,10 @@ def export(
             shown = ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items())
         elif agreement:
             worst = agreement["max_abs_diff"]
-            shown = f"agrees with tokenizer + model on {agreement['texts']} texts (max |diff| {worst:.1e})"
+            ties, texts = agreement.get("equal_score_ties", 0), agreement["texts"]
+            shown = f"agrees with tokenizer + model on {texts - ties} of {texts} texts (max |diff| {worst:.1e})"
+            if ties:
+                shown += f"; {ties} split differently between equal-score pieces (known gap)"
         else:
             shown = "not scored"
         size = (out / variant["file"]).stat().st_size / 1e6

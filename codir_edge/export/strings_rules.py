@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from codir_edge.errors import InputError
-from codir_edge.models.families import BYTE_BPE, WORDPIECE
+from codir_edge.models.families import BYTE_BPE, SENTENCEPIECE, WORDPIECE
 
 _LAST_CODE_POINT = 0x10FFFF
 
@@ -76,12 +76,18 @@ def graph_tokenizer_kind(tokenizer) -> str:
     if model.get("type") == "WordPiece":
         wordpiece_backend(tokenizer)
         return WORDPIECE
+    if model.get("type") == "Unigram":
+        from codir_edge.export.strings_unigram import check_unigram
+
+        check_unigram(tokenizer)
+        return SENTENCEPIECE
     kind = model.get("type") or type(tokenizer).__name__
     if model.get("type") == "BPE":
         normalizer = (described.get("normalizer") or {}).get("type")
         kind = f"BPE with a {pre.get('type')} pre-tokenizer and a {normalizer} normalizer"
     raise InputError(
-        f"--tokenizer-in-graph supports WordPiece (BERT) and byte-level BPE (RoBERTa) tokenizers, not {kind}: "
+        f"--tokenizer-in-graph supports WordPiece (BERT), byte-level BPE (RoBERTa) and SentencePiece Unigram (XLM-R) "
+        f"tokenizers, not {kind}: "
         "pass --no-tokenizer-in-graph"
     )
 
