@@ -83,3 +83,16 @@ def test_generic_label_names_map_to_the_task_in_order_and_say_so(tmp_path, tiny_
     three = {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
     (folder / "config.json").write_text(json.dumps(config | {"id2label": three}))
     assert_one_line_error(invoke("evaluate", folder, "--task", "sst2", "--data", sst2_small), 2, "3 unnamed labels")
+
+
+def test_profile_feeds_a_bare_small_vocabulary_graph_ids_inside_its_table(tmp_path):
+    """No config.json beside the file: the embedding table's rows, read from the graph, bound the ids
+    (a 500-token model fed ids up to 30,000 would fail in Gather)."""
+    from conftest import make_tiny_onnx
+
+    model = make_tiny_onnx(tmp_path / "small.onnx", vocab=500)
+    report = tmp_path / "p.json"
+    result = invoke("profile", model, "--seq-lens", "16,64", "--batch-sizes", "1,4", "--runs", "3", "--warmup", "1",
+                    "--quiet", "--json", report)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(report.read_text())["results"]) == 4

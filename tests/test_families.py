@@ -64,6 +64,7 @@ def test_family_goes_through_the_whole_chain(tmp_path, glue_dir, sst2, family):
     assert {"fp32", "int8", "ort"} <= set(variants)
     assert manifest["parity"]["max_abs_diff"] <= 1e-4
     assert ("strings" in variants) == (family in STRINGS_IN), variants
+    assert variants["strings"]["tokenizer"] == FAMILIES[family].tokenizer  # the registry says what it is
     assert manifest["fused_operators"]["offline_fusion"]["Attention"] == ATTENTION_FUSED.get(family, 0)
 
     assert invoke("verify", bundle).exit_code == 0

@@ -70,8 +70,9 @@ def compress(
         Path,
         typer.Option(
             "--teacher",
-            help="--stage fine: a fine-tuned BERT-family classifier (a finetune output). --stage pre: a pretrained "
-            "backbone (a BertModel folder such as all-MiniLM-L6-v2, or a BertForMaskedLM checkpoint).",
+            help="--stage fine: a fine-tuned encoder classifier (a finetune output, or a folder or hub id of bert, "
+            "roberta, xlm-roberta, camembert, distilbert, electra, albert, mpnet, deberta-v2, modernbert). --stage "
+            "pre: a pretrained backbone (a BertModel folder such as all-MiniLM-L6-v2, or a masked-LM checkpoint).",
         ),
     ],
     data: Annotated[

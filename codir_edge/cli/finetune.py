@@ -48,7 +48,7 @@ def finetune(
     model: Annotated[
         Path | None,
         typer.Option(
-            "--model", "-m", help="BERT-family model folder to fine-tune (default: the bundled all-MiniLM-L6-v2)."
+            "--model", "-m", help="Encoder model folder or hub id to fine-tune (default: the bundled all-MiniLM-L6-v2)."
         ),
     ] = None,
     eval_data: EvalDataOpt = None,
@@ -74,7 +74,7 @@ def finetune(
     quiet: QuietOpt = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
-    """Fine-tune a BERT-family checkpoint as a sequence classifier: the teacher for `compress`.
+    """Fine-tune an encoder checkpoint as a sequence classifier: the teacher for `compress`.
 
     Writes a Hugging Face folder (safetensors weights, tokenizer, config with labels) holding the
     best epoch by dev metric, plus metrics.json and train_log.jsonl. Ctrl-C saves a checkpoint that

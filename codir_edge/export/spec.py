@@ -17,10 +17,9 @@ class ExportSpec:
     model_type: str
     inputs: tuple[str, ...]
     optimizer_type: str | None  # model_type for onnxruntime.transformers.optimizer
-    tokenizer_kind: str
     atol: float = 1e-4  # fp32 logits, PyTorch against onnxruntime
 
 
 def spec_for(config: dict, model_dir) -> ExportSpec:
     family = family_of(config, str(model_dir))
-    return ExportSpec(family.model_type, input_names(config), family.optimizer, family.tokenizer)
+    return ExportSpec(family.model_type, input_names(config), family.optimizer)

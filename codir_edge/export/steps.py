@@ -157,6 +157,7 @@ def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: Exp
     """Build model.strings.onnx on the shipped graph and hold it to tokenizer + that graph (hard failure)."""
     from codir_edge.export.strings import build_strings_model
     from codir_edge.export.strings_check import check_strings_model, generated_sentences, probe_texts
+    from codir_edge.export.strings_rules import graph_tokenizer_kind
 
     build_strings_model(stage / source, stage / "model.strings.onnx", tokenizer, config.max_length, pair, regression)
     with_ids = work / "strings_ids.onnx"  # the same graph, its token ids exposed for the check
@@ -177,6 +178,7 @@ def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: Exp
         "file": "model.strings.onnx",
         "from": source,
         "takes": "text",
+        "tokenizer": graph_tokenizer_kind(tokenizer),  # wordpiece, byte-level-bpe or sentencepiece
         "inputs": ["text", "text_pair"] if pair else ["text"],
         "outputs": ["logits", "probabilities"],
         "agreement": agreement,

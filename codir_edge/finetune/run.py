@@ -1,4 +1,4 @@
-"""``finetune``: a BERT-family checkpoint into a sequence classifier, the teacher of every later stage.
+"""``finetune``: an encoder checkpoint into a sequence classifier, the teacher of every later stage.
 
 Read top to bottom: resolve and validate everything cheap first (task, model folder, data, output
 folder), then tokenize once, then train through the shared engine (``training/engine.py``: resume,
