@@ -92,7 +92,48 @@ def test_profile_feeds_a_bare_small_vocabulary_graph_ids_inside_its_table(tmp_pa
 
     model = make_tiny_onnx(tmp_path / "small.onnx", vocab=500)
     report = tmp_path / "p.json"
-    result = invoke("profile", model, "--seq-lens", "16,64", "--batch-sizes", "1,4", "--runs", "3", "--warmup", "1",
-                    "--quiet", "--json", report)  # fmt: skip
+    result = invoke("profile", model, "--seq-lens", "16,64", "--batch-sizes", "1,4", "--threads", "1", "--runs", "3",
+                    "--warmup", "1", "--quiet", "--json", report)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(json.loads(report.read_text())["results"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("task", "id2label", "expected"),
+    [
+        ("sst2", {"0": "NEGATIVE", "1": "POSITIVE"}, ["0", "1"]),  # distilbert-base-uncased-finetuned-sst-2-english
+        ("sst2", {"0": "positive", "1": "negative"}, ["1", "0"]),
+        ("mnli", {"0": "CONTRADICTION", "1": "NEUTRAL", "2": "ENTAILMENT"}, ["contradiction", "neutral", "entailment"]),
+        ("rte", {"0": "LABEL_0", "1": "LABEL_1"}, ["entailment", "not_entailment"]),
+    ],
+)
+def test_named_labels_are_matched_by_name_in_the_models_order(tmp_path, task, id2label, expected):
+    from codir_edge.data import get_task
+    from codir_edge.models.labels import model_labels
+
+    assert model_labels({"id2label": id2label}, get_task(task), tmp_path) == expected
+
+
+def test_a_classifier_with_its_labels_in_another_order_scores_the_same(tmp_path, tiny_classifier, sst2_small):
+    """The same classifier with its two output rows swapped and its labels named in that swapped order.
+    Its bias leans to "1" (14 of the 32 dev rows), so reading the outputs in the wrong order would score
+    1 - accuracy, not the same."""
+    from safetensors.torch import load_file, save_file
+
+    leaning = shutil.copytree(tiny_classifier, tmp_path / "leaning")
+    weights = load_file(leaning / "model.safetensors")
+    weights["classifier.bias"] = weights["classifier.bias"] * 0 + weights["classifier.bias"].new_tensor([0.0, 3.0])
+    save_file(weights, leaning / "model.safetensors", metadata={"format": "pt"})
+    swapped = shutil.copytree(leaning, tmp_path / "swapped")
+    for name in ("classifier.weight", "classifier.bias"):
+        weights[name] = weights[name].flip(0).contiguous()
+    save_file(weights, swapped / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((swapped / "config.json").read_text())
+    config["id2label"], config["label2id"] = {"0": "positive", "1": "negative"}, {"positive": 0, "negative": 1}
+    (swapped / "config.json").write_text(json.dumps(config))
+    scores = {}
+    for name, model in (("original", leaning), ("swapped", swapped)):
+        result = invoke("evaluate", model, "--task", "sst2", "--data", sst2_small, "--json", tmp_path / f"{name}.json")
+        assert result.exit_code == 0, result.output
+        scores[name] = json.loads((tmp_path / f"{name}.json").read_text())["metrics"]
+    assert scores["swapped"] == scores["original"] and scores["original"]["accuracy"] != 0.5

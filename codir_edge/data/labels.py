@@ -46,8 +46,9 @@ def to_examples(raw: RawSplit, task: TaskSpec, labels: list[str]) -> Examples:
             targets.append(number)
     else:
         index = {label: i for i, label in enumerate(labels)}
-        for i, name in enumerate(task.label_names):  # accept "positive" as well as "1"
-            index.setdefault(name, i)
+        for label, name in zip(task.labels, task.label_names, strict=False):  # "positive" as well as "1"
+            if label in index:
+                index.setdefault(name, index[label])
         for line, value in zip(raw.lines, raw.labels, strict=True):
             if value not in index:
                 shown = ", ".join(labels)

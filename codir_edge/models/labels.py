@@ -15,6 +15,15 @@ from codir_edge.errors import InputError
 from codir_edge.notes import note
 
 
+def _by_name(labels: list[str], task: TaskSpec) -> list[str | None]:
+    """Each model output as the task label it names, in the model's order, matched without case
+    ("NEGATIVE" is SST-2's "0", roberta-large-mnli's "CONTRADICTION, NEUTRAL, ENTAILMENT" are MNLI's
+    labels in another order than the task's); None where a name matches nothing."""
+    names = {label.lower(): label for label in task.labels}
+    names |= {name.lower(): label for label, name in zip(task.labels, task.label_names, strict=False)}
+    return [names.get(label.lower()) for label in labels]
+
+
 def model_labels(config: dict, task: TaskSpec, model_dir: Path) -> list[str]:
     """The label order of a trained classifier, checked against the task."""
     id2label = config.get("id2label") or {}
@@ -26,8 +35,8 @@ def model_labels(config: dict, task: TaskSpec, model_dir: Path) -> list[str]:
         return []
     generic = all(label == f"LABEL_{i}" for i, label in enumerate(labels))
     if task.labels:
-        known = {*task.labels, *task.label_names}
-        if count != len(task.labels) or (not generic and not set(labels) <= known):
+        mapped = [] if generic else _by_name(labels, task)
+        if count != len(task.labels) or None in mapped or len(set(mapped)) != len(mapped):
             shown = ", ".join(labels) if labels and not generic else f"{count} unnamed labels"
             raise InputError(
                 f"{model_dir} predicts {shown}, not task '{task.name}''s "
@@ -38,7 +47,8 @@ def model_labels(config: dict, task: TaskSpec, model_dir: Path) -> list[str]:
                 f"{model_dir} names no labels (transformers' default map): reading its outputs 0..{count - 1} "
                 f"as task '{task.name}''s labels {', '.join(task.labels)} in that order"
             )
-        return list(task.labels)
+            return list(task.labels)
+        return mapped
     if generic:
         raise InputError(
             f"{model_dir} has no label names in config.json and task '{task.name}' gives none: "
