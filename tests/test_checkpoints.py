@@ -137,3 +137,18 @@ def test_a_classifier_with_its_labels_in_another_order_scores_the_same(tmp_path,
         assert result.exit_code == 0, result.output
         scores[name] = json.loads((tmp_path / f"{name}.json").read_text())["metrics"]
     assert scores["swapped"] == scores["original"] and scores["original"]["accuracy"] != 0.5
+
+
+def test_a_pipeline_takes_a_cached_hub_id_and_skips_it_when_unchanged(hub_cache, tmp_path, sst2_small, monkeypatch):
+    """The stage runs in a child process: it finds the same cache through HF_HUB_CACHE."""
+    from test_pipeline import FAST_EXPORT, statuses, write_pipeline
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+    tables = {"pipeline": {"task": "sst2", "data": str(sst2_small), "work": "work"},
+              "export": {"model": "acme/tiny-sst2", **FAST_EXPORT}}  # fmt: skip
+    toml = write_pipeline(tmp_path / "p.toml", tables)
+    first = invoke("pipeline", toml, "--quiet")
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "work" / "export" / "manifest.json").is_file()
+    again = invoke("pipeline", toml, "--quiet")
+    assert again.exit_code == 0 and statuses(again.output)["export"] == "skipped", again.output

@@ -16,20 +16,33 @@ from codir_edge.errors import InputError
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def resolve_model_dir(value: Path | str, option: str) -> Path:
-    """``value`` itself when it exists or cannot be a hub id; else the cached (or fetched) snapshot."""
-    path = Path(value)
+def looks_like_hub_id(value: Path | str) -> bool:
     text = str(value)
-    if path.exists() or not _HUB_ID.match(text) or text.startswith((".", "/")):
-        return path
+    return bool(_HUB_ID.match(text)) and not text.startswith((".", "/")) and not Path(text).exists()
+
+
+def cached_snapshot(value: Path | str) -> Path | None:
+    """The snapshot of a hub id in huggingface_hub's cache, or None (nothing is fetched)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
     from huggingface_hub.utils import HFValidationError
 
     try:
-        return Path(snapshot_download(text, local_files_only=True))
+        return Path(snapshot_download(str(value), local_files_only=True))
     except (LocalEntryNotFoundError, HFValidationError):
-        pass
+        return None
+
+
+def resolve_model_dir(value: Path | str, option: str) -> Path:
+    """``value`` itself when it exists or cannot be a hub id; else the cached (or fetched) snapshot."""
+    if not looks_like_hub_id(value):
+        return Path(value)
+    text = str(value)
+    cached = cached_snapshot(text)
+    if cached is not None:
+        return cached
+    from huggingface_hub import snapshot_download
+
     if _offline():
         raise InputError(
             f"{option} {text} is neither a folder here nor in the Hugging Face cache, and the hub is off "

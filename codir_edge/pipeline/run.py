@@ -27,6 +27,7 @@ from pathlib import Path
 from codir_edge import __version__
 from codir_edge.atomic import atomic_write_text, staged_output_dir
 from codir_edge.errors import InputError
+from codir_edge.models.hub_ids import cached_snapshot, looks_like_hub_id
 from codir_edge.pipeline.digest import path_digest
 from codir_edge.pipeline.options import INPUT_PATH_KEYS, render
 from codir_edge.pipeline.spec import Pipeline, Stage
@@ -119,8 +120,16 @@ def stage_inputs(stage: Stage, settings: dict[str, list[str]], out_digests: dict
         paths = [w for w in words if not w.startswith("--")]
         for index, path in enumerate(paths):
             name = key if len(paths) == 1 else f"{key}[{index}]"
-            inputs[name] = out_digests.get(path) or (None if path.startswith("hf:") else path_digest(Path(path)))
+            inputs[name] = out_digests.get(path) or (None if path.startswith("hf:") else _digest(path))
     return inputs
+
+
+def _digest(path: str) -> str | None:
+    """A folder's or file's digest; a hub id counts by its cached snapshot (None: not cached, so run)."""
+    if looks_like_hub_id(path):
+        snapshot = cached_snapshot(path)
+        return path_digest(snapshot) if snapshot is not None else None
+    return path_digest(Path(path))
 
 
 def why_run(stamp: dict | None, stage: Stage, settings: dict, inputs: dict) -> str | None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codir_edge.errors import InputError
+from codir_edge.models.hub_ids import looks_like_hub_id
 from codir_edge.pipeline.options import OWNED, PATH_KEYS, STAGES, OptionSpec, stage_options
 
 if sys.version_info >= (3, 11):
@@ -72,10 +73,13 @@ def _canonical(key: str) -> str:
 
 
 def _resolve_path(value: object, base: Path) -> object:
-    """Relative paths are relative to the TOML; references and hub names stay as written."""
+    """Relative paths are relative to the TOML; references and hub names (``hf:`` data, ``org/name``
+    models that are no folder beside the TOML) stay as written."""
     if isinstance(value, list):
         return [_resolve_path(item, base) for item in value]
     if not isinstance(value, str) or value.startswith(("@", "hf:")):
+        return value
+    if looks_like_hub_id(value) and not (base / value).exists():
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (base / path).resolve())
