@@ -155,13 +155,17 @@ def _remedy(variant: str, config: ExportConfig) -> str:
 def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: ExportConfig, pair: bool,
                     regression: bool, dev) -> dict:  # fmt: skip
     """Build model.strings.onnx on the shipped graph and hold it to tokenizer + that graph (hard failure)."""
+    import onnx
+
     from codir_edge.export.strings import build_strings_model
     from codir_edge.export.strings_check import check_strings_model, generated_sentences, probe_texts
     from codir_edge.export.strings_rules import graph_tokenizer_kind
 
-    build_strings_model(stage / source, stage / "model.strings.onnx", tokenizer, config.max_length, pair, regression)
-    with_ids = work / "strings_ids.onnx"  # the same graph, its token ids exposed for the check
+    with_ids = work / "strings_ids.onnx"  # the graph with its token ids exposed, for the check
     build_strings_model(stage / source, with_ids, tokenizer, config.max_length, pair, regression, ids_out=True)
+    shipped = onnx.load(str(with_ids))  # the same graph, only logits and probabilities out
+    del shipped.graph.output[2:]
+    onnx.save(shipped, str(stage / "model.strings.onnx"))
     # task sentences when there are enough, topped up with generated ones
     sentences = list(dev.texts[:STRINGS_CHECK_SENTENCES]) if dev is not None else []
     pairs = list(dev.text_pairs[:STRINGS_CHECK_SENTENCES]) if dev is not None and dev.text_pairs is not None else []
