@@ -254,15 +254,31 @@ def _unigram_tokenizer_classifier(tmp_path: Path, classifier: Path) -> Path:
     return folder
 
 
-def test_tokenizer_in_graph_refuses_unigram_and_is_skipped_when_not_asked(tmp_path, classifier, no_leftovers):
+def test_tokenizer_in_graph_needs_special_tokens_and_is_skipped_when_not_asked(tmp_path, classifier, no_leftovers):
+    """A Unigram tokenizer saved without a post-processor: one text gets no [CLS] or [SEP], so an empty
+    text is an empty input; asked for, strings-in is refused; by default it is skipped, with a note."""
     folder = _unigram_tokenizer_classifier(tmp_path, classifier)
     out = tmp_path / "out"
     result = invoke("export", folder, "--out", out, "--tokenizer-in-graph", "--no-ort", "--quantize", "none")
-    assert_one_line_error(result, 2, "byte-level BPE (RoBERTa) tokenizers, not Unigram", "--no-tokenizer-in-graph")
+    assert_one_line_error(result, 2, "adds no special tokens", "--no-tokenizer-in-graph")
     no_leftovers(out)
     result = invoke("export", folder, "--out", out, "--no-ort", "--quantize", "none")
     assert result.exit_code == 0, result.output
+    assert "note: no model.strings.onnx: the tokenizer adds no special tokens" in result.output
     assert [v["name"] for v in json.loads((out / "manifest.json").read_text())["variants"]] == ["fp32"]
+
+
+def test_a_tokenizer_kind_without_a_graph_is_named_in_the_refusal():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from codir_edge.errors import InputError
+    from codir_edge.export.strings_rules import graph_tokenizer_kind
+
+    words = Tokenizer(models.WordLevel({"[UNK]": 0, "film": 1}, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    with pytest.raises(InputError, match="SentencePiece Unigram .XLM-R. tokenizers, not WordLevel"):
+        graph_tokenizer_kind(PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]"))
 
 
 def _near_tie_task(tmp_path: Path, backbone_dir: Path, glue_dir: Path) -> tuple[Path, Path]:

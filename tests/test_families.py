@@ -140,7 +140,7 @@ _TEXTS = st.lists(_PIECES, max_size=40).map(" ".join) | st.lists(_PIECES, max_si
 
 
 @pytest.mark.parametrize("family", GRAPH_TOKENIZERS)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(first=_TEXTS, second=_TEXTS)
 def test_strings_model_splits_any_pair_as_the_tokenizer_does(graphs_root, glue_dir, family, first, second):
     """Byte-level BPE and SentencePiece in the graph, framed as the tokenizer frames a pair and truncated

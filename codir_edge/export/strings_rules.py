@@ -98,9 +98,14 @@ def unsupported_reason(tokenizer) -> str | None:
 
     try:
         graph_tokenizer_kind(tokenizer)
-        read_template(tokenizer)
+        template = read_template(tokenizer)
     except InputError as exc:
         return str(exc)
+    if not template.prefix and not template.single_suffix:
+        return (
+            "the tokenizer adds no special tokens, so an empty text would be an empty input, which the model "
+            "cannot run: pass --no-tokenizer-in-graph"
+        )
     return None
 
 
