@@ -72,14 +72,18 @@ def _canonical(key: str) -> str:
     return key.replace("_", "-")
 
 
-def _resolve_path(value: object, base: Path) -> object:
-    """Relative paths are relative to the TOML; references and hub names (``hf:`` data, ``org/name``
-    models that are no folder beside the TOML) stay as written."""
+# Options that name a model, which may be a hub id (org/name) rather than a folder.
+MODEL_KEYS = {"model", "teacher", "student"}
+
+
+def _resolve_path(value: object, base: Path, model: bool = False) -> object:
+    """Relative paths are relative to the TOML; references and hub names (``hf:`` data, and for a
+    ``model`` key an ``org/name`` that is no folder beside the TOML) stay as written."""
     if isinstance(value, list):
-        return [_resolve_path(item, base) for item in value]
+        return [_resolve_path(item, base, model) for item in value]
     if not isinstance(value, str) or value.startswith(("@", "hf:")):
         return value
-    if looks_like_hub_id(value) and not (base / value).exists():
+    if model and looks_like_hub_id(value) and not (base / value).exists():
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (base / path).resolve())
@@ -121,7 +125,7 @@ def _stage(name: str, table: dict, shared: dict, base: Path, work: Path, earlier
         upstream = next((s for s in default[1] if s in earlier), None)
         if upstream is not None:
             values[default[0]] = [f"@{upstream}"] if options[default[0]].is_list else f"@{upstream}"
-    values = {k: (_resolve_path(v, base) if k in PATH_KEYS else v) for k, v in values.items()}
+    values = {k: (_resolve_path(v, base, k in MODEL_KEYS) if k in PATH_KEYS else v) for k, v in values.items()}
     missing = [key for key, spec in options.items() if spec.required and key not in values and key != "out"]
     if missing:
         raise InputError(f"[{name}] needs {' and '.join(missing)}: set it in [{name}] (or [pipeline])")
