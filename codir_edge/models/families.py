@@ -2,8 +2,9 @@
 
 As optimum-onnx declares its model configs apart from the converter, every stage asks this table
 instead of testing ``model_type`` itself: compress (where the blocks live, how deep and wide the
-model is), export (its inputs, the onnxruntime optimizer's name for it, its opset), profile (its
-inputs) and the strings-in model (its tokenizer kind). A family in ``FAMILIES`` without a case in
+model is), export (its inputs, the onnxruntime optimizer's name for it, its opset floor) and profile
+(its inputs). ``tokenizer`` is the kind the family ships; the strings-in graph reads the actual
+tokenizer, and the chain test holds the two equal. A family in ``FAMILIES`` without a case in
 ``tests/test_families.py`` fails the suite.
 """
 
@@ -28,7 +29,8 @@ class Family:
     position ids start after the padding index (RoBERTa's scheme), which costs ``pad_token_id + 1``
     positions. ``head`` names the classifier head, for the reader: it is copied as is into a student.
     ``optimizer`` is onnxruntime.transformers' model type, None where its fusions do not apply.
-    ``min_opset`` is the lowest ONNX opset its export is checked at (optimum's floor for encoders).
+    ``min_opset`` is the lowest ONNX opset export accepts for it (optimum's floor for encoders; no
+    family raises it so far, and the tests export at the default, 17).
     """
 
     model_type: str
