@@ -40,7 +40,11 @@ def create_session(path: Path, threads: int, provider: str = "CPUExecutionProvid
 def _native_stderr_silenced():
     """File descriptor 2 to /dev/null while C++ code runs (its failures still arrive as exceptions)."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 to begin with: nothing to silence
+        yield
+        return
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
