@@ -16,17 +16,13 @@ REAL = "real"  # the seq_len of configurations fed with real sentences
 SAFE_VOCAB = 1000
 
 
-def synthetic_token_ids(
-    batch_size: int, seq_len: int, seed: int = 0, vocab: int = 30000, ends: tuple[int, int] | None = None
-) -> list[list[int]]:
-    """``batch_size`` rows of exactly ``seq_len`` tokens below ``vocab``: ``ends`` ([CLS] and [SEP]
-    ids) around ids drawn above the first tenth of the vocabulary (at most 1000), where families keep
-    their special and unused tokens."""
+def synthetic_token_ids(batch_size: int, seq_len: int, seed: int = 0, vocab: int = 30000) -> list[list[int]]:
+    """``batch_size`` rows of exactly ``seq_len`` token ids below ``vocab``, drawn above the first tenth
+    of the vocabulary (at most 1000), where families keep their special and unused tokens."""
     rng = np.random.default_rng(seed)
     low = min(1000, vocab // 10)
-    first, last = ends if ends is not None else (low, low)
     body = rng.integers(low, vocab, size=(batch_size, max(seq_len - 2, 0)))
-    return [[first, *row.tolist(), last][:seq_len] for row in body]
+    return [[low, *row.tolist(), low][:seq_len] for row in body]
 
 
 def onnx_vocab_size(path) -> int:

@@ -101,7 +101,7 @@ class FineStage:
 
         from codir_edge.compress.bank.negatives import NegativeSampler
         from codir_edge.compress.objectives import Distiller
-        from codir_edge.compress.student import hidden_width, skip_student
+        from codir_edge.compress.student import skip_student
         from codir_edge.models.loading import load_classifier
         from codir_edge.models.predict import host_to, predict_logits, to_device
 
@@ -119,7 +119,7 @@ class FineStage:
         setup.free_teacher()
         torch.manual_seed(config.seed)  # the heads start the same on every rank and in every objective
         teacher_width = width(self.teacher_config)
-        distiller = Distiller(student, bank, config, task.is_regression, hidden_width(student.config), teacher_width)
+        distiller = Distiller(student, bank, config, task.is_regression, width(student.config), teacher_width)
         distiller = distiller.to(runtime.device)
         sampler = None
         if config.objective == "codir":

@@ -119,7 +119,7 @@ class PreStage:
         import torch
 
         from codir_edge.compress.objectives import PreDistiller
-        from codir_edge.compress.student import hidden_width, skip_student
+        from codir_edge.compress.student import skip_student
         from codir_edge.models.predict import host_to, to_device
 
         config, encoded, n_train = self.config, self.encoded, self.n_train
@@ -136,7 +136,7 @@ class PreStage:
             teacher = None
         torch.manual_seed(config.seed)  # the heads start the same on every rank
         teacher_width = width(self.teacher_config)
-        distiller = PreDistiller(student, bank, teacher, config, hidden_width(student.config), teacher_width)
+        distiller = PreDistiller(student, bank, teacher, config, width(student.config), teacher_width)
         distiller = distiller.to(runtime.device)
         mlm = self.mlm
 

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from codir_edge.errors import InputError
-from codir_edge.models.families import depth, family_of, set_depth, width
+from codir_edge.models.families import depth, family_of, set_depth
 
 # A sentence that exercises case, accents, punctuation and digits: tokenizers that agree on it and on
 # their vocabularies split text the same way.
@@ -24,10 +24,6 @@ def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
     """Teacher layer (1-based) matched with each student layer i = 1..L_S: round(i * L_T / L_S),
     halves rounded up (Python's round would send 4.5 to 4), the uniform skip mapping of BERT-PKD."""
     return [math.floor(i * teacher_layers / student_layers + 0.5) for i in range(1, student_layers + 1)]
-
-
-def hidden_width(config) -> int:
-    return width(config)
 
 
 def check_student_layers(requested: int | None, teacher_layers: int, teacher_dir: Path) -> int:

@@ -54,11 +54,12 @@ def strip_beside_added(g: Graph, text: str, s: str, tokenizer) -> str:
     return text
 
 
-def map_code_points(g: Graph, text: str, s: str, mapping: dict[str, str]) -> str:
-    """Every code point through ``mapping`` (code point -> its replacement, "" to drop it), the rest
-    kept: one element per code point (the split keeps each capture as an element), a lookup, a join."""
+def map_code_points(g: Graph, text: str, s: str, mapping: dict[str, str], unit: str = "(.)") -> str:
+    """Every ``unit`` (a code point; or e.g. a base with its combining marks) through ``mapping``
+    (unit -> its replacement, "" to drop it), the rest kept: one element per unit (the split keeps
+    each capture as an element), a lookup, a join."""
     outs = [f"{s}/chars", f"{s}/c_begin", f"{s}/c_end", f"{s}/c_rows"]
-    g.op("StringRegexSplitWithOffsets", [text, g.text("(.)", True), g.text("(.)", True)], outs, CONTRIB)
+    g.op("StringRegexSplitWithOffsets", [text, g.text(unit, True), g.text(unit, True)], outs, CONTRIB)
     table = "\n".join(f"{k}\t{v}" for k, v in mapping.items())
     g.op("StringMapping", [f"{s}/chars"], f"{s}/mapped", CONTRIB, map=table)
     g.op("StringJoin", [f"{s}/mapped", g.text(""), g.const([0])], f"{s}/joined", CONTRIB)

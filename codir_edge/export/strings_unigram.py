@@ -190,8 +190,9 @@ def _apply_steps(g: Graph, text: str, s: str, rules: UnigramRules) -> str:
             if removed:
                 text = _replace(g, text, "[" + "".join(f"\\x{{{ord(c):X}}}" for c in removed) + "]", "",
                                 f"{s}/removed_{k}")  # fmt: skip
-            if sequences:
-                text = _compose(g, text, f"{s}/compose_{k}", sequences)
+            if sequences:  # a base and its combining marks looked up whole (``e`` + U+0301 is ``é``)
+                safe = {key: v for key, v in sequences.items() if not _unsafe(key + v)}
+                text = map_code_points(g, text, f"{s}/compose_{k}", safe, unit=r"(.\pM*)")
             kept = {c: v for c, v in singles.items() if v and not _unsafe(c + v)}
             for j, (c, v) in enumerate((c, v) for c, v in singles.items() if v and _unsafe(c + v)):
                 text = _replace(g, text, f"\\x{{{ord(c):X}}}", v.replace("\\", "\\\\"), f"{s}/map_{k}_{j}")
@@ -202,16 +203,6 @@ def _apply_steps(g: Graph, text: str, s: str, rules: UnigramRules) -> str:
 def _unsafe(value: str) -> bool:
     """Tabs and newlines cannot sit in StringMapping's table (its separators)."""
     return "\t" in value or "\n" in value
-
-
-def _compose(g: Graph, text: str, s: str, sequences: dict[str, str]) -> str:
-    """A base and its combining marks as one element, looked up whole (``e`` + U+0301 is ``é``)."""
-    outs = [f"{s}/units", f"{s}/u_begin", f"{s}/u_end", f"{s}/u_rows"]
-    g.op("StringRegexSplitWithOffsets", [text, g.text(r"(.\pM*)", True), g.text(r"(.\pM*)", True)], outs, CONTRIB)
-    table = "\n".join(f"{k}\t{v}" for k, v in sequences.items() if not _unsafe(k + v))
-    g.op("StringMapping", [f"{s}/units"], f"{s}/mapped", CONTRIB, map=table)
-    g.op("StringJoin", [f"{s}/mapped", g.text(""), g.const([0])], f"{s}/joined", CONTRIB)
-    return g.op("Reshape", [f"{s}/joined", g.const([1])], f"{s}/out")
 
 
 def unigram_pieces(g: Graph, text: str, side: str, tokenizer, rules: UnigramRules) -> str:
