@@ -5,46 +5,9 @@ from __future__ import annotations
 import os
 import platform
 
-from codir_edge.provenance import cpu_model
+from codir_edge.devices.runner import RELEVANT_FLAGS, cpu_flags, cpu_model, usable_cpus
 
-# Instruction sets that decide which int8/fp32 kernels onnxruntime picks.
-RELEVANT_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512bw",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "amx_int8",
-    "amx_bf16",
-    "asimd",
-    "asimddp",
-    "i8mm",
-    "sve",
-)
-
-
-def cpu_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith(("flags", "Features")):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in RELEVANT_FLAGS if flag in present]
-    except OSError:
-        pass
-    return []
-
-
-def usable_cpus() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return list(range(os.cpu_count() or 1))
+__all__ = ["RELEVANT_FLAGS", "cpu_flags", "describe_machine", "usable_cpus"]
 
 
 def describe_machine() -> dict:

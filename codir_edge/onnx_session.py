@@ -8,18 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from codir_edge.devices.runner import session_options  # the device runner holds them: one place
 
-def session_options(threads: int):
-    """``threads`` intra-op threads, one inter-op thread, sequential execution, all graph optimisations."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return options
+__all__ = ["create_session", "session_options"]
 
 
 def create_session(path: Path, threads: int, provider: str = "CPUExecutionProvider", custom_ops: bool = False):

@@ -8,6 +8,8 @@ import platform
 import shlex
 import sys
 
+from codir_edge.devices.runner import cpu_model
+
 
 def package_versions(
     names: tuple[str, ...] = ("codir-edge", "torch", "transformers", "onnx", "onnxruntime", "optimum-onnx", "numpy"),
@@ -19,17 +21,6 @@ def package_versions(
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def provenance() -> dict:

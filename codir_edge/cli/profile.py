@@ -17,6 +17,7 @@ from codir_edge.cli.options import DATA_PANEL, LabelColumnOpt, TextColumnOpt, Te
 from codir_edge.errors import InputError
 
 SWEEP = "Sweep"
+DEVICES = "Devices"
 REPORTS = "Reports"
 
 
@@ -112,6 +113,33 @@ def profile(
             rich_help_panel=SWEEP,
         ),
     ] = 1,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds one configuration may take on a device before that device is given up.",
+            rich_help_panel=SWEEP,
+        ),
+    ] = 600.0,
+    devices: Annotated[
+        Path | None,
+        typer.Option(
+            help="Devices TOML ([[device]] tables: host, user, port, identity_file, python, ...); "
+            "measures on every device in it unless --device picks some.",
+            rich_help_panel=DEVICES,
+        ),
+    ] = None,
+    device: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Measure on this device (repeatable): a name from --devices, ssh://user@host:port, or local "
+            "(this machine, the default).",
+            rich_help_panel=DEVICES,
+        ),
+    ] = None,
+    clean_device: Annotated[
+        bool,
+        typer.Option(help="Empty each device's cache of models and inputs after measuring.", rich_help_panel=DEVICES),
+    ] = False,
     task: Annotated[
         str | None,
         typer.Option("--task", "-t", help="Task of --data (real inputs and accuracy).", rich_help_panel=DATA_PANEL),
@@ -151,14 +179,17 @@ def profile(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Measure latency percentiles, cold start, memory, size and accuracy of each TARGET on this
-    machine, each configuration in a fresh process, and check them against --budgets."""
+    machine or on devices over SSH, each configuration in a fresh process, and check them against
+    --budgets. Exit 0: every budget holds; 1: a budget failed; 2: bad input, or a device could not
+    be measured (the others are still reported)."""
     from dataclasses import asdict
 
     from rich.console import Console
 
     from codir_edge.data import DataSpec
+    from codir_edge.devices.spec import select_devices
     from codir_edge.profile.budgets import read_budgets
-    from codir_edge.profile.report import budget_rows, print_table, to_json, to_junit, to_markdown
+    from codir_edge.profile.report import print_table, to_json, to_junit, to_markdown
     from codir_edge.profile.run import ProfileConfig, run_profile
     from codir_edge.progress import stage_progress
 
@@ -182,12 +213,19 @@ def profile(
         keep_samples=raw_samples,
         budgets=budget_list,
         sweep_given=sweep_given,
+        devices=tuple(select_devices(devices, device)),
+        timeout_s=timeout,
+        clean_device=clean_device,
     )
     with stage_progress(not quiet) as progress:
         report = run_profile(targets, config, progress)
     print_table(report, Console(width=None if sys.stdout.isatty() else 200))  # CI logs are not 80 wide
+    for name, sent in report.uploaded_bytes.items():
+        if name in report.devices and name != "local":
+            typer.echo(f"{name}: uploaded {sent / 1e6:.2f} MB" if sent else f"{name}: uploaded nothing (cache hit)")
     config_dict = asdict(config)
     config_dict["budgets"] = [asdict(b) for b in budget_list]
+    config_dict["devices"] = [{**asdict(d), "address": d.address} for d in config.devices]
     write_json(json_path, to_json(report, config_dict))
     if junit is not None:
         _write_text(junit, to_junit(report), "--junit")
@@ -197,7 +235,21 @@ def profile(
         from codir_edge.profile.plot import write_plot
 
         write_plot(report, plot)
+    _exit(report)
+
+
+def _exit(report) -> None:
+    """130 when interrupted, 2 when a device could not be measured, 1 when a budget failed."""
+    from codir_edge.profile.report import budget_rows
+
+    for message in report.failures.values():
+        typer.echo(f"error: {message}", err=True)
+    if report.interrupted:
+        raise typer.Exit(130)
+    if report.failures:
+        raise typer.Exit(2)
     if not report.passed:
-        failed = sum(1 for _, passed, _ in budget_rows(report) if not passed)
-        typer.echo(f"{failed} of {len(budget_list)} budget(s) failed", err=True)
+        rows = budget_rows(report)
+        failed = sum(1 for row in rows if not row.passed)
+        typer.echo(f"{failed} of {len(rows)} budget(s) failed", err=True)
         raise typer.Exit(1)

@@ -100,6 +100,11 @@ def _check_references(stage: Stage, earlier: list[str]) -> None:
                 )
 
 
+# [pipeline] keys that mean something else to some stage: profile's --device is where to measure
+# (a name from --devices), not the torch device that finetune and compress train on.
+NOT_SHARED = {"device": ("profile",)}
+
+
 def _stage(name: str, table: dict, shared: dict, base: Path, work: Path, earlier: list[str]) -> Stage:
     options = stage_options(name)
     budgets = table.pop("budget", []) if name == "profile" else []
@@ -118,7 +123,7 @@ def _stage(name: str, table: dict, shared: dict, base: Path, work: Path, earlier
             raise InputError(f"[{name}] has no option '{raw_key}' (codir-edge {name} takes: {known}, out)")
         values[key] = value
     for key, value in shared.items():
-        if key in options and key not in values and key not in OWNED:
+        if key in options and key not in values and key not in OWNED and name not in NOT_SHARED.get(key, ()):
             values[key] = value
     default = UPSTREAM_DEFAULTS.get(name)
     if default and default[0] not in values:

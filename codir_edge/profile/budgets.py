@@ -10,6 +10,7 @@
     max_size_mb = 25
     min_accuracy = 0.89      # a fraction; measured on --data, else read from the manifest
     tolerance = 0.05         # relative slack on every limit
+    device = "pi5"           # optional: judge on this device only (default: every device measured)
 
 Unknown keys and malformed values are errors that name the line. A budget passes when every limit
 it sets holds: latency/size/memory <= limit * (1 + tolerance), accuracy >= limit * (1 - tolerance).
@@ -18,17 +19,11 @@ it sets holds: latency/size/memory <= limit * (1 + tolerance), accuracy >= limit
 from __future__ import annotations
 
 import math
-import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codir_edge.errors import InputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from codir_edge.toml_tables import Where, read_tables
 
 UPPER_LIMITS = {  # budget key -> measured figure, both "at most"
     "p50_ms": "p50_ms",
@@ -39,7 +34,7 @@ UPPER_LIMITS = {  # budget key -> measured figure, both "at most"
     "max_size_mb": "size_mb",
     "max_peak_rss_mb": "peak_rss_mb",
 }
-KEYS = {"name", "target", "threads", "batch_size", "seq_len", "tolerance", "min_accuracy", *UPPER_LIMITS}
+KEYS = {"name", "target", "device", "threads", "batch_size", "seq_len", "tolerance", "min_accuracy", *UPPER_LIMITS}
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,7 @@ class Budget:
     limits: dict[str, float] = field(default_factory=dict)  # UPPER_LIMITS keys
     min_accuracy: float | None = None
     tolerance: float = 0.0
+    device: str | None = None  # None: every device measured
     line: int = 0
 
     @property
@@ -68,24 +64,13 @@ class Check:
     limit: float
     measured: float | None
     passed: bool
+    device: str = "local"
 
     def message(self) -> str:
         if self.measured is None:
             return f"{self.key}: not measured (limit {self.limit:g})"
         relation = ">=" if self.key == "min_accuracy" else "<="
         return f"{self.key}: measured {self.measured:.4g}, limit {relation} {self.limit:g}"
-
-
-def _key_lines(text: str) -> list[dict[str, int]]:
-    """Line numbers of each key, per ``[[budget]]`` table, so that value errors can cite them."""
-    tables: list[dict[str, int]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if re.match(r"^\[\[\s*budget\s*\]\]", stripped):
-            tables.append({"[[budget]]": number})
-        elif tables and (match := re.match(r"^([A-Za-z0-9_\-\"']+)\s*=", stripped)):
-            tables[-1].setdefault(match.group(1).strip("\"'"), number)
-    return tables
 
 
 def _number(value: object, key: str, where: str, minimum: float = 0.0, inclusive: bool = False) -> float:
@@ -103,28 +88,16 @@ def _positive_int(value: object, key: str, where: str) -> int:
     return value
 
 
+def _device(table: dict, at: Where) -> str | None:
+    device = table.get("device")
+    if device is not None and (not isinstance(device, str) or not device.strip()):
+        raise InputError(f"{at('device')}: device must be a device's name, found {device!r}: fix the budgets file")
+    return device
+
+
 def parse_budgets(text: str, source: str = "budgets") -> list[Budget]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: invalid TOML ({exc}): fix the budgets file") from exc
-    extra = set(data) - {"budget"}
-    if extra:
-        raise InputError(f"{source}: unknown top-level key '{sorted(extra)[0]}': only [[budget]] tables are allowed")
-    tables = data.get("budget", [])
-    if not isinstance(tables, list) or not tables:
-        raise InputError(f"{source}: no [[budget]] tables: add at least one")
-    lines = _key_lines(text)
     budgets: list[Budget] = []
-    for index, table in enumerate(tables):
-        where_lines = lines[index] if index < len(lines) else {}
-
-        def at(key: str, _lines=where_lines, _index=index) -> str:
-            line = _lines.get(key, _lines.get("[[budget]]"))
-            return f"{source} line {line}" if line else f"{source} budget #{_index + 1}"
-
-        if not isinstance(table, dict):
-            raise InputError(f"{at('')}: each budget must be a [[budget]] table")
+    for table, at, line in read_tables(text, "budget", source, "the budgets file"):
         for key in table:
             if key not in KEYS:
                 raise InputError(f"{at(key)}: unknown key '{key}' (allowed: {', '.join(sorted(KEYS))})")
@@ -159,7 +132,8 @@ def parse_budgets(text: str, source: str = "budgets") -> list[Budget]:
                 limits=limits,
                 min_accuracy=min_accuracy,
                 tolerance=tolerance,
-                line=where_lines.get("[[budget]]", 0),
+                device=_device(table, at),
+                line=line,
             )
         )
     names = [b.name for b in budgets]
@@ -180,16 +154,19 @@ def read_budgets(path: Path) -> list[Budget]:
     return parse_budgets(text, str(path))
 
 
-def judge(budget: Budget, figures: dict[str, float | None], accuracy: float | None) -> list[Check]:
-    """Each limit of ``budget`` against ``figures`` (already the median of repeats)."""
+def judge(
+    budget: Budget, figures: dict[str, float | None], accuracy: float | None, device: str = "local"
+) -> list[Check]:
+    """Each limit of ``budget`` against ``figures`` (already the median of repeats) on ``device``;
+    empty ``figures`` (the device could not be measured) fail every latency, size and memory limit."""
     checks = []
     for key, figure in UPPER_LIMITS.items():
         if key in budget.limits:
             limit = budget.limits[key]
             measured = figures.get(figure)
             passed = measured is not None and measured <= limit * (1 + budget.tolerance)
-            checks.append(Check(budget.name, key, limit, measured, passed))
+            checks.append(Check(budget.name, key, limit, measured, passed, device))
     if budget.min_accuracy is not None:
         passed = accuracy is not None and accuracy >= budget.min_accuracy * (1 - budget.tolerance)
-        checks.append(Check(budget.name, "min_accuracy", budget.min_accuracy, accuracy, passed))
+        checks.append(Check(budget.name, "min_accuracy", budget.min_accuracy, accuracy, passed, device))
     return checks

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
 from rich.console import Console
 from rich.table import Table
 
+from codir_edge.profile.budgets import Budget
 from codir_edge.profile.run import ProfileReport
 
 COLUMNS = (
@@ -26,9 +28,30 @@ def _fmt(row: dict, key: str, pattern: str) -> str:
     return pattern.format(value) if isinstance(value, (int, float)) else "-"
 
 
-def _row_cells(row: dict) -> list[str]:
+def several_devices(report: ProfileReport) -> bool:
+    """Whether figures need their device beside them (more than one, or one that is not here)."""
+    names = {r["device"] for r in report.results} | set(report.failures)
+    return len(names) > 1 or names - {"local"} != set()
+
+
+def describe_device(description: dict) -> str:
+    """One line: what a latency figure from this device means."""
+    flags = ", ".join(description.get("cpu_flags") or []) or "no listed SIMD flags"
+    memory = description.get("memory_mb")
+    parts = [
+        f"{description.get('cpu', '?')} ({flags})",
+        f"{description.get('logical_cores', '?')} cores",
+        f"{memory / 1024:.1f} GB" if memory else None,
+        description.get("os"),
+        f"Python {description.get('python', '?')}",
+        f"onnxruntime {description.get('onnxruntime', '?')}",
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def _row_cells(row: dict, with_device: bool = False) -> list[str]:
     """A result row as the cells of both the terminal table and the Markdown table."""
-    return [
+    return ([row["device"]] if with_device else []) + [
         row["target"],
         row["provider"].replace("ExecutionProvider", ""),
         str(row["threads"]),
@@ -37,29 +60,54 @@ def _row_cells(row: dict) -> list[str]:
     ] + [_fmt(row, key, pattern) for _, key, pattern in COLUMNS]
 
 
-def budget_rows(report: ProfileReport) -> list[tuple[str, bool, list[str]]]:
-    """(budget name, passed, failure messages) in file order."""
+@dataclass(frozen=True)
+class BudgetRow:
+    """One budget judged on one device; ``label`` names the device when several were judged."""
+
+    budget: Budget
+    device: str
+    label: str
+    passed: bool
+    failures: list[str]
+
+
+def budget_rows(report: ProfileReport) -> list[BudgetRow]:
+    """Budgets in file order, each on every device it was judged on."""
     rows = []
+    devices = {c.device for c in report.checks}
     for budget in report.budgets:
-        checks = [c for c in report.checks if c.budget == budget.name]
-        rows.append((budget.name, all(c.passed for c in checks), [c.message() for c in checks if not c.passed]))
+        for device in dict.fromkeys(c.device for c in report.checks if c.budget == budget.name):
+            checks = [c for c in report.checks if c.budget == budget.name and c.device == device]
+            failures = [c.message() for c in checks if not c.passed]
+            if device in report.failures:
+                failures = [f"not measured: {device} failed"]
+            label = f"{budget.name} @ {device}" if len(devices) > 1 else budget.name
+            rows.append(BudgetRow(budget, device, label, not failures, failures))
     return rows
 
 
 def print_table(report: ProfileReport, console: Console) -> None:
-    table = Table(title=f"{report.machine['cpu']} · onnxruntime {report.machine['onnxruntime']}")
-    for header in ("target", "provider", "thr", "batch", "seq"):
+    with_device = several_devices(report)
+    if with_device:
+        for name, description in report.devices.items():
+            console.print(f"device {name} ({description['address']}): {describe_device(description)}")
+        table = Table()
+    else:
+        table = Table(title=f"{report.machine['cpu']} · onnxruntime {report.machine['onnxruntime']}")
+    for header in (["device"] if with_device else []) + ["target", "provider", "thr", "batch", "seq"]:
         table.add_column(header)
     for header, _, _ in COLUMNS:
         table.add_column(header, justify="right")
     for row in report.results:
-        table.add_row(*_row_cells(row))
-    console.print(table)
+        table.add_row(*_row_cells(row, with_device))
+    if report.results:
+        console.print(table)
+    where = " (scored on this machine)" if with_device else ""
     for name, scores in report.accuracy.items():
-        console.print(f"accuracy {name}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    for name, passed, failures in budget_rows(report):
-        status = "[green]PASS[/green]" if passed else "[red]FAIL[/red]"
-        console.print(f"budget {status} {name}" + (": " + "; ".join(failures) if failures else ""))
+        console.print(f"accuracy {name}{where}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    for row in budget_rows(report):
+        status = "[green]PASS[/green]" if row.passed else "[red]FAIL[/red]"
+        console.print(f"budget {status} {row.label}" + (": " + "; ".join(row.failures) if row.failures else ""))
 
 
 def to_json(report: ProfileReport, config: dict) -> dict:
@@ -69,14 +117,19 @@ def to_json(report: ProfileReport, config: dict) -> dict:
         "targets": report.targets,
         "results": report.results,
         "accuracy": report.accuracy,
+        "devices": report.devices,
+        "device_failures": report.failures,
+        "uploaded_bytes": report.uploaded_bytes,
+        "interrupted": report.interrupted,
         "budgets": [
             {
-                "name": name,
-                "passed": passed,
-                "failures": failures,
-                "checks": [c.__dict__ for c in report.checks if c.budget == name],
+                "name": row.budget.name,
+                "device": row.device,
+                "passed": row.passed,
+                "failures": row.failures,
+                "checks": [c.__dict__ for c in report.checks if c.budget == row.budget.name and c.device == row.device],
             }
-            for name, passed, failures in budget_rows(report)
+            for row in budget_rows(report)
         ],
         "passed": report.passed,
     }
@@ -85,18 +138,20 @@ def to_json(report: ProfileReport, config: dict) -> dict:
 def to_junit(report: ProfileReport) -> str:
     """One test case per budget; the failure message gives measured against limit."""
     rows = budget_rows(report)
-    failures = sum(1 for _, passed, _ in rows if not passed)
+    failures = sum(1 for row in rows if not row.passed)
+    with_device = several_devices(report)
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<testsuites name="codir-edge profile" tests="{len(rows)}" failures="{failures}">',
         f'  <testsuite name="budgets" tests="{len(rows)}" failures="{failures}" errors="0">',
     ]
-    for budget, (name, passed, messages) in zip(report.budgets, rows, strict=True):
-        case = f"    <testcase classname={quoteattr('budgets.' + budget.target)} name={quoteattr(name)}"
-        if passed:
+    for row in rows:
+        where = f"budgets.{row.device}.{row.budget.target}" if with_device else f"budgets.{row.budget.target}"
+        case = f"    <testcase classname={quoteattr(where)} name={quoteattr(row.label)}"
+        if row.passed:
             lines.append(case + " />")
         else:
-            text = "; ".join(messages)
+            text = "; ".join(row.failures)
             lines += [
                 case + ">",
                 f'      <failure message={quoteattr(text)} type="BudgetExceeded" />',
@@ -106,19 +161,26 @@ def to_junit(report: ProfileReport) -> str:
     return "\n".join(lines)
 
 
+def _headline(report: ProfileReport) -> str:
+    if report.failures:
+        return f"{len(report.failures)} device(s) not measured"
+    return "all budgets pass" if report.passed else "budgets FAILED"
+
+
 def to_markdown(report: ProfileReport) -> str:
-    machine = report.machine
-    out = [
-        f"## codir-edge profile: {'all budgets pass' if report.passed else 'budgets FAILED'}",
-        "",
-        f"{machine['cpu']} ({', '.join(machine['cpu_flags'])}), {machine['logical_cores']} cores, "
-        f"{machine['os']}, onnxruntime {machine['onnxruntime']}",
-        "",
-    ]
-    headers = ["target", "provider", "threads", "batch", "seq"] + [h for h, _, _ in COLUMNS]
+    with_device = several_devices(report)
+    out = [f"## codir-edge profile: {_headline(report)}", ""]
+    for name, description in report.devices.items():
+        where = f"**{name}** ({description['address']}): " if with_device else ""
+        out += [f"- {where}{describe_device(description)}"]
+    for name, message in report.failures.items():
+        out += [f"- **{name}**: not measured ({message})"]
+    out += [""]
+    headers = (["device"] if with_device else []) + ["target", "provider", "threads", "batch", "seq"]
+    headers += [h for h, _, _ in COLUMNS]
     out += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in report.results:
-        out.append("| " + " | ".join(_row_cells(row)) + " |")
+        out.append("| " + " | ".join(_row_cells(row, with_device)) + " |")
     if report.accuracy:
         out += [
             "",
@@ -129,6 +191,7 @@ def to_markdown(report: ProfileReport) -> str:
             out.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in scores.values()) + " |")
     if report.budgets:
         out += ["", "| budget | result | details |", "|---|---|---|"]
-        for name, passed, failures in budget_rows(report):
-            out.append(f"| {name} | {'✅ pass' if passed else '❌ FAIL'} | {'; '.join(failures) or '-'} |")
+        for row in budget_rows(report):
+            result = "✅ pass" if row.passed else "❌ FAIL"
+            out.append(f"| {row.label} | {result} | {'; '.join(row.failures) or '-'} |")
     return "\n".join(out) + "\n"

@@ -6,22 +6,35 @@ PyTorch-folder target, in its own worker process.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from codir_edge.data import DataSpec
 from codir_edge.data.split import RawSplit
+from codir_edge.devices.session import DeviceSession, Group
+from codir_edge.devices.spec import LOCAL_DEVICE, Device
+from codir_edge.devices.ssh import DeviceFault
 from codir_edge.errors import InputError
 from codir_edge.inputs import REAL, real_batches, synthetic_token_ids
-from codir_edge.machine import describe_machine
 from codir_edge.profile.budgets import Budget, Check, judge
 from codir_edge.profile.stats import summarize
-from codir_edge.profile.targets import Target, position_limit, read_model_json, resolve_targets, vocab_limit
+from codir_edge.profile.targets import (
+    Target,
+    external_data,
+    position_limit,
+    read_model_json,
+    resolve_targets,
+    vocab_limit,
+)
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -69,6 +82,9 @@ class ProfileConfig:
     keep_samples: bool = False
     budgets: tuple[Budget, ...] = ()
     sweep_given: bool = True  # False: measure only what the budgets need
+    devices: tuple[Device, ...] = (LOCAL_DEVICE,)
+    timeout_s: float = 600.0  # per configuration, on any device
+    clean_device: bool = False  # empty each remote device's cache afterwards
 
     def __post_init__(self) -> None:
         for name in ("threads", "batch_sizes"):
@@ -85,33 +101,57 @@ class ProfileConfig:
             raise InputError(f"--warmup must not be negative, got {self.warmup}")
         if self.repeat < 1:
             raise InputError(f"--repeat must be at least 1, got {self.repeat}")
+        if self.timeout_s <= 0:
+            raise InputError(f"--timeout must be positive, got {self.timeout_s}")
         if (self.task is None) != (self.data is None):
             raise InputError("--task and --data go together: give both (real inputs, accuracy) or neither")
 
 
 @dataclass
 class ProfileReport:
+    """``machine`` is the first device measured (what reports before devices called it); every
+    result row names its ``device``, described in ``devices``."""
+
     machine: dict
     targets: list[dict]
     results: list[dict]
     accuracy: dict[str, dict[str, float]]
     checks: list[Check] = field(default_factory=list)
     budgets: list[Budget] = field(default_factory=list)
+    devices: dict[str, dict] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # device -> one line
+    uploaded_bytes: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        return not self.failures and all(check.passed for check in self.checks)
 
 
-def resolve_provider(name: str) -> str:
-    import onnxruntime
-
+def resolve_provider(name: str, available: list[str], device: str = "local") -> str:
     full = PROVIDERS.get(name.lower(), name)
-    available = onnxruntime.get_available_providers()
     if full not in available:
         shown = ", ".join(sorted({k for k, v in PROVIDERS.items() if v in available} | set(available)))
-        raise InputError(f"provider '{name}' is not in this onnxruntime build (available: {shown}): pick one of those")
+        build = "this onnxruntime build" if device == "local" else f"the onnxruntime build of {device}"
+        raise DeviceFault(f"{device}: provider '{name}' is not in {build} (available: {shown}): pick one of those")
     return full
+
+
+def write_batches(batches: list[list[list[int]]], pad_id: int, folder: Path) -> Group:
+    """Batches of token-id rows as two ``.npy`` files, ids [batches, batch, width] filled with
+    ``pad_id`` and lengths [batches, batch]; named by their contents, as the device cache is."""
+    width = max(len(row) for batch in batches for row in batch)
+    ids = np.full((len(batches), len(batches[0]), width), pad_id, dtype=np.int32)
+    lengths = np.zeros((len(batches), len(batches[0])), dtype=np.int32)
+    for b, batch in enumerate(batches):
+        for i, row in enumerate(batch):
+            ids[b, i, : len(row)] = row
+            lengths[b, i] = len(row)
+    key = hashlib.sha256(ids.tobytes() + lengths.tobytes() + str(ids.shape).encode()).hexdigest()[:16]
+    paths = (folder / f"{key}.ids.npy", folder / f"{key}.lengths.npy")
+    np.save(paths[0], ids)
+    np.save(paths[1], lengths)
+    return Group(paths)
 
 
 def _configurations(config: ProfileConfig) -> list[tuple[int, int, int | str]]:
@@ -152,7 +192,7 @@ def _target_tokenizer(target: Target):
     return tokenizer
 
 
-def _run_worker(spec: dict, module: str = "codir_edge.profile.worker", path_key: str = "path") -> dict:
+def _run_worker(spec: dict, module: str = "codir_edge.profile.torch_worker", path_key: str = "path") -> dict:
     done = subprocess.run([sys.executable, "-m", module], input=json.dumps(spec), capture_output=True, text=True)
     try:
         result = json.loads(done.stdout)
@@ -195,12 +235,152 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
     return score(task, onnx_logits(target.path, encoded, threads=max(config.threads)), examples.targets)
 
 
+def _check_devices(config: ProfileConfig, targets: list[Target]) -> None:
+    names = [d.name for d in config.devices]
+    for budget in config.budgets:
+        if budget.device is not None and budget.device not in names:
+            raise InputError(
+                f"budget '{budget.name}' (line {budget.line}) names device '{budget.device}', which is not "
+                f"measured (devices: {', '.join(names)}): fix the budget or add --device {budget.device}"
+            )
+    torch_targets = [t.name for t in targets if t.kind == "torch"]
+    remote = [d.name for d in config.devices if not d.is_local]
+    if torch_targets and remote:
+        raise InputError(
+            f"{torch_targets[0]} is a PyTorch folder, which is measured on this machine only, not on {remote[0]}: "
+            "profile its ONNX export on devices"
+        )
+    if config.duration_s is not None and config.duration_s >= config.timeout_s:
+        raise InputError(
+            f"--duration {config.duration_s:g} is not below --timeout {config.timeout_s:g}: raise --timeout"
+        )
+
+
+def _read_dev_split(config: ProfileConfig) -> RawSplit | None:
+    if config.data is None:
+        return None
+    from codir_edge.data import get_task
+    from codir_edge.data.readers import read_split
+
+    task = get_task(config.task)
+    return read_split(config.data.data, task, "dev", config.data.columns(task))
+
+
+def _prepare(targets: list[Target], configurations, raw, config: ProfileConfig, scratch: Path, accuracy: dict):
+    """Every target's inputs for every configuration as token-id ``.npy`` files (the device needs no
+    tokenizer), and accuracy where --data is given, scored here once for all devices."""
+    inputs: dict[tuple[str, tuple], Group] = {}
+    for target in targets:
+        real_ids, pad_id = [], 0
+        if raw is not None:
+            tokenizer = _target_tokenizer(target)
+            real_ids = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)["input_ids"]
+            pad_id = tokenizer.pad_token_id or 0
+        if raw is not None and target.kind == "onnx":
+            accuracy[target.name] = _accuracy(target, raw, tokenizer, config)
+        elif raw is not None and target.kind == "torch":
+            accuracy[target.name] = _torch_accuracy(target, config)
+        elif target.accuracy:
+            accuracy[target.name] = dict(target.accuracy)
+        for _, batch_size, seq_len in configurations:
+            if (target.name, (batch_size, seq_len)) in inputs:
+                continue
+            if seq_len == REAL:
+                batches = real_batches(real_ids, batch_size, count=min(256, max(1, len(real_ids) // batch_size)))
+            else:
+                batches = [synthetic_token_ids(batch_size, seq_len, seed=0, vocab=vocab_limit(target))]
+            inputs[(target.name, (batch_size, seq_len))] = write_batches(batches, pad_id, scratch)
+    return inputs
+
+
+def _measure_torch(target: Target, threads: int, group: Group, config: ProfileConfig) -> dict:
+    """A PyTorch folder in the torch worker, on this machine (same loop, same inputs)."""
+    spec = {
+        "path": str(target.path),
+        "threads": threads,
+        "runs": config.runs,
+        "duration_s": config.duration_s,
+        "warmup": config.warmup,
+        "ids": str(group.files[0]),
+        "lengths": str(group.files[1]),
+        "cpus": list(config.cpus) if config.cpus else None,
+    }
+    try:
+        return _run_worker(spec)
+    except InputError as exc:
+        raise DeviceFault(f"local: {exc}") from None
+
+
+def _measure_device(session: DeviceSession, targets, configurations, prepared, config, report, tick) -> None:
+    """Preflight, upload, then every (target, configuration) in fresh processes on one device."""
+    device = session.device
+    description = session.describe()
+    report.devices[device.name] = {"address": device.address, **description}
+    provider = resolve_provider(config.provider, description["providers"], device.name)
+    if config.cpus and any(c not in description["usable_cpus"] for c in config.cpus):
+        raise DeviceFault(
+            f"{device.name}: --cpus {','.join(map(str, config.cpus))} names CPUs it does not have "
+            f"(usable: {description['usable_cpus']}): pick among those"
+        )
+    inputs = prepared
+    models = {t.name: Group((t.path, *external_data(t.path))) for t in targets if t.kind == "onnx"}
+    placed = session.stage([*models.values(), *inputs.values()])
+    for target in targets:
+        for threads, batch_size, seq_len in configurations:
+            group = inputs[(target.name, (batch_size, seq_len))]
+            what = f"{target.name} (threads {threads}, batch {batch_size}, seq {seq_len})"
+            repeats = []
+            for _ in range(config.repeat):
+                if target.kind == "torch":
+                    measured = _measure_torch(target, threads, group, config)
+                else:
+                    spec = {
+                        "model": placed[target.path],
+                        "ids": placed[group.files[0]],
+                        "lengths": placed[group.files[1]],
+                        "provider": provider,
+                        "threads": threads,
+                        "runs": config.runs,
+                        "duration_s": config.duration_s,
+                        "warmup": config.warmup,
+                        "cpus": list(config.cpus) if config.cpus else None,
+                        "timeout_s": config.timeout_s,
+                    }
+                    measured = session.measure(spec, what)
+                figures = summarize(measured["samples_ms"], batch_size)
+                figures.update(
+                    cold_start_ms=measured["cold_start_ms"], peak_rss_mb=measured["peak_rss_mb"], size_mb=target.size_mb
+                )
+                if config.keep_samples:
+                    figures["samples_ms"] = measured["samples_ms"]
+                repeats.append(figures)
+                tick(f"{device.name} {target.name} t{threads} b{batch_size} s{seq_len}: p50 {figures['p50_ms']:.2f} ms")
+            median = {key: statistics.median(r[key] for r in repeats) for key in FIGURES}
+            report.results.append(
+                {
+                    "device": device.name,
+                    "target": target.name,
+                    "kind": target.kind,
+                    "provider": provider if target.kind == "onnx" else "pytorch",
+                    "threads": threads,
+                    "batch_size": batch_size,
+                    "seq_len": seq_len,
+                    **median,
+                    "repeats": repeats,
+                }
+            )
+    if config.clean_device and not device.is_local:
+        session.clean()
+
+
 def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> ProfileReport:
-    provider = resolve_provider(config.provider)
+    """Measure on every device of ``config``. A device that cannot be measured is reported in
+    ``failures`` and the others go on; Ctrl-C stops the run and keeps what was measured."""
     targets = resolve_targets(paths)
     if not targets:
         raise InputError("no targets given: pass ONNX files, bundle folders or model folders")
     _check_budgets(config, targets)
+    _check_devices(config, targets)
     configurations = _configurations(config)
     for target in targets:
         limit = position_limit(target)
@@ -213,93 +393,63 @@ def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> Prof
     if any(s == REAL for _, _, s in configurations) and config.data is None:
         raise InputError("--seq-lens real needs --task and --data for real sentences")
 
-    raw = None
-    if config.data is not None:  # one read of the dev split serves every target
-        from codir_edge.data import get_task
-        from codir_edge.data.readers import read_split
-
-        task = get_task(config.task)
-        raw = read_split(config.data.data, task, "dev", config.data.columns(task))
-    accuracy: dict[str, dict[str, float]] = {}
-    results: list[dict] = []
-    total = len(targets) * len(configurations) * config.repeat
-    bar = progress.add_task("profile", total=total, stats="") if progress is not None else None
-    for target in targets:
-        real_ids, pad_id = [], 0
-        if raw is not None:
-            tokenizer = _target_tokenizer(target)
-            real_ids = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)["input_ids"]
-            pad_id = tokenizer.pad_token_id
-        if raw is not None and target.kind == "onnx":
-            accuracy[target.name] = _accuracy(target, raw, tokenizer, config)
-        elif raw is not None and target.kind == "torch":
-            accuracy[target.name] = _torch_accuracy(target, config)
-        elif target.accuracy:
-            accuracy[target.name] = dict(target.accuracy)
-        for threads, batch_size, seq_len in configurations:
-            if seq_len == REAL:
-                batches = real_batches(real_ids, batch_size, count=min(256, max(1, len(real_ids) // batch_size)))
-            else:
-                batches = [synthetic_token_ids(batch_size, seq_len, seed=0, vocab=vocab_limit(target))]
-            repeats = []
-            for _ in range(config.repeat):
-                spec = {
-                    "path": str(target.path),
-                    "kind": target.kind,
-                    "provider": provider,
-                    "threads": threads,
-                    "runs": config.runs,
-                    "duration_s": config.duration_s,
-                    "warmup": config.warmup,
-                    "batches": batches,
-                    "pad_id": pad_id,
-                    "cpus": list(config.cpus) if config.cpus else None,
-                }
-                measured = _run_worker(spec)
-                figures = summarize(measured["samples_ms"], batch_size)
-                figures.update(
-                    cold_start_ms=measured["cold_start_ms"], peak_rss_mb=measured["peak_rss_mb"], size_mb=target.size_mb
-                )
-                if config.keep_samples:
-                    figures["samples_ms"] = measured["samples_ms"]
-                repeats.append(figures)
-                if progress is not None:
-                    progress.update(
-                        bar, stats=f"{target.name} t{threads} b{batch_size} s{seq_len}: p50 {figures['p50_ms']:.2f} ms"
-                    )
-                    progress.advance(bar)
-            median = {key: statistics.median(r[key] for r in repeats) for key in FIGURES}
-            results.append(
-                {
-                    "target": target.name,
-                    "kind": target.kind,
-                    "provider": provider if target.kind == "onnx" else "pytorch",
-                    "threads": threads,
-                    "batch_size": batch_size,
-                    "seq_len": seq_len,
-                    **median,
-                    "repeats": repeats,
-                }
-            )
-    _add_ratios(results, targets[0].name)
     report = ProfileReport(
-        describe_machine(),
+        {},
         [{"name": t.name, "path": str(t.path), "kind": t.kind, "size_mb": t.size_mb} for t in targets],
-        results,
-        accuracy,
+        [],
+        {},
         budgets=list(config.budgets),
     )
+    total = len(config.devices) * len(targets) * len(configurations) * config.repeat
+    bar = progress.add_task("profile", total=total, stats="") if progress is not None else None
+
+    def tick(stats: str) -> None:
+        if progress is not None:
+            progress.update(bar, stats=stats)
+            progress.advance(bar)
+
+    with tempfile.TemporaryDirectory(prefix="codir-edge-inputs-") as scratch:
+        prepared = _prepare(targets, configurations, _read_dev_split(config), config, Path(scratch), report.accuracy)
+        for device in config.devices:
+            session = DeviceSession(device)
+            try:
+                with session:
+                    _measure_device(session, targets, configurations, prepared, config, report, tick)
+            except DeviceFault as fault:
+                report.failures[device.name] = str(fault)
+            except KeyboardInterrupt:
+                report.failures[device.name] = f"{device.name}: interrupted (Ctrl-C) while measuring"
+                report.interrupted = True
+                break
+            finally:
+                report.uploaded_bytes[device.name] = session.uploaded_bytes
+    report.machine = next(iter(report.devices.values()), {})
+    for device in config.devices:
+        _add_ratios([r for r in report.results if r["device"] == device.name], targets[0].name)
+    _judge(report, config)
+    return report
+
+
+def _judge(report: ProfileReport, config: ProfileConfig) -> None:
+    """Each budget on each device it applies to; a device that was not measured fails them."""
     task_metric = _primary_metric(config)
     for budget in config.budgets:
-        row = next(
-            r
-            for r in results
-            if r["target"] == budget.target and (r["threads"], r["batch_size"], r["seq_len"]) == budget.config
-        )
-        scores = accuracy.get(budget.target, {})
+        scores = report.accuracy.get(budget.target, {})
         value = scores.get(task_metric) if task_metric in scores else next(iter(scores.values()), None)
-        report.checks += judge(budget, row, value)
-    return report
+        for device in config.devices:
+            if budget.device not in (None, device.name):
+                continue
+            row = next(
+                (
+                    r
+                    for r in report.results
+                    if r["device"] == device.name
+                    and r["target"] == budget.target
+                    and (r["threads"], r["batch_size"], r["seq_len"]) == budget.config
+                ),
+                {},
+            )
+            report.checks += judge(budget, row, value if row else None, device.name)
 
 
 def _primary_metric(config: ProfileConfig) -> str | None:

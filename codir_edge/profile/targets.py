@@ -33,10 +33,10 @@ class Target:
         if self.kind == "torch":
             weights = list(self.folder.glob("*.safetensors")) or list(self.folder.glob("pytorch_model*.bin"))
             return sum(p.stat().st_size for p in weights) / 1e6
-        return (self.path.stat().st_size + sum(p.stat().st_size for p in _external_data(self.path))) / 1e6
+        return (self.path.stat().st_size + sum(p.stat().st_size for p in external_data(self.path))) / 1e6
 
 
-def _external_data(path: Path) -> list[Path]:
+def external_data(path: Path) -> list[Path]:
     return [p for p in path.parent.glob(path.name + ".data") if p.is_file()]
 
 
