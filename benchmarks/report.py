@@ -320,6 +320,35 @@ def families_section() -> list[str]:
     return lines + ["", provenance(result), ""]
 
 
+def remote_section() -> list[str]:
+    lines, result = section("Profiling over SSH", "remote_profile", "python benchmarks/remote_profile.py")
+    if result is None:
+        return lines
+    cache = result["cache"]
+    lines += [
+        "A real OpenSSH server on 127.0.0.1 and a device Python holding only onnxruntime and numpy; "
+        f"{result['model']}; batch 1, 1 thread, {result['runs']} runs per configuration; p50 is the median "
+        f"over {result['repeats']} alternated fresh-process repeats of each device.",
+        "",
+        "| seq | p50 ms local | p50 ms over SSH (loopback) | SSH / local |",
+        "|---|---|---|---|",
+    ]
+    for row in result["p50"]:
+        lines.append(f"| {row['seq_len']} | {row['local_p50_ms']:.3f} | {row['ssh_p50_ms']:.3f} | {row['ratio']:.3f} |")
+    lines += [
+        "",
+        f"Device cache: the first run uploaded {cache['first_run_uploaded_bytes'] / 1e6:.1f} MB "
+        f"(models {cache['model_bytes'] / 1e6:.1f} MB, plus inputs and the runner) in {cache['first_run_s']:.1f} s; "
+        f"the re-run uploaded {cache['rerun_uploaded_bytes']} bytes in {cache['rerun_s']:.1f} s "
+        "(on loopback the upload itself is cheap: the time is the measurement).",
+        "",
+        "Two devices in one report (`to_markdown`, also in `results/remote_profile_report.md`):",
+        "",
+    ]
+    lines += ["> " + line if line else ">" for line in result["two_device_markdown"].strip().splitlines()]
+    return lines + ["", provenance(result), ""]
+
+
 def demo_section() -> list[str]:
     lines, result = section("`codir-edge demo`", "demo", "python benchmarks/demo_run.py")
     if result is None:
@@ -351,7 +380,7 @@ def main() -> None:
         "",
     ]
     sections = (demo_section, quality_section, pre_section, export_section, latency_section, limit_section)
-    sections += (cost_section, bank_section, repro_section, families_section)
+    sections += (cost_section, bank_section, repro_section, families_section, remote_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

@@ -70,7 +70,7 @@ def test_two_devices_side_by_side_with_per_device_budgets_and_a_warm_cache(tmp_p
         '[[budget]]\nname = "impossible on b"\ntarget = "fp32"\ndevice = "board-b"\nseq_len = 16\np95_ms = 0.000001\n'
     )
     out = tmp_path / "report"
-    args = ["profile", tiny_bundle, "--devices", devices, *FAST, "--budgets", budgets]
+    args = ["profile", tiny_bundle, "--devices", devices, *FAST, "--budgets", budgets, "--cpus", "0"]
     reports = [
         "--json",
         out.with_suffix(".json"),
@@ -78,6 +78,8 @@ def test_two_devices_side_by_side_with_per_device_budgets_and_a_warm_cache(tmp_p
         out.with_suffix(".xml"),
         "--markdown",
         out.with_suffix(".md"),
+        "--plot",
+        out.with_suffix(".png"),
     ]
     first = invoke(*args, *reports)
     assert first.exit_code == 1, first.output  # the board-b budget breaks, nothing else
@@ -95,6 +97,7 @@ def test_two_devices_side_by_side_with_per_device_budgets_and_a_warm_cache(tmp_p
     assert set(cases) == {"everywhere @ board-a", "everywhere @ board-b", "impossible on b @ board-b"}
     assert cases["impossible on b @ board-b"].find("failure") is not None
     assert cases["everywhere @ board-a"].get("classname") == "budgets.board-a.int8"
+    assert out.with_suffix(".png").stat().st_size > 10_000  # one latency panel per device
     markdown = out.with_suffix(".md").read_text()
     assert "**board-a**" in markdown and "| board-b | fp32 |" in markdown
     assert all(f.startswith("cache/") and ".part-" not in f for f in workdir_files(work_a))  # nothing but the cache
@@ -168,6 +171,10 @@ def test_timeout_a_killed_worker_and_ctrl_c(tmp_path, server, device_py, tiny_bu
         "error: board: model.int8.onnx (threads 1, batch 1, seq 16) exceeded the 2 s --timeout: raise --timeout, "
         "or lower --runs or --duration"
     ]
+
+    unpinnable = invoke("profile", model, *sweep, "--runs", "5", "--cpus", "4095")
+    assert unpinnable.exit_code == 2
+    assert error_lines(unpinnable)[0].startswith("error: board: --cpus 4095 names CPUs it does not have (usable: [0")
 
     process = _profile_in_background(["profile", model, *sweep, "--duration", "60"], tmp_path / "killed.log")
     os.kill(_wait_for_worker(work), signal.SIGKILL)  # what the out-of-memory killer does
@@ -283,3 +290,27 @@ def test_runner_keeps_to_python_3_8():
         "threading",
         "time",
     }
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_example_workflow_passes_zizmor_offline():
+    """Users copy this workflow and put an SSH key in it: pinned actions, no persisted checkout
+    credentials, read-only permissions (zizmor's auditor persona, offline)."""
+    zizmor = str(Path(sys.executable).parent / "zizmor")
+    workflows = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    done = subprocess.run(
+        [zizmor, "--offline", "--persona=auditor", *map(str, workflows)], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "No findings" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_example_devices_file_parses(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # where the CI job writes the key
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "edge_device").write_text("key")
+    (device,) = select_devices(REPO / "examples" / "devices.toml", None)
+    assert device.name == "pi5" and device.port == 22 and device.env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert device.identity_file == str(tmp_path / ".ssh" / "edge_device")

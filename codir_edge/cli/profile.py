@@ -33,11 +33,12 @@ def _int_list(value: str | None, option: str, minimum: int = 1) -> tuple[int, ..
     return items
 
 
-def _cpu_list(value: str | None) -> tuple[int, ...] | None:
-    """CPU ids start at 0 and must be ones this process may run on."""
+def _cpu_list(value: str | None, local_only: bool) -> tuple[int, ...] | None:
+    """CPU ids start at 0; here they must be ones this process may run on (a remote device's are
+    checked against its own preflight)."""
     items = _int_list(value, "--cpus", minimum=0)
-    if items is None:
-        return None
+    if items is None or not local_only:
+        return items
     from codir_edge.machine import usable_cpus
 
     if any(c not in usable_cpus() for c in items):
@@ -194,6 +195,7 @@ def profile(
     from codir_edge.progress import stage_progress
 
     budget_list = tuple(read_budgets(budgets)) if budgets is not None else ()
+    chosen = select_devices(devices, device)
     sweep_given = budgets is None or any(v is not None for v in (threads, batch_sizes, seq_lens))
     spec = DataSpec(data, text_column, text_pair_column, label_column) if data is not None else None
     default_seq = ProfileConfig.seq_lens + (("real",) if data is not None else ())
@@ -205,7 +207,7 @@ def profile(
         duration_s=duration,
         warmup=warmup,
         provider=provider,
-        cpus=_cpu_list(cpus),
+        cpus=_cpu_list(cpus, all(d.is_local for d in chosen)),
         repeat=repeat,
         task=task,
         data=spec,
@@ -213,7 +215,7 @@ def profile(
         keep_samples=raw_samples,
         budgets=budget_list,
         sweep_given=sweep_given,
-        devices=tuple(select_devices(devices, device)),
+        devices=tuple(chosen),
         timeout_s=timeout,
         clean_device=clean_device,
     )

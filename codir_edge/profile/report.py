@@ -93,7 +93,8 @@ def print_table(report: ProfileReport, console: Console) -> None:
             console.print(f"device {name} ({description['address']}): {describe_device(description)}")
         table = Table()
     else:
-        table = Table(title=f"{report.machine['cpu']} · onnxruntime {report.machine['onnxruntime']}")
+        machine = report.machine
+        table = Table(title=f"{machine.get('cpu', '?')} · onnxruntime {machine.get('onnxruntime', '?')}")
     for header in (["device"] if with_device else []) + ["target", "provider", "thr", "batch", "seq"]:
         table.add_column(header)
     for header, _, _ in COLUMNS:
