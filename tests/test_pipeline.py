@@ -251,3 +251,23 @@ def test_an_interrupted_pipeline_stops_the_stage_cleanly_and_records_nothing(tmp
     work = tmp_path / "w"
     assert not (work / "export").exists() and not list(work.glob(".export.tmp-*"))
     assert not (work / ".pipeline" / "export.json").exists()
+
+
+def test_profile_devices_in_a_pipeline(tmp_path):
+    """[profile] devices is a file read relative to the TOML; [pipeline] device (the torch device of
+    finetune and compress) does not become profile's --device."""
+    from codir_edge.pipeline.run import stage_settings
+    from codir_edge.pipeline.spec import read_pipeline
+
+    (tmp_path / "devices.toml").write_text('[[device]]\nname = "pi5"\nhost = "pi5.lan"\n')
+    toml = tmp_path / "p.toml"
+    toml.write_text(
+        '[pipeline]\ndevice = "cpu"\n[profile]\ntargets = ["model.onnx"]\ndevices = "devices.toml"\n'
+        'device = ["pi5", "local"]\n'
+    )
+    spec = read_pipeline(toml)
+    settings = stage_settings(spec, spec.stage("profile"))
+    assert settings["devices"] == ["--devices", str((tmp_path / "devices.toml").resolve())]
+    assert settings["device"] == ["--device", "pi5", "--device", "local"]
+    toml.write_text('[pipeline]\ndevice = "cpu"\n[profile]\ntargets = ["model.onnx"]\n')
+    assert "device" not in stage_settings(read_pipeline(toml), read_pipeline(toml).stage("profile"))

@@ -314,3 +314,21 @@ def test_example_devices_file_parses(tmp_path, monkeypatch):
     (device,) = select_devices(REPO / "examples" / "devices.toml", None)
     assert device.name == "pi5" and device.port == 22 and device.env == {"OMP_WAIT_POLICY": "PASSIVE"}
     assert device.identity_file == str(tmp_path / ".ssh" / "edge_device")
+
+
+def test_a_full_device_disk_is_refused_before_uploading(tmp_path, server, device_py, tiny_bundle):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()})")
+    try:
+        devices = tmp_path / "devices.toml"
+        devices.write_text(server.device_toml("tiny-disk", str(device_py), str(small / "work")))
+        result = invoke("profile", tiny_bundle / "model.onnx", "--devices", devices, *FAST)
+        assert result.exit_code == 2
+        (line,) = error_lines(result)
+        assert line.startswith("error: tiny-disk: ") and "MB is free: free space on the device" in line, line
+        assert workdir_files(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
