@@ -243,6 +243,10 @@ def _check_devices(config: ProfileConfig, targets: list[Target]) -> None:
                 f"budget '{budget.name}' (line {budget.line}) names device '{budget.device}', which is not "
                 f"measured (devices: {', '.join(names)}): fix the budget or add --device {budget.device}"
             )
+    if any(d.is_local for d in config.devices):  # bad usage here fails before any data is scored
+        import onnxruntime
+
+        resolve_provider(config.provider, onnxruntime.get_available_providers())
     torch_targets = [t.name for t in targets if t.kind == "torch"]
     remote = [d.name for d in config.devices if not d.is_local]
     if torch_targets and remote:
@@ -289,6 +293,8 @@ def _prepare(targets: list[Target], configurations, raw, config: ProfileConfig, 
                 batches = real_batches(real_ids, batch_size, count=min(256, max(1, len(real_ids) // batch_size)))
             else:
                 batches = [synthetic_token_ids(batch_size, seq_len, seed=0, vocab=vocab_limit(target))]
+            if not batches:
+                raise InputError(f"the dev split of {config.data.data} has no sentences: pass data with a dev split")
             inputs[(target.name, (batch_size, seq_len))] = write_batches(batches, pad_id, scratch)
     return inputs
 
