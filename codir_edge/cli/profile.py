@@ -124,14 +124,15 @@ def profile(
     devices: Annotated[
         Path | None,
         typer.Option(
-            help="Devices TOML ([[device]] tables: host, user, port, identity_file, python, ...); "
-            "measures on every device in it unless --device picks some.",
+            help="Devices TOML, one device table each (name, host, user, port, identity_file, python, workdir, "
+            "env); measures on every device in it unless --device picks some.",
             rich_help_panel=DEVICES,
         ),
     ] = None,
     device: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="NAME",
             help="Measure on this device (repeatable): a name from --devices, ssh://user@host:port, or local "
             "(this machine, the default).",
             rich_help_panel=DEVICES,
