@@ -15,12 +15,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.bundle.manifest import sha256_of
 from codir_edge.devices import runner
 from codir_edge.devices.spec import Device
 from codir_edge.devices.ssh import DeviceFault, SshTransport, is_python_missing
 
 RUNNER_SOURCE = Path(runner.__file__).read_bytes()
-MIN_PYTHON = (3, 8)
 CALL_TIMEOUT_S = 120
 
 
@@ -50,17 +50,9 @@ class Group:
 
     files: tuple[Path, ...]
 
-    def key(self) -> str:
-        lines = "".join(f"{p.name}:{sha256_of(p)}\n" for p in self.files)
+    def key(self, digests: dict[Path, str]) -> str:
+        lines = "".join(f"{p.name}:{digests[p]}\n" for p in self.files)
         return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fault(device: Device, problem: str, fix: str) -> DeviceFault:
@@ -84,20 +76,24 @@ class DeviceSession:
     def __exit__(self, *exc) -> None:
         self.transport.close()
 
-    def _call(self, python_args: list[str], stdin=None, timeout: float = CALL_TIMEOUT_S) -> str:
-        """Run a runner command; SSH failures become the transport's one-line account."""
+    def _run(self, python_args: list[str], stdin: bytes | None, what: str) -> subprocess.CompletedProcess:
+        """Run a runner command; an SSH failure becomes the transport's one-line account."""
         try:
             done = subprocess.run(
-                self.transport.argv(python_args), input=stdin, capture_output=True, timeout=timeout, check=False
+                self.transport.argv(python_args), input=stdin, capture_output=True, timeout=CALL_TIMEOUT_S, check=False
             )
         except subprocess.TimeoutExpired:
-            raise _fault(self.device, f"a command did not answer within {timeout:g} s", "check the device") from None
-        stderr = done.stderr.decode(errors="replace")
-        explained = self.transport.explain(done.returncode, stderr)
+            raise _fault(self.device, f"{what} did not answer within {CALL_TIMEOUT_S} s", "check the device") from None
+        explained = self.transport.explain(done.returncode, done.stderr.decode(errors="replace"))
         if explained:
             raise DeviceFault(explained)
+        return done
+
+    def _call(self, python_args: list[str]) -> str:
+        """A runner command given its source on stdin; its stdout, or a one-line failure."""
+        done = self._run(python_args, RUNNER_SOURCE, "a command")
         if done.returncode != 0:
-            line = (stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            line = _tail(done.stderr.decode(errors="replace"), f"exit {done.returncode}")
             raise _fault(self.device, f"the runner failed ({line})", "rerun with --debug, or check the device")
         return done.stdout.decode()
 
@@ -106,18 +102,12 @@ class DeviceSession:
     def describe(self) -> dict:
         """Python, numpy, onnxruntime, CPU, memory, disk: refused with the fix before any upload."""
         device = self.device
-        args = ["-", "describe", device.workdir]
-        try:
-            done = subprocess.run(
-                self.transport.argv(args), input=RUNNER_SOURCE, capture_output=True, timeout=CALL_TIMEOUT_S
-            )
-        except subprocess.TimeoutExpired:
-            raise _fault(device, "the preflight did not answer within 2 minutes", "check the device") from None
+        if self.transport.local:  # this interpreter runs the runner's own code: no process to start
+            self.description = runner.describe(device.workdir)
+            return self.description
+        done = self._run(["-", "describe", device.workdir], RUNNER_SOURCE, "the preflight")
         stderr = done.stderr.decode(errors="replace")
-        explained = self.transport.explain(done.returncode, stderr)
-        if explained:
-            raise DeviceFault(explained)
-        where = "in the devices file" if not device.is_local else "(or run codir-edge with another interpreter)"
+        where = "in the devices file"
         if done.returncode != 0 and is_python_missing(done.returncode, stderr):
             raise _fault(
                 device,
@@ -131,7 +121,7 @@ class DeviceSession:
         try:
             found = json.loads(done.stdout.decode())
         except ValueError:
-            line = (stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            line = _tail(stderr, f"exit {done.returncode}")
             raise _fault(device, f"the preflight failed ({line})", "rerun with --debug, or check the device") from None
         missing = [name for name in ("onnxruntime", "numpy") if name in found["import_errors"]]
         if missing:
@@ -155,21 +145,22 @@ class DeviceSession:
             return {p: str(p) for group in groups for p in group.files}
         runner_key = hashlib.sha256(RUNNER_SOURCE).hexdigest()
         self.runner_path = self._cache_path(runner_key, "runner.py")
+        digests = {p: sha256_of(p) for group in groups for p in group.files}
         placed: dict[Path, str] = {}
         for group in groups:
-            key = group.key()
+            key = group.key(digests)
             placed.update({p: self._cache_path(key, p.name) for p in group.files})
         wanted = [self.runner_path, *placed.values()]
-        absent = set(json.loads(self._call(["-", "have", *wanted], stdin=RUNNER_SOURCE)))
+        absent = set(json.loads(self._call(["-", "have", *wanted])))
         uploads = [(p, remote) for p, remote in placed.items() if remote in absent]
         needed = sum(p.stat().st_size for p, _ in uploads) + len(RUNNER_SOURCE)
         free = self.description.get("free_mb")
         if free is not None and needed / 2**20 > free:
             raise self._disk_full(needed)
         if self.runner_path in absent:
-            self._put(RUNNER_SOURCE, None, self.runner_path)
+            self._put(RUNNER_SOURCE, None, self.runner_path, runner_key)
         for path, remote in uploads:
-            self._put(None, path, remote)
+            self._put(None, path, remote, digests[path])
         return placed
 
     def _disk_full(self, needed: int) -> DeviceFault:
@@ -181,8 +172,7 @@ class DeviceSession:
             "free space on the device, or set workdir = ... in the devices file",
         )
 
-    def _put(self, data: bytes | None, path: Path | None, remote: str) -> None:
-        sha = hashlib.sha256(data).hexdigest() if data is not None else sha256_of(path)
+    def _put(self, data: bytes | None, path: Path | None, remote: str, sha: str) -> None:
         size = len(data) if data is not None else path.stat().st_size
         argv = self.transport.argv(["-c", RUNNER_SOURCE.decode(), "put", remote, sha])
         timeout = CALL_TIMEOUT_S + size / 1e6  # at least 1 MB/s
@@ -212,7 +202,7 @@ class DeviceSession:
 
     def clean(self) -> int:
         """Empty the device's cache (``--clean-device``); the bytes freed."""
-        return json.loads(self._call(["-", "clean", self.device.workdir], stdin=RUNNER_SOURCE))["freed_bytes"]
+        return json.loads(self._call(["-", "clean", self.device.workdir]))["freed_bytes"]
 
     # --- measuring ---------------------------------------------------------------------------------
 
@@ -284,6 +274,6 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _tail(stderr: str) -> str:
+def _tail(stderr: str, default: str = "no message") -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+    return lines[-1] if lines else default
