@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from codir_edge.errors import InputError
 
@@ -65,3 +66,20 @@ def read_tables(text: str, name: str, source: str, what: str) -> list[tuple[dict
             raise InputError(f"{at('')}: each {name} must be a [[{name}]] table")
         found.append((table, at, where_lines.get(f"[[{name}]]", 0)))
     return found
+
+
+def read_text(path: Path, option: str) -> str:
+    """A TOML file's text, or one line naming ``option`` and the fix."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"{option} {path} does not exist: check the path") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{option} {path} cannot be read as UTF-8 text ({exc}): fix the file") from exc
+
+
+def check_unique(names: list[str], source: str, what: str) -> None:
+    """Names that budgets and reports refer to must say which table they mean."""
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise InputError(f"{source}: two {what} are named '{twice}': give each a unique name")

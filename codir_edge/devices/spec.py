@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from codir_edge.errors import InputError
-from codir_edge.toml_tables import Where, read_tables
+from codir_edge.toml_tables import Where, check_unique, read_tables, read_text
 
 LOCAL = "local"
 DEFAULT_WORKDIR = "~/.cache/codir-edge"
@@ -142,21 +142,12 @@ def parse_devices(text: str, source: str = "devices", folder: Path = Path(".")) 
                 line=line,
             )
         )
-    names = [d.name for d in devices]
-    if len(set(names)) != len(names):
-        twice = next(n for n in names if names.count(n) > 1)
-        raise InputError(f"{source}: two devices are named '{twice}': give each a unique name")
+    check_unique([d.name for d in devices], source, "devices")
     return devices
 
 
 def read_devices(path: Path) -> list[Device]:
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError as exc:
-        raise InputError(f"--devices {path} does not exist: check the path") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--devices {path} cannot be read as UTF-8 text ({exc}): fix the file") from exc
-    return parse_devices(text, str(path), Path(path).resolve().parent)
+    return parse_devices(read_text(path, "--devices"), str(path), Path(path).resolve().parent)
 
 
 def from_url(url: str) -> Device:

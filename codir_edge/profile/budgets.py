@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codir_edge.errors import InputError
-from codir_edge.toml_tables import Where, read_tables
+from codir_edge.toml_tables import Where, check_unique, read_tables, read_text
 
 UPPER_LIMITS = {  # budget key -> measured figure, both "at most"
     "p50_ms": "p50_ms",
@@ -136,22 +136,12 @@ def parse_budgets(text: str, source: str = "budgets") -> list[Budget]:
                 line=line,
             )
         )
-    names = [b.name for b in budgets]
-    if len(set(names)) != len(names):
-        raise InputError(
-            f"{source}: two budgets are named '{next(n for n in names if names.count(n) > 1)}': give each a unique name"
-        )
+    check_unique([b.name for b in budgets], source, "budgets")
     return budgets
 
 
 def read_budgets(path: Path) -> list[Budget]:
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError as exc:
-        raise InputError(f"--budgets {path} does not exist: check the path") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--budgets {path} cannot be read as UTF-8 text ({exc}): fix the file") from exc
-    return parse_budgets(text, str(path))
+    return parse_budgets(read_text(path, "--budgets"), str(path))
 
 
 def judge(

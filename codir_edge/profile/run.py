@@ -317,7 +317,28 @@ def _measure_torch(target: Target, threads: int, group: Group, config: ProfileCo
         raise DeviceFault(f"local: {exc}") from None
 
 
-def _measure_device(session: DeviceSession, targets, configurations, prepared, config, report, tick) -> None:
+def _measure_once(session: DeviceSession, target: Target, group: Group, placed: dict, provider: str, threads: int,
+                  config: ProfileConfig, what: str) -> dict:  # fmt: skip
+    """One run of one configuration: a PyTorch folder in the torch worker here, an ONNX model by the
+    runner on the device, from the staged files."""
+    if target.kind == "torch":
+        return _measure_torch(target, threads, group, config)
+    spec = {
+        "model": placed[target.path],
+        "ids": placed[group.files[0]],
+        "lengths": placed[group.files[1]],
+        "provider": provider,
+        "threads": threads,
+        "runs": config.runs,
+        "duration_s": config.duration_s,
+        "warmup": config.warmup,
+        "cpus": list(config.cpus) if config.cpus else None,
+        "timeout_s": config.timeout_s,
+    }
+    return session.measure(spec, what)
+
+
+def _measure_device(session: DeviceSession, targets, configurations, inputs, config, report, tick) -> None:
     """Preflight, upload, then every (target, configuration) in fresh processes on one device."""
     device = session.device
     description = session.describe()
@@ -328,31 +349,15 @@ def _measure_device(session: DeviceSession, targets, configurations, prepared, c
             f"{device.name}: --cpus {','.join(map(str, config.cpus))} names CPUs it does not have "
             f"(usable: {description['usable_cpus']}): pick among those"
         )
-    inputs = prepared
-    models = {t.name: Group((t.path, *external_data(t.path))) for t in targets if t.kind == "onnx"}
-    placed = session.stage([*models.values(), *inputs.values()])
+    models = [Group((t.path, *external_data(t.path))) for t in targets if t.kind == "onnx"]
+    placed = session.stage([*models, *inputs.values()])
     for target in targets:
         for threads, batch_size, seq_len in configurations:
             group = inputs[(target.name, (batch_size, seq_len))]
             what = f"{target.name} (threads {threads}, batch {batch_size}, seq {seq_len})"
             repeats = []
             for _ in range(config.repeat):
-                if target.kind == "torch":
-                    measured = _measure_torch(target, threads, group, config)
-                else:
-                    spec = {
-                        "model": placed[target.path],
-                        "ids": placed[group.files[0]],
-                        "lengths": placed[group.files[1]],
-                        "provider": provider,
-                        "threads": threads,
-                        "runs": config.runs,
-                        "duration_s": config.duration_s,
-                        "warmup": config.warmup,
-                        "cpus": list(config.cpus) if config.cpus else None,
-                        "timeout_s": config.timeout_s,
-                    }
-                    measured = session.measure(spec, what)
+                measured = _measure_once(session, target, group, placed, provider, threads, config, what)
                 figures = summarize(measured["samples_ms"], batch_size)
                 figures.update(
                     cold_start_ms=measured["cold_start_ms"], peak_rss_mb=measured["peak_rss_mb"], size_mb=target.size_mb
@@ -415,12 +420,12 @@ def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> Prof
             progress.advance(bar)
 
     with tempfile.TemporaryDirectory(prefix="codir-edge-inputs-") as scratch:
-        prepared = _prepare(targets, configurations, _read_dev_split(config), config, Path(scratch), report.accuracy)
+        inputs = _prepare(targets, configurations, _read_dev_split(config), config, Path(scratch), report.accuracy)
         for device in config.devices:
             session = DeviceSession(device)
             try:
                 with session:
-                    _measure_device(session, targets, configurations, prepared, config, report, tick)
+                    _measure_device(session, targets, configurations, inputs, config, report, tick)
             except DeviceFault as fault:
                 report.failures[device.name] = str(fault)
             except KeyboardInterrupt:
