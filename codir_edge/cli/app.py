@@ -13,6 +13,7 @@ from codir_edge.cli.errors import set_debug
 from codir_edge.cli.evaluate import evaluate
 from codir_edge.cli.export import export, verify
 from codir_edge.cli.finetune import finetune
+from codir_edge.cli.help import WIDEST, SectionedCommand
 from codir_edge.cli.pipeline import demo, pipeline
 from codir_edge.cli.profile import profile
 
@@ -23,7 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": WIDEST},
 )
 
 
@@ -43,14 +45,14 @@ def _root(
     set_debug(debug)
 
 
-app.command("finetune")(finetune)
-app.command("compress")(compress)
-app.command("evaluate")(evaluate)
-app.command("export")(export)
-app.command("verify")(verify)
-app.command("profile")(profile)
-app.command("pipeline")(pipeline)
-app.command("demo")(demo)
+app.command("finetune", cls=SectionedCommand)(finetune)
+app.command("compress", cls=SectionedCommand)(compress)
+app.command("evaluate", cls=SectionedCommand)(evaluate)
+app.command("export", cls=SectionedCommand)(export)
+app.command("verify", cls=SectionedCommand)(verify)
+app.command("profile", cls=SectionedCommand)(profile)
+app.command("pipeline", cls=SectionedCommand)(pipeline)
+app.command("demo", cls=SectionedCommand)(demo)
 
 
 def main() -> None:

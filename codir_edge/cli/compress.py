@@ -219,7 +219,9 @@ def compress(
     --student (or finetune --model); masked-LM terms join in when the teacher has an MLM head.
 
     Writes a Hugging Face folder with metrics.json and train_log.jsonl. Several GPUs or CPUs:
-    torchrun --nproc-per-node N -m codir_edge compress ...
+
+    \b
+      torchrun --nproc-per-node N -m codir_edge compress ...
     """
     from codir_edge.errors import InputError
     from codir_edge.models.hub_ids import resolve_model_dir

@@ -24,7 +24,9 @@ from codir_edge.cli.options import (
 
 @handle_errors
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="A fine-tuned model folder (from finetune or compress).")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="A fine-tuned model folder (from finetune or compress).")
+    ],
     task: TaskOpt,
     data: DataOpt,
     split: Annotated[str, typer.Option(help="Which split to score: dev (default) or train.")] = "dev",

@@ -49,7 +49,9 @@ class Target(str, Enum):
 @handle_errors
 def export(
     ctx: typer.Context,
-    model_dir: Annotated[Path, typer.Argument(help="Sequence-classification folder (finetune or compress output).")],
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help="Sequence-classification folder (finetune or compress output).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder, written atomically.")],
     quantize: Annotated[
         Quantize,
@@ -169,7 +171,7 @@ def export(
 
 @handle_errors
 def verify(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by codir-edge export.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by codir-edge export.")],
 ) -> None:
     """Re-check a bundle: every file's hash and size, no path outside the bundle, every model loads.
 

@@ -45,7 +45,8 @@ def pipeline(
     file: Annotated[
         Path,
         typer.Argument(
-            help="Pipeline TOML: a pipeline table of defaults, then finetune, compress, export and profile tables."
+            metavar="FILE",
+            help="Pipeline TOML: a pipeline table of defaults, then finetune, compress, export and profile tables.",
         ),
     ],
     from_stage: FromOpt = None,
@@ -81,7 +82,9 @@ def pipeline(
 def demo(
     data: Annotated[
         str | None,
-        typer.Option("--data", "-d", help="SST-2 folder or file [default: ../shared/data/glue/SST-2 when present]."),
+        typer.Option(
+            "--data", "-d", help="SST-2 folder or file.", show_default="../shared/data/glue/SST-2 when present"
+        ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pipeline file and every artifact.")] = Path(
         "runs/demo"

@@ -75,19 +75,21 @@ def profile(
     targets: Annotated[
         list[Path],
         typer.Argument(
-            help="ONNX files, bundle folders (every variant), or Hugging Face folders (PyTorch baseline, needs torch)."
+            metavar="TARGET",
+            help="ONNX files, bundle folders (every variant), or Hugging Face folders (PyTorch baseline, needs torch).",
         ),
     ],
     threads: Annotated[
-        str | None, typer.Option(help="Intra-op thread counts, e.g. 1,2 [default: 1,2].", rich_help_panel=SWEEP)
+        str | None, typer.Option(help="Intra-op thread counts, e.g. 1,2.", show_default="1,2", rich_help_panel=SWEEP)
     ] = None,
     batch_sizes: Annotated[
-        str | None, typer.Option(help="Batch sizes, e.g. 1,8 [default: 1,8].", rich_help_panel=SWEEP)
+        str | None, typer.Option(help="Batch sizes, e.g. 1,8.", show_default="1,8", rich_help_panel=SWEEP)
     ] = None,
     seq_lens: Annotated[
         str | None,
         typer.Option(
-            help="Sequence lengths, 'real' for real sentences from --data [default: 16,64,128, plus real with --data].",
+            help="Sequence lengths, 'real' for real sentences from --data.",
+            show_default="16,64,128, plus real with --data",
             rich_help_panel=SWEEP,
         ),
     ] = None,

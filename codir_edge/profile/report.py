@@ -51,13 +51,17 @@ def describe_device(description: dict) -> str:
 
 def _row_cells(row: dict, with_device: bool = False) -> list[str]:
     """A result row as the cells of both the terminal table and the Markdown table."""
-    return ([row["device"]] if with_device else []) + [
-        row["target"],
-        row["provider"].replace("ExecutionProvider", ""),
-        str(row["threads"]),
-        str(row["batch_size"]),
-        str(row["seq_len"]),
-    ] + [_fmt(row, key, pattern) for _, key, pattern in COLUMNS]
+    return (
+        ([row["device"]] if with_device else [])
+        + [
+            row["target"],
+            row["provider"].replace("ExecutionProvider", ""),
+            str(row["threads"]),
+            str(row["batch_size"]),
+            str(row["seq_len"]),
+        ]
+        + [_fmt(row, key, pattern) for _, key, pattern in COLUMNS]
+    )
 
 
 @dataclass(frozen=True)
