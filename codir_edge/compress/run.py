@@ -25,6 +25,7 @@ from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import count_parameters
 from codir_edge.data import DataSpec
 from codir_edge.extras import require_extra
+from codir_edge.progress import Bars, stage_progress
 from codir_edge.provenance import provenance
 from codir_edge.training.distributed import barrier
 from codir_edge.training.engine import Interrupted
@@ -143,7 +144,8 @@ def run_compress(
         seed_everything(config.seed)
         setup = stage.prepare(runtime, dist)
         caches = [run_dir, out_dir, *map(Path, cache_from)]
-        bank, bank_info = _teacher_bank(setup, config, runtime, dist, run_dir, caches)
+        with stage_progress(show_progress and dist.is_main) as bars:
+            bank, bank_info = _teacher_bank(setup, config, runtime, dist, run_dir, caches, bars)
         distiller, loop = stage.build(setup, bank, runtime, dist)
         trained = train(loop, distiller, runtime, dist, run_dir, resume, show_progress)
         report = CompressReport(
@@ -169,7 +171,8 @@ def run_compress(
         return report
 
 
-def _teacher_bank(setup: Setup, config: CompressConfig, runtime, dist, run_dir: Path, cache_dirs: list[Path]):
+def _teacher_bank(setup: Setup, config: CompressConfig, runtime, dist, run_dir: Path, cache_dirs: list[Path],
+                  bars: Bars):  # fmt: skip
     """(bank, info): from a cache or a teacher pass, on the device that will read it."""
     import torch
 
@@ -182,7 +185,7 @@ def _teacher_bank(setup: Setup, config: CompressConfig, runtime, dist, run_dir: 
         return bank, BankInfo.of(bank, setup.key, 0.0, None)
     features, logits, seconds, reused = obtain_bank(
         setup.teacher, setup.encoded, setup.mapping, setup.pooling, runtime, config.eval_batch_size, setup.key,
-        cache_dirs=cache_dirs, save_dir=run_dir, dist=dist, with_logits=setup.with_logits,
+        cache_dirs=cache_dirs, save_dir=run_dir, dist=dist, with_logits=setup.with_logits, progress=bars,
     )  # fmt: skip
     nbytes = features.numel() * 2 + logits.numel() * 2
     bank = make_teacher_bank(features, logits, targets, bank_device(runtime, nbytes))

@@ -26,6 +26,7 @@ from codir_edge.export.config import QUANTIZE_MODES, ExportConfig
 from codir_edge.export.plan import is_pair_model, plan_export
 from codir_edge.extras import require_extra
 from codir_edge.notes import note
+from codir_edge.progress import stage_progress
 
 __all__ = ["QUANTIZE_MODES", "ExportConfig", "ExportReport", "run_export"]
 
@@ -61,6 +62,7 @@ def run_export(
     data: DataSpec | None = None,
     overwrite: bool = False,
     command: str | None = None,
+    show_progress: bool = True,
 ) -> ExportReport:
     require_extra("train", "export")
     from codir_edge.export.convert import load_for_export
@@ -79,21 +81,35 @@ def run_export(
     if config.tokenizer_in_graph is None and cannot_embed:  # by default: skipped, and said why
         note(f"no model.strings.onnx: {cannot_embed.split(': pass --no-tokenizer-in-graph')[0]}")
     model = load_for_export(model_dir, config.trust_remote_code)
-    with _quiet_root_logger(), staged_output_dir(out_dir, overwrite) as stage:
+    planned = 3 + (plan.dev is not None) + with_strings + bool(config.ort) + 1
+    with (
+        _quiet_root_logger(),
+        staged_output_dir(out_dir, overwrite) as stage,
+        stage_progress(show_progress) as bars,
+    ):
+        bar = bars.add("export", planned, "steps")
         work = stage / ".work"
         work.mkdir()
-        fp32 = steps.fp32_with_parity(model, tokenizer, plan, work)
-        candidates, int8, fused_counts = steps.graph_candidates(fp32, plan, tokenizer, work)
-        variants, graph_choice = steps.choose_graphs(candidates, int8, plan, fp32, stage)
+        with bars.step(bar, "fp32 graph and parity"):
+            fp32 = steps.fp32_with_parity(model, tokenizer, plan, work)
+        with bars.step(bar, "fused and INT8 candidates"):
+            candidates, int8, fused_counts = steps.graph_candidates(fp32, plan, tokenizer, work)
+        with bars.step(bar, "timing candidates"):
+            variants, graph_choice = steps.choose_graphs(candidates, int8, plan, fp32, stage)
         if plan.dev is not None:
-            steps.score_variants(variants, stage, fp32, plan)
+            with bars.step(bar, "scoring variants"):
+                steps.score_variants(variants, stage, fp32, plan)
         shipped = "model.int8.onnx" if int8 else "model.onnx"
         if with_strings:
             regression = model.config.num_labels == 1
             pair = is_pair_model(plan)
-            variants.append(steps.strings_variant(stage, work, shipped, tokenizer, config, pair, regression, plan.dev))
+            with bars.step(bar, "tokenizer in the graph"):
+                variants.append(
+                    steps.strings_variant(stage, work, shipped, tokenizer, config, pair, regression, plan.dev)
+                )
         if config.ort:
-            variants.append(steps.mobile_variant(stage, shipped, plan.target))
+            with bars.step(bar, "mobile .ort"):
+                variants.append(steps.mobile_variant(stage, shipped, plan.target))
         shutil.rmtree(work)
         steps.write_model_files(stage, tokenizer, model)
         parity = fp32.parity.to_dict()
@@ -111,4 +127,5 @@ def run_export(
             command=command,
             plain_counts=operator_counts(stage / "model.onnx"),
         )
+        bars.advance(bar, stats="manifest written")
     return report

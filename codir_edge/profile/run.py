@@ -31,7 +31,6 @@ from codir_edge.profile.targets import (
     Target,
     external_data,
     position_limit,
-    read_model_json,
     resolve_targets,
     vocab_limit,
 )
@@ -221,18 +220,12 @@ def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
 
 def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
     from codir_edge.data import get_task
-    from codir_edge.data.encode import encode
     from codir_edge.data.labels import to_examples
-    from codir_edge.data.metrics import score
-    from codir_edge.models.labels import model_labels
-    from codir_edge.onnx_predict import onnx_logits
+    from codir_edge.onnx_scoring import model_label_order, score_onnx
 
     task = get_task(config.task)
-    model_config = read_model_json(target.folder)
-    labels = model_labels(model_config, task, target.folder) if model_config else list(task.labels)
-    examples = to_examples(raw, task, labels).subsample(config.max_eval_samples, 0)
-    encoded = encode(tokenizer, examples, config.max_length)
-    return score(task, onnx_logits(target.path, encoded, threads=max(config.threads)), examples.targets)
+    examples = to_examples(raw, task, model_label_order(target.folder, task)).subsample(config.max_eval_samples, 0)
+    return score_onnx(target.path, tokenizer, task, examples, config.max_length, max(config.threads)).metrics
 
 
 def _check_devices(config: ProfileConfig, targets: list[Target]) -> None:
@@ -412,12 +405,11 @@ def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> Prof
         budgets=list(config.budgets),
     )
     total = len(config.devices) * len(targets) * len(configurations) * config.repeat
-    bar = progress.add_task("profile", total=total, stats="") if progress is not None else None
+    bar = progress.add("profile", total, "runs") if progress is not None else None
 
     def tick(stats: str) -> None:
         if progress is not None:
-            progress.update(bar, stats=stats)
-            progress.advance(bar)
+            progress.advance(bar, stats=stats)
 
     with tempfile.TemporaryDirectory(prefix="codir-edge-inputs-") as scratch:
         inputs = _prepare(targets, configurations, _read_dev_split(config), config, Path(scratch), report.accuracy)

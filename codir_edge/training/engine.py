@@ -137,9 +137,10 @@ class _Run:
 
     def attach(self, progress, log, stop) -> None:
         self.progress, self.log, self.stop = progress, log, stop
-        self.bar = progress.add_task(self.loop.label, total=self.steps_per_epoch * self.config.epochs, stats="")
-        progress.update(self.bar, completed=self.position.step)
+        total = self.steps_per_epoch * self.config.epochs
+        self.bar = progress.add(self.loop.label, total, "steps", completed=self.position.step)
         self.step = self.position.step
+        self.examples_here, self.seconds_here = 0, 0.0  # this process's share, for the bar's ex/s
 
     def train_epoch(self, epoch: int) -> None:
         loop, dist = self.loop, self.dist
@@ -156,6 +157,7 @@ class _Run:
             terms = train_step(self.wrapped, self.optimizer, self.scheduler, self.scaler, self.runtime,
                                self.config.max_grad_norm, inputs, index, targets, negatives, scale)  # fmt: skip
             self.step += 1
+            self.examples_here += len(global_rows)
             window.add(terms, self.step, len(global_rows))  # on the device: no host sync per step
             self.progress.advance(self.bar)
             done_epoch = batch_no + 1 == len(batches)
@@ -164,6 +166,7 @@ class _Run:
                 window = LossWindow(loop.hints)
             self._maybe_stop_or_save(window, ckpt.Position(epoch, batch_no + 1, self.step), done_epoch)
         self.train_seconds += time.perf_counter() - self.epoch_start
+        self.seconds_here += time.perf_counter() - self.epoch_start
 
     def _log_window(self, window: LossWindow, epoch: int) -> None:
         means = window.means(self.last_saved)  # the one host sync per window
@@ -174,7 +177,10 @@ class _Run:
             self.log.write(json.dumps(record) + "\n")
             self.log.flush()  # so that a watcher (tail -f) sees each window as it ends
         shown = "  ".join(f"{name} {value:.4f}" for name, value in means.items())
-        self.progress.update(self.bar, stats=f"{shown}  lr {lr:.2e}  {rate:.0f} ex/s")
+        seconds = self.seconds_here + time.perf_counter() - self.epoch_start
+        # examples per second of training since this run started: what the summary reports (the log
+        # file keeps each window's own rate)
+        self.progress.note(self.bar, f"{shown}  lr {lr:.2e}  {self.examples_here / max(seconds, 1e-9):.0f} ex/s")
 
     def _maybe_stop_or_save(self, window: LossWindow, here: ckpt.Position, done_epoch: bool) -> None:
         """A requested stop saves and raises; a periodic checkpoint saves. Neither saves a diverged state."""
@@ -201,7 +207,7 @@ class _Run:
         if self.dist.is_main:
             self.log.write(json.dumps({"epoch": epoch, "step": self.step, "dev": metrics}) + "\n")
             headline = self.loop.headline
-            self.progress.console.print(f"epoch {epoch}: dev {headline} {metrics[headline]:.4f}")
+            self.progress.print(f"epoch {epoch}: dev {headline} {metrics[headline]:.4f}")
         if self.loop.after_epoch is not None:
             self.loop.after_epoch(self.history)
         self.epoch_start = time.perf_counter()

@@ -25,6 +25,7 @@ from codir_edge.compress.features import layer_summaries
 from codir_edge.data.encode import Encoded, eval_batches, pad_batch
 from codir_edge.models.predict import to_device
 from codir_edge.models.runtime import Runtime
+from codir_edge.progress import Bars, tracked
 from codir_edge.training.distributed import Dist, all_gather_rows, barrier
 
 DISK = "disk"  # the bank stays in its file and each step reads its rows
@@ -102,11 +103,12 @@ def compute_summaries(model, encoded: Encoded, layers, pooling, runtime, batch_s
 
 
 def write_bank(path: Path, key: str, teacher, encoded: Encoded, layers, pooling, runtime, batch_size, dist,
-               with_logits: bool = True) -> None:  # fmt: skip
+               with_logits: bool = True, progress: Bars | None = None) -> None:  # fmt: skip
     """Stream the teacher's summaries of every example into the bank file at ``path`` (rank 0 writes)."""
     width = teacher.config.hidden_size * len(layers)
     classes = teacher.config.num_labels if with_logits else 0
     rounds = summary_rounds(teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits)
+    rounds = tracked(rounds, progress, "teacher bank", len(encoded), "ex", size=lambda done: len(done[0]))
     if not dist.is_main:
         for _ in rounds:  # the other ranks compute their share and take part in every gather
             pass
@@ -118,7 +120,8 @@ def write_bank(path: Path, key: str, teacher, encoded: Encoded, layers, pooling,
 
 
 def obtain_bank(teacher, encoded: Encoded, layers, pooling, runtime: Runtime, batch_size: int, key: str,
-                cache_dirs: list[Path], save_dir: Path, dist: Dist, with_logits: bool = True):  # fmt: skip
+                cache_dirs: list[Path], save_dir: Path, dist: Dist, with_logits: bool = True,
+                progress: Bars | None = None):  # fmt: skip
     """(features, logits, seconds spent building, reused path): the bank from the first cache folder
     that holds it (copied into ``save_dir``), else built into ``save_dir``; both as views of the file
     in ``save_dir`` (``FileTable``), opened by every rank."""
@@ -133,7 +136,7 @@ def obtain_bank(teacher, encoded: Encoded, layers, pooling, runtime: Runtime, ba
             break
     if reused is None:
         started = time.perf_counter()
-        write_bank(target, key, teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits)
+        write_bank(target, key, teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits, progress)
         seconds = time.perf_counter() - started
     barrier(dist)
     opened = open_bank(target, key, len(encoded))
