@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 from codir_edge.devices.runner import session_options  # the device runner holds them: one place
+from codir_edge.errors import InputError
 
-__all__ = ["create_session", "session_options"]
+__all__ = ["check_onnx_file", "create_session", "session_options"]
+
+ONNX_MAGIC_FIELDS = (b"\x08", b"\x12", b"\x1a", b"\x22", b"\x3a", b"\x42")  # first protobuf tag of a ModelProto
 
 
 def create_session(path: Path, threads: int, provider: str = "CPUExecutionProvider", custom_ops: bool = False):
@@ -43,3 +46,27 @@ def _native_stderr_silenced():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def check_onnx_file(path: Path) -> None:
+    """Cheap checks that catch the common wrong files (an image named model.onnx, a truncated copy)
+    before a worker process is spent on them; onnxruntime's own load is the final word."""
+    if not path.is_file():
+        raise InputError(f"{path} does not exist: pass an ONNX file, a bundle folder or a model folder")
+    if path.stat().st_size < 16:
+        raise InputError(f"{path} is too small to be an ONNX model: re-export it")
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    is_ort_format = path.suffix.lower() == ".ort" and head[4:8] == b"ORTM"  # ONNX Runtime's mobile format
+    if head[:1] not in ONNX_MAGIC_FIELDS and not is_ort_format:
+        raise InputError(f"{path} is not an ONNX model (it starts with {head[:8]!r}): re-export it")
+    import onnxruntime
+
+    try:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        first = str(exc).strip().splitlines()[0][:200]
+        raise InputError(f"{path} cannot be loaded by onnxruntime ({first}): re-export it") from exc

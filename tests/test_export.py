@@ -94,6 +94,67 @@ def test_verify_passes_then_catches_tampering(bundle, tmp_path):
     assert_one_line_error(invoke("verify", copy), 2, "leaves the bundle")
 
 
+def test_verify_checks_one_model_against_its_bundle_and_each_fix_it_suggests_works(bundle, classifier, tmp_path):
+    import shutil
+
+    result = invoke("verify", bundle / "model.int8.onnx")
+    assert result.exit_code == 0 and "file matches its hash; 1 model loads" in result.output, result.output
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    data = bytearray((copy / "model.int8.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.int8.onnx").write_bytes(bytes(data))
+    assert_one_line_error(invoke("verify", copy / "model.int8.onnx"), 1, "model.int8.onnx: sha256 differs")
+    assert invoke("verify", copy / "model.onnx").exit_code == 0  # only the file asked about is judged
+    assert_one_line_error(invoke("verify", bundle / "labels.json"), 2, "is not an .onnx or .ort file")
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(bundle / "model.onnx", alone / "model.onnx")
+    assert_one_line_error(invoke("verify", alone / "model.onnx"), 2, "is not in a bundle", "pass the bundle folder")
+    assert invoke("verify", bundle).exit_code == 0  # the fix: the bundle folder it came from
+
+    result = invoke("verify", classifier)
+    assert_one_line_error(result, 2, "is a model folder, not a bundle", f"codir-edge export {classifier} --out BUNDLE")
+    exported = tmp_path / "exported"
+    assert invoke("export", classifier, "--out", exported, "--no-ort", "--quantize", "none", "-q").exit_code == 0
+    assert invoke("verify", exported).exit_code == 0  # the fix, followed to the letter
+
+
+def test_evaluate_scores_what_ships(bundle, classifier, sst2_small, tmp_path):
+    import shutil
+
+    out = tmp_path / "bundle.json"
+    result = invoke("evaluate", bundle, "--task", "sst2", "--data", sst2_small, "--json", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [v["variant"] for v in report["variants"]] == ["fp32", "int8", "ort"]  # strings: through its int8 twin
+    assert all(v["runtime"] == "onnxruntime" and v["examples"] == 32 for v in report["variants"])
+    assert report["task"] == "sst2" and f"report: {out}" in result.output
+    torch_json = tmp_path / "torch.json"
+    assert invoke("evaluate", classifier, "--task", "sst2", "--data", sst2_small, "--json", torch_json).exit_code == 0
+    torch_report = json.loads(torch_json.read_text())
+    assert torch_report["runtime"] == "pytorch"
+    fp32, int8, ort = report["variants"]
+    assert fp32["metrics"] == torch_report["metrics"]  # the fp32 graph is held to PyTorch
+    assert ort["metrics"] == int8["metrics"]  # the .ort file is the INT8 graph in mobile form
+
+    single = tmp_path / "int8.json"
+    args = ("--task", "sst2", "--data", sst2_small, "--json", single)
+    assert invoke("evaluate", bundle / "model.int8.onnx", *args).exit_code == 0
+    assert json.loads(single.read_text())["metrics"] == int8["metrics"]
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(bundle / "model.int8.onnx", alone / "model.int8.onnx")
+    result = invoke("evaluate", alone / "model.int8.onnx", "--task", "sst2", "--data", sst2_small)
+    assert_one_line_error(result, 2, "no tokenizer.json beside it")
+    shutil.copy(bundle / "tokenizer.json", alone / "tokenizer.json")  # the fix it names
+    assert invoke("evaluate", alone / "model.int8.onnx", "--task", "sst2", "--data", sst2_small).exit_code == 0
+    assert_one_line_error(invoke("evaluate", tmp_path / "missing.onnx", "--task", "sst2", "--data", sst2_small), 2,
+                          "does not exist")  # fmt: skip
+
+
 def test_export_with_task_data_scores_every_variant(tmp_path, classifier, sst2_small):
     out = tmp_path / "b"
     result = invoke("export", classifier, "--out", out, "--task", "sst2", "--data", sst2_small, "--quantize",

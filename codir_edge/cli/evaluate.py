@@ -25,11 +25,16 @@ from codir_edge.cli.options import (
 @handle_errors
 def evaluate(
     model: Annotated[
-        Path, typer.Argument(metavar="MODEL", help="A fine-tuned model folder (from finetune or compress).")
+        Path,
+        typer.Argument(
+            metavar="MODEL",
+            help="A fine-tuned model folder (from finetune or compress, scored in PyTorch), a bundle from export "
+            "(each variant scored in onnxruntime) or one .onnx/.ort file with tokenizer.json beside it.",
+        ),
     ],
     task: TaskOpt,
     data: DataOpt,
-    split: Annotated[str, typer.Option(help="Which split to score: dev (default) or train.")] = "dev",
+    split: Annotated[str, typer.Option(help="Which split to score: dev or train.")] = "dev",
     text_column: TextColumnOpt = None,
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,
@@ -40,14 +45,19 @@ def evaluate(
     device: DeviceOpt = "auto",
     json_path: JsonOpt = None,
 ) -> None:
-    """Score MODEL on a task split with the task's metrics (accuracy, F1, Matthews, Pearson/Spearman)."""
+    """Score MODEL on a task split with the task's metrics (accuracy, F1, Matthews, Pearson/Spearman).
+
+    ONNX models run on this machine's CPU with every core (--device applies to PyTorch folders). The
+    --json file holds one report, or for a bundle {"bundle", "task", "split", "variants": [reports]}.
+    """
     from codir_edge.data import DataSpec
     from codir_edge.evaluate import run_evaluate
     from codir_edge.models.hub_ids import resolve_model_dir
 
-    model = resolve_model_dir(model, "MODEL")
+    if model.suffix not in (".onnx", ".ort"):  # a missing file.onnx is not a hub id to fetch
+        model = resolve_model_dir(model, "MODEL")
     spec = DataSpec(data, text_column, text_pair_column, label_column)
-    report = run_evaluate(
+    reports = run_evaluate(
         model,
         task,
         spec,
@@ -58,6 +68,15 @@ def evaluate(
         device=getattr(device, "value", device),
         seed=seed,
     )
-    figures = "  ".join(f"{name} {value:.4f}" for name, value in report.metrics.items())
-    typer.echo(f"{report.task} {report.split} ({report.examples} examples): {figures}")
-    write_json(json_path, report.to_dict())
+    for report in reports:
+        figures = "  ".join(f"{name} {value:.4f}" for name, value in report.metrics.items())
+        name = f"{report.variant:<6} " if report.variant else ""
+        typer.echo(f"{name}{report.task} {report.split} ({report.examples} examples, {report.runtime}): {figures}")
+    first = reports[0]
+    if first.variant is None:
+        write_json(json_path, first.to_dict())
+    else:
+        variants = [r.to_dict() for r in reports]
+        write_json(json_path, {"bundle": str(model), "task": first.task, "split": first.split, "variants": variants})
+    if json_path is not None:
+        typer.echo(f"report: {json_path}")

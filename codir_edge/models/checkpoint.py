@@ -31,6 +31,19 @@ def default_backbone() -> Path:
     return Path(str(root / "model"))
 
 
+def read_model_json(folder: Path) -> dict:
+    """``config.json`` beside a model (an ONNX file's folder), or {} when absent or unreadable: for
+    callers to which it only adds information (labels, positions, vocabulary size)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_model_config(model_dir: Path, option: str = "--model") -> dict:
     """The folder's ``config.json``, after checking that it is an encoder of a known family with weights."""
     model_dir = Path(model_dir)

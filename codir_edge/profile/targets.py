@@ -7,15 +7,14 @@ folder, measured with PyTorch as the baseline when torch is installed.
 from __future__ import annotations
 
 import importlib.util
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.errors import InputError
+from codir_edge.models.checkpoint import read_model_json
 from codir_edge.models.families import max_positions
-
-ONNX_MAGIC_FIELDS = (b"\x08", b"\x12", b"\x1a", b"\x22", b"\x3a", b"\x42")  # first protobuf tag of a ModelProto
+from codir_edge.onnx_session import check_onnx_file
 
 
 @dataclass(frozen=True)
@@ -38,30 +37,6 @@ class Target:
 
 def external_data(path: Path) -> list[Path]:
     return [p for p in path.parent.glob(path.name + ".data") if p.is_file()]
-
-
-def check_onnx_file(path: Path) -> None:
-    """Cheap checks that catch the common wrong files (an image named model.onnx, a truncated copy)
-    before a worker process is spent on them; onnxruntime's own load is the final word."""
-    if not path.is_file():
-        raise InputError(f"target {path} does not exist: pass an ONNX file, a bundle folder or a model folder")
-    if path.stat().st_size < 16:
-        raise InputError(f"{path} is too small to be an ONNX model: re-export it")
-    with open(path, "rb") as handle:
-        head = handle.read(16)
-    is_ort_format = path.suffix.lower() == ".ort" and head[4:8] == b"ORTM"  # ONNX Runtime's mobile format
-    if head[:1] not in ONNX_MAGIC_FIELDS and not is_ort_format:
-        raise InputError(f"{path} is not an ONNX model (it starts with {head[:8]!r}): re-export it")
-    import onnxruntime
-
-    try:
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 4
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-        onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-        first = str(exc).strip().splitlines()[0][:200]
-        raise InputError(f"{path} cannot be loaded by onnxruntime ({first}): re-export it") from exc
 
 
 def resolve_targets(paths: list[Path]) -> list[Target]:
@@ -94,18 +69,6 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
     if duplicates:
         raise InputError(f"two targets are both named {duplicates[0]}: rename one file so budgets can tell them apart")
     return targets
-
-
-def read_model_json(folder: Path) -> dict:
-    """``config.json`` beside a model, or {} when absent or unreadable (it only adds information)."""
-    path = folder / "config.json"
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def position_limit(target: Target) -> int | None:
