@@ -103,12 +103,14 @@ def staged_output_dir(out: Path, overwrite: bool = False, option: str = "--out")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file by rename so a reader never sees half of it (JSON reports, checkpoints' metadata)."""
+    """Write a file by rename so a reader never sees half of it (JSON reports, checkpoints' metadata),
+    with the permissions ``open`` would have given it (mkstemp's are 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{_TMP_MARK}", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

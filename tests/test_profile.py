@@ -36,7 +36,27 @@ def one_line_error(result, code, *fragments):
 
 def test_sweep_figures_and_reports(tmp_path, tiny_bundle):
     out = tmp_path / "r.json"
-    result = invoke(
+    old_mask = os.umask(0o022)
+    try:
+        result = _sweep(tmp_path, tiny_bundle, out)
+    finally:
+        os.umask(old_mask)
+    assert result.exit_code == 0, result.output
+    pictures = f"{tmp_path / 'r.png'}, {tmp_path / 'r-accuracy.png'}"  # accuracy known from the manifest
+    assert f"reports: {out}, {tmp_path / 'r.md'}, {pictures}" in result.output
+    for name in (
+        "r.json",
+        "r.md",
+        "r.png",
+        "r-accuracy.png",
+    ):  # the umask, like every other file we write (not mkstemp's 0600)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert "×first" in result.output  # two targets: the ratio column has something to compare
+    _check_sweep(tmp_path, out)
+
+
+def _sweep(tmp_path, tiny_bundle, out):
+    return invoke(
         "profile",
         tiny_bundle,
         "--threads",
@@ -54,7 +74,9 @@ def test_sweep_figures_and_reports(tmp_path, tiny_bundle):
         tmp_path / "r.png",
         "--raw-samples",
     )
-    assert result.exit_code == 0, result.output
+
+
+def _check_sweep(tmp_path, out):
     report = json.loads(out.read_text())
     assert {r["target"] for r in report["results"]} == {"fp32", "int8"} and len(report["results"]) == 8
     row = report["results"][0]

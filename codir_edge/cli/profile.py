@@ -178,7 +178,11 @@ def profile(
     ] = None,
     plot: Annotated[
         Path | None,
-        typer.Option(help="Write a PNG of latency percentiles and accuracy vs p95.", rich_help_panel=REPORTS),
+        typer.Option(
+            help="Write a PNG of latency against sequence length for every configuration, and beside it "
+            "NAME-accuracy.png (accuracy against p95, Pareto front) when accuracy is known.",
+            rich_help_panel=REPORTS,
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -236,10 +240,14 @@ def profile(
         _write_text(junit, to_junit(report), "--junit")
     if markdown is not None:
         _write_text(markdown, to_markdown(report), "--markdown")
+    pictures = []
     if plot is not None:
         from codir_edge.profile.plot import write_plot
 
-        write_plot(report, plot)
+        pictures = write_plot(report, plot)
+    written = [str(path) for path in (json_path, junit, markdown, *pictures) if path is not None]
+    if written:
+        typer.echo(f"reports: {', '.join(written)}")
     _exit(report)
 
 

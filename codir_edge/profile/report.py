@@ -49,7 +49,12 @@ def describe_device(description: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _row_cells(row: dict, with_device: bool = False) -> list[str]:
+def columns(report: ProfileReport) -> tuple:
+    """The figure columns; the ratio to the first target only when there is a second to compare."""
+    return COLUMNS if len(report.targets) > 1 else tuple(c for c in COLUMNS if c[1] != "p50_ratio")
+
+
+def _row_cells(row: dict, shown: tuple, with_device: bool = False) -> list[str]:
     """A result row as the cells of both the terminal table and the Markdown table."""
     return (
         ([row["device"]] if with_device else [])
@@ -60,7 +65,7 @@ def _row_cells(row: dict, with_device: bool = False) -> list[str]:
             str(row["batch_size"]),
             str(row["seq_len"]),
         ]
-        + [_fmt(row, key, pattern) for _, key, pattern in COLUMNS]
+        + [_fmt(row, key, pattern) for _, key, pattern in shown]
     )
 
 
@@ -101,10 +106,11 @@ def print_table(report: ProfileReport, console: Console) -> None:
         table = Table(title=f"{machine.get('cpu', '?')} · onnxruntime {machine.get('onnxruntime', '?')}")
     for header in (["device"] if with_device else []) + ["target", "provider", "thr", "batch", "seq"]:
         table.add_column(header)
-    for header, _, _ in COLUMNS:
+    shown = columns(report)
+    for header, _, _ in shown:
         table.add_column(header, justify="right")
     for row in report.results:
-        table.add_row(*_row_cells(row, with_device))
+        table.add_row(*_row_cells(row, shown, with_device))
     if report.results:
         console.print(table)
     where = " (scored on this machine)" if with_device else ""
@@ -182,10 +188,11 @@ def to_markdown(report: ProfileReport) -> str:
         out += [f"- **{name}**: not measured ({message})"]
     out += [""]
     headers = (["device"] if with_device else []) + ["target", "provider", "threads", "batch", "seq"]
-    headers += [h for h, _, _ in COLUMNS]
+    shown = columns(report)
+    headers += [h for h, _, _ in shown]
     out += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in report.results:
-        out.append("| " + " | ".join(_row_cells(row, with_device)) + " |")
+        out.append("| " + " | ".join(_row_cells(row, shown, with_device)) + " |")
     if report.accuracy:
         out += [
             "",
