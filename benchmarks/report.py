@@ -354,7 +354,7 @@ def demo_section() -> list[str]:
     if result is None:
         return lines
     lines += [
-        f"Wall time **{result['wall_s'] / 60:.1f} min** on this machine "
+        f"Wall time **{result['wall_s'] / 60:.1f} min** on this machine{load_note(result)} "
         + "("
         + ", ".join(f"{s['name']} {s['seconds']:.0f} s" for s in result["stages"])
         + ").",
@@ -371,6 +371,28 @@ def demo_section() -> list[str]:
     return lines
 
 
+def load_note(result: dict) -> str:
+    """', 2 cores, load average 0.12 before the start': how busy the shared machine was."""
+    load = result.get("load_average_before")
+    return f", {result['cpus']} cores, load average {load[0]:.2f} before the start" if load else ""
+
+
+def suite_section() -> list[str]:
+    lines, result = section("The README's test command", "test_suite", "python benchmarks/test_suite.py")
+    if result is None:
+        return lines
+    counts = ", ".join(f"{n} {kind}" for kind, n in result["counts"].items())
+    lines += [
+        f"`{result['command']}` in a fresh clone with CI's environment{load_note(result)}: set-up (venv and "
+        f"install) **{result['setup_s'] / 60:.1f} min**, lint and suite **{result['checks_s'] / 60:.1f} min** "
+        f"(pytest's own figure {result['pytest_s'] / 60:.1f} min; {counts}).",
+        "",
+        provenance(result),
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -380,7 +402,7 @@ def main() -> None:
         "",
     ]
     sections = (demo_section, quality_section, pre_section, export_section, latency_section, limit_section)
-    sections += (cost_section, bank_section, repro_section, families_section, remote_section)
+    sections += (cost_section, bank_section, repro_section, families_section, remote_section, suite_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

@@ -55,9 +55,11 @@ class Bar:
         return max(self.total - self.completed, 0) / rate if rate else None
 
     def figures(self, now: float) -> str:
-        """'63/625 steps, 1.4 steps/s, 0:45 elapsed, ETA 6:41': the part a log line and a bar share."""
+        """'63/625 steps, 1.40 steps/s, 0:45 elapsed, ETA 6:41': the part a log line and a bar share."""
         rate = self.rate(now)
-        shown = "-" if rate is None else f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
+        shown = (
+            "-" if rate is None else f"{rate:.0f}" if rate >= 100 else f"{rate:.1f}" if rate >= 10 else f"{rate:.2f}"
+        )
         return (
             f"{self.completed}/{self.total} {self.unit}, {shown} {self.unit}/s, {clock(now - self.started)} elapsed, "
             f"ETA {clock(self.eta(now))}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -72,3 +73,21 @@ def test_interrupted_finetune_leaves_nothing_at_out(tmp_path, tiny_backbone, glu
     if sig != signal.SIGKILL:  # Ctrl-C and SIGTERM save a checkpoint that --resume continues from
         assert "error: interrupted at step" in log.read_text() and "--resume" in log.read_text()
         assert list((tmp_path / ".teacher.partial" / "checkpoints").glob("step-*/state.pt"))
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_honour_the_umask(tmp_path, umask, mode):
+    """Reports, pipeline files and stamps (all written through atomic_write_text) get what ``open``
+    would give them, not mkstemp's 0600."""
+    from codir_edge.atomic import atomic_write_text
+    from codir_edge.pipeline.demo import DemoSettings, write_demo_pipeline
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "report.json", "{}\n")
+        toml = write_demo_pipeline(tmp_path / "demo", str(tmp_path), DemoSettings())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == mode
+    assert toml.stat().st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left behind

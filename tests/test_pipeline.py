@@ -63,6 +63,8 @@ def test_full_chain_runs_once_then_skips_and_from_forces(tmp_path, tiny_backbone
     report = json.loads((work / "profile" / "report.json").read_text())
     assert {r["target"] for r in report["results"]} == {"finetune (pytorch)", "fp32", "int8"}
     assert (work / "profile" / "junit.xml").is_file() and (work / "profile" / "report.md").is_file()
+    assert f"reports: {work / 'profile' / 'report.json'}," in first.output  # where they are, not where they were
+    assert ".profile.tmp-" not in first.output
     # the compress stage really read the finetune output, and the export the compress output
     assert json.loads((work / "compress" / "metrics.json").read_text())["student_layers"] == 1
     assert (work / "export" / "manifest.json").is_file()

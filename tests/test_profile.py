@@ -424,3 +424,14 @@ def test_manifest_reader_any_json_is_read_or_one_line_error(tmp_path):
             assert manifest.variants and all(Path(v.file).parts[0] != ".." for v in manifest.variants)
 
     check()
+
+
+def test_one_target_gets_no_ratio_column(tmp_path):
+    """A ratio to the first target means nothing when there is only the first target."""
+    model = make_tiny_onnx(tmp_path / "m.onnx")
+    markdown = tmp_path / "r.md"
+    args = ("--threads", "1", "--batch-sizes", "1", "--seq-lens", "8", *FAST, "--markdown", markdown)
+    result = invoke("profile", model, *args)
+    assert result.exit_code == 0, result.output
+    assert "p50 ms" in result.output and "×first" not in result.output
+    assert "×first" not in markdown.read_text() and "| m.onnx |" in markdown.read_text()

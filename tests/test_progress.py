@@ -42,10 +42,10 @@ def test_log_lines_at_most_every_interval_and_at_the_end(fake_clock) -> None:
     bars.close()
     lines = buffer.getvalue().splitlines()
     assert lines == [
-        "finetune: 30/100 steps, 1 steps/s, 0:30 elapsed, ETA 1:10  loss 0.4000",
-        "finetune: 60/100 steps, 1 steps/s, 1:00 elapsed, ETA 0:40  loss 0.4000",
-        "finetune: 90/100 steps, 1 steps/s, 1:30 elapsed, ETA 0:10  loss 0.4000",
-        "finetune: 100/100 steps, 1 steps/s, 1:40 elapsed, ETA 0:00  loss 0.4000",
+        "finetune: 30/100 steps, 1.00 steps/s, 0:30 elapsed, ETA 1:10  loss 0.4000",
+        "finetune: 60/100 steps, 1.00 steps/s, 1:00 elapsed, ETA 0:40  loss 0.4000",
+        "finetune: 90/100 steps, 1.00 steps/s, 1:30 elapsed, ETA 0:10  loss 0.4000",
+        "finetune: 100/100 steps, 1.00 steps/s, 1:40 elapsed, ETA 0:00  loss 0.4000",
     ]
 
 
@@ -61,7 +61,7 @@ def test_a_failed_stage_leaves_its_error_alone_and_a_short_one_says_where_it_end
         bar = bars.add("profile", 8, "runs")
         fake_clock.now += 4
         bars.advance(bar, 2)
-    assert buffer.getvalue() == "profile: 2/8 runs, 0.5 runs/s, 0:04 elapsed, ETA 0:12\n"
+    assert buffer.getvalue() == "profile: 2/8 runs, 0.50 runs/s, 0:04 elapsed, ETA 0:12\n"
 
 
 def test_rate_counts_only_this_run_after_a_resume(fake_clock) -> None:
@@ -69,7 +69,7 @@ def test_rate_counts_only_this_run_after_a_resume(fake_clock) -> None:
     bar = bars.add("compress", 1000, "steps", completed=600)
     fake_clock.now += 10
     bars.advance(bar, 20)
-    assert bars.bars[bar].figures(fake_clock.now) == "620/1000 steps, 2 steps/s, 0:10 elapsed, ETA 3:10"
+    assert bars.bars[bar].figures(fake_clock.now) == "620/1000 steps, 2.00 steps/s, 0:10 elapsed, ETA 3:10"
 
 
 def test_terminal_bar_keeps_count_rate_and_eta_beside_long_loss_figures() -> None:

@@ -6,6 +6,7 @@ torch or transformers (a PyTorch-folder target is measured in its own worker pro
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -228,7 +229,8 @@ def profile(
     )
     with stage_progress(not quiet) as progress:
         report = run_profile(targets, config, progress)
-    print_table(report, Console(width=None if sys.stdout.isatty() else 200))  # CI logs are not 80 wide
+    wide = sys.stdout.isatty() or "COLUMNS" in os.environ  # else a CI log, which is not 80 wide
+    print_table(report, Console(width=None if wide else 200))
     for name, sent in report.uploaded_bytes.items():
         if name in report.devices and name != "local":
             typer.echo(f"{name}: uploaded {sent / 1e6:.2f} MB" if sent else f"{name}: uploaded nothing (cache hit)")

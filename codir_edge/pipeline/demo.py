@@ -3,7 +3,8 @@
 The demo is an ordinary pipeline file written into its output folder, so a re-run skips every
 finished stage and a user can copy the file as the start of their own. The settings are small
 but honest (every number in the final table is measured on the real dev set) so that the chain
-fits in about 20 minutes on 2 CPU cores; a GPU is used for training when there is one.
+runs in minutes on 2 CPU cores (benchmarks/results/demo.json has the measured time); a GPU is used
+for training when there is one.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ runs = {runs}
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sized for about 20 minutes on 2 CPU cores; larger sample counts give better models."""
+    """Sized for a short run on 2 CPU cores (benchmarks/results/demo.json); larger sample counts give
+    better models."""
 
     teacher_samples: int = 20000
     student_samples: int = 40000

@@ -168,14 +168,28 @@ def _check_out_is_ours(pipeline: Pipeline, stage: Stage) -> None:
         )
 
 
-def _child(words: list[str], debug: bool) -> int:
+def _child(words: list[str], debug: bool, renamed: tuple[Path, Path] | None = None) -> int:
     """Run ``codir-edge WORDS`` and return its exit code. The child has its own process group, so a
     Ctrl-C reaches it once, from here, and it gets time to clean up before we give up on it. It is
     told with SIGTERM, which every command handles like Ctrl-C, even when it was started with SIGINT
-    ignored (a background job)."""
+    ignored (a background job).
+
+    ``renamed`` (staging, final): the child writes into a staging folder that becomes ``final`` once
+    it succeeds, so its stdout is passed on with the one path rewritten (the user is told where the
+    files will be, not where they are for a moment); its stderr, with the progress, stays live."""
     command = [sys.executable, "-m", "codir_edge", *(["--debug"] if debug else []), *words]
-    child = subprocess.Popen(command, start_new_session=True)
+    piped = renamed is not None
+    env = dict(os.environ)
+    if piped and sys.stdout.isatty():  # tables are laid out for our terminal, not for a pipe
+        env.setdefault("COLUMNS", str(os.get_terminal_size(sys.stdout.fileno()).columns))
+    child = subprocess.Popen(command, start_new_session=True, env=env, text=True,
+                             stdout=subprocess.PIPE if piped else None)  # fmt: skip
     try:
+        if piped:
+            staging, final = map(str, renamed)
+            for line in child.stdout:
+                sys.stdout.write(line.replace(staging, final))
+                sys.stdout.flush()
         return child.wait()
     except KeyboardInterrupt:
         child.send_signal(signal.SIGTERM)
@@ -202,7 +216,7 @@ def _execute(pipeline: Pipeline, stage: Stage, settings: dict, debug: bool, quie
     with staged_output_dir(stage.out, overwrite=True, option=f"[{stage.name}] out") as staging:
         for flag, name in PROFILE_FILES.items():
             words += [flag, str(staging / name)]
-        code = _child(words, debug)
+        code = _child(words, debug, renamed=(staging, stage.out))
         if code not in (0, 1):  # 1: measured, a budget failed; the report is what the user needs
             raise _StageFailed(code)
     return code
