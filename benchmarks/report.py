@@ -393,6 +393,38 @@ def suite_section() -> list[str]:
     return lines
 
 
+def sweep_section() -> list[str]:
+    lines, result = section("Profile sweep: the README's plots", "profile_sweep", "python benchmarks/profile_plots.py")
+    if result is None:
+        return lines
+    lengths = list(dict.fromkeys(r["seq_len"] for r in result["results"]))
+    lines += [
+        "The demo's teacher (PyTorch) and bundle, batch 1, p50 ms by thread count and length "
+        f"(`codir-edge profile`, {result['config']['runs']} runs per configuration, each in a fresh process):",
+        "",
+        "| target | threads | " + " | ".join(map(str, lengths)) + " | accuracy |",
+        "|---|---|" + "---|" * (len(lengths) + 1),
+    ]
+    rows: dict[tuple, dict] = {}
+    for r in result["results"]:
+        rows.setdefault((r["target"], r["threads"]), {})[r["seq_len"]] = r["p50_ms"]
+    for (target, threads), by_length in rows.items():
+        accuracy = next(iter(result["accuracy"].get(target, {}).values()), None)
+        cells = " | ".join(f"{by_length[n]:.2f}" for n in lengths)
+        lines.append(f"| {target} | {threads} | {cells} | {pct(accuracy) if accuracy is not None else '-'} |")
+    lines += ["", "![sweep](results/profile_sweep.png)", "", "![accuracy](results/profile_sweep-accuracy.png)", ""]
+    return lines + [provenance_of_report(result), ""]
+
+
+def provenance_of_report(result: dict) -> str:
+    """A profile report carries its machine, not a benchmark environment."""
+    machine = result.get("machine", {})
+    return (
+        f"<sub>{machine.get('cpu', '?')}, {machine.get('logical_cores', '?')} cores; onnxruntime "
+        f"{machine.get('onnxruntime', '?')}; `python benchmarks/profile_plots.py`</sub>"
+    )
+
+
 def main() -> None:
     lines = [
         "# Benchmark results",
@@ -402,7 +434,8 @@ def main() -> None:
         "",
     ]
     sections = (demo_section, quality_section, pre_section, export_section, latency_section, limit_section)
-    sections += (cost_section, bank_section, repro_section, families_section, remote_section, suite_section)
+    sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
+    sections += (suite_section,)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

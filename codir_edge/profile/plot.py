@@ -133,7 +133,7 @@ def _latency_figure(report: ProfileReport, path: Path) -> None:
     values = [r[key] for r in report.results for key in ("p50_ms", "p95_ms")]
     if log_scale(values):
         for ax in axes.flat:
-            ax.set_yscale("log")
+            _log_axis(ax.yaxis, ax.set_yscale)
     for row in axes:
         row[0].set_ylabel("latency (ms)" + (", log scale" if log_scale(values) else ""))
     for ax in axes.flat:
@@ -145,6 +145,21 @@ def _latency_figure(report: ProfileReport, path: Path) -> None:
     fig.set_layout_engine("constrained")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _log_axis(axis, set_scale) -> None:
+    """A log scale labelled 0.5, 1, 2, 5, 10 rather than 5x10^-1, 10^0, 2x10^0 (minor ticks other
+    than 2 and 5 stay unlabelled, so labels never crowd)."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter
+
+    def minor(value: float, _) -> str:
+        return f"{value:g}" if value > 0 and round(value / 10 ** math.floor(math.log10(value))) in (2, 5) else ""
+
+    set_scale("log")
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _length_lines(ax, lines: dict[tuple[str, int], list[dict]], axis: list) -> None:
@@ -201,12 +216,14 @@ def _accuracy_figure(report: ProfileReport, path: Path) -> None:
         ax.scatter([points[i][0] for i in mine], [points[i][1] for i in mine], zorder=3,
                    label=device if len(devices) > 1 else "targets")  # fmt: skip
         front = [mine[i] for i in pareto_front([points[i] for i in mine])]
-        ax.step([points[i][0] for i in front], [points[i][1] for i in front], where="post", alpha=0.6,
-                label="Pareto front" + (f" ({device})" if len(devices) > 1 else ""))  # fmt: skip
+        (line,) = ax.step([points[i][0] for i in front], [points[i][1] for i in front], where="post", alpha=0.6,
+                          label="Pareto front" + (f" ({device})" if len(devices) > 1 else ""))  # fmt: skip
+        ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=160, facecolors="none",
+                   edgecolors=line.get_color(), zorder=2)  # a front of one point still shows  # fmt: skip
     low, high = accuracy_limits([y for _, y in points])
     ax.set_ylim(low, high)
     if log_scale([x for x, _ in points]):
-        ax.set_xscale("log")
+        _log_axis(ax.xaxis, ax.set_xscale)
     _labels(ax, rows, points, low, high, len(devices) > 1)
     ax.set_xlabel(f"p95 latency (ms), {config}")
     ax.set_ylabel(f"{metric}: axis {low:.3f} to {high:.3f}, a {100 * (high - low):.1f}-point span")
