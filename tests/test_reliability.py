@@ -93,7 +93,7 @@ _COMPRESS = ["compress", "--teacher", "{clf}", "--task", "sst2", "--data", "{glu
         (["evaluate", "{missing}", "--task", "sst2", "--data", "{glue}"], ["does not exist"]),
         (["export", "{missing}", "--out", "{out}"], ["does not exist"]),
         (["profile", "{missing}"], ["does not exist"]),
-        (["verify", "{missing}"], ["is not a folder"]),
+        (["verify", "{missing}"], ["does not exist", "pass a bundle folder"]),
         (["finetune", "--model", "{clf}", "--task", "sst2", "--data", "{missing}", "--out", "{out}"], ["{missing}"]),
         ([*_COMPRESS, "--student-layers", "5"], ["layers"]),
         ([*_COMPRESS, "--student-layers", "-1"], ["--student-layers"]),
@@ -129,7 +129,8 @@ def test_bad_paths_and_impossible_options_are_one_line(tmp_path, classifier, glu
 def test_debug_prints_the_trace_and_keeps_the_exit_code(tmp_path):
     result = invoke("--debug", "profile", tmp_path / "nope.onnx")
     assert result.exit_code == 2 and "Traceback (most recent call last)" in result.output
-    assert result.output.rstrip().splitlines()[-1].startswith("error: target")
+    last = result.output.rstrip().splitlines()[-1]
+    assert last.startswith("error: ") and "nope.onnx does not exist" in last
 
 
 def _hashes(folder: Path) -> dict[str, str]:

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from cli_helpers import default_sigint
 from sshd import SSHD, device_python, start_sshd, stop_sshd
 from typer.testing import CliRunner
 
@@ -144,7 +145,8 @@ def test_each_fault_names_its_device_and_the_others_are_still_reported(tmp_path,
 
 def _profile_in_background(args: list, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "codir_edge.cli", *map(str, args)]
-    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=default_sigint)  # fmt: skip
 
 
 def _wait_for_worker(workdir: Path, seconds: float = 60) -> int:

@@ -164,7 +164,7 @@ def export(
         else:
             shown = "not scored"
         size = (out / variant["file"]).stat().st_size / 1e6
-        typer.echo(f"{variant['name']:<5} {variant['file']:<18} {size:7.1f} MB  {shown}")
+        typer.echo(f"{variant['name']:<7} {variant['file']:<18} {size:7.1f} MB  {shown}")
     typer.echo(
         f"parity: max |diff| {report.parity['max_abs_diff']:.2e}, labels agree {report.parity['label_agreement']:.2%}; "
         f"fused {report.fused_operators.get('Attention', 0)} Attention"
