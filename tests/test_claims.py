@@ -42,9 +42,20 @@ def test_demo_time_is_quoted_from_its_result_file() -> None:
     assert quoted in top and "demo.json" in top
     readme = flat((ROOT / "README.md").read_text(encoding="utf-8"))
     assert f"**`codir-edge demo`**: {quoted} end to end" in readme
+    assert f"load average {demo['load_average_before'][0]:.2f} before it started" in readme
     demo_help = flat(typer.main.get_command(app).commands["demo"].help or "")
     assert quoted in demo_help and "demo.json" in demo_help
     assert f"Wall time **{minutes(demo['wall_s'])} min**" in (ROOT / "benchmarks" / "RESULTS.md").read_text()
+
+
+def test_test_command_time_is_quoted_from_its_result_file() -> None:
+    suite = result("test_suite")
+    top = flat(readme_top())
+    assert f"set-up {minutes(suite['setup_s'])} min" in top and f"tests {minutes(suite['checks_s'])} min" in top
+    assert "test_suite.json" in top and f"{suite['counts']['passed']} passed" in top
+    assert f"load average {suite['load_average_before'][0]:.2f} before the start" in top
+    assert f"lint and suite **{minutes(suite['checks_s'])} min**" in (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    assert suite["counts"].get("failed", 0) == 0
 
 
 @pytest.mark.parametrize("claim", [r"about \d+ min", r"a few minutes"])
