@@ -9,6 +9,7 @@ run that writes beside it sweeps it away. ``--out`` itself never holds a half-wr
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -87,7 +88,7 @@ def staged_output_dir(out: Path, overwrite: bool = False, option: str = "--out")
         yield staging
         _open_permissions(staging)
         final = parent / out.name
-        if final.exists():
+        if overwrite and final.exists():
             # Move the old artifact aside first so that a failure between the two renames never
             # leaves the user with neither version.
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_TMP_MARK}{os.getpid()}-old-", dir=parent))
@@ -96,10 +97,25 @@ def staged_output_dir(out: Path, overwrite: bool = False, option: str = "--out")
             staging.rename(final)
             shutil.rmtree(backup, ignore_errors=True)
         else:
-            staging.rename(final)
+            _rename_unless_taken(staging, final, out, option)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _rename_unless_taken(staging: Path, final: Path, out: Path, option: str) -> None:
+    """The rename that publishes an output, refused when another run published one at ``final``
+    since this one started: rename(2) onto a non-empty folder fails, atomically, so two runs with the
+    same ``--out`` can never both succeed with one silently replacing the other."""
+    try:
+        staging.rename(final)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise
+        raise InputError(
+            f"{option} {out} already exists and is not empty (another run finished first; it is left as it was): "
+            "pass --overwrite or choose another folder"
+        ) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -91,3 +91,18 @@ def test_written_files_honour_the_umask(tmp_path, umask, mode):
     assert (tmp_path / "report.json").stat().st_mode & 0o777 == mode
     assert toml.stat().st_mode & 0o777 == mode
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left behind
+
+
+def test_two_runs_with_one_out_never_both_succeed(tmp_path):
+    """Both start before either finishes: the first to finish publishes, the second is refused with
+    the usual line and the first's output stays as it was."""
+    out = tmp_path / "artifact"
+    first, second = staged_output_dir(out), staged_output_dir(out)
+    first_stage, second_stage = first.__enter__(), second.__enter__()  # both pass the check: nothing exists yet
+    (first_stage / "who").write_text("first")
+    (second_stage / "who").write_text("second")
+    first.__exit__(None, None, None)
+    with pytest.raises(InputError, match="already exists and is not empty .another run finished first.*--overwrite"):
+        second.__exit__(None, None, None)
+    assert (out / "who").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["artifact"]  # the loser's staging folder is gone

@@ -239,3 +239,38 @@ def test_regression_teacher_distils_with_margin_negatives(tmp_path, backbone_dir
     assert set(metrics["dev"]) >= {"pearson", "spearman"} and metrics["config"]["negative_margin"] == 1.0
     steps = [row for row in read_log(out) if "lr" in row]
     assert all(row["contrastive"] > 0 for row in steps)
+
+
+def test_a_second_run_with_the_same_out_stops_at_once(tmp_path, teacher, sst2_small):
+    """A run holds its working folder's lock for its whole life: another run with the same --out
+    (even with --resume or --overwrite) stops with one line naming the holder, and writes nothing."""
+    import os
+
+    from codir_edge.training.run_folder import prepare_run_dir
+
+    out = tmp_path / "student"
+    run_dir, lock = prepare_run_dir(out, overwrite=False, resume=False, command="compress")  # "another run"
+    try:
+        for extra in ([], ["--resume"], ["--overwrite"]):
+            result = invoke(*compress_args(teacher, sst2_small, out, *extra))
+            assert_one_line_error(result, 2, f"is being written by another compress run (pid {os.getpid()})")
+        assert not out.exists() and [p.name for p in run_dir.iterdir()] == [".lock"]
+    finally:
+        lock.close()
+    assert invoke(*compress_args(teacher, sst2_small, out, "--resume")).exit_code == 0  # free once it ends
+
+
+def test_two_runs_started_together_leave_one_whole_student(tmp_path, teacher, sst2_small):
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "student"
+    runs = [run_cli(compress_args(teacher, sst2_small, out, "--seed", str(seed))) for seed in (1, 2)]
+    done = [(process.wait(300), process.communicate()[1]) for process in runs]
+    assert sorted(code for code, _ in done) == [0, 2], done
+    loser = next(err for code, err in done if code == 2)
+    errors = [line for line in loser.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "--overwrite" in errors[0], loser
+    winner_seed = next(seed for (code, _), seed in zip(done, (1, 2), strict=True) if code == 0)
+    assert json.loads((out / "compress_config.json").read_text())["seed"] == winner_seed
+    AutoModelForSequenceClassification.from_pretrained(out)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".student")) == []

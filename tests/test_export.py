@@ -155,6 +155,25 @@ def test_evaluate_scores_what_ships(bundle, classifier, sst2_small, tmp_path):
                           "does not exist")  # fmt: skip
 
 
+def test_two_exports_to_one_out_leave_one_whole_bundle(classifier, tmp_path):
+    """Started together, both pass the up-front check; the second to finish is refused (exit 2) and
+    the first's bundle is untouched."""
+    from cli_helpers import run_cli
+
+    out = tmp_path / "bundle"
+    runs = {length: run_cli(["export", classifier, "--out", out, "--max-length", length, "--no-ort", "-q"])
+            for length in (32, 64)}  # fmt: skip
+    done = {length: (process.wait(300), process.communicate()) for length, process in runs.items()}
+    assert sorted(code for code, _ in done.values()) == [0, 2], done
+    winner = next(length for length, (code, _) in done.items() if code == 0)
+    loser_err = next(streams[1] for code, streams in done.values() if code == 2)
+    errors = [line for line in loser_err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "already exists" in errors[0] and "--overwrite" in errors[0], loser_err
+    assert invoke("verify", out).exit_code == 0
+    assert json.loads((out / "manifest.json").read_text())["config"]["max_length"] == winner
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
 def test_export_with_task_data_scores_every_variant(tmp_path, classifier, sst2_small):
     out = tmp_path / "b"
     result = invoke("export", classifier, "--out", out, "--task", "sst2", "--data", sst2_small, "--quantize",

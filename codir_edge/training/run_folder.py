@@ -13,11 +13,13 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from codir_edge.atomic import check_output_dir, staged_output_dir
 from codir_edge.errors import InputError
 
 CACHE_FOLDER = "cache"  # kept when a run starts over: what it holds is keyed, never stale
+LOCK_FILE = ".lock"  # held by the running process (its pid inside), never copied into --out
 
 
 def partial_dir(out_dir: Path) -> Path:
@@ -25,47 +27,77 @@ def partial_dir(out_dir: Path) -> Path:
     return out_dir.resolve().parent / f".{out_dir.name}.partial"
 
 
-def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool, command: str) -> Path:
+def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool, command: str) -> tuple[Path, IO]:
     """Check ``--out`` and the working folder against ``--overwrite`` / ``--resume`` and return the
-    working folder, created. Starting over keeps the cache folder."""
+    working folder, created, with its lock held (see ``_lock``). Starting over keeps the cache folder."""
     run_dir = partial_dir(out_dir)
     check_output_dir(out_dir, overwrite)
     if resume and overwrite:
         raise InputError(
             "--resume and --overwrite contradict each other: --resume continues a run, --overwrite starts over"
         )
+    lock = _lock(run_dir, out_dir, command) if run_dir.exists() else None
     if run_dir.exists() and not (resume or overwrite):
+        lock.close()
         raise InputError(
             f"an interrupted {command} run for {out_dir} is in {run_dir}: pass --resume to continue it "
             "or --overwrite to start over"
         )
     if run_dir.exists() and overwrite:
         for entry in run_dir.iterdir():
-            if entry.name != CACHE_FOLDER:
+            if entry.name not in (CACHE_FOLDER, LOCK_FILE):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create {run_dir} ({exc.strerror}): choose a writable --out") from exc
-    return run_dir
+    return run_dir, lock or _lock(run_dir, out_dir, command)
+
+
+def _lock(run_dir: Path, out_dir: Path, command: str) -> IO:
+    """An exclusive lock on the working folder for as long as this run lives, so that a second run
+    with the same ``--out`` started meanwhile stops at once instead of sharing its checkpoints. The
+    kernel drops it when the process ends, however it ends: a killed run can be resumed."""
+    import fcntl
+    import os
+
+    handle = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the run's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise InputError(
+            f"{out_dir} is being written by another {command} run (pid {holder}): wait for it to finish, then "
+            "pass --overwrite to replace its output, or choose another --out"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 @contextlib.contextmanager
 def training_run(config, out_dir: Path, overwrite: bool, resume: bool, command: str):
     """(dist, runtime, working folder) of a training run: the process group (one process, or this
-    rank of a torchrun launch), its device and precision, and the checked working folder; the
-    process group is shut down however the run ends."""
+    rank of a torchrun launch), its device and precision, and the checked working folder, locked
+    by the first rank; the process group is shut down and the lock dropped however the run ends."""
     from codir_edge.models.runtime import resolve_runtime
     from codir_edge.training.distributed import barrier, init_distributed, rank_device, shutdown
 
     dist = init_distributed(config.device)
+    lock = None
     try:
         runtime = resolve_runtime(rank_device(config.device, dist), config.precision)
         if dist.is_main:
-            prepare_run_dir(out_dir, overwrite, resume, command)
+            _, lock = prepare_run_dir(out_dir, overwrite, resume, command)
         barrier(dist)
         yield dist, runtime, partial_dir(out_dir)
     finally:
+        if lock is not None:
+            lock.close()
         shutdown(dist)
 
 
