@@ -153,6 +153,8 @@ def test_evaluate_scores_what_ships(bundle, classifier, sst2_small, tmp_path):
     assert invoke("evaluate", alone / "model.int8.onnx", "--task", "sst2", "--data", sst2_small).exit_code == 0
     assert_one_line_error(invoke("evaluate", tmp_path / "missing.onnx", "--task", "sst2", "--data", sst2_small), 2,
                           "does not exist")  # fmt: skip
+    too_long = invoke("evaluate", bundle, "--task", "sst2", "--data", sst2_small, "--max-length", "4096")
+    assert_one_line_error(too_long, 2, "--max-length 4096 exceeds the")
 
 
 def test_two_exports_to_one_out_leave_one_whole_bundle(classifier, tmp_path):

@@ -66,12 +66,16 @@ def run_evaluate(
 def _score_onnx(path: Path, task_name: str, data: DataSpec, split: str, max_length: int, batch_size: int,
                 max_samples: int | None, seed: int, variant: str | None = None) -> EvalReport:  # fmt: skip
     from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.models.checkpoint import check_max_length, read_model_json
     from codir_edge.onnx_scoring import model_label_order, score_onnx
     from codir_edge.onnx_session import check_onnx_file
 
     if batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {batch_size}: pass a value above 0")
     check_onnx_file(path)
+    config = read_model_json(path.parent)
+    if isinstance(config.get("max_position_embeddings"), int):  # else onnxruntime fails mid-run
+        check_max_length(config, max_length, path.parent)
     tokenizer = find_tokenizer(path.parent)
     if tokenizer is None:
         raise InputError(
