@@ -35,7 +35,8 @@ def clock(seconds: float | None) -> str:
 @dataclass
 class Bar:
     """One bar's figures; ``first`` is where it started (a resumed run does not count its old steps
-    in its rate)."""
+    in its rate). ``work_total`` / ``work_done``, when set, measure the cost of the items (tokens of
+    length-sorted batches, short ones first) so that the ETA does not assume every item costs the same."""
 
     description: str
     total: int
@@ -44,6 +45,8 @@ class Bar:
     stats: str = ""
     started: float = field(default_factory=lambda: time.monotonic())
     first: int = 0
+    work_total: float | None = None
+    work_done: float = 0.0
 
     def rate(self, now: float) -> float | None:
         elapsed = now - self.started
@@ -51,6 +54,10 @@ class Bar:
         return done / elapsed if done > 0 and elapsed > 0 else None
 
     def eta(self, now: float) -> float | None:
+        if self.work_total:
+            elapsed = now - self.started
+            done = self.work_done
+            return max(self.work_total - done, 0) * elapsed / done if done > 0 and elapsed > 0 else None
         rate = self.rate(now)
         return max(self.total - self.completed, 0) / rate if rate else None
 
@@ -79,8 +86,9 @@ class Bars:
         self._shown(len(self.bars) - 1)
         return len(self.bars) - 1
 
-    def advance(self, bar: int, n: int = 1, stats: str | None = None) -> None:
+    def advance(self, bar: int, n: int = 1, stats: str | None = None, work: float = 0.0) -> None:
         self.bars[bar].completed += n
+        self.bars[bar].work_done += work
         if stats is not None:
             self.bars[bar].stats = stats
         self._shown(bar)
@@ -215,10 +223,14 @@ def stage_progress(enabled: bool = True, console: Console = stderr_console) -> I
     bars.close()
 
 
-def tracked(items, bars: Bars | None, description: str, total: int, unit: str, size=lambda item: 1) -> Iterator:
-    """``items`` passed through, advancing a bar by ``size(item)`` after each; no bar when ``bars`` is None."""
+def tracked(items, bars: Bars | None, description: str, total: int, unit: str, size=lambda item: 1,
+            work=None, work_total: float | None = None) -> Iterator:  # fmt: skip
+    """``items`` passed through, advancing a bar by ``size(item)`` after each (and its cost by
+    ``work(item)`` out of ``work_total``, for the ETA); no bar when ``bars`` is None."""
     bar = bars.add(description, total, unit) if bars is not None else None
+    if bar is not None:
+        bars.bars[bar].work_total = work_total
     for item in items:
         yield item
         if bars is not None:
-            bars.advance(bar, size(item))
+            bars.advance(bar, size(item), work=work(item) if work is not None else 0.0)

@@ -129,3 +129,22 @@ def test_steps_are_named_while_they_run(fake_clock) -> None:
 @pytest.mark.parametrize(("seconds", "shown"), [(None, "?"), (7.4, "0:07"), (754, "12:34"), (3723, "1:02:03")])
 def test_clock(seconds, shown) -> None:
     assert clock(seconds) == shown
+
+
+def test_eta_follows_the_work_left_when_items_differ_in_cost(fake_clock) -> None:
+    """Length-sorted batches (the teacher bank) run short sentences first: half the examples are a
+    tenth of the tokens, so the ETA must come from the tokens, not the example count."""
+    console, buffer = log_console()
+    lengths = [4] * 50 + [36] * 50  # 200 + 1800 tokens
+    bars = LogBars(console, every_s=30)
+    batches = [list(range(i, i + 10)) for i in range(0, 100, 10)]
+    seen = tracked(batches, bars, "teacher bank", 100, "ex", size=len,
+                   work=lambda rows: sum(lengths[r] for r in rows), work_total=sum(lengths))  # fmt: skip
+    for index, _ in enumerate(seen):
+        fake_clock.now += 1
+        if index == 4:
+            break
+    bar = bars.bars[0]
+    # 5 s in: 4 batches counted (the fifth once the next is asked for), 160 of 2000 tokens done
+    assert bar.completed == 40 and bar.work_done == 160
+    assert bar.eta(fake_clock.now) == pytest.approx(1840 * 5 / 160)  # 57.5 s, not the 7.5 s examples suggest

@@ -108,7 +108,10 @@ def write_bank(path: Path, key: str, teacher, encoded: Encoded, layers, pooling,
     width = teacher.config.hidden_size * len(layers)
     classes = teacher.config.num_labels if with_logits else 0
     rounds = summary_rounds(teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits)
-    rounds = tracked(rounds, progress, "teacher bank", len(encoded), "ex", size=lambda done: len(done[0]))
+    lengths = encoded.lengths  # batches run shortest first: tokens, not examples, say how much is left
+    rounds = tracked(rounds, progress, "teacher bank", len(encoded), "ex", size=lambda done: len(done[0]),
+                     work=lambda done: float(lengths[done[0].numpy()].sum()),
+                     work_total=float(lengths.sum()))  # fmt: skip
     if not dist.is_main:
         for _ in rounds:  # the other ranks compute their share and take part in every gather
             pass
