@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.data.encode import Encoded
 from codir_edge.data.examples import Examples
 from codir_edge.data.tasks import TaskSpec
 
@@ -34,14 +35,13 @@ def model_label_order(folder: Path, task: TaskSpec) -> list[str]:
 
 
 def score_onnx(
-    path: Path, tokenizer, task: TaskSpec, examples: Examples, max_length: int, threads: int, batch_size: int = 64
+    path: Path, task: TaskSpec, examples: Examples, encoded: Encoded, threads: int, batch_size: int = 64
 ) -> OnnxScore:
-    """``examples`` tokenized by ``tokenizer`` and scored by the graph at ``path`` (.onnx or .ort)."""
-    from codir_edge.data.encode import encode
+    """``examples``, already tokenized as ``encoded`` (once for every graph that shares a tokenizer),
+    scored by the graph at ``path`` (.onnx or .ort)."""
     from codir_edge.data.metrics import score
     from codir_edge.onnx_predict import onnx_logits
 
-    encoded = encode(tokenizer, examples, max_length)
     started = time.perf_counter()
     logits = onnx_logits(path, encoded, threads=threads, batch_size=batch_size)
     seconds = time.perf_counter() - started

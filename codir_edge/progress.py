@@ -81,8 +81,10 @@ class Bars:
         self.console = console
         self.bars: list[Bar] = []
 
-    def add(self, description: str, total: int, unit: str = "steps", completed: int = 0) -> int:
-        self.bars.append(Bar(description, max(int(total), 0), unit, completed, first=completed))
+    def add(
+        self, description: str, total: int, unit: str = "steps", completed: int = 0, work_total: float | None = None
+    ) -> int:
+        self.bars.append(Bar(description, max(int(total), 0), unit, completed, first=completed, work_total=work_total))
         self._shown(len(self.bars) - 1)
         return len(self.bars) - 1
 
@@ -188,8 +190,11 @@ class LiveBars(Bars):
         self.tasks: list = []
         self.progress.start()
 
-    def add(self, description: str, total: int, unit: str = "steps", completed: int = 0) -> int:
-        index = super().add(description, total, unit, completed)  # the figures exist before a refresh reads them
+    def add(
+        self, description: str, total: int, unit: str = "steps", completed: int = 0, work_total: float | None = None
+    ) -> int:
+        # the figures exist before a refresh reads them
+        index = super().add(description, total, unit, completed, work_total)
         self.tasks.append(self.progress.add_task(description, total=total, completed=completed, stats="", index=index))
         return index
 
@@ -227,9 +232,7 @@ def tracked(items, bars: Bars | None, description: str, total: int, unit: str, s
             work=None, work_total: float | None = None) -> Iterator:  # fmt: skip
     """``items`` passed through, advancing a bar by ``size(item)`` after each (and its cost by
     ``work(item)`` out of ``work_total``, for the ETA); no bar when ``bars`` is None."""
-    bar = bars.add(description, total, unit) if bars is not None else None
-    if bar is not None:
-        bars.bars[bar].work_total = work_total
+    bar = bars.add(description, total, unit, work_total=work_total) if bars is not None else None
     for item in items:
         yield item
         if bars is not None:

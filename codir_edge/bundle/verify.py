@@ -46,8 +46,7 @@ def verify_bundle(path: Path) -> Verified:
         if variant.file not in listed:
             problems.append(f"{variant.file}: variant '{variant.name}' has no hash in the manifest")
     models = _load_models(manifest, problems)
-    if problems:
-        raise CheckFailedError(f"{root}: {len(problems)} problem(s): " + "; ".join(problems))
+    _fail_on(problems, root)
     return Verified(files=len(manifest.files), models=models)
 
 
@@ -70,9 +69,14 @@ def _verify_model_file(path: Path) -> Verified:
     single = replace(manifest, files=own)
     problems = verify_files(single)
     models = _load_models(single, problems)
-    if problems:
-        raise CheckFailedError(f"{path}: {len(problems)} problem(s): " + "; ".join(problems))
+    _fail_on(problems, path)
     return Verified(files=len(own), models=models)
+
+
+def _fail_on(problems: list[str], where: Path) -> None:
+    """Every problem in one exit-1 error, or nothing."""
+    if problems:
+        raise CheckFailedError(f"{where}: {len(problems)} problem(s): " + "; ".join(problems))
 
 
 def _load_models(manifest: Manifest, problems: list[str]) -> int:

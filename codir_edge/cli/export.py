@@ -182,14 +182,14 @@ def graph_summary(choice: dict) -> str:
     measured, threads = choice.get("median_ms_seq128_batch1", {}), choice.get("threads", 1)
     parts = []
     for variant, graph in choice["chosen"].items():
-        key = (lambda name: f"{name}.int8") if variant == "int8" else (lambda name: name)
-        if key(graph) not in measured:
+        int8 = variant == "int8"  # its candidates are timed as "<graph>.int8"
+        mine = {name.removesuffix(".int8"): ms for name, ms in measured.items() if name.endswith(".int8") == int8}
+        if graph not in mine:
             parts.append(f"{variant} {graph}")
             continue
-        others = [f"{name.removesuffix('.int8')} {ms:.2f} ms" for name, ms in measured.items()
-                  if name != key(graph) and name.endswith(".int8") == (variant == "int8")]  # fmt: skip
+        others = [f"{name} {ms:.2f} ms" for name, ms in mine.items() if name != graph]
         against = f"; {', '.join(others)}" if others else ""
-        parts.append(f"{variant} {graph} ({measured[key(graph)]:.2f} ms{against})")
+        parts.append(f"{variant} {graph} ({mine[graph]:.2f} ms{against})")
     timed = f", median at length 128, batch 1, {threads} thread{'s' * (threads != 1)}" if measured else " (not timed)"
     return ", ".join(parts) + timed
 

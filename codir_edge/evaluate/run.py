@@ -48,43 +48,62 @@ def run_evaluate(
 ) -> list[EvalReport]:
     """One report for a model folder or an ONNX file, one per variant for a bundle (in manifest
     order; the tokenizer-in-graph variant is scored through the token-id graph it wraps)."""
+    from codir_edge.onnx_session import check_onnx_file
+
     model = Path(model)
     if model.is_dir() and (model / MANIFEST).is_file():
         manifest = read_manifest(model)
         scored = [v for v in manifest.variants if v.takes == "token_ids"]
-        args = (task_name, data, split, max_length, batch_size, max_samples, seed)
-        return [_score_onnx(manifest.path_of(v), *args, variant=v.name) for v in scored]
+        if not scored:
+            raise InputError(f"{model} lists no token-id model to score: re-export the bundle")
+        for variant in scored:  # every file loads before any is scored
+            check_onnx_file(manifest.path_of(variant))
+        inputs = _onnx_inputs(manifest.path_of(scored[0]), task_name, data, split, max_length, batch_size,
+                              max_samples, seed)  # fmt: skip
+        return [_score_onnx(manifest.path_of(v), inputs, split, batch_size, v.name) for v in scored]
     if model.is_file() or model.suffix in ONNX_SUFFIXES:
         if model.suffix not in ONNX_SUFFIXES:
             raise InputError(f"MODEL {model} is not an .onnx or .ort file: pass one, a bundle or a model folder")
-        return [_score_onnx(model, task_name, data, split, max_length, batch_size, max_samples, seed)]
+        check_onnx_file(model)
+        inputs = _onnx_inputs(model, task_name, data, split, max_length, batch_size, max_samples, seed)
+        return [_score_onnx(model, inputs, split, batch_size)]
     scored = score_model_folder(model, task_name, data, split, max_length, batch_size, max_samples, device, seed)
     rate = scored.examples / scored.seconds if scored.seconds else 0.0
     return [EvalReport(str(model), scored.task, split, scored.metrics, scored.examples, scored.seconds, rate)]
 
 
-def _score_onnx(path: Path, task_name: str, data: DataSpec, split: str, max_length: int, batch_size: int,
-                max_samples: int | None, seed: int, variant: str | None = None) -> EvalReport:  # fmt: skip
+def _onnx_inputs(path: Path, task_name: str, data: DataSpec, split: str, max_length: int, batch_size: int,
+                 max_samples: int | None, seed: int) -> tuple:  # fmt: skip
+    """(task, examples, encoded) for the ONNX model at ``path`` and every model beside it, which
+    share the folder's config.json and tokenizer.json: read and tokenized once however many
+    variants of a bundle are scored."""
+    from codir_edge.data.encode import encode
     from codir_edge.data.fast_tokenizer import find_tokenizer
     from codir_edge.models.checkpoint import check_max_length, read_model_json
-    from codir_edge.onnx_scoring import model_label_order, score_onnx
-    from codir_edge.onnx_session import check_onnx_file
+    from codir_edge.onnx_scoring import model_label_order
 
     if batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {batch_size}: pass a value above 0")
-    check_onnx_file(path)
-    config = read_model_json(path.parent)
+    folder = path.parent
+    config = read_model_json(folder)
     if isinstance(config.get("max_position_embeddings"), int):  # else onnxruntime fails mid-run
-        check_max_length(config, max_length, path.parent)
-    tokenizer = find_tokenizer(path.parent)
+        check_max_length(config, max_length, folder)
+    tokenizer = find_tokenizer(folder)
     if tokenizer is None:
         raise InputError(
             f"{path} has no tokenizer.json beside it: evaluate the bundle it came from, or copy the "
             "model's tokenizer.json into its folder"
         )
     task = get_task(task_name)
-    examples = load_split(task, data, split, model_label_order(path.parent, task)).subsample(max_samples, seed)
-    scored = score_onnx(path, tokenizer, task, examples, max_length, os.cpu_count() or 1, batch_size)
+    examples = load_split(task, data, split, model_label_order(folder, task)).subsample(max_samples, seed)
+    return task, examples, encode(tokenizer, examples, max_length)
+
+
+def _score_onnx(path: Path, inputs: tuple, split: str, batch_size: int, variant: str | None = None) -> EvalReport:
+    from codir_edge.onnx_scoring import score_onnx
+
+    task, examples, encoded = inputs
+    scored = score_onnx(path, task, examples, encoded, os.cpu_count() or 1, batch_size)
     rate = scored.examples / scored.seconds if scored.seconds else 0.0
     return EvalReport(str(path), task.name, split, scored.metrics, scored.examples, scored.seconds, rate,
                       "onnxruntime", variant)  # fmt: skip

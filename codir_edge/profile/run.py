@@ -220,12 +220,14 @@ def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
 
 def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
     from codir_edge.data import get_task
+    from codir_edge.data.encode import encode
     from codir_edge.data.labels import to_examples
     from codir_edge.onnx_scoring import model_label_order, score_onnx
 
     task = get_task(config.task)
     examples = to_examples(raw, task, model_label_order(target.folder, task)).subsample(config.max_eval_samples, 0)
-    return score_onnx(target.path, tokenizer, task, examples, config.max_length, max(config.threads)).metrics
+    encoded = encode(tokenizer, examples, config.max_length)
+    return score_onnx(target.path, task, examples, encoded, max(config.threads)).metrics
 
 
 def _check_devices(config: ProfileConfig, targets: list[Target]) -> None:

@@ -140,7 +140,8 @@ class _Run:
         total = self.steps_per_epoch * self.config.epochs
         self.bar = progress.add(self.loop.label, total, "steps", completed=self.position.step)
         self.step = self.position.step
-        self.examples_here, self.seconds_here = 0, 0.0  # this process's share, for the bar's ex/s
+        # this process's share of the run (a resumed one counts from here), for the bar's ex/s
+        self.examples_here, self.seconds_before = 0, self.train_seconds
 
     def train_epoch(self, epoch: int) -> None:
         loop, dist = self.loop, self.dist
@@ -166,7 +167,6 @@ class _Run:
                 window = LossWindow(loop.hints)
             self._maybe_stop_or_save(window, ckpt.Position(epoch, batch_no + 1, self.step), done_epoch)
         self.train_seconds += time.perf_counter() - self.epoch_start
-        self.seconds_here += time.perf_counter() - self.epoch_start
 
     def _log_window(self, window: LossWindow, epoch: int) -> None:
         means = window.means(self.last_saved)  # the one host sync per window
@@ -177,7 +177,7 @@ class _Run:
             self.log.write(json.dumps(record) + "\n")
             self.log.flush()  # so that a watcher (tail -f) sees each window as it ends
         shown = "  ".join(f"{name} {value:.4f}" for name, value in means.items())
-        seconds = self.seconds_here + time.perf_counter() - self.epoch_start
+        seconds = self.train_seconds - self.seconds_before + time.perf_counter() - self.epoch_start
         # examples per second of training since this run started: what the summary reports (the log
         # file keeps each window's own rate)
         self.progress.note(self.bar, f"{shown}  lr {lr:.2e}  {self.examples_here / max(seconds, 1e-9):.0f} ex/s")
