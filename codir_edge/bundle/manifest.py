@@ -28,6 +28,9 @@ class Variant:
     file: str
     accuracy: dict[str, float] = field(default_factory=dict)
     takes: str = "token_ids"  # or "text": a tokenizer-in-graph model, fed strings
+    threads: tuple[int, ...] = ()  # the thread counts export tuned it for (empty: not tuned)
+    alternate_of: str | None = None  # another thread count's pick for the variant of this name
+    fixed_shape: tuple[int, int] | None = None  # (batch, length) of a graph with static input shapes
 
 
 TAKES = ("token_ids", "text")
@@ -42,6 +45,20 @@ class Manifest:
 
     def path_of(self, variant: Variant) -> Path:
         return self.root / variant.file
+
+    def for_threads(self, variant: Variant, threads: int) -> Variant:
+        """The file to load for ``variant`` at ``threads`` intra-op threads: the deployment table's
+        entry for the largest tuned count not above it (the smallest when all are above)."""
+        table = (self.raw.get("deployment") or {}).get("threads") or {}
+        if variant.name not in _KINDS or not table:
+            return variant
+        counts = sorted(int(t) for t in table)
+        chosen = max((t for t in counts if t <= threads), default=counts[0])
+        name = table[str(chosen)].get(variant.name, variant.name)
+        return next((v for v in self.variants if v.name == name), variant)
+
+
+_KINDS = ("fp32", "int8")  # the variants a deployment table names per thread count
 
 
 def _inside(root: Path, relative: object, where: str) -> str:
@@ -89,12 +106,60 @@ def read_manifest(root: Path) -> Manifest:
             raise InputError(
                 f"{where}: 'takes' must be one of {', '.join(TAKES)}, found {takes!r}: re-export the bundle"
             )
-        variants.append(Variant(entry["name"], _inside(root, entry.get("file"), where), dict(accuracy), takes))
+        variants.append(
+            Variant(
+                entry["name"],
+                _inside(root, entry.get("file"), where),
+                dict(accuracy),
+                takes,
+                _counts(entry.get("threads", []), f"{where} threads", 1),
+                _optional_name(entry.get("alternate_of"), where),
+                _fixed_shape(entry.get("fixed_shape"), where),
+            )
+        )
+    _check_deployment(raw.get("deployment"), {v.name for v in variants}, path)
     for i, entry in enumerate(files):
         if not isinstance(entry, dict):
             raise InputError(f"{path} files[{i}]: expected an object with path, sha256 and size")
         _inside(root, entry.get("path"), f"{path} files[{i}]")
     return Manifest(root, variants, files, raw)
+
+
+def _counts(value: object, where: str, length: int | None = None) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        raise InputError(f"{where}: expected a list of positive integers, found {value!r}: re-export the bundle")
+    return tuple(value)
+
+
+def _optional_name(value: object, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"{where}: alternate_of must name a variant, found {value!r}: re-export the bundle")
+    return value
+
+
+def _fixed_shape(value: object, where: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    shape = _counts(value, f"{where} fixed_shape")
+    if len(shape) != 2:
+        raise InputError(f"{where} fixed_shape: expected [batch, length], found {value!r}: re-export the bundle")
+    return shape[0], shape[1]
+
+
+def _check_deployment(deployment: object, names: set[str], path: Path) -> None:
+    """The table is read by apps: every thread count a positive integer, every name a variant."""
+    if deployment is None:
+        return
+    table = deployment.get("threads") if isinstance(deployment, dict) else None
+    if not isinstance(table, dict):
+        raise InputError(f"{path} deployment: expected a 'threads' table of thread counts: re-export the bundle")
+    for count, picks in table.items():
+        if not count.isdigit() or int(count) < 1 or not isinstance(picks, dict):
+            raise InputError(f"{path} deployment threads '{count}': not a thread count: re-export the bundle")
+        missing = sorted(str(n) for n in picks.values() if n not in names)
+        if missing:
+            raise InputError(f"{path} deployment threads {count} names variant {missing[0]}, which the bundle lacks: "
+                             "re-export the bundle")  # fmt: skip
 
 
 def sha256_of(path: Path) -> str:

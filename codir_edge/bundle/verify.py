@@ -46,6 +46,7 @@ def verify_bundle(path: Path) -> Verified:
         if variant.file not in listed:
             problems.append(f"{variant.file}: variant '{variant.name}' has no hash in the manifest")
     models = _load_models(manifest, problems)
+    problems += _fixed_shape_problems(manifest)
     _fail_on(problems, root)
     return Verified(files=len(manifest.files), models=models)
 
@@ -71,6 +72,28 @@ def _verify_model_file(path: Path) -> Verified:
     models = _load_models(single, problems)
     _fail_on(problems, path)
     return Verified(files=len(own), models=models)
+
+
+def _fixed_shape_problems(manifest: Manifest) -> list[str]:
+    """A variant the manifest calls fixed-shape must take exactly that shape: an app sizes its input
+    buffers from the manifest."""
+    from codir_edge.onnx_session import create_session
+
+    problems = []
+    for variant in manifest.variants:
+        path = manifest.path_of(variant)
+        if variant.fixed_shape is None or not path.is_file():
+            continue
+        try:
+            shapes = {i.name: i.shape for i in create_session(path, 1).get_inputs()}
+        except Exception:  # reported by _load_models already
+            continue
+        wrong = {n: s for n, s in shapes.items() if list(s) != list(variant.fixed_shape)}
+        if wrong:
+            name, shape = next(iter(wrong.items()))
+            expected = list(variant.fixed_shape)
+            problems.append(f"{variant.file}: input {name} has shape {shape}, the manifest says {expected}")
+    return problems
 
 
 def _fail_on(problems: list[str], where: Path) -> None:

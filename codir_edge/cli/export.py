@@ -21,17 +21,21 @@ from codir_edge.cli.options import (
     TextPairColumnOpt,
     TrustRemoteCodeOpt,
     command_line,
+    int_list,
+    seq_lens_list,
     write_json,
 )
 
 QUANT_PANEL = "Quantization"
 GRAPH_PANEL = "Graph"
+TUNE_PANEL = "Tuning"
 
 
 class Quantize(str, Enum):
-    none = "none"
+    auto = "auto"
     dynamic = "dynamic"
     static = "static"
+    none = "none"
 
 
 class Calibration(str, Enum):
@@ -57,9 +61,12 @@ def export(
     quantize: Annotated[
         Quantize,
         typer.Option(
-            help="INT8 variant: dynamic, static (QDQ, calibrated on --data) or none.", rich_help_panel=QUANT_PANEL
+            help="INT8 candidates: auto (dynamic, plus static QDQ and per-tensor weights when --data can score "
+            "them), dynamic, static (QDQ, calibrated on --data) or none. The fastest within --max-accuracy-drop "
+            "ships; when none holds it, the most sensitive MatMuls stay in fp32.",
+            rich_help_panel=QUANT_PANEL,
         ),
-    ] = Quantize.dynamic,
+    ] = Quantize.auto,
     task: Annotated[str | None, typer.Option("--task", "-t", help="Task of --data (its columns and metric).")] = None,
     data: Annotated[str | None, typer.Option("--data", "-d", help=DataOpt.__metadata__[0].help)] = None,
     calibration_samples: Annotated[
@@ -97,6 +104,31 @@ def export(
             show_default=False,
         ),
     ] = None,
+    tune_threads: Annotated[
+        str | None,
+        typer.Option(
+            help="Thread counts the bundle will run at; each gets the graph fastest there, e.g. 1,4.",
+            rich_help_panel=TUNE_PANEL,
+            show_default="1 and this machine's cores",
+        ),
+    ] = None,
+    tune_lengths: Annotated[
+        str | None,
+        typer.Option(
+            help="Input lengths to time candidates at, 'real' for dev sentences at their own length, e.g. 16,128,real.",
+            rich_help_panel=TUNE_PANEL,
+            show_default="real with --data, else 16,128",
+        ),
+    ] = None,
+    fixed_shape: Annotated[
+        str,
+        typer.Option(
+            help="Also write model.int8.fixed.onnx (and .ort) with static BxL inputs and QDQ u8 INT8 for NNAPI "
+            "and Core ML, e.g. 1x64; auto: with --ort, batch 1 and the dev data's 99th-percentile length "
+            "(128 without data); off.",
+            rich_help_panel=TUNE_PANEL,
+        ),
+    ] = "auto",
     opset: Annotated[int, typer.Option(help="ONNX opset.", rich_help_panel=GRAPH_PANEL)] = 17,
     atol: Annotated[float, typer.Option(help="Largest allowed |PyTorch - ONNX| on fp32 logits.")] = 1e-4,
     max_accuracy_drop: Annotated[
@@ -123,7 +155,9 @@ def export(
     """Export a classifier to an ONNX bundle: fp32 held to PyTorch, INT8, mobile .ort and a manifest.
 
     Parity beyond --atol and an accuracy drop beyond --max-accuracy-drop fail the export (exit 1).
-    Graph variants (offline-fused or not) are timed here and the faster one is kept.
+    Graph candidates (plain, fused, fused without attention; their INT8 forms) are timed here at each
+    --tune-threads and --tune-lengths, and each thread count ships its fastest; manifest.json's
+    deployment table says which file to load at which thread count.
     """
     from codir_edge.data import DataSpec
     from codir_edge.export.run import ExportConfig, run_export
@@ -146,6 +180,9 @@ def export(
         max_eval_samples=max_eval_samples,
         tokenizer_in_graph=tokenizer_in_graph,
         trust_remote_code=trust_remote_code,
+        tune_threads=int_list(tune_threads, "--tune-threads") or (),
+        tune_lengths=seq_lens_list(tune_lengths, "--tune-lengths") or (),
+        fixed_shape=fixed_shape,
     )
     spec = DataSpec(data, text_column, text_pair_column, label_column) if data else None
     report = run_export(
@@ -164,34 +201,45 @@ def export(
         else:
             shown = "not scored"
         size = (out / variant["file"]).stat().st_size / 1e6
-        typer.echo(f"{variant['name']:<7} {variant['file']:<18} {size:7.1f} MB  {shown}")
+        if variant.get("keep_float"):
+            shown += f"; {len(variant['keep_float'])} MatMul(s) kept in fp32 for accuracy"
+        typer.echo(f"{variant['name']:<10} {variant['file']:<22} {size:7.1f} MB  {shown}")
     typer.echo(
         f"parity: max |diff| {report.parity['max_abs_diff']:.2e}, labels agree {report.parity['label_agreement']:.2%}; "
         f"fused {report.fused_operators.get('Attention', 0)} Attention"
     )
-    typer.echo(f"graphs kept: {graph_summary(report.graph_choice)}")
+    for line in deployment_lines(report.deployment, report.tuning):
+        typer.echo(line)
     typer.echo(f"bundle: {report.out_dir} ({report.wall_time_s:.0f} s)")
     write_json(json_path, asdict(report))
     if json_path is not None:
         typer.echo(f"report: {json_path}")
 
 
-def graph_summary(choice: dict) -> str:
-    """'fp32 plain (3.10 ms; fused 3.40 ms), int8 fused (1.20 ms; plain 1.45 ms), median at length 128,
-    1 thread': which graph each variant kept and the timings it was kept on."""
-    measured, threads = choice.get("median_ms_seq128_batch1", {}), choice.get("threads", 1)
-    parts = []
-    for variant, graph in choice["chosen"].items():
-        int8 = variant == "int8"  # its candidates are timed as "<graph>.int8"
-        mine = {name.removesuffix(".int8"): ms for name, ms in measured.items() if name.endswith(".int8") == int8}
-        if graph not in mine:
-            parts.append(f"{variant} {graph}")
-            continue
-        others = [f"{name} {ms:.2f} ms" for name, ms in mine.items() if name != graph]
-        against = f"; {', '.join(others)}" if others else ""
-        parts.append(f"{variant} {graph} ({mine[graph]:.2f} ms{against})")
-    timed = f", median at length 128, batch 1, {threads} thread{'s' * (threads != 1)}" if measured else " (not timed)"
-    return ", ".join(parts) + timed
+def deployment_lines(deployment: dict, tuning: dict) -> list[str]:
+    """'1 thread: fp32 plain, int8 plain.dynamic (1.00; fused.dynamic 1.08, ...)': per thread count
+    the variant to load and each candidate's score (its median over the best, geometric mean over
+    the tuned lengths)."""
+    per_threads = tuning.get("per_threads", {})
+    lines = []
+    for count, picks in deployment["threads"].items():
+        parts = []
+        for kind, variant in picks.items():
+            choice = per_threads.get(count, {}).get(kind)
+            if not choice:
+                parts.append(f"{kind} {variant}")
+                continue
+            scores = sorted(choice["scores"].items(), key=lambda kv: kv[1])
+            shown = ", ".join(f"{n.removeprefix('int8:')} {s:.2f}" for n, s in scores[:4])
+            parts.append(f"{kind} -> {variant} [{choice['chosen'].removeprefix('int8:')}] ({shown})")
+        plural = "s" * (count != "1")
+        lines.append(f"{count} thread{plural}: " + "; ".join(parts))
+    if tuning.get("timed"):
+        lengths = ", ".join(str(n) for n in deployment["tuned_on"]["lengths"])
+        lines.append(f"tuned at lengths {lengths}, batch 1 (score: median over the fastest, 1.00 = fastest)")
+    for name, drop in tuning.get("rejected_int8", {}).items():
+        lines.append(f"not shipped: {name} loses {drop:.2f} points")
+    return lines
 
 
 @handle_errors

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from codir_edge.errors import InputError
+
 DATA_PANEL = "Data"
 TRAIN_PANEL = "Training"
 RUNTIME_PANEL = "Runtime"
@@ -208,3 +210,31 @@ def checkpoint_steps(every: int) -> int | None:
     if every < 0:
         raise InputError(f"--checkpoint-every must not be negative, got {every}: pass 0 or more steps")
     return every or None
+
+
+def int_list(value: str | None, option: str, minimum: int = 1) -> tuple[int, ...] | None:
+    """'1,2' -> (1, 2); None stays None (the option was not given)."""
+    if value is None:
+        return None
+    try:
+        items = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option} '{value}' must be comma-separated integers, like 1,2") from None
+    if not items or any(i < minimum for i in items):
+        raise InputError(f"{option} '{value}' must list integers of at least {minimum}, like 1,2")
+    return items
+
+
+def seq_lens_list(value: str | None, option: str) -> tuple[int | str, ...] | None:
+    """'16,128,real' -> (16, 128, 'real'); None stays None."""
+    if value is None:
+        return None
+    items: list[int | str] = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        if part == "real":
+            items.append(part)
+        elif part.lstrip("-").isdigit() and int(part) >= 1:
+            items.append(int(part))
+        else:
+            raise InputError(f"{option} '{value}' must list positive integers or 'real', like 16,128,real")
+    return tuple(items) or None

@@ -14,7 +14,15 @@ from typing import Annotated
 import typer
 
 from codir_edge.cli.errors import handle_errors
-from codir_edge.cli.options import DATA_PANEL, LabelColumnOpt, TextColumnOpt, TextPairColumnOpt, write_json
+from codir_edge.cli.options import (
+    DATA_PANEL,
+    LabelColumnOpt,
+    TextColumnOpt,
+    TextPairColumnOpt,
+    int_list,
+    seq_lens_list,
+    write_json,
+)
 from codir_edge.errors import InputError
 
 SWEEP = "Sweep"
@@ -22,22 +30,10 @@ DEVICES = "Devices"
 REPORTS = "Reports"
 
 
-def _int_list(value: str | None, option: str, minimum: int = 1) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        items = tuple(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise InputError(f"{option} '{value}' must be comma-separated integers, like 1,2") from None
-    if not items or any(i < minimum for i in items):
-        raise InputError(f"{option} '{value}' must list integers of at least {minimum}, like 1,2")
-    return items
-
-
 def _cpu_list(value: str | None, local_only: bool) -> tuple[int, ...] | None:
     """CPU ids start at 0; here they must be ones this process may run on (a remote device's are
     checked against its own preflight)."""
-    items = _int_list(value, "--cpus", minimum=0)
+    items = int_list(value, "--cpus", minimum=0)
     if items is None or not local_only:
         return items
     from codir_edge.machine import usable_cpus
@@ -45,20 +41,6 @@ def _cpu_list(value: str | None, local_only: bool) -> tuple[int, ...] | None:
     if any(c not in usable_cpus() for c in items):
         raise InputError(f"--cpus '{value}' names CPUs this process cannot use (usable: {usable_cpus()})")
     return items
-
-
-def _seq_lens(value: str | None) -> tuple[int | str, ...] | None:
-    if value is None:
-        return None
-    items: list[int | str] = []
-    for part in (p.strip() for p in value.split(",") if p.strip()):
-        if part == "real":
-            items.append(part)
-        elif part.lstrip("-").isdigit() and int(part) >= 1:
-            items.append(int(part))
-        else:
-            raise InputError(f"--seq-lens '{value}' must list positive integers or 'real', like 16,128,real")
-    return tuple(items) or None
 
 
 def _write_text(path: Path, text: str, option: str) -> None:
@@ -208,9 +190,9 @@ def profile(
     spec = DataSpec(data, text_column, text_pair_column, label_column) if data is not None else None
     default_seq = ProfileConfig.seq_lens + (("real",) if data is not None else ())
     config = ProfileConfig(
-        threads=_int_list(threads, "--threads") or ProfileConfig.threads,
-        batch_sizes=_int_list(batch_sizes, "--batch-sizes") or ProfileConfig.batch_sizes,
-        seq_lens=_seq_lens(seq_lens) or default_seq,
+        threads=int_list(threads, "--threads") or ProfileConfig.threads,
+        batch_sizes=int_list(batch_sizes, "--batch-sizes") or ProfileConfig.batch_sizes,
+        seq_lens=seq_lens_list(seq_lens, "--seq-lens") or default_seq,
         runs=runs,
         duration_s=duration,
         warmup=warmup,

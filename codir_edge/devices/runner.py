@@ -262,14 +262,18 @@ def timed_loop(run, feeds: list, runs: int, duration_s, warmup: int) -> list:
     return samples
 
 
-def feeds(ids, lengths, names: list, dtype) -> list:
+def feeds(ids, lengths, names: list, dtype, fixed_width=None) -> list:
     """One feed per batch from ``ids`` [batches, batch, width] (pad-filled) and ``lengths``
-    [batches, batch]; each batch is cut to its own longest row, as a real batch would be padded."""
+    [batches, batch]; each batch is cut to its own longest row, as a real batch would be padded, or,
+    for a graph with a fixed sequence length, padded (or cut) to that length, as an app feeding it must."""
     import numpy as np
 
     out = []
     for batch_ids, batch_lengths in zip(ids, lengths):
-        width = int(batch_lengths.max())
+        width = fixed_width or int(batch_lengths.max())
+        if width > batch_ids.shape[1]:
+            batch_ids = np.pad(batch_ids, ((0, 0), (0, width - batch_ids.shape[1])), constant_values=0)  # masked out
+        batch_lengths = np.minimum(batch_lengths, width)
         input_ids = np.ascontiguousarray(batch_ids[:, :width], dtype=dtype)
         mask = (np.arange(width)[None, :] < batch_lengths[:, None]).astype(dtype)
         arrays = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
@@ -290,7 +294,8 @@ def measure_here(spec: dict) -> dict:
     )
     inputs = session.get_inputs()
     dtype = np.int32 if any(i.type == "tensor(int32)" for i in inputs) else np.int64
-    batches = feeds(ids, lengths, [i.name for i in inputs], dtype)
+    width = inputs[0].shape[1] if len(inputs[0].shape) == 2 else None
+    batches = feeds(ids, lengths, [i.name for i in inputs], dtype, width if isinstance(width, int) else None)
     session.run(None, batches[0])
     cold_ms = (time.perf_counter_ns() - start) / 1e6
     samples = timed_loop(lambda f: session.run(None, f), batches, spec["runs"], spec.get("duration_s"), spec["warmup"])

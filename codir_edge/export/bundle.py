@@ -10,7 +10,7 @@ from codir_edge.bundle.manifest import FORMAT, MANIFEST, sha256_of
 from codir_edge.export.spec import ExportSpec
 from codir_edge.models.checkpoint import weights_digest
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-thread-count deployment table, alternates, fixed-shape variants
 _DTYPES = {1: "float32", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
 
 
@@ -42,7 +42,8 @@ def write_manifest(
     config: dict,
     parity: dict,
     fused_operators: dict,
-    graph_choice: dict,
+    deployment: dict,
+    tuning: dict,
     command: str | None,
     plain_counts: dict,
 ) -> Path:
@@ -68,7 +69,8 @@ def write_manifest(
         "target": config.get("target_resolved"),
         "parity": parity,
         "fused_operators": {"offline_fusion": fused_operators, "fp32_graph": plain_counts},
-        "graph_choice": graph_choice,
+        "deployment": deployment,
+        "tuning": tuning,
         "source": {"path": str(model_dir), "sha256": weights_digest(model_dir), "model_type": spec.model_type},
         "versions": package_versions(
             ("codir-edge", "onnxruntime", "onnx", "optimum-onnx", "transformers", "torch", "onnxruntime-extensions")

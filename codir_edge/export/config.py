@@ -7,13 +7,15 @@ from dataclasses import asdict, dataclass
 from codir_edge.errors import InputError
 from codir_edge.export import quantize as q
 from codir_edge.export.spec import DEFAULT_OPSET
+from codir_edge.inputs import REAL
 
-QUANTIZE_MODES = ("none", "dynamic", "static")
+QUANTIZE_MODES = ("auto", "dynamic", "static", "none")
+AUTO, OFF = "auto", "off"  # --fixed-shape's words besides BxL
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    quantize: str = "dynamic"
+    quantize: str = AUTO  # dynamic candidates, and static QDQ ones when --data can calibrate and score them
     task: str | None = None
     calibration_samples: int = 300
     calibration_method: str = "minmax"
@@ -26,7 +28,9 @@ class ExportConfig:
     target: str = "native"
     max_length: int = 128
     max_eval_samples: int | None = None
-    threads: int = 1  # for the measurements that choose between graphs
+    tune_threads: tuple[int, ...] = ()  # () -> 1 and this machine's cores
+    tune_lengths: tuple[int | str, ...] = ()  # () -> the dev sentences' own lengths with --data, else 16 and 128
+    fixed_shape: str = AUTO  # "BxL", "auto" (with --ort: 1 x the dev p99 length, else 1x128) or "off"
     tokenizer_in_graph: bool | None = None  # None: whenever the tokenizer is WordPiece or byte-level BPE
     trust_remote_code: bool = False
 
@@ -40,10 +44,27 @@ class ExportConfig:
             )
         if self.target not in q.TARGETS:
             raise InputError(f"unknown --target '{self.target}': use one of {', '.join(q.TARGETS)}")
-        if self.calibration_samples < 1 or self.threads < 1:
-            raise InputError("--calibration-samples and threads must be at least 1")
+        if self.calibration_samples < 1:
+            raise InputError("--calibration-samples must be at least 1")
+        if any(t < 1 for t in self.tune_threads):
+            raise InputError("--tune-threads takes thread counts of at least 1, e.g. 1,2")
+        if any(n != REAL and (not isinstance(n, int) or n < 2) for n in self.tune_lengths):
+            raise InputError("--tune-lengths takes token counts of at least 2 or 'real', e.g. 16,128,real")
+        if any(isinstance(n, int) and n > self.max_length for n in self.tune_lengths):
+            raise InputError(f"--tune-lengths go up to --max-length {self.max_length}: drop the longer ones")
+        fixed_shape(self.fixed_shape)  # checked here, resolved by the plan
         if not self.atol > 0 or self.max_accuracy_drop < 0:
             raise InputError("--atol must be positive and --max-accuracy-drop must not be negative")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def fixed_shape(value: str) -> tuple[int, int] | str:
+    """'1x128' -> (1, 128); 'auto' and 'off' pass through; anything else is one line."""
+    if value in (AUTO, OFF):
+        return value
+    batch, sep, length = value.lower().partition("x")
+    if sep and batch.isdigit() and length.isdigit() and int(batch) >= 1 and int(length) >= 2:
+        return int(batch), int(length)
+    raise InputError(f"--fixed-shape '{value}' is not BxL: use e.g. 1x64, or auto, or off")

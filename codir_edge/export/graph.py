@@ -16,14 +16,25 @@ FUSED_OPS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "Embed
              "BiasGelu", "FastGelu", "Gelu", "LayerNormalization")  # fmt: skip
 
 
-def fuse(model_path: Path, out_path: Path, optimizer_type: str, num_heads: int, hidden_size: int) -> dict[str, int]:
-    """Write the offline-fused graph to ``out_path`` and return the count of each fused operator."""
+def fuse(model_path: Path, out_path: Path, optimizer_type: str, num_heads: int, hidden_size: int,
+         attention: bool = True) -> dict[str, int]:  # fmt: skip
+    """Write the offline-fused graph to ``out_path`` and return the count of each fused operator.
+    ``attention=False`` fuses LayerNorm, SkipLayerNorm and Gelu but leaves attention as MatMuls, which
+    dynamic quantization then takes one by one (and the accuracy-aware search can keep in float)."""
     from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
 
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+    options = FusionOptions(optimizer_type)
+    options.enable_attention = attention
     with contextlib.redirect_stdout(io.StringIO()):
         optimized = optimizer.optimize_model(
-            str(model_path), model_type=optimizer_type, num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+            str(model_path),
+            model_type=optimizer_type,
+            num_heads=num_heads,
+            hidden_size=hidden_size,
+            opt_level=0,
+            optimization_options=options,
         )
         optimized.save_model_to_file(str(out_path))
     return operator_counts(out_path)

@@ -14,15 +14,18 @@ from codir_edge.errors import CheckFailedError
 OPS_CONFIG = "required_operators.config"
 
 
-def to_ort(source: Path, bundle: Path, target: str) -> tuple[Path, Path]:
-    """Convert ``source`` to ``bundle/model.ort`` (optimisations fixed for the target platform) and
-    write ``bundle/required_operators.config``. Runs onnxruntime's converter in a child process, as
-    its command line is the interface onnxruntime documents and keeps stable."""
+def to_ort(source: Path, bundle: Path, target: str, name: str = "model.ort", ops_config: str = OPS_CONFIG,
+           style: str = "Fixed") -> tuple[Path, Path]:  # fmt: skip
+    """Convert ``source`` to ``bundle/<name>`` and write ``bundle/<ops_config>``. ``Fixed`` applies
+    every CPU optimisation for the target platform now; ``Runtime`` leaves the nodes an NNAPI or Core
+    ML execution provider would take unfused, as onnxruntime advises for those. Runs onnxruntime's
+    converter in a child process, as its command line is the interface onnxruntime documents and
+    keeps stable."""
     with tempfile.TemporaryDirectory(dir=bundle) as tmp:
         staged = Path(tmp) / "model.onnx"
         shutil.copy(source, staged)
         command = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(staged),
-                   "--output_dir", str(Path(tmp) / "out"), "--optimization_style", "Fixed",
+                   "--output_dir", str(Path(tmp) / "out"), "--optimization_style", style,
                    "--target_platform", "arm" if target == "arm64" else "amd64"]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
         produced = list((Path(tmp) / "out").glob("*.ort"))
@@ -30,6 +33,6 @@ def to_ort(source: Path, bundle: Path, target: str) -> tuple[Path, Path]:
         if done.returncode != 0 or not produced or not configs:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise CheckFailedError(f"onnxruntime could not convert {source.name} to .ort ({last[0]}): pass --no-ort")
-        shutil.move(str(produced[0]), bundle / "model.ort")
-        shutil.move(str(configs[0]), bundle / OPS_CONFIG)
-    return bundle / "model.ort", bundle / OPS_CONFIG
+        shutil.move(str(produced[0]), bundle / name)
+        shutil.move(str(configs[0]), bundle / ops_config)
+    return bundle / name, bundle / ops_config

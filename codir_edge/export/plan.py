@@ -28,7 +28,7 @@ class ExportPlan:
     task: TaskSpec | None
     data: DataSpec | None
     dev: Examples | None  # scored on, and the parity check's sentences
-    calibration: Examples | None  # static INT8 only
+    calibration: Examples | None  # training sentences for static INT8 (QDQ candidates, the fixed-shape variant)
 
 
 def plan_export(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None,
@@ -49,8 +49,12 @@ def plan_export(model_dir: Path, out_dir: Path, config: ExportConfig, data: Data
     labels = model_labels(model_config, task, model_dir) if task else None
     dev = load_split(task, data, "dev", labels).subsample(config.max_eval_samples, 0) if data else None
     calibration = None
-    if data and config.quantize == "static":
-        calibration = load_split(task, data, "train", labels).subsample(config.calibration_samples, 0)
+    if data:
+        try:
+            calibration = load_split(task, data, "train", labels).subsample(config.calibration_samples, 0)
+        except InputError:
+            if config.quantize == "static":  # only static INT8 cannot do without; others calibrate on generated text
+                raise
     return ExportPlan(model_dir, model_config, spec, config, target, task, data, dev, calibration)
 
 

@@ -40,7 +40,9 @@ def resolve_target(target: str) -> str:
     return "avx512_vnni" if {"avx512_vnni", "avx_vnni"} & flags else "avx2"
 
 
-def dynamic_int8(source: Path, destination: Path, target: str, fused: bool) -> None:
+def dynamic_int8(source: Path, destination: Path, target: str, fused: bool, per_channel: bool = True,
+                 keep_float: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """``keep_float``: MatMul node names left in fp32 (the accuracy-aware search's answer)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -48,9 +50,10 @@ def dynamic_int8(source: Path, destination: Path, target: str, fused: bool) -> N
     quantize_dynamic(
         str(source),
         str(destination),
-        per_channel=True,
+        per_channel=per_channel,
         reduce_range=target == "avx2",
         weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(keep_float),
         extra_options=extra,
     )
 
@@ -65,7 +68,12 @@ class _Reader:
         return next(self._feeds, None)
 
 
-def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarray]], method: str, target: str) -> None:
+def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarray]], method: str, target: str,
+                op_types: list[str] | None = None, keep_float: tuple[str, ...] = (),
+                weights_u8_per_tensor: bool = False) -> None:  # fmt: skip
+    """QDQ with u8 activations and s8 weights; ``op_types`` limits what is quantized (the fixed-shape
+    mobile variant quantizes MatMuls only, with u8 per-tensor weights: the QDQ form NNAPI and Core ML
+    take)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in CALIBRATION_METHODS:
@@ -75,12 +83,14 @@ def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarra
         str(destination),
         _Reader(feeds),
         quant_format=QuantFormat.QDQ,
-        per_channel=True,
+        per_channel=not weights_u8_per_tensor,
         reduce_range=target == "avx2",
         activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QUInt8 if weights_u8_per_tensor else QuantType.QInt8,
+        nodes_to_exclude=list(keep_float),
         calibrate_method=CalibrationMethod.MinMax if method == "minmax" else CalibrationMethod.Entropy,
-        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        op_types_to_quantize=op_types,
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": not weights_u8_per_tensor},
     )
 
 

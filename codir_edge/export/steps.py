@@ -1,17 +1,19 @@
 """The steps of ``export`` after its checks, each one job, in the order ``run_export`` calls them.
 
 1. ``fp32_with_parity``: the fp32 graph, held to PyTorch (hard failure).
-2. ``graph_candidates``: plain and offline-fused graphs, and their INT8 forms.
-3. ``choose_graphs``: whichever candidate runs faster here, copied into the bundle.
+2. ``candidates.py``: plain and offline-fused graphs and their INT8 forms; the INT8 ones beyond
+   the allowed accuracy drop set aside (and the accuracy-aware search when none is left).
+3. ``ship.py``: every candidate timed at every deployment setting, the winners per thread count
+   copied into the bundle.
 4. ``score_variants``: each variant's task metric; a drop beyond the limit is a hard failure.
-5. ``strings_variant``: raw text in, scores out, held to tokenizer + graph (hard failure).
-6. ``mobile_variant`` and ``write_model_files``: the .ort form, tokenizer, config and labels.
+5. ``fixed_variants``: the fixed-shape QDQ graph (and its .ort) for NNAPI and Core ML.
+6. ``strings_variant``: raw text in, scores out, held to tokenizer + graph (hard failure).
+7. ``mobile_variant`` and ``write_model_files``: the .ort form, tokenizer, config and labels.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,71 +55,30 @@ def fp32_with_parity(model, tokenizer, plan: ExportPlan, work: Path) -> Fp32Grap
     return Fp32Graph(plain, input_names, parity, by_length)
 
 
-def graph_candidates(fp32: Fp32Graph, plan: ExportPlan, tokenizer, work: Path):
-    """(fp32 candidates, INT8 candidates, fused operator counts), each candidate a name -> file."""
-    from codir_edge.export.graph import fuse, operator_counts
-    from codir_edge.models.families import heads, width
+def calibration_encoded(tokenizer, plan: ExportPlan):
+    """Training sentences to calibrate static INT8 on, or, without data, generated ones (the fixed-shape
+    variant is made without data too; the manifest says which)."""
+    import numpy as np
 
-    config, model_config = plan.config, plan.model_config
-    candidates = {"plain": fp32.path}
-    if plan.spec.optimizer_type is None:  # a family the optimizer's fusions do not match: the graph runs plain
-        fused_counts = operator_counts(fp32.path)
-    else:
-        fused = work / "fused.onnx"
-        fused_counts = fuse(fp32.path, fused, plan.spec.optimizer_type, heads(model_config), width(model_config))
-        if config.optimize:
-            candidates["fused"] = fused
-    int8: dict[str, Path] = {}
-    if config.quantize == "dynamic":
-        for name, path in candidates.items():
-            int8[name] = work / f"{name}.int8.onnx"
-            q.dynamic_int8(path, int8[name], plan.target, fused=name == "fused")
-    elif config.quantize == "static":
-        int8["plain"] = work / "plain.int8.onnx"
-        feeds = calibration_feeds(tokenizer, plan, fp32.input_names)
-        q.static_int8(fp32.path, int8["plain"], feeds, config.calibration_method, plan.target)
-    return candidates, int8, fused_counts
+    from codir_edge.data.encode import Encoded, encode
+    from codir_edge.export.strings_check import generated_sentences
+
+    if plan.calibration is not None:
+        return encode(tokenizer, plan.calibration, plan.config.max_length)
+    sentences = generated_sentences(tokenizer, plan.config.calibration_samples, seed=2)
+    ids = tokenizer(sentences, truncation=True, max_length=plan.config.max_length)["input_ids"]
+    return Encoded([np.asarray(r, dtype=np.int64) for r in ids], None, np.zeros(len(ids)), tokenizer.pad_token_id or 0)
 
 
-def calibration_feeds(tokenizer, plan: ExportPlan, input_names: list[str]) -> list[dict]:
-    from codir_edge.data.encode import encode, pad_batch
+def calibration_feeds(encoded, input_names: list[str]) -> list[dict]:
+    from codir_edge.data.encode import pad_batch
 
     feeds = []
-    calib = encode(tokenizer, plan.calibration, plan.config.max_length)
-    for start in range(0, len(calib), 16):
-        batch = pad_batch(calib, list(range(start, min(start + 16, len(calib)))))
+    for start in range(0, len(encoded), 16):
+        batch = pad_batch(encoded, list(range(start, min(start + 16, len(encoded)))))
         batch.setdefault("token_type_ids", batch["input_ids"] * 0)
         feeds.append({n: batch[n] for n in input_names})
     return feeds
-
-
-def choose_graphs(candidates: dict, int8: dict, plan: ExportPlan, fp32: Fp32Graph, stage: Path):
-    """(variants, graph choice): the fastest fp32 and INT8 graphs here, copied into the bundle, plus
-    the fp16 form when asked for or when the target is a GPU."""
-    from codir_edge.export.choose import median_latencies
-    from codir_edge.models.families import max_positions
-
-    config = plan.config
-    everything = {**candidates, **{f"{k}.int8": v for k, v in int8.items()}}
-    measured = {}
-    if plan.target != "cuda" and len(everything) > 1:
-        vocab, seq_len = int(plan.model_config["vocab_size"]), min(128, max_positions(plan.model_config))
-        measured = median_latencies(everything, config.threads, vocab, seq_len)
-    choice = {"fp32": min(candidates, key=lambda n: measured.get(n, 0.0))}
-    if int8:
-        choice["int8"] = min(int8, key=lambda n: measured.get(f"{n}.int8", 0.0))
-    graph_choice = {"chosen": choice, "median_ms_seq128_batch1": measured, "threads": config.threads}
-    shutil.copy(candidates[choice["fp32"]], stage / "model.onnx")
-    variants = [{"name": "fp32", "file": "model.onnx", "graph": choice["fp32"]}]
-    if int8:
-        shutil.copy(int8[choice["int8"]], stage / "model.int8.onnx")
-        variants.append(
-            {"name": "int8", "file": "model.int8.onnx", "graph": choice["int8"], "quantization": config.quantize}
-        )  # noqa: E501
-    if config.fp16 or plan.target == "cuda":
-        q.fp16(fp32.path, stage / "model.fp16.onnx")
-        variants.append({"name": "fp16", "file": "model.fp16.onnx", "graph": "plain"})
-    return variants, graph_choice
 
 
 def score_variants(variants: list[dict], stage: Path, fp32: Fp32Graph, plan: ExportPlan) -> None:
@@ -128,11 +89,12 @@ def score_variants(variants: list[dict], stage: Path, fp32: Fp32Graph, plan: Exp
     config, task = plan.config, plan.task
     encoded = fp32.dev_by_length[config.max_length]  # the parity pass tokenized it already
     for variant in variants:
-        logits = onnx_logits(stage / variant["file"], encoded, threads=2)
-        variant["accuracy"] = score(task, logits, encoded.targets.tolist())
+        if "accuracy" not in variant and "fixed_shape" not in variant:  # INT8 candidates: scored before timing
+            logits = onnx_logits(stage / variant["file"], encoded, threads=2)
+            variant["accuracy"] = score(task, logits, encoded.targets.tolist())
     metric = task.primary_metric
     reference = variants[0]["accuracy"][metric]
-    for variant in variants[1:]:
+    for variant in (v for v in variants[1:] if "accuracy" in v):
         drop = (reference - variant["accuracy"][metric]) * 100
         variant["accuracy_drop_points"] = drop
         if drop > config.max_accuracy_drop:
@@ -143,6 +105,8 @@ def score_variants(variants: list[dict], stage: Path, fp32: Fp32Graph, plan: Exp
 
 
 def _remedy(variant: str, config: ExportConfig) -> str:
+    if variant.endswith("-fixed"):
+        return "pass --fixed-shape off, a longer --fixed-shape, or allow a larger drop"
     if variant == "fp16":
         return "drop --fp16 for this model, or allow a larger drop"
     if config.quantize == "static" and config.calibration_method == "minmax":
@@ -150,6 +114,46 @@ def _remedy(variant: str, config: ExportConfig) -> str:
     if config.quantize == "static":
         return "try --quantize dynamic, or allow a larger drop"
     return "try --quantize static --calibration-method entropy, or allow a larger --max-accuracy-drop"
+
+
+def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int], calibration, plan: ExportPlan,
+                   encoded) -> list[dict]:  # fmt: skip
+    """The fixed-shape static QDQ INT8 graph (u8 activations and weights), its accelerator usability,
+    its dev accuracy with inputs padded or truncated to its length, and its .ort (runtime-optimised,
+    so NNAPI and Core ML can still take its nodes)."""
+    from codir_edge.data.metrics import score
+    from codir_edge.export import fixed
+    from codir_edge.export.mobile import to_ort
+    from codir_edge.onnx_session import create_session
+
+    batch, length = shape
+    fixed_fp32, file = work / "fixed.onnx", "model.int8.fixed.onnx"
+    fixed.fix_shapes(plain, fixed_fp32, batch, length)
+    names = [i.name for i in create_session(fixed_fp32, 1).get_inputs()]
+    feeds = fixed.padded_feeds(calibration, names, batch, length, plan.config.calibration_samples)
+    q.static_int8(fixed_fp32, stage / file, feeds, plan.config.calibration_method, plan.target,
+                  op_types=fixed.FIXED_OPS, weights_u8_per_tensor=True)  # fmt: skip
+    entry = {
+        "name": "int8-fixed",
+        "file": file,
+        "fixed_shape": [batch, length],
+        "quantization": "static",
+        "format": "QDQ",
+        "activations": "u8",
+        "weights": "u8 per-tensor",
+        "quantized_ops": fixed.FIXED_OPS,
+        "calibration": "training sentences" if plan.calibration is not None else "generated sentences",
+        "usability": fixed.usability(stage / file),
+    }
+    if encoded is not None:
+        logits = fixed.fixed_logits(stage / file, encoded, batch, length)
+        entry["accuracy"] = score(plan.task, logits, encoded.targets.tolist())
+        entry["truncated_rows"] = int((encoded.lengths > length).sum())
+    out = [entry]
+    if plan.config.ort:
+        to_ort(stage / file, stage, plan.target, "model.int8.fixed.ort", "required_operators.fixed.config", "Runtime")
+        out.append({"name": "ort-fixed", "file": "model.int8.fixed.ort", "from": file, "fixed_shape": [batch, length]})
+    return out
 
 
 def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: ExportConfig, pair: bool,

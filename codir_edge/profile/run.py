@@ -172,6 +172,12 @@ def _check_budgets(config: ProfileConfig, targets: list[Target]) -> None:
         if budget.seq_len == REAL and config.data is None:
             raise InputError(f"budget '{budget.name}' uses seq_len = \"real\": pass --task and --data")
         target = targets[names.index(budget.target)]
+        if not target.fits(budget.batch_size, budget.seq_len):
+            raise InputError(
+                f"budget '{budget.name}' (line {budget.line}) measures {target.name} at batch {budget.batch_size}, "
+                f"seq {budget.seq_len}, but its shape is fixed at {target.fixed_shape[0]}x{target.fixed_shape[1]}: "
+                "use that batch size and a length up to it"
+            )
         if budget.min_accuracy is not None and config.data is None and not target.accuracy:
             raise InputError(
                 f"budget '{budget.name}' sets min_accuracy but no accuracy is known for "
@@ -275,7 +281,7 @@ def _prepare(targets: list[Target], configurations, raw, config: ProfileConfig, 
             tokenizer = _target_tokenizer(target)
             real_ids = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)["input_ids"]
             pad_id = tokenizer.pad_token_id or 0
-        if raw is not None and target.kind == "onnx":
+        if raw is not None and target.kind == "onnx" and target.fixed_shape is None:
             accuracy[target.name] = _accuracy(target, raw, tokenizer, config)
         elif raw is not None and target.kind == "torch":
             accuracy[target.name] = _torch_accuracy(target, config)
@@ -319,7 +325,7 @@ def _measure_once(session: DeviceSession, target: Target, group: Group, placed: 
     if target.kind == "torch":
         return _measure_torch(target, threads, group, config)
     spec = {
-        "model": placed[target.path],
+        "model": placed[target.file_for(threads)],
         "ids": placed[group.files[0]],
         "lengths": placed[group.files[1]],
         "provider": provider,
@@ -344,10 +350,13 @@ def _measure_device(session: DeviceSession, targets, configurations, inputs, con
             f"{device.name}: --cpus {','.join(map(str, config.cpus))} names CPUs it does not have "
             f"(usable: {description['usable_cpus']}): pick among those"
         )
-    models = [Group((t.path, *external_data(t.path))) for t in targets if t.kind == "onnx"]
+    files = {f for t in targets if t.kind == "onnx" for f in (t.path, *t.deployment.values())}
+    models = [Group((f, *external_data(f))) for f in sorted(files)]
     placed = session.stage([*models, *inputs.values()])
     for target in targets:
         for threads, batch_size, seq_len in configurations:
+            if not target.fits(batch_size, seq_len):
+                continue  # a fixed-shape graph: other batch sizes and longer inputs cannot run
             group = inputs[(target.name, (batch_size, seq_len))]
             what = f"{target.name} (threads {threads}, batch {batch_size}, seq {seq_len})"
             repeats = []
@@ -390,7 +399,8 @@ def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> Prof
     configurations = _configurations(config)
     for target in targets:
         limit = position_limit(target)
-        too_long = [s for _, _, s in configurations if s != REAL and limit is not None and s > limit]
+        runnable = [s for _, b, s in configurations if s != REAL and target.fits(b, s)]
+        too_long = [s for s in runnable if limit is not None and s > limit]
         if too_long:
             raise InputError(
                 f"sequence length {max(too_long)} exceeds the {limit} positions of {target.name}: "

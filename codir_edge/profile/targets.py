@@ -26,6 +26,21 @@ class Target:
     kind: str  # "onnx" or "torch"
     folder: Path  # where tokenizer.json / config.json live
     accuracy: dict[str, float] = field(default_factory=dict)  # from the bundle manifest, if any
+    deployment: dict[int, Path] = field(default_factory=dict)  # tuned thread count -> the file export chose
+    fixed_shape: tuple[int, int] | None = None  # (batch, length) of a static-shape graph
+
+    def file_for(self, threads: int) -> Path:
+        """The bundle's pick for ``threads``: the largest tuned count not above it, else the smallest."""
+        if not self.deployment:
+            return self.path
+        counts = sorted(self.deployment)
+        return self.deployment[max((t for t in counts if t <= threads), default=counts[0])]
+
+    def fits(self, batch_size: int, seq_len: int | str) -> bool:
+        """A fixed-shape graph runs only its own batch size and lengths up to its own (padded to it)."""
+        if self.fixed_shape is None:
+            return True
+        return batch_size == self.fixed_shape[0] and (not isinstance(seq_len, int) or seq_len <= self.fixed_shape[1])
 
     @property
     def size_mb(self) -> float:
@@ -45,11 +60,15 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
         if path.is_dir() and (path / MANIFEST).is_file():
             manifest = read_manifest(path)
             for variant in manifest.variants:
-                if variant.takes == "text":  # strings in: measured by its token-id twin, not with token feeds
-                    continue
+                if variant.takes == "text" or variant.alternate_of:  # measured by its token-id twin, or
+                    continue  # as the file its variant loads at the thread counts it was picked for
                 file = manifest.path_of(variant)
                 check_onnx_file(file)
-                targets.append(Target(variant.name, file, "onnx", path, variant.accuracy))
+                table = (manifest.raw.get("deployment") or {}).get("threads") or {}
+                picks = {int(t): manifest.path_of(manifest.for_threads(variant, int(t))) for t in table}
+                for pick in set(picks.values()) - {file}:
+                    check_onnx_file(pick)
+                targets.append(Target(variant.name, file, "onnx", path, variant.accuracy, picks, variant.fixed_shape))
         elif path.is_dir() and (path / "config.json").is_file():
             if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
                 raise InputError(

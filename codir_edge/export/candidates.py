@@ -1,0 +1,148 @@
+"""The graphs ``export`` chooses among, and which INT8 ones are accurate enough to be chosen.
+
+fp32 graphs: ``plain`` (as exported), ``fused`` (onnxruntime's transformer fusions, attention
+included) and ``fused-noattn`` (LayerNorm, SkipLayerNorm and Gelu fused, attention left as MatMuls).
+INT8 forms of each: ``<graph>.dynamic`` (QOperator dynamic, per-channel weights), and, only where
+dev data can check their accuracy, ``<graph>.dynamic-pt`` (per-tensor weights) and ``plain.qdq``
+(static QDQ, calibrated on training sentences). Every INT8 candidate is scored on dev when there is
+data; those beyond ``--max-accuracy-drop`` are not timed. When none is left, the accuracy-aware
+search (``mixed.py``) keeps the fewest sensitive MatMuls of the plain graph in fp32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codir_edge.errors import CheckFailedError
+from codir_edge.export import quantize as q
+from codir_edge.export.plan import ExportPlan
+
+SENSITIVITY_SENTENCES = 64  # calibration sentences the layer ranking runs on
+
+
+@dataclass
+class Int8Candidates:
+    files: dict[str, Path]  # the ones eligible to ship
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # every one scored, eligible or not
+    rejected: dict[str, float] = field(default_factory=dict)  # name -> drop in points, beyond the limit
+    search: dict | None = None  # the accuracy-aware search, when it ran
+
+
+def fp32_candidates(fp32_path: Path, plan: ExportPlan, work: Path) -> tuple[dict[str, Path], dict[str, int]]:
+    """(name -> graph, operator counts of the fully fused graph)."""
+    from codir_edge.export.graph import fuse, operator_counts
+    from codir_edge.models.families import heads, width
+
+    candidates = {"plain": fp32_path}
+    if plan.spec.optimizer_type is None:  # a family the optimizer's fusions do not match: the graph runs plain
+        return candidates, operator_counts(fp32_path)
+    shape = (plan.spec.optimizer_type, heads(plan.model_config), width(plan.model_config))
+    counts = fuse(fp32_path, work / "fused.onnx", *shape)
+    if plan.config.optimize:
+        candidates["fused"] = work / "fused.onnx"
+        fuse(fp32_path, work / "fused-noattn.onnx", *shape, attention=False)
+        candidates["fused-noattn"] = work / "fused-noattn.onnx"
+    return candidates, counts
+
+
+def int8_candidates(graphs: dict[str, Path], plan: ExportPlan, calibration: list[dict] | None,
+                    work: Path) -> dict[str, Path]:  # fmt: skip
+    config, checked = plan.config, plan.dev is not None
+    out: dict[str, Path] = {}
+    if config.quantize in ("auto", "dynamic"):
+        for graph, path in graphs.items():
+            for quant, per_channel in (("dynamic", True), ("dynamic-pt", False)):
+                if per_channel or checked:  # per-tensor weights only where dev data can catch their drop
+                    out[f"{graph}.{quant}"] = work / f"{graph}.{quant}.onnx"
+                    q.dynamic_int8(path, out[f"{graph}.{quant}"], plan.target, graph != "plain", per_channel)
+    if calibration is not None and (config.quantize == "static" or (config.quantize == "auto" and checked)):
+        out["plain.qdq"] = work / "plain.qdq.onnx"
+        q.static_int8(graphs["plain"], out["plain.qdq"], calibration, config.calibration_method, plan.target)
+    return out
+
+
+def keep_accurate(int8: dict[str, Path], plan: ExportPlan, encoded, reference: float, calibration: list[dict] | None,
+                  work: Path) -> Int8Candidates:  # fmt: skip
+    """Score each INT8 candidate on dev; drop those beyond the limit; search for a mixed graph when
+    none is left. Without dev data nothing can be checked and every candidate stays."""
+    if plan.dev is None or not int8:
+        return Int8Candidates(dict(int8))
+    limit, metric = plan.config.max_accuracy_drop, plan.task.primary_metric
+    result = Int8Candidates({})
+    for name, path in int8.items():
+        result.accuracy[name] = task_metrics(path, encoded, plan)
+        drop = (reference - result.accuracy[name][metric]) * 100
+        if drop <= limit:
+            result.files[name] = path
+        else:
+            result.rejected[name] = round(drop, 4)
+    if not result.files:
+        _accuracy_aware(result, plan, encoded, reference, calibration, work)
+    return result
+
+
+def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference: float,
+                    calibration: list[dict] | None, work: Path) -> None:  # fmt: skip
+    from codir_edge.export.mixed import WeightScheme, fewest_in_float, sensitivity
+
+    config, metric = plan.config, plan.task.primary_metric
+    static = config.quantize == "static"
+    base = "plain.qdq" if static else "plain.dynamic"
+    source = work / "plain.onnx"
+    feeds = (calibration or [])[: max(1, SENSITIVITY_SENTENCES // 16)]
+    if not feeds:
+        feeds = _dev_feeds(encoded, source)
+    scheme = WeightScheme(per_channel=True, reduce_range=plan.target == "avx2", dynamic=not static)
+    ranking = [name for name, _ in sensitivity(source, feeds, scheme)]
+    name, path = f"{base}-mixed", work / f"{base}-mixed.onnx"
+
+    def quantize(keep: tuple[str, ...]) -> Path:
+        if static:
+            q.static_int8(source, path, calibration, config.calibration_method, plan.target, keep_float=keep)
+        else:
+            q.dynamic_int8(source, path, plan.target, fused=False, keep_float=keep)
+        return path
+
+    def drop_of(candidate: Path) -> float:
+        return (reference - task_metrics(candidate, encoded, plan)[metric]) * 100
+
+    found = fewest_in_float(ranking, quantize, drop_of, config.max_accuracy_drop)
+    worst = min(result.rejected.values())
+    if found is None:
+        raise CheckFailedError(
+            f"INT8 loses {worst:.2f} points of {metric} against fp32 (--max-accuracy-drop "
+            f"{config.max_accuracy_drop}) even with all {len(ranking)} quantized MatMuls kept in fp32: "
+            "allow a larger drop, or pass --quantize none"
+        )
+    result.files[name] = path
+    result.accuracy[name] = task_metrics(path, encoded, plan)
+    result.search = {
+        "candidate": name,
+        "kept_in_float": list(found.keep_float),
+        "quantized_matmuls": len(ranking),
+        "drop_before": worst,
+        "drop_after": round(found.drop, 4),
+        "trials": found.trials,
+        "ranking": ranking[: max(8, len(found.keep_float))],
+    }
+
+
+def _dev_feeds(encoded, model: Path) -> list[dict]:
+    from codir_edge.data.encode import pad_batch
+    from codir_edge.onnx_session import create_session
+
+    names = [i.name for i in create_session(model, 1).get_inputs()]
+    rows = np.arange(min(len(encoded), SENSITIVITY_SENTENCES))
+    feed = pad_batch(encoded, rows)
+    feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
+    return [{n: feed[n] for n in names}]
+
+
+def task_metrics(path: Path, encoded, plan: ExportPlan) -> dict[str, float]:
+    from codir_edge.data.metrics import score
+    from codir_edge.onnx_predict import onnx_logits
+
+    return score(plan.task, onnx_logits(path, encoded, threads=2), encoded.targets.tolist())

@@ -1,0 +1,123 @@
+"""The fixed-shape variant for phone accelerators: NNAPI and Core ML take static shapes and QDQ
+INT8 with u8 activations, not the dynamic INT8 operators (MatMulInteger, DynamicQuantizeLinear)
+that the CPU variants use.
+
+The fp32 graph gets its batch and sequence dimensions fixed, then is quantized statically in QDQ
+form with u8 activations and u8 per-tensor weights, the form both accelerators read. onnxruntime's
+mobile usability checker then says, for each accelerator, how many nodes it would take and in how
+many partitions: the figure that tells an app developer whether to enable it at all.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from codir_edge.errors import InputError
+from codir_edge.export.config import AUTO, OFF, fixed_shape
+
+FIXED_OPS = ["MatMul"]  # what the QDQ pass quantizes: the weights that hold almost all of the work
+SHAPE_ROUNDING = 8
+ACCELERATORS = {  # name -> onnxruntime's supported-operator list for it
+    "nnapi": None,
+    "coreml": "coreml_supported_mlprogram_ops.md",
+}
+
+
+def resolve(value: str, ort: bool, dev_lengths: np.ndarray | None, max_length: int) -> tuple[int, int] | None:
+    """(batch, length), or None when no fixed-shape variant is wanted. ``auto`` means one with --ort,
+    at batch 1 and the dev sentences' 99th-percentile length rounded up to a multiple of 8 (128, or
+    --max-length when shorter, without data)."""
+    parsed = fixed_shape(value)
+    if parsed == OFF or (parsed == AUTO and not ort):
+        return None
+    if parsed == AUTO:
+        if dev_lengths is None or not len(dev_lengths):
+            return 1, min(128, max_length)
+        p99 = float(np.percentile(dev_lengths, 99))
+        return 1, min(max_length, max(SHAPE_ROUNDING, math.ceil(p99 / SHAPE_ROUNDING) * SHAPE_ROUNDING))
+    batch, length = parsed
+    if length > max_length:
+        raise InputError(f"--fixed-shape {batch}x{length} is longer than --max-length {max_length}: shorten it")
+    return batch, length
+
+
+def fix_shapes(source: Path, destination: Path, batch: int, length: int) -> None:
+    """Every input [batch_size, sequence_length] becomes [batch, length] and the outputs follow. The
+    now-constant shape arithmetic is folded by onnxruntime when the graph loads (and when the .ort is
+    made); a graph saved after offline folding fails to load again in onnxruntime 1.32 ("Attempt to
+    replace the existing tensor"), so it is not folded here."""
+    import onnx
+    from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
+
+    model = onnx.load(str(source))
+    for value in model.graph.input:
+        make_input_shape_fixed(model.graph, value.name, [batch, length])
+    fix_output_shapes(model)
+    onnx.save(model, str(destination))
+
+
+def padded_feeds(encoded, input_names: list[str], batch: int, length: int, count: int) -> list[dict[str, np.ndarray]]:
+    """Calibration or scoring feeds of exactly [batch, length]: rows truncated or right-padded to
+    ``length``, the last batch filled up by repeating rows (scored results drop them)."""
+    feeds = []
+    total = len(encoded)
+    for start in range(0, min(total, count), batch):
+        rows = [(start + i) % total for i in range(batch)]
+        ids = np.full((batch, length), encoded.pad_id, dtype=np.int64)
+        segments = np.zeros((batch, length), dtype=np.int64)
+        mask = np.zeros((batch, length), dtype=np.int64)
+        for i, row in enumerate(rows):
+            tokens = encoded.input_ids[row][:length]
+            ids[i, : len(tokens)] = tokens
+            mask[i, : len(tokens)] = 1
+            if encoded.token_type_ids is not None:
+                segments[i, : len(tokens)] = encoded.token_type_ids[row][:length]
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": segments}
+        feeds.append({name: arrays[name] for name in input_names})
+    return feeds
+
+
+def fixed_logits(path: Path, encoded, batch: int, length: int) -> np.ndarray:
+    """Logits of every row of ``encoded`` through the fixed-shape graph (padded as an app would)."""
+    from codir_edge.onnx_session import create_session
+
+    session = create_session(path, 2)
+    names = [i.name for i in session.get_inputs()]
+    out = [session.run(None, feed)[0] for feed in padded_feeds(encoded, names, batch, length, len(encoded))]
+    return np.concatenate(out)[: len(encoded)]
+
+
+def usability(path: Path) -> dict[str, dict]:
+    """Per accelerator: nodes it would take, their share, partitions, and onnxruntime's verdict
+    (YES / MAYBE / NO), after the basic optimisations the .ort conversion applies too."""
+    import contextlib
+    import io
+    import tempfile
+
+    import onnx
+    from onnxruntime.tools.mobile_helpers import usability_checker as checker
+    from onnxruntime.tools.onnx_model_utils import optimize_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        optimized = Path(tmp) / "optimized.onnx"
+        optimize_model(path, optimized)
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(optimized)), strict_mode=True)
+    out = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for name, ops_file in ACCELERATORS.items():
+            if ops_file is None:
+                info = checker.check_nnapi_partitions(model, require_fixed_input_sizes=True)
+            else:
+                info = checker.check_coreml_partitions(model, True, ops_file)
+            out[name] = {
+                "nodes": info.num_nodes,
+                "supported_nodes": info.num_supported_nodes,
+                "share": round(info.num_supported_nodes / max(info.num_nodes, 1), 4),
+                "partitions": info.num_partitions,
+                "verdict": info.suitability().name,
+                "unsupported_ops": sorted(info.unsupported_ops),
+            }
+    return out

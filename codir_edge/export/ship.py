@@ -1,0 +1,140 @@
+"""Time the candidates at every deployment setting, pick per thread count, and copy only the
+distinct winners into the bundle, with the deployment table that says which file to load where.
+
+The winners for the first thread count are ``model.onnx`` and ``model.int8.onnx`` (what a reader
+who ignores the table gets); another thread count whose winner differs gets its own file, named
+after its graph (``model.int8.fused.onnx``, variant ``int8-fused``), marked as an alternate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from codir_edge.export import tune
+from codir_edge.export.plan import ExportPlan
+from codir_edge.inputs import REAL
+
+SESSION_OPTIONS = {  # what every timing ran with; the manifest tells apps to do the same
+    "inter_op_num_threads": 1,
+    "execution_mode": "ORT_SEQUENTIAL",
+    "graph_optimization_level": "ORT_ENABLE_ALL",
+}
+REAL_ROWS = 20  # dev sentences, spread over the split, that time the "real" length
+
+
+def settings(plan: ExportPlan) -> list[tune.Setting]:
+    from codir_edge.machine import usable_cpus
+    from codir_edge.models.families import max_positions
+
+    config = plan.config
+    threads = config.tune_threads or tuple(dict.fromkeys((1, len(usable_cpus()))))
+    longest = min(config.max_length, max_positions(plan.model_config))
+    lengths = config.tune_lengths or ((REAL,) if plan.dev is not None else (16, 128))
+    lengths = tuple(dict.fromkeys(min(n, longest) if n != REAL else n for n in lengths))
+    return [tune.Setting(t, n) for t in threads for n in lengths]
+
+
+def real_rows(encoded) -> list[list[int]] | None:
+    if encoded is None or not len(encoded):
+        return None
+    step = max(1, len(encoded) // REAL_ROWS)
+    return [encoded.input_ids[i].tolist() for i in range(0, len(encoded), step)][:REAL_ROWS]
+
+
+def tune_and_ship(graphs: dict[str, Path], int8: dict[str, Path], plan: ExportPlan, encoded,
+                  stage: Path) -> tuple[list[dict], dict, dict]:  # fmt: skip
+    """(variants, deployment table, tuning record), the chosen files copied into ``stage``."""
+    wanted = settings(plan)
+    every = {**graphs, **{f"int8:{k}": v for k, v in int8.items()}}
+    if plan.target == "cuda" or len(every) == 1:  # nothing to choose, or not timed on this CPU
+        measured: dict = {}
+        picks = {s.threads: {"fp32": "plain", "int8": _first(int8)} for s in wanted}
+        record = {"timed": False}
+    else:
+        vocab = int(plan.model_config["vocab_size"])
+        measured = tune.time_candidates(every, wanted, vocab, real_rows(encoded))
+        sizes = {name: path.stat().st_size for name, path in every.items()}
+        fp32_choice = tune.choose(_only(measured, graphs), wanted, sizes)
+        int8_choice = tune.choose(_only(measured, every, "int8:"), wanted, sizes) if int8 else {}
+        picks = {
+            t: {"fp32": fp32_choice[t]["chosen"], "int8": int8_choice[t]["chosen"].removeprefix("int8:")}
+            if int8
+            else {"fp32": fp32_choice[t]["chosen"]}
+            for t in fp32_choice
+        }
+        record = {
+            "timed": True,
+            "batch": 1,
+            "settings": [s.key for s in wanted],
+            "median_ms": {k: {n: v["median_ms"] for n, v in row.items()} for k, row in measured.items()},
+            "spread_ms": {k: {n: v["spread_ms"] for n, v in row.items()} for k, row in measured.items()},
+            "per_threads": {
+                str(t): {"fp32": fp32_choice[t], **({"int8": int8_choice[t]} if int8 else {})} for t in fp32_choice
+            },  # fmt: skip
+        }
+    variants, table = _copy_winners(picks, graphs, int8, plan, stage)
+    deployment = {
+        "threads": {str(t): names for t, names in table.items()},
+        "session_options": SESSION_OPTIONS,
+        "tuned_on": {
+            "threads": sorted({s.threads for s in wanted}),
+            "lengths": list(dict.fromkeys(s.length for s in wanted)),
+            "cpu_count": os.cpu_count(),
+            "target": plan.target,
+        },
+    }
+    return variants, deployment, record
+
+
+def _first(int8: dict[str, Path]) -> str | None:
+    return next(iter(int8), None)
+
+
+def _only(measured: dict, pool: dict, prefix: str = "") -> dict:
+    return {k: {n: v for n, v in row.items() if n in pool and n.startswith(prefix)} for k, row in measured.items()}
+
+
+def _copy_winners(picks: dict[int, dict], graphs: dict, int8: dict, plan: ExportPlan,
+                  stage: Path) -> tuple[list[dict], dict[int, dict]]:  # fmt: skip
+    """One variant per distinct winner, in thread order; the first thread count's keep the plain names."""
+    order = list(picks)
+    variants: list[dict] = []
+    table: dict[int, dict] = {t: {} for t in order}
+    for kind in ("fp32", "int8"):
+        shipped: dict[str, dict] = {}
+        for threads in order:
+            name = picks[threads].get(kind)
+            if name is None:
+                continue
+            if name not in shipped:
+                shipped[name] = _variant(kind, name, primary=not shipped, plan=plan)
+                source = graphs[name] if kind == "fp32" else int8[name]
+                shutil.copy(source, stage / shipped[name]["file"])
+                variants.append(shipped[name])
+            shipped[name]["threads"].append(threads)
+            table[threads][kind] = shipped[name]["name"]
+    return variants, table
+
+
+def _variant(kind: str, candidate: str, primary: bool, plan: ExportPlan) -> dict:
+    graph, _, quant = candidate.partition(".")
+    suffix = graph if quant in ("", "dynamic") else f"{graph}-{quant}"
+    if kind == "fp32":
+        entry = {"name": "fp32" if primary else f"fp32-{suffix}",
+                 "file": "model.onnx" if primary else f"model.{suffix}.onnx", "graph": graph}  # fmt: skip
+    else:
+        entry = {
+            "name": "int8" if primary else f"int8-{suffix}",
+            "file": "model.int8.onnx" if primary else f"model.int8.{suffix}.onnx",
+            "graph": graph,
+            "quantization": "static" if quant.startswith("qdq") else "dynamic",
+            "format": "QDQ" if quant.startswith("qdq") else "QOperator",
+            "per_channel": not quant.endswith("-pt"),
+        }
+    entry["candidate"] = candidate
+    entry["threads"] = []
+    if not primary:
+        entry["alternate_of"] = kind
+    return entry

@@ -1,0 +1,135 @@
+"""Pick, for each thread count the bundle will run at, the graph that is fastest there.
+
+No one graph wins everywhere: the offline-fused graph (one QAttention per layer) wins with two
+threads on short inputs, where fewer, larger operators mean fewer thread-pool dispatches, while the
+plain graph won at one thread and length 128 on this project's machine. So every candidate is timed
+at every (threads, length) setting, in alternating rounds so that machine noise hits all of them,
+and each thread count gets its own winner.
+
+A candidate's score at one thread count is the geometric mean, over the lengths, of its median
+divided by the best median at that length: a graph that is 10% slower at every length scores 1.10
+whatever the lengths' absolute costs. Candidates within the measured noise of the winner are
+treated as tied (never beyond 5%), and the simplest of them is kept (fewer fused operators, fewer
+files to ship).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from codir_edge.inputs import REAL
+
+# Simplest first: what is kept among candidates that time within the noise of each other.
+GRAPH_ORDER = ("plain", "fused-noattn", "fused")
+QUANT_ORDER = ("dynamic", "dynamic-pt", "qdq", "dynamic-mixed", "qdq-mixed")
+
+
+@dataclass(frozen=True)
+class Setting:
+    threads: int
+    length: int | str  # a token count, or REAL: the dev sentences at their own lengths
+
+    @property
+    def key(self) -> str:
+        return f"t{self.threads}/{self.length}"
+
+
+def simplicity(name: str) -> tuple[int, int]:
+    """'fused.dynamic-pt' -> (2, 1): the rank of its graph, then of its quantization (a 'kind:'
+    prefix, as in 'int8:plain.dynamic', is ignored)."""
+    graph, _, quant = name.rpartition(":")[2].partition(".")
+    return (
+        GRAPH_ORDER.index(graph) if graph in GRAPH_ORDER else len(GRAPH_ORDER),
+        QUANT_ORDER.index(quant) if quant in QUANT_ORDER else -1,
+    )
+
+
+def time_candidates(
+    candidates: dict[str, Path],
+    settings: list[Setting],
+    vocab: int,
+    real_rows: list[list[int]] | None,
+    rounds: int = 5,
+    runs: int = 20,
+) -> dict[str, dict[str, dict]]:
+    """setting key -> candidate -> {"median_ms", "spread_ms", "rounds_ms"}, batch 1.
+
+    ``spread_ms`` is half the range of the per-round medians: the noise a difference must clear.
+    Sessions are made once per thread count; every candidate sees the same inputs in the same order.
+    """
+    from codir_edge.inputs import synthetic_token_ids, to_feed
+    from codir_edge.onnx_session import create_session
+
+    results: dict[str, dict[str, dict]] = {}
+    for threads in sorted({s.threads for s in settings}):
+        sessions = {name: create_session(path, threads) for name, path in candidates.items()}
+        names = {name: [i.name for i in s.get_inputs()] for name, s in sessions.items()}
+        for setting in (s for s in settings if s.threads == threads):
+            if setting.length == REAL:
+                rows = [[row] for row in (real_rows or [])[:runs]]
+            else:
+                rows = [synthetic_token_ids(1, int(setting.length), vocab=vocab)] * runs
+            feeds = {name: [to_feed(r, names[name]) for r in rows] for name in sessions}
+            results[setting.key] = _interleaved(sessions, feeds, rounds)
+    return results
+
+
+def _interleaved(sessions: dict, feeds: dict[str, list[dict]], rounds: int) -> dict[str, dict]:
+    per_round: dict[str, list[float]] = {name: [] for name in sessions}
+    for name, session in sessions.items():  # warm-up: kernels, pre-packed weights, the thread pool
+        for feed in feeds[name][:3]:
+            session.run(None, feed)
+    for round_no in range(rounds):
+        order = list(sessions) if round_no % 2 == 0 else list(reversed(sessions))
+        for name in order:
+            samples = []
+            for feed in feeds[name]:
+                start = time.perf_counter_ns()
+                sessions[name].run(None, feed)
+                samples.append((time.perf_counter_ns() - start) / 1e6)
+            per_round[name].append(statistics.median(samples))
+    return {
+        name: {
+            "median_ms": statistics.median(values),
+            "spread_ms": (max(values) - min(values)) / 2,
+            "rounds_ms": [round(v, 4) for v in values],
+        }
+        for name, values in per_round.items()
+    }
+
+
+MAX_NOISE = 0.05  # a tie is never wider than this, however noisy the rounds were
+
+
+def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes: dict[str, int]) -> dict[int, dict]:
+    """threads -> {"chosen", "fastest", "noise", "scores"} over the candidates ``measured`` holds.
+    Among ties, a graph already picked for a smaller thread count comes first (one file fewer),
+    then the simplest, then the smallest."""
+    chosen: dict[int, dict] = {}
+    for threads in sorted({s.threads for s in settings}):
+        keys = [s.key for s in settings if s.threads == threads]
+        names = list(measured[keys[0]])
+        best = {k: min(measured[k][n]["median_ms"] for n in names) for k in keys}
+        scores = {n: _geomean([measured[k][n]["median_ms"] / best[k] for k in keys]) for n in names}
+        fastest = min(names, key=scores.__getitem__)
+        # the fastest's own relative spread, averaged over lengths: what a difference must clear
+        spread = statistics.fmean(measured[k][fastest]["spread_ms"] / measured[k][fastest]["median_ms"] for k in keys)
+        noise = min(spread, MAX_NOISE)
+        tied = [n for n in names if scores[n] <= scores[fastest] * (1 + noise)]
+        shipped = {c["chosen"] for c in chosen.values()}
+        pick = min(tied, key=lambda n: (n not in shipped, simplicity(n), sizes.get(n, 0), scores[n]))
+        chosen[threads] = {
+            "chosen": pick,
+            "fastest": fastest,
+            "noise": round(noise, 4),
+            "scores": {n: round(s, 4) for n, s in scores.items()},
+        }
+    return chosen
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
