@@ -78,7 +78,7 @@ def one_family(family: str, work: Path, data: Path) -> dict:
     variants = {v["name"]: v for v in manifest["variants"]}
     row["parity_max_abs_diff"] = manifest["parity"]["max_abs_diff"]
     row["fused_attention"] = manifest["fused_operators"]["offline_fusion"]["Attention"]
-    row["graph_chosen"] = manifest["graph_choice"]["chosen"]
+    row["graph_chosen"] = manifest["deployment"]["threads"]
     row["int8_agreement"] = int8_agreement(bundle, data)
     strings = variants.get("strings")
     row["strings"] = strings.get("agreement") if strings else None

@@ -12,11 +12,17 @@ from codir_edge.data.encode import Encoded, eval_batches, pad_batch
 def onnx_logits(
     model: Path, encoded: Encoded, threads: int = 1, batch_size: int = 64, provider: str = "CPUExecutionProvider"
 ) -> np.ndarray:
-    """Outputs (N, C) float32 in the order of ``encoded``; feeds only the inputs the graph declares."""
+    """Outputs (N, C) float32 in the order of ``encoded``; feeds only the inputs the graph declares.
+    A graph with a fixed [B, L] input shape is fed as an app must feed it: B rows at a time (the
+    last batch filled up with repeats, whose outputs are dropped), each padded or cut to L tokens."""
     from codir_edge.onnx_session import create_session
 
     session = create_session(model, threads, provider)
-    inputs = {i.name: (np.int32 if i.type == "tensor(int32)" else np.int64) for i in session.get_inputs()}
+    declared = session.get_inputs()
+    inputs = {i.name: (np.int32 if i.type == "tensor(int32)" else np.int64) for i in declared}
+    fixed = [d for d in declared[0].shape if isinstance(d, int)] if len(declared[0].shape) == 2 else []
+    if len(fixed) == 2:
+        return _fixed_logits(session, encoded, inputs, *fixed)
     outputs: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
     for indices in eval_batches(encoded.lengths, batch_size):
         batch = pad_batch(encoded, indices)
@@ -27,3 +33,29 @@ def onnx_logits(
         for row, value in zip(indices, np.asarray(logits, dtype=np.float32), strict=True):
             outputs[row] = value
     return np.stack(outputs)
+
+
+def fixed_batches(encoded: Encoded, batch_size: int, length: int, count: int | None = None) -> list[dict]:
+    """Arrays of exactly [batch_size, length] over the first ``count`` rows (all by default): rows
+    cut or right-padded to ``length``, the last batch filled up with repeats from the start."""
+    total = len(encoded) if count is None else min(count, len(encoded))
+    out = []
+    for start in range(0, total, batch_size):
+        ids = np.full((batch_size, length), encoded.pad_id, dtype=np.int64)
+        mask, segments = np.zeros_like(ids), np.zeros_like(ids)
+        for i in range(batch_size):
+            row = (start + i) % len(encoded)
+            tokens = encoded.input_ids[row][:length]
+            ids[i, : len(tokens)], mask[i, : len(tokens)] = tokens, 1
+            if encoded.token_type_ids is not None:
+                segments[i, : len(tokens)] = encoded.token_type_ids[row][:length]
+        out.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": segments})
+    return out
+
+
+def _fixed_logits(session, encoded: Encoded, inputs: dict, batch_size: int, length: int) -> np.ndarray:
+    outputs = [
+        np.asarray(session.run(None, {n: arrays[n].astype(t) for n, t in inputs.items()})[0])
+        for arrays in fixed_batches(encoded, batch_size, length)
+    ]
+    return np.concatenate(outputs)[: len(encoded)].astype(np.float32)

@@ -164,7 +164,7 @@ def test_an_output_folder_it_did_not_write_is_never_replaced(export_pipeline):
         ("[export]\nmodel = 'm'\nmax_lenght = 3\n", ("[export] has no option 'max_lenght'", "max-length")),
         ("[export]\nmodel = 'm'\noverwrite = true\n", ("set by the pipeline itself",)),
         ("[export]\nmodel = 'm'\nmax-length = 'long'\n", ("[export] max-length = 'long'", "whole number")),
-        ("[export]\nmodel = 'm'\nquantize = 'int4'\n", ("not one of none, dynamic, static",)),
+        ("[export]\nmodel = 'm'\nquantize = 'int4'\n", ("not one of auto, dynamic, static, none",)),
         ("[export]\nmodel = 'm'\noptimize = 'yes'\n", ("true or false",)),
         ("[compress]\ntask = 'sst2'\ndata = 'd'\n", ("[compress] needs teacher",)),
         ("[export]\nmodel = '@compress'\n", ("names no earlier stage",)),

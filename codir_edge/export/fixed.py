@@ -59,37 +59,6 @@ def fix_shapes(source: Path, destination: Path, batch: int, length: int) -> None
     onnx.save(model, str(destination))
 
 
-def padded_feeds(encoded, input_names: list[str], batch: int, length: int, count: int) -> list[dict[str, np.ndarray]]:
-    """Calibration or scoring feeds of exactly [batch, length]: rows truncated or right-padded to
-    ``length``, the last batch filled up by repeating rows (scored results drop them)."""
-    feeds = []
-    total = len(encoded)
-    for start in range(0, min(total, count), batch):
-        rows = [(start + i) % total for i in range(batch)]
-        ids = np.full((batch, length), encoded.pad_id, dtype=np.int64)
-        segments = np.zeros((batch, length), dtype=np.int64)
-        mask = np.zeros((batch, length), dtype=np.int64)
-        for i, row in enumerate(rows):
-            tokens = encoded.input_ids[row][:length]
-            ids[i, : len(tokens)] = tokens
-            mask[i, : len(tokens)] = 1
-            if encoded.token_type_ids is not None:
-                segments[i, : len(tokens)] = encoded.token_type_ids[row][:length]
-        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": segments}
-        feeds.append({name: arrays[name] for name in input_names})
-    return feeds
-
-
-def fixed_logits(path: Path, encoded, batch: int, length: int) -> np.ndarray:
-    """Logits of every row of ``encoded`` through the fixed-shape graph (padded as an app would)."""
-    from codir_edge.onnx_session import create_session
-
-    session = create_session(path, 2)
-    names = [i.name for i in session.get_inputs()]
-    out = [session.run(None, feed)[0] for feed in padded_feeds(encoded, names, batch, length, len(encoded))]
-    return np.concatenate(out)[: len(encoded)]
-
-
 def usability(path: Path) -> dict[str, dict]:
     """Per accelerator: nodes it would take, their share, partitions, and onnxruntime's verdict
     (YES / MAYBE / NO), after the basic optimisations the .ort conversion applies too."""

@@ -124,13 +124,15 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     from codir_edge.data.metrics import score
     from codir_edge.export import fixed
     from codir_edge.export.mobile import to_ort
+    from codir_edge.onnx_predict import fixed_batches, onnx_logits
     from codir_edge.onnx_session import create_session
 
     batch, length = shape
     fixed_fp32, file = work / "fixed.onnx", "model.int8.fixed.onnx"
     fixed.fix_shapes(plain, fixed_fp32, batch, length)
     names = [i.name for i in create_session(fixed_fp32, 1).get_inputs()]
-    feeds = fixed.padded_feeds(calibration, names, batch, length, plan.config.calibration_samples)
+    count = plan.config.calibration_samples
+    feeds = [{n: b[n] for n in names} for b in fixed_batches(calibration, batch, length, count)]
     q.static_int8(fixed_fp32, stage / file, feeds, plan.config.calibration_method, plan.target,
                   op_types=fixed.FIXED_OPS, weights_u8_per_tensor=True)  # fmt: skip
     entry = {
@@ -146,7 +148,7 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
         "usability": fixed.usability(stage / file),
     }
     if encoded is not None:
-        logits = fixed.fixed_logits(stage / file, encoded, batch, length)
+        logits = onnx_logits(stage / file, encoded, threads=2)  # fed at its fixed shape
         entry["accuracy"] = score(plan.task, logits, encoded.targets.tolist())
         entry["truncated_rows"] = int((encoded.lengths > length).sum())
     out = [entry]

@@ -1,0 +1,221 @@
+"""Export tuned for where it runs: per-thread-count winners in a deployment table that profile
+follows, accuracy-aware INT8 on a model damaged on purpose, and the fixed-shape QDQ variant for
+NNAPI and Core ML. Tiny random classifiers saved by the tests, real onnxruntime sessions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import assert_one_line_error, invoke
+from conftest import build_tiny_bert, cut_glue
+from hypothesis import given
+from hypothesis import strategies as st
+
+OUTLIER = 3000.0  # how far the planted activation feature stands out
+
+
+def _outlier_model(tmp_path: Path, backbone_dir: Path, glue_dir: Path) -> tuple[Path, Path]:
+    """A tiny classifier whose attention outputs carry one feature OUTLIER times larger than the rest
+    (value projection row scaled up, output projection column scaled down: attention is linear in
+    the values, so fp32 computes the same function). Per-tensor activation quantization of the
+    MatMul that reads it then loses every other feature. The attention output is also weighted up,
+    so that a random tiny model's residual path does not hide the loss. Dev labels are the fp32
+    model's own predictions, so fp32 scores 100% and every point INT8 loses is its own."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = build_tiny_bert(tmp_path / "m", backbone_dir, layers=2, hidden=32, id2label={0: "0", 1: "1"}, seed=5)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        for layer in model.bert.encoder.layer:
+            attention = layer.attention
+            attention.output.dense.weight *= 20  # attention's share of each layer, against the residual
+            attention.self.value.weight[3] *= OUTLIER
+            attention.self.value.bias[3] *= OUTLIER
+            attention.output.dense.weight[:, 3] /= OUTLIER
+    data = cut_glue(glue_dir, "SST-2", tmp_path / "SST-2", 64, 300)
+    rows = [line.split("\t")[0] for line in (data / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        logits = model(**tokenizer(rows, padding=True, truncation=True, max_length=64, return_tensors="pt")).logits
+        margins = logits[:, 1] - logits[:, 0]
+        model.classifier.bias[1] -= margins.median()  # both labels, half the sentences each
+    centred = margins - margins.median()
+    clear = centred.abs() > centred.abs().median()  # sentences no small rounding can flip
+    model.save_pretrained(model_dir)
+    kept = [(r, int(m > 0)) for r, m, c in zip(rows, centred.tolist(), clear.tolist(), strict=True) if c]
+    lines = ["sentence\tlabel", *[f"{r}\t{y}" for r, y in kept]]
+    (data / "dev.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return model_dir, data
+
+
+@pytest.mark.slow
+def test_accuracy_aware_int8_keeps_the_outlier_layer_in_float(tmp_path, backbone_dir, glue_dir, no_leftovers):
+    model_dir, data = _outlier_model(tmp_path, backbone_dir, glue_dir)
+    common = [model_dir, "--task", "sst2", "--data", data, "--max-length", "64", "--no-ort", "--no-optimize",
+              "--no-tokenizer-in-graph", "--tune-threads", "1", "--quantize", "dynamic"]  # fmt: skip
+    result = invoke("export", *common, "--out", tmp_path / "b", "--max-accuracy-drop", "1")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    int8 = next(v for v in manifest["variants"] if v["name"] == "int8")
+    search = int8["accuracy_search"]
+    assert search["drop_before"] > 5, search  # the damage is real: fully quantized, INT8 fails the limit
+    assert int8["accuracy_drop_points"] <= 1 and search["drop_after"] <= 1
+    # the MatMul fed by the outlier feature is ranked first and kept in float; most stay quantized
+    assert search["ranking"][0] == int8["keep_float"][0] and "attention/output/dense" in int8["keep_float"][0]
+    assert len(int8["keep_float"]) < search["quantized_matmuls"] / 2
+    assert manifest["tuning"]["rejected_int8"]["plain.dynamic"] == search["drop_before"]
+    assert "kept in fp32 for accuracy" in result.output
+    # the graph on disk is the one scored: the named MatMul is float, the others are integer
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "b" / "model.int8.onnx")).graph
+    float_matmuls = {n.name for n in graph.node if n.op_type == "MatMul"}
+    assert set(int8["keep_float"]) <= float_matmuls
+    assert sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node) > 0
+
+
+def test_sensitivity_ranks_the_matmul_behind_an_outlier_first(tmp_path):
+    """The numpy simulation on a two-MatMul graph: the one whose input carries an outlier feature."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from codir_edge.export.mixed import WeightScheme, sensitivity
+
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(size=(8, 8)).astype(np.float32), rng.normal(size=(8, 8)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="first"),
+             helper.make_node("MatMul", ["h", "w2"], ["y"], name="second")]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )  # fmt: skip
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = rng.normal(size=(32, 8)).astype(np.float32)
+    ranked = sensitivity(path, [{"x": x}], WeightScheme())
+    assert [name for name, _ in ranked] and ranked[0][1] < 0.05  # no outlier: both small
+    w1[:, 2] *= 500  # h gets an outlier feature, which the second MatMul's activation quantization meets,
+    w2[2, :] /= 500  # and y stays the same function
+    graph.initializer[0].CopyFrom(numpy_helper.from_array(w1, "w1"))
+    graph.initializer[1].CopyFrom(numpy_helper.from_array(w2, "w2"))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    ranked = sensitivity(path, [{"x": x}], WeightScheme())
+    assert ranked[0][0] == "second" and ranked[0][1] > 5 * ranked[1][1]
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=12), st.integers(0, 12))
+def test_search_finds_the_shortest_prefix_that_holds(bad, extra):
+    """With a monotone drop (each kept layer fixes its own damage), the search returns exactly the
+    shortest prefix of the ranking that brings the drop under the limit."""
+    from codir_edge.export.mixed import fewest_in_float
+
+    ranking = [f"m{i}" for i in range(len(bad))]
+    damage = {f"m{i}": 1.0 if b else 0.0 for i, b in enumerate(bad)}
+
+    def drop_of(kept: tuple[str, ...]) -> float:
+        return sum(v for k, v in damage.items() if k not in kept)
+
+    limit = 0.5
+    found = fewest_in_float(ranking, lambda keep: keep, drop_of, limit)
+    last_bad = max((i for i, b in enumerate(bad) if b), default=-1)
+    assert found is not None and len(found.keep_float) == last_bad + 1
+    assert found.drop <= limit and len(found.trials) <= 2 * len(bad).bit_length() + 2
+
+
+def test_deployment_table_is_what_profile_loads_per_thread_count(tmp_path, backbone_dir):
+    """A bundle tuned for 1 and 2 threads: every count names shipped variants; profile measures the
+    variant at 2 threads with the file picked for 2 (written here as a distinct alternate)."""
+    from codir_edge.bundle.manifest import read_manifest
+    from codir_edge.profile.targets import resolve_targets
+
+    model_dir = build_tiny_bert(tmp_path / "m", backbone_dir, layers=1, hidden=32, id2label={0: "0", 1: "1"})
+    out = tmp_path / "b"
+    result = invoke("export", model_dir, "--out", out, "--max-length", "32", "--tune-threads", "1,2",
+                    "--tune-lengths", "8,32", "--no-ort", "--no-tokenizer-in-graph")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 thread: fp32 -> fp32" in result.output and "2 threads:" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["deployment"]["threads"]) == {"1", "2"}
+    timed = manifest["tuning"]["median_ms"]
+    assert set(timed) == {"t1/8", "t1/32", "t2/8", "t2/32"}
+    assert {"plain", "fused", "fused-noattn", "int8:plain.dynamic", "int8:fused.dynamic"} <= set(timed["t1/8"])
+    # hand the 2-thread INT8 pick to the fused graph, as a tuning on another machine might
+    variants = manifest["variants"]
+    alternate = {"name": "int8-fused", "file": "model.int8.fused.onnx", "alternate_of": "int8", "threads": [2]}
+    import shutil
+
+    shutil.copy(out / "model.int8.onnx", out / "model.int8.fused.onnx")
+    manifest["variants"] = [*[v for v in variants if v["name"] != "int8-fused"], alternate]
+    manifest["deployment"]["threads"]["2"]["int8"] = "int8-fused"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    read = read_manifest(out)
+    int8 = next(v for v in read.variants if v.name == "int8")
+    assert [read.for_threads(int8, t).file for t in (1, 2, 8)] == ["model.int8.onnx", *["model.int8.fused.onnx"] * 2]
+    (target,) = [t for t in resolve_targets([out]) if t.name == "int8"]
+    assert target.file_for(1).name == "model.int8.onnx" and target.file_for(4).name == "model.int8.fused.onnx"
+    assert "int8-fused" not in {t.name for t in resolve_targets([out])}
+    manifest["deployment"]["threads"]["2"]["int8"] = "int8-gone"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(invoke("verify", out), 2, "names variant int8-gone", "re-export")
+
+
+@pytest.mark.slow
+def test_fixed_shape_variant_is_static_qdq_checked_for_accelerators_and_profiled_padded(tmp_path, classifier_32,
+                                                                                        sst2_small):  # fmt: skip
+    out = tmp_path / "b"
+    result = invoke("export", classifier_32, "--out", out, "--task", "sst2", "--data", sst2_small, "--max-length",
+                    "64", "--max-accuracy-drop", "100", "--tune-threads", "1", "--no-tokenizer-in-graph")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    fixed = next(v for v in manifest["variants"] if v["name"] == "int8-fixed")
+    batch, length = fixed["fixed_shape"]
+    assert batch == 1 and length % 8 == 0 and 8 <= length <= 64
+    assert fixed["format"] == "QDQ" and fixed["activations"] == "u8" and "accuracy" in fixed
+    for accelerator in ("nnapi", "coreml"):
+        figures = fixed["usability"][accelerator]
+        assert 0 < figures["supported_nodes"] <= figures["nodes"] and figures["partitions"] >= 1
+        assert figures["verdict"] in ("YES", "MAYBE", "NO")
+    import onnx
+
+    graph = onnx.load(str(out / "model.int8.fixed.onnx")).graph
+    assert all([d.dim_value for d in i.type.tensor_type.shape.dim] == [1, length] for i in graph.input)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    assert (out / "model.int8.fixed.ort").is_file() and invoke("verify", out).exit_code == 0
+    report = tmp_path / "p.json"
+    profiled = invoke("profile", out, "--runs", "3", "--warmup", "1", "--threads", "1", "--batch-sizes", "1,2",
+                      "--seq-lens", f"8,{length + 8}", "--json", report)  # fmt: skip
+    assert profiled.exit_code == 0, profiled.output
+    rows = [r for r in json.loads(report.read_text())["results"] if r["target"] == "int8-fixed"]
+    assert [(r["batch_size"], r["seq_len"]) for r in rows] == [(1, 8)]  # the one configuration it can run
+    # a manifest that lies about the shape is caught
+    fixed["fixed_shape"] = [1, length + 8]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(invoke("verify", out), 1, "model.int8.fixed.onnx: input", f"says [1, {length + 8}]")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--fixed-shape", "64"], ("--fixed-shape '64' is not BxL", "1x64")),
+        (["--fixed-shape", "1x256"], ("longer than --max-length 64",)),
+        (["--tune-threads", "0,2"], ("--tune-threads '0,2'", "at least 1")),
+        (["--tune-lengths", "16,long"], ("--tune-lengths '16,long'", "real")),
+        (["--tune-lengths", "256"], ("--tune-lengths go up to --max-length 64",)),
+    ],
+)
+def test_bad_tuning_options_are_one_line_exit_2(tmp_path, classifier_32, no_leftovers, args, words):
+    out = tmp_path / "b"
+    result = invoke("export", classifier_32, "--out", out, "--max-length", "64", *args)
+    assert_one_line_error(result, 2, *words)
+    no_leftovers(out)
+
+
+@pytest.fixture(scope="module")
+def classifier_32(tmp_path_factory, backbone_dir) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("c") / "m", backbone_dir, layers=2, hidden=32,
+                           id2label={0: "0", 1: "1"})  # fmt: skip
