@@ -99,12 +99,38 @@ def real_sentences(tokenizer_dir: Path) -> Path:
 def built(model_dir: Path, name: str) -> tuple[Path, Path]:
     """Our int8 bundle and Optimum's O2 int8 file, reusing earlier builds under benchmarks/.work."""
     bundle = WORK / f"bundle-{name}"
-    if not (bundle / "manifest.json").is_file():
+    manifest = bundle / "manifest.json"
+    if not manifest.is_file() or "deployment" not in json.loads(manifest.read_text()):  # built before tuning
         bundle, _ = ours(model_dir, name)
     optimum = WORK / f"optimum-{name}" / "quantized" / "model_optimized_quantized.onnx"
     if not optimum.is_file():
         optimum = optimum_pipeline(model_dir, name)[0]["optimum O2 int8"]
     return bundle, optimum
+
+
+def deployed(bundle: Path, kind: str, threads: int) -> Path:
+    from codir_edge.bundle.manifest import read_manifest
+
+    manifest = read_manifest(bundle)
+    variant = next(v for v in manifest.variants if v.name == kind)
+    return manifest.path_of(manifest.for_threads(variant, threads))
+
+
+def chosen(bundle: Path) -> dict:
+    """Per thread count, the candidate each kind shipped and every candidate's tuning medians."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    by_name = {v["name"]: v for v in manifest["variants"]}
+    tuned = manifest["tuning"]
+    return {
+        "deployment": {
+            t: {k: by_name[n]["candidate"] for k, n in picks.items()}
+            for t, picks in manifest["deployment"]["threads"].items()
+        },  # fmt: skip
+        "tuning_median_ms": manifest["tuning"].get("median_ms"),
+        "tuning_spread_ms": manifest["tuning"].get("spread_ms"),
+        "scores": {t: {k: c["scores"] for k, c in per.items()} for t, per in tuned.get("per_threads", {}).items()},
+        "fixed": next((v for v in manifest["variants"] if v["name"] == "int8-fixed"), None),
+    }
 
 
 def main() -> None:
@@ -118,17 +144,17 @@ def main() -> None:
     student = student_folder(teacher)
     teacher_bundle, teacher_optimum = built(teacher, "teacher")
     student_bundle, student_optimum = built(student, "student")
-    variants = {
-        "teacher PyTorch eager": ("torch", teacher),
-        "teacher Optimum O2 int8": ("onnx", teacher_optimum),
-        "teacher ours int8": ("onnx", teacher_bundle / "model.int8.onnx"),
-        "student Optimum O2 int8": ("onnx", student_optimum),
-        "student ours fp32": ("onnx", student_bundle / "model.onnx"),
-        "student ours int8": ("onnx", student_bundle / "model.int8.onnx"),
-    }
     sentences = real_sentences(teacher)
     rows = []
     for threads in (int(t) for t in args.threads.split(",")):
+        variants = {  # our bundles at the file their deployment table names for this thread count
+            "teacher PyTorch eager": ("torch", teacher),
+            "teacher Optimum O2 int8": ("onnx", teacher_optimum),
+            "teacher ours int8": ("onnx", deployed(teacher_bundle, "int8", threads)),
+            "student Optimum O2 int8": ("onnx", student_optimum),
+            "student ours fp32": ("onnx", deployed(student_bundle, "fp32", threads)),
+            "student ours int8": ("onnx", deployed(student_bundle, "int8", threads)),
+        }
         for seq in SEQS:
             seq_arg = str(sentences) if seq == "real" else str(seq)
             rounds: dict[str, list[dict]] = {name: [] for name in variants}
@@ -177,7 +203,16 @@ def main() -> None:
         )
     path = write_result(
         "latency",
-        {"rows": rows, "ratios": ratios, "rounds": args.rounds, "runs": args.runs, "batch": 1, "seqs": list(SEQS)},
+        {
+            "rows": rows,
+            "ratios": ratios,
+            "rounds": args.rounds,
+            "runs": args.runs,
+            "batch": 1,
+            "seqs": list(SEQS),
+            "student_bundle": chosen(student_bundle),
+            "teacher_bundle": chosen(teacher_bundle),
+        },  # fmt: skip
     )
     print(f"\nwrote {path}")
 

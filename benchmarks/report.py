@@ -180,6 +180,65 @@ def latency_section() -> list[str]:
             f"{r['teacher_eager_over_student_int8']:.1f} | {r['ours_over_optimum_same_student']:.3f} | "
             f"{r['ours_over_optimum_same_teacher']:.3f} |"
         )
+    lines += ["", *tuning_lines(result), provenance(result), ""]
+    return lines
+
+
+def tuning_lines(result: dict) -> list[str]:
+    """What the student's export chose per thread count, every candidate's score, and its fixed-shape
+    variant's accelerator figures."""
+    bundle = result.get("student_bundle")
+    if not bundle:
+        return []
+    lines = ["The student bundle's choice per thread count (score: median over the fastest, geometric mean over "
+             "lengths 16, 128 and real; timed by `export` itself):", "",
+             "| threads | kind | shipped | candidates' scores |", "|---|---|---|---|"]  # fmt: skip
+    for threads, picks in bundle["deployment"].items():
+        for kind, candidate in picks.items():
+            scores = bundle["scores"].get(threads, {}).get(kind, {})
+            ranked = sorted(scores.items(), key=lambda x: x[1])
+            shown = ", ".join(f"{n.removeprefix('int8:')} {v:.2f}" for n, v in ranked)
+            lines.append(f"| {threads} | {kind} | {candidate} | {shown} |")
+    fixed = bundle.get("fixed")
+    if fixed:
+        batch, length = fixed["fixed_shape"]
+        lines += ["", f"Fixed-shape variant ({batch}x{length}, static QDQ u8, MatMuls quantized; SST-2 dev accuracy "
+                  f"{pct(fixed['accuracy']['accuracy'])}, {fixed.get('truncated_rows', 0)} sentences cut at {length}), "
+                  "onnxruntime's usability checker:", "",
+                  "| accelerator | nodes taken | share | partitions | verdict | unsupported operators |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, u in fixed["usability"].items():
+            ops = ", ".join(o.split(":")[-1] for o in u["unsupported_ops"])
+            lines.append(f"| {name} | {u['supported_nodes']} / {u['nodes']} | {pct(u['share'])} | {u['partitions']} | "
+                         f"{u['verdict']} | {ops} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def accuracy_aware_section() -> list[str]:
+    lines, result = section("Accuracy-aware INT8 on a damaged model", "int8_accuracy_aware",
+                            "python benchmarks/int8_accuracy_aware.py")  # fmt: skip
+    if result is None:
+        return lines
+    damage = result["damage"]
+    kept = result["kept_in_float"]
+    lines += [
+        f"{result['model']}; layer {damage['layer']}'s attention value feature {damage['feature']} scaled by "
+        f"{damage['outlier']:g} and the output projection's matching column by its inverse (same fp32 function). "
+        f"Dynamic INT8, plain graph, limit {result['limit_points']} points.",
+        "",
+        "| | SST-2 dev drop vs fp32 (points) |",
+        "|---|---|",
+        f"| healthy model, all {result['quantized_matmuls']} MatMuls quantized | {result['healthy_int8_drop']:.2f} |",
+        f"| damaged model, all quantized (export failed here before) | {result['drop_fully_quantized']:.2f} |",
+        f"| damaged model, {len(kept)} kept in fp32 ({', '.join(kept)}) | {result['drop_after']:.2f} |",
+        "",
+        "Search trials (MatMuls kept → drop): " + ", ".join(f"{t['kept']} → {t['drop']:.2f}" for t in result["trials"]),
+        "",
+        "| setting | " + " | ".join(next(iter(result["latency_ms"].values()))) + " |",
+        "|---|" + "---|" * len(next(iter(result["latency_ms"].values()))),
+    ]
+    for key, row in result["latency_ms"].items():
+        lines.append(f"| {key} | " + " | ".join(f"{v:.2f} ms" for v in row.values()) + " |")
     lines += ["", provenance(result), ""]
     return lines
 
@@ -433,7 +492,8 @@ def main() -> None:
         "Commands and targets: [README.md](README.md).",
         "",
     ]
-    sections = (demo_section, quality_section, pre_section, export_section, latency_section, limit_section)
+    sections = (demo_section, quality_section, pre_section, export_section, latency_section, accuracy_aware_section)
+    sections += (limit_section,)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
     sections += (suite_section,)
     for section in sections:

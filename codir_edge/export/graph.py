@@ -2,7 +2,7 @@
 
 The counts prove that the export is fusable (an export through SDPA attention shows Attention: 0)
 and go into the manifest; whether the fused graph is *kept* is decided by measurement
-(:mod:`codir_edge.export.choose`), because onnxruntime fuses at load time anyway.
+(:mod:`codir_edge.export.tune`), because onnxruntime fuses at load time anyway.
 """
 
 from __future__ import annotations
