@@ -32,10 +32,8 @@ FEATURE = 7  # which value feature becomes the outlier (any one does)
 def teacher() -> Path:
     out = WORK / "aa-teacher"
     if not (out / "config.json").is_file():
-        from codir_edge.models.checkpoint import default_backbone
-
-        subprocess.run(
-            [sys.executable, "-m", "codir_edge", "finetune", str(default_backbone()), "--task", "sst2", "--data",
+        subprocess.run(  # the bundled all-MiniLM-L6-v2 is finetune's default model
+            [sys.executable, "-m", "codir_edge", "finetune", "--task", "sst2", "--data",
              str(GLUE_SST2), "--out", str(out), "--epochs", "1", "--max-train-samples", "8000", "--max-length",
              "64", "--overwrite", "--quiet"],
             check=True, cwd=ROOT,

@@ -59,47 +59,53 @@ def time_candidates(
     """setting key -> candidate -> {"median_ms", "spread_ms", "rounds_ms"}, batch 1.
 
     ``spread_ms`` is half the range of the per-round medians: the noise a difference must clear.
-    Sessions are made once per thread count; every candidate sees the same inputs in the same order.
+    Only one session lives at a time: onnxruntime's intra-op threads spin for a while after each
+    run, and with several sessions alive their spinning threads take the cores from the one being
+    timed (at 2 threads on 2 cores this made the fused graph look 15% slower than it runs alone).
+    Each round opens each candidate afresh, warms it up and times every length of that thread count.
     """
     from codir_edge.inputs import synthetic_token_ids, to_feed
     from codir_edge.onnx_session import create_session
 
-    results: dict[str, dict[str, dict]] = {}
+    per_round: dict[str, dict[str, list[float]]] = {s.key: {n: [] for n in candidates} for s in settings}
     for threads in sorted({s.threads for s in settings}):
-        sessions = {name: create_session(path, threads) for name, path in candidates.items()}
-        names = {name: [i.name for i in s.get_inputs()] for name, s in sessions.items()}
-        for setting in (s for s in settings if s.threads == threads):
-            if setting.length == REAL:
-                rows = [[row] for row in (real_rows or [])[:runs]]
-            else:
-                rows = [synthetic_token_ids(1, int(setting.length), vocab=vocab)] * runs
-            feeds = {name: [to_feed(r, names[name]) for r in rows] for name in sessions}
-            results[setting.key] = _interleaved(sessions, feeds, rounds)
-    return results
-
-
-def _interleaved(sessions: dict, feeds: dict[str, list[dict]], rounds: int) -> dict[str, dict]:
-    per_round: dict[str, list[float]] = {name: [] for name in sessions}
-    for name, session in sessions.items():  # warm-up: kernels, pre-packed weights, the thread pool
-        for feed in feeds[name][:3]:
-            session.run(None, feed)
-    for round_no in range(rounds):
-        order = list(sessions) if round_no % 2 == 0 else list(reversed(sessions))
-        for name in order:
-            samples = []
-            for feed in feeds[name]:
-                start = time.perf_counter_ns()
-                sessions[name].run(None, feed)
-                samples.append((time.perf_counter_ns() - start) / 1e6)
-            per_round[name].append(statistics.median(samples))
+        mine = [s for s in settings if s.threads == threads]
+        rows = {
+            s.key: [[r] for r in (real_rows or [])[:runs]] if s.length == REAL
+            else [synthetic_token_ids(1, int(s.length), vocab=vocab)] * runs
+            for s in mine
+        }  # fmt: skip
+        for round_no in range(rounds):
+            order = list(candidates) if round_no % 2 == 0 else list(reversed(candidates))
+            for name in order:
+                session = create_session(candidates[name], threads)
+                names = [i.name for i in session.get_inputs()]
+                for setting in mine:
+                    feeds = [to_feed(r, names) for r in rows[setting.key]]
+                    for feed in feeds[:3]:  # warm-up: kernels, pre-packed weights, the thread pool
+                        session.run(None, feed)
+                    per_round[setting.key][name].append(_median_run(session, feeds))
+                del session
     return {
-        name: {
-            "median_ms": statistics.median(values),
-            "spread_ms": (max(values) - min(values)) / 2,
-            "rounds_ms": [round(v, 4) for v in values],
+        key: {
+            name: {
+                "median_ms": statistics.median(values),
+                "spread_ms": (max(values) - min(values)) / 2,
+                "rounds_ms": [round(v, 4) for v in values],
+            }
+            for name, values in row.items()
         }
-        for name, values in per_round.items()
+        for key, row in per_round.items()
     }
+
+
+def _median_run(session, feeds: list[dict]) -> float:
+    samples = []
+    for feed in feeds:
+        start = time.perf_counter_ns()
+        session.run(None, feed)
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return statistics.median(samples)
 
 
 MAX_NOISE = 0.05  # a tie is never wider than this, however noisy the rounds were
