@@ -273,3 +273,19 @@ def test_profile_devices_in_a_pipeline(tmp_path):
     assert settings["device"] == ["--device", "pi5", "--device", "local"]
     toml.write_text('[pipeline]\ndevice = "cpu"\n[profile]\ntargets = ["model.onnx"]\n')
     assert "device" not in stage_settings(read_pipeline(toml), read_pipeline(toml).stage("profile"))
+
+
+def test_compress_unlabelled_text_in_a_pipeline_is_read_relative_to_the_file(tmp_path):
+    from codir_edge.pipeline.run import stage_settings
+    from codir_edge.pipeline.spec import read_pipeline
+
+    (tmp_path / "conf" / "texts").mkdir(parents=True)
+    toml = tmp_path / "conf" / "p.toml"
+    toml.write_text(
+        '[compress]\nteacher = "../teacher"\ntask = "sst2"\ndata = "../glue"\nunlabeled = "texts/reviews.txt"\n'
+        "unlabeled-per-epoch = 5000\naugment = 2\n",
+        encoding="utf-8",
+    )
+    settings = stage_settings(read_pipeline(toml), read_pipeline(toml).stage("compress"))
+    assert settings["unlabeled"] == ["--unlabeled", str((tmp_path / "conf" / "texts" / "reviews.txt").resolve())]
+    assert settings["unlabeled-per-epoch"] == ["--unlabeled-per-epoch", "5000"] and settings["augment"][1] == "2"

@@ -178,6 +178,38 @@ def compress(
             rich_help_panel=DATA_PANEL,
         ),
     ] = CompressConfig.held_out,
+    unlabeled: Annotated[
+        Path | None,
+        typer.Option(
+            help="--stage fine: unlabelled in-domain text for the transfer set (a .txt with one text per line, a "
+            ".jsonl with a --text-column field, default 'text', or a data folder whose labels are ignored). The "
+            "teacher labels it: KD and contrastive terms only, negatives by the teacher's argmax. Texts that are "
+            "labelled or dev examples are dropped and counted.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = None,
+    unlabeled_per_epoch: Annotated[
+        int | None,
+        typer.Option(
+            help="Rows without a label an epoch trains on (default: all); they rotate over epochs.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = None,
+    labeled_repeat: Annotated[
+        int,
+        typer.Option(
+            help="Times each labelled example is seen per epoch: raises CE's share beside a large transfer set.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = CompressConfig.labeled_repeat,
+    augment: Annotated[
+        int,
+        typer.Option(
+            help="--stage fine: new sentences made from each labelled one (token dropout, span deletion, swaps "
+            "with the teacher's nearest vocabulary words), labelled by the teacher only. 0: off.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = CompressConfig.augment,
     epochs: EpochsOpt = CompressConfig.epochs,
     lr: LrOpt = CompressConfig.lr,
     batch_size: Annotated[
@@ -245,6 +277,10 @@ def compress(
         negative_margin=negative_margin,
         mlm_probability=mlm_probability,
         held_out=held_out,
+        unlabeled=str(unlabeled) if unlabeled is not None else None,
+        unlabeled_per_epoch=unlabeled_per_epoch,
+        labeled_repeat=labeled_repeat,
+        augment=augment,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
@@ -293,7 +329,28 @@ def compress(
         f"{report.train_examples_per_s:.0f} examples/s on {report.device} {report.precision}; "
         f"{report.wall_time_s:.0f} s; student in {report.out_dir}"
     )
+    if report.transfer_set is not None:
+        typer.echo(transfer_line(report.transfer_set))
     write_json(json_path, report.summary())
+
+
+def transfer_line(transfer: dict) -> str:
+    """What the teacher alone labelled, and what was kept out of it."""
+    parts = []
+    if transfer["unlabeled"]:
+        u = transfer["unlabeled"]
+        parts.append(
+            f"{u['kept']} unlabelled texts of {u['read']} read (dropped: {u['dropped_dev']} dev, "
+            f"{u['dropped_labeled']} labelled, {u['dropped_repeats']} repeats)"
+        )
+    if transfer["augmented"]:
+        a = transfer["augmented"]
+        parts.append(f"{a['kept']} augmented sentences ({a['per_example']} per labelled example asked)")
+    return (
+        f"transfer set: {transfer['labeled_rows']} labelled rows + "
+        + " + ".join(parts)
+        + f"; {transfer['rows_per_epoch']} rows per epoch; their negatives follow the teacher's argmax"
+    )
 
 
 def _pretrain(teacher: Path, data: str, out: Path, config, text_field: str | None, json_path, common: dict) -> None:

@@ -24,7 +24,16 @@ CONTRASTIVE_FORMS = ("infonce", "nce")
 STAGES = ("fine", "pre")
 # Read by one stage only: CoDIR-Pre has no task, labels or alternative objectives; CoDIR-Fine no
 # masking and no held-out slice of a corpus.
-FINE_ONLY = ("objective", "mse_weight", "negative_margin", "max_eval_samples")
+FINE_ONLY = (
+    "objective",
+    "mse_weight",
+    "negative_margin",
+    "max_eval_samples",
+    "unlabeled",
+    "unlabeled_per_epoch",
+    "labeled_repeat",
+    "augment",
+)
 PRE_ONLY = ("mlm_probability", "held_out")
 
 
@@ -52,6 +61,12 @@ class CompressConfig(TrainingConfig):
     # sentences kept out of training to score the student after each epoch
     mlm_probability: float = 0.15
     held_out: int = 1000
+    # CoDIR-Fine's transfer set (compress/transfer.py): unlabelled in-domain text and augmented copies of
+    # the labelled sentences, labelled by the teacher's bank only (KD and contrastive terms, never CE)
+    unlabeled: str | None = None  # a .txt, a .jsonl (text field: --text-column, default "text") or a data folder
+    unlabeled_per_epoch: int | None = None  # unlabelled rows an epoch draws (None: all); they rotate over epochs
+    labeled_repeat: int = 1  # times each labelled row is seen per epoch: the CE share of a large transfer set
+    augment: int = 0  # new sentences made from each labelled one (token dropout, span deletion, word swaps)
 
     def __post_init__(self) -> None:
         choices = {"stage": STAGES, "objective": OBJECTIVES, "pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS}
@@ -70,7 +85,17 @@ class CompressConfig(TrainingConfig):
             raise InputError(f"--negative-margin must not be negative, got {self.negative_margin}")
         if not 0 < self.mlm_probability < 1:
             raise InputError(f"--mlm-probability must be in (0, 1), got {self.mlm_probability}: BERT uses 0.15")
-        require_counts(self, ("held_out",))
+        require_counts(self, ("held_out", "unlabeled_per_epoch", "labeled_repeat"))
+        if self.augment < 0:
+            raise InputError(f"--augment must not be negative, got {self.augment}: give new sentences per example")
+        if self.objective == "none" and (self.unlabeled or self.augment):
+            flag = "--unlabeled" if self.unlabeled else "--augment"
+            raise InputError(
+                f"{flag} needs a teacher term, and --objective none is plain fine-tuning on labels: "
+                "use --objective codir or kd, or drop it"
+            )
+        if self.unlabeled_per_epoch is not None and not self.unlabeled:
+            raise InputError("--unlabeled-per-epoch applies with --unlabeled only: give unlabelled text, or drop it")
         self._check_stage_fields()
 
     def _check_stage_fields(self) -> None:
@@ -97,3 +122,8 @@ class CompressConfig(TrainingConfig):
     def bank_pooling(self) -> str:
         """BERT-PKD matches [CLS] states whatever ``--pooling`` says, so its bank holds [CLS] summaries."""
         return "cls" if self.objective == "mse" else self.pooling
+
+    @property
+    def uses_transfer_set(self) -> bool:
+        """Whether rows without a label join training (unlabelled text or augmented sentences)."""
+        return bool(self.unlabeled) or self.augment > 0

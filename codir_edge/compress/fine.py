@@ -14,6 +14,7 @@ from pathlib import Path
 from codir_edge.compress.config import CompressConfig
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_same_tokenizer, check_student_layers, layer_map
+from codir_edge.compress.transfer import build_transfer_set, concat_encoded, epoch_order
 from codir_edge.data import DataSpec, get_task, load_train_dev
 from codir_edge.data.encode import encode, pad_batch
 from codir_edge.data.metrics import score
@@ -80,20 +81,26 @@ class FineStage:
                 "compress on the task the teacher was fine-tuned for"
             )
         train = train.subsample(config.max_train_samples, config.seed)
-        dev = dev.subsample(config.max_eval_samples, config.seed)
+        full_dev, dev = dev, dev.subsample(config.max_eval_samples, config.seed)
         tokenizer = load_tokenizer(self.teacher_dir, config.trust_remote_code)
         if self.student_dir is not None:
             student_tokenizer = load_tokenizer(self.student_dir, config.trust_remote_code)
             check_same_tokenizer(tokenizer, student_tokenizer, self.teacher_dir, self.student_dir)
         segments = family_of(self.teacher_config).takes_segments(self.teacher_config)
-        self.train_enc = encode(tokenizer, train, config.max_length, segments)
+        teacher = load_trained_classifier(self.teacher_dir, config.trust_remote_code)
+        labeled_enc = encode(tokenizer, train, config.max_length, segments)
         self.dev_enc = encode(tokenizer, dev, config.max_length, segments)
-        teacher = load_trained_classifier(self.teacher_dir, config.trust_remote_code).to(runtime.device)
-        return Setup.for_bank(
-            tokenizer, teacher, self.train_enc, layer_map(self.teacher_layers, self.student_layers),
+        self.transfer, extra = build_transfer_set(train, full_dev, teacher, tokenizer, self.task, self.data, config)
+        extra_enc = [encode(tokenizer, part, config.max_length, segments) for part in extra]
+        self.train_enc = concat_encoded([labeled_enc, *extra_enc]) if extra_enc else labeled_enc
+        setup = Setup.for_bank(
+            tokenizer, teacher.to(runtime.device), self.train_enc, layer_map(self.teacher_layers, self.student_layers),
             weights_digest(self.teacher_dir), config.bank_pooling, config.max_length,
             with_logits=True, needs_bank=config.objective != "none",
         )  # fmt: skip
+        if self.transfer.teacher_labeled:
+            setup.labeled_rows, setup.regression = self.transfer.labeled, self.task.is_regression
+        return setup
 
     def build(self, setup: Setup, bank, runtime, dist):
         """(the student wrapped with its objective, the engine's loop); the teacher is scored, then freed."""
@@ -119,7 +126,11 @@ class FineStage:
         setup.free_teacher()
         torch.manual_seed(config.seed)  # the heads start the same on every rank and in every objective
         teacher_width = width(self.teacher_config)
-        distiller = Distiller(student, bank, config, task.is_regression, width(student.config), teacher_width)
+        labeled_rows = None
+        if self.transfer.teacher_labeled:
+            labeled_rows = self.transfer.labeled
+        distiller = Distiller(student, bank, config, task.is_regression, width(student.config), teacher_width,
+                              labeled_rows=labeled_rows)  # fmt: skip
         distiller = distiller.to(runtime.device)
         sampler = None
         if config.objective == "codir":
@@ -128,7 +139,8 @@ class FineStage:
             if dist.is_main:
                 for message in sampler.shortfalls:
                     stderr_console.print(f"warning: {message}", highlight=False)
-        train_enc, targets_all = self.train_enc, torch.from_numpy(self.train_enc.targets)
+        train_enc, targets_all = self.train_enc, bank.targets.cpu()  # the teacher's labels on rows without one
+        transfer = self.transfer
 
         def make_batch(global_rows, rows, epoch, batch_no):  # noqa: ARG001 - the sampler holds the randomness
             negatives = None
@@ -143,9 +155,16 @@ class FineStage:
             logits = predict_logits(distiller.student, self.dev_enc, runtime, config.eval_batch_size)
             return score(task, logits, self.dev_enc.targets.tolist())
 
+        order = None
+        if transfer.teacher_labeled or config.labeled_repeat > 1:
+            lengths = train_enc.lengths
+
+            def order(epoch: int) -> list:
+                return epoch_order(lengths, transfer, config, epoch)
+
         loop = Loop(
             label=f"compress ({config.objective})", config=config, data_key=setup.key, lengths=train_enc.lengths,
-            make_batch=make_batch, evaluate=evaluate, headline=task.primary_metric, sampler=sampler,
+            make_batch=make_batch, evaluate=evaluate, headline=task.primary_metric, sampler=sampler, order=order,
             hints={"contrastive": " or raise --contrastive-temperature"},
         )  # fmt: skip
         return distiller, loop
@@ -161,7 +180,8 @@ class FineStage:
             "teacher_dev": self.teacher_dev,
             "objective": self.config.objective,
             "student_init": str(self.student_dir) if self.student_dir else "skip",
-            "train_examples": len(self.train_enc),
+            "train_examples": self.transfer.labeled,
+            "transfer_set": self.transfer.report(self.config),
             "dev_examples": len(self.dev_enc),
             "data": self.data.data,
         }

@@ -42,6 +42,28 @@ def kd_loss(
     return F.kl_div(log_s, log_t, log_target=True, reduction="sum") / divisor * temperature**2
 
 
+def prediction_rows(
+    logits: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor, labeled: torch.Tensor, config, regression: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The prediction term of a batch whose rows may lack a label: (1 - beta) CE + beta KD on a
+    labelled row, KD alone on the others (the teacher's distribution is the only target they have),
+    averaged over the batch. Returns (term, CE mean over labelled rows, KD mean); a batch without a
+    labelled row logs CE as 0. logits, teacher: (B, C); targets: (B,); labeled: (B,) bool."""
+    temperature = config.kd_temperature
+    if regression:
+        ce = (logits.squeeze(-1) - targets.float()) ** 2  # (B,)
+        kd = (logits.squeeze(-1) - teacher.squeeze(-1)) ** 2
+    else:
+        ce = F.cross_entropy(logits, targets.long().clamp_min(0), reduction="none")  # (B,)
+        log_s = F.log_softmax(logits / temperature, dim=-1)
+        log_t = F.log_softmax(teacher / temperature, dim=-1)
+        kd = F.kl_div(log_s, log_t, log_target=True, reduction="none").sum(-1) * temperature**2
+    ce = torch.where(labeled, ce, torch.zeros_like(ce))  # an unlabelled row's target never reaches the loss
+    beta = config.kd_weight
+    term = torch.where(labeled, (1 - beta) * ce + beta * kd, kd).mean()
+    return term, ce.sum() / labeled.sum().clamp_min(1), kd.mean()
+
+
 class CodirLoss(nn.Module):
     """L_con of codir.md step 4 with the heads g_S, g_T of step 3.
 

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from codir_edge.compress.bank.table import TeacherBank
 from codir_edge.compress.config import CompressConfig
 from codir_edge.compress.features import layer_summaries
-from codir_edge.compress.losses import CodirLoss, PkdLoss, kd_loss, task_loss
+from codir_edge.compress.losses import CodirLoss, PkdLoss, kd_loss, prediction_rows, task_loss
 from codir_edge.compress.masking import IGNORE
 from codir_edge.models.checkpoint import num_layers
 from codir_edge.models.predict import host_to
@@ -45,11 +45,13 @@ class Distiller(nn.Module):
         regression: bool,
         student_width: int,
         teacher_width: int,
+        labeled_rows: int | None = None,
     ):
         super().__init__()
         self.student = student
         self.config = config
         self.regression = regression
+        self.labeled_rows = labeled_rows  # bank rows from here on have no label (transfer set): no CE
         self.layers = list(range(1, num_layers(student.config) + 1))  # every student block, matched in order
         self._bank = (bank,)  # kept out of the module tree, as in CodirLoss
         self.contrastive = None
@@ -80,14 +82,20 @@ class Distiller(nn.Module):
         hidden = cfg.objective in ("codir", "mse")
         out = self.student(**inputs, output_hidden_states=hidden)
         logits = out.logits.float()  # (B, C)
-        terms = {"ce": task_loss(logits, targets, self.regression)}
         if cfg.objective == "none":
+            terms = {"ce": task_loss(logits, targets, self.regression)}
             total = terms["ce"]
         else:
             bank = self.bank
             teacher_logits = bank.rows(bank.logits, host_to(index, bank.logits.device), logits.device)  # (B, C)
-            terms["kd"] = kd_loss(logits, teacher_logits, cfg.kd_temperature, self.regression)
-            total = (1 - cfg.kd_weight) * terms["ce"] + cfg.kd_weight * terms["kd"]
+            if self.labeled_rows is None:
+                terms = {"ce": task_loss(logits, targets, self.regression)}
+                terms["kd"] = kd_loss(logits, teacher_logits, cfg.kd_temperature, self.regression)
+                total = (1 - cfg.kd_weight) * terms["ce"] + cfg.kd_weight * terms["kd"]
+            else:
+                labeled = host_to(index, logits.device) < self.labeled_rows  # (B,)
+                total, ce, kd = prediction_rows(logits, teacher_logits, targets, labeled, cfg, self.regression)
+                terms = {"ce": ce, "kd": kd}
         if self.contrastive is not None:
             summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, cfg.pooling)
             terms["contrastive"] = self.contrastive(summary, index, negatives)

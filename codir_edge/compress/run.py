@@ -75,6 +75,7 @@ class CompressReport:
     mlm: bool | None = None  # pre
     corpus: dict | None = None  # pre
     held_out_examples: int | None = None  # pre
+    transfer_set: dict | None = None  # fine with --unlabeled or --augment: the rows the teacher alone labels
 
     def metrics(self) -> dict:
         """The student's metrics.json."""
@@ -153,7 +154,7 @@ def run_compress(
             layer_map=setup.mapping, student_layers=stage.student_layers, teacher_layers=stage.teacher_layers,
             student_parameters=count_parameters(distiller.student),
             teacher_parameters=setup.teacher_parameters, wall_time_s=time.perf_counter() - started,
-            train_seconds=trained.train_seconds, train_examples_per_s=_rate(len(loop.lengths), config, trained),
+            train_seconds=trained.train_seconds, train_examples_per_s=_rate(trained.epoch_examples, config, trained),
             bank=bank_info, resumed_from_step=trained.resumed_from, device=runtime.device,
             precision=runtime.precision, world_size=dist.world, teacher=str(teacher_dir), config=config.to_dict(),
             provenance=provenance(), out_dir=out_dir, rank=dist.rank, **stage.fields(trained),
@@ -177,6 +178,7 @@ def _teacher_bank(setup: Setup, config: CompressConfig, runtime, dist, run_dir: 
     import torch
 
     from codir_edge.compress.bank.build import bank_device, make_teacher_bank, obtain_bank
+    from codir_edge.compress.transfer import teacher_targets
 
     targets = setup.encoded.targets if setup.with_logits else torch.zeros(len(setup.encoded))
     if not setup.needs_bank:
@@ -188,6 +190,8 @@ def _teacher_bank(setup: Setup, config: CompressConfig, runtime, dist, run_dir: 
         cache_dirs=cache_dirs, save_dir=run_dir, dist=dist, with_logits=setup.with_logits, progress=bars,
     )  # fmt: skip
     nbytes = features.numel() * 2 + logits.numel() * 2
+    if setup.labeled_rows is not None:  # rows without a label: negatives are drawn by the teacher's prediction
+        targets = teacher_targets(torch.as_tensor(targets), logits, setup.labeled_rows, setup.regression)
     bank = make_teacher_bank(features, logits, targets, bank_device(runtime, nbytes))
     return bank, BankInfo.of(bank, setup.key, seconds, reused)
 

@@ -24,6 +24,9 @@ class Setup:
     with_logits: bool  # a classifier's bank holds logits; a backbone's does not
     needs_bank: bool  # plain fine-tuning (objective none) reads nothing from the teacher
     teacher_parameters: int
+    # rows from here on have no label: the bank's targets there become the teacher's predictions
+    labeled_rows: int | None = None
+    regression: bool = False
 
     @classmethod
     def for_bank(cls, tokenizer, teacher, encoded: Encoded, mapping: list[int], teacher_digest: str, pooling: str,

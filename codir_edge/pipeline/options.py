@@ -26,7 +26,18 @@ OWNED = {"overwrite", "json", "markdown", "junit", "quiet", "resume"}
 ARGUMENT_KEYS = {"model_dir": "model", "targets": "targets"}
 # Options whose values are files or folders: relative paths are resolved against the TOML's folder,
 # and the contents of the ones a stage reads are part of its record.
-INPUT_PATH_KEYS = {"model", "teacher", "student", "data", "eval-data", "budgets", "devices", "cache-from", "targets"}
+INPUT_PATH_KEYS = {
+    "model",
+    "teacher",
+    "student",
+    "data",
+    "eval-data",
+    "unlabeled",
+    "budgets",
+    "devices",
+    "cache-from",
+    "targets",
+}
 PATH_KEYS = INPUT_PATH_KEYS | {"plot"}
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -66,12 +65,18 @@ class Trained:
     train_seconds: float
     resumed_from: int | None
     log_path: Path
+    epoch_examples: int  # rows one epoch trains on (a transfer set's epoch is not its bank's size)
 
 
 def seeded_order(loop: Loop, epoch: int) -> list[np.ndarray]:
     config = loop.config
     rng = np.random.default_rng([config.seed, epoch])
     return train_batches(loop.lengths, config.batch_size, rng, config.group_by_length)
+
+
+def epoch_batches(loop: Loop, epoch: int) -> list[np.ndarray]:
+    """The epoch's batches: the recipe's order, or length-grouped batches of every example."""
+    return loop.order(epoch) if loop.order is not None else seeded_order(loop, epoch)
 
 
 def train(loop: Loop, model, runtime, dist, run_dir: Path, resume: bool, show_progress: bool) -> Trained:
@@ -90,7 +95,7 @@ def train(loop: Loop, model, runtime, dist, run_dir: Path, resume: bool, show_pr
         for epoch in range(run.position.epoch, loop.config.epochs + 1):
             run.train_epoch(epoch)
             run.score_epoch(epoch)
-    return Trained(run.history, run.train_seconds, run.resumed_from, run.log_path)
+    return Trained(run.history, run.train_seconds, run.resumed_from, run.log_path, run.epoch_examples)
 
 
 class _Run:
@@ -105,7 +110,9 @@ class _Run:
         self.loop, self.config, self.runtime, self.dist, self.run_dir = loop, loop.config, runtime, dist, run_dir
         self.model = model
         self.wrapped = wrap_ddp(model, dist, runtime) if dist.enabled else model
-        self.steps_per_epoch = math.ceil(len(loop.lengths) / self.config.batch_size)
+        first_epoch = epoch_batches(loop, 1)
+        self.steps_per_epoch = len(first_epoch)
+        self.epoch_examples = sum(len(batch) for batch in first_epoch)
         total_steps = self.steps_per_epoch * self.config.epochs
         self.optimizer = build_optimizer(self.wrapped.named_parameters(), self.config.lr, self.config.weight_decay)
         self.scheduler = linear_schedule(self.optimizer, total_steps, self.config.warmup_ratio)
@@ -148,7 +155,7 @@ class _Run:
         self.wrapped.train()
         self.epoch_start = time.perf_counter()
         window = LossWindow(loop.hints)
-        batches = loop.order(epoch) if loop.order is not None else seeded_order(loop, epoch)
+        batches = epoch_batches(loop, epoch)
         first = self.position.batch if epoch == self.position.epoch else 0
         for batch_no in range(first, len(batches)):
             global_rows = batches[batch_no]
