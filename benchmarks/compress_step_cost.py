@@ -1,6 +1,9 @@
 """Distillation step cost: median step time of ``codir``, ``kd``, ``mse`` and ``none`` on the same
 student, batches and lengths, interleaved in one process so machine noise hits all four; plus the
-one-off cost of the teacher bank. Target: ``codir`` at most 1.15 times ``none``.
+one-off cost of the teacher bank. Target: ``codir`` at most 1.15 times ``none``. ``kd+unlabeled``
+and ``codir+unlabeled`` take the same batches with half the bank's rows marked as a transfer set
+(no label: CE on the others, negatives by the teacher's argmax), so they say whether a row without
+a label costs a step more than a labelled one.
 
     python benchmarks/compress_step_cost.py [--examples 4000] [--steps 20] [--rounds 5] [--negatives K] [--device auto]
 """
@@ -16,6 +19,7 @@ import numpy as np
 from _models import ROOT, teacher_folder, write_result
 
 OBJECTIVES = ("none", "kd", "mse", "codir")
+VARIANTS = (*OBJECTIVES, "kd+unlabeled", "codir+unlabeled")
 
 
 def main() -> None:
@@ -39,6 +43,7 @@ def main() -> None:
     from codir_edge.compress.config import CompressConfig
     from codir_edge.compress.objectives import Distiller
     from codir_edge.compress.student import layer_map, skip_student
+    from codir_edge.compress.transfer import teacher_targets
     from codir_edge.data import DataSpec, get_task, load_train_dev
     from codir_edge.data.encode import encode, pad_batch, train_batches
     from codir_edge.models.loading import load_tokenizer, load_trained_classifier
@@ -59,23 +64,29 @@ def main() -> None:
     mapping = layer_map(teacher.config.num_hidden_layers, args.student_layers)
 
     banks, bank_seconds = {}, {}
+    labeled = args.examples // 2  # rows from here on stand for unlabelled text in the +unlabeled variants
     for pooling in ("mean", "cls"):
         started = time.perf_counter()
         feats, logits = compute_bank(teacher, enc, mapping, pooling, runtime, 128, Dist())
         bank_seconds[pooling] = time.perf_counter() - started
         banks[pooling] = make_teacher_bank(feats, logits, enc.targets, runtime.device)
+        if pooling == "mean":
+            guessed = teacher_targets(torch.as_tensor(enc.targets), logits, labeled, False)
+            banks["transfer"] = make_teacher_bank(feats, logits, guessed, runtime.device)
     base_student = skip_student(teacher, args.student_layers).to(runtime.device)
     width = teacher.config.hidden_size
 
     states = {}
-    for objective in OBJECTIVES:
+    for variant in VARIANTS:
+        objective, transfer = variant.split("+")[0], variant.endswith("+unlabeled")
         k = {"negatives": args.negatives} if args.negatives else {}
         config = CompressConfig(
             task="sst2", objective=objective, batch_size=args.batch_size, max_length=args.max_length, **k
         )
-        bank = banks[config.bank_pooling]
+        bank = banks["transfer" if transfer else config.bank_pooling]
         torch.manual_seed(0)
-        distiller = Distiller(copy.deepcopy(base_student), bank, config, False, width, width).to(runtime.device)
+        distiller = Distiller(copy.deepcopy(base_student), bank, config, False, width, width,
+                              labeled_rows=labeled if transfer else None).to(runtime.device)  # fmt: skip
         optimizer = build_optimizer(distiller.named_parameters(), config.lr, config.weight_decay)
         scheduler = linear_schedule(optimizer, 10**6, 0.0)
         scaler = torch.amp.GradScaler("cuda", enabled=runtime.needs_grad_scaler)
@@ -84,11 +95,11 @@ def main() -> None:
             if objective == "codir"
             else None
         )
-        states[objective] = (distiller, optimizer, scheduler, scaler, sampler, config)
+        states[variant] = (distiller, optimizer, scheduler, scaler, sampler, config)
 
     batches = train_batches(enc.lengths, args.batch_size, np.random.default_rng(0))
     targets_all = torch.from_numpy(enc.targets)
-    times: dict[str, list[float]] = {o: [] for o in OBJECTIVES}
+    times: dict[str, list[float]] = {o: [] for o in VARIANTS}
     rng = np.random.default_rng(1)
 
     def run(objective: str, rows: np.ndarray) -> float:
@@ -104,21 +115,21 @@ def main() -> None:
             torch.cuda.synchronize()
         return time.perf_counter() - started
 
-    for objective in OBJECTIVES:  # warm-up: allocator, oneDNN kernels
+    for objective in VARIANTS:  # warm-up: allocator, oneDNN kernels
         for rows in batches[:3]:
             run(objective, rows)
     cursor = 3
     for _round in range(args.rounds):
         chunk = [batches[(cursor + i) % len(batches)] for i in range(args.steps)]
         cursor += args.steps
-        for objective in rng.permutation(OBJECTIVES):
+        for objective in rng.permutation(VARIANTS):
             for rows in chunk:
                 times[str(objective)].append(run(str(objective), rows))
 
     medians = {o: statistics.median(t) * 1000 for o, t in times.items()}
     print(f"{'objective':<10} {'median step ms':>15} {'ratio to none':>14}")
-    for objective in OBJECTIVES:
-        print(f"{objective:<10} {medians[objective]:>15.1f} {medians[objective] / medians['none']:>14.3f}")
+    for objective in VARIANTS:
+        print(f"{objective:<16} {medians[objective]:>15.1f} {medians[objective] / medians['none']:>14.3f}")
     rate = {p: args.examples / s for p, s in bank_seconds.items()}
     print(f"teacher bank: {bank_seconds['mean']:.1f} s for {args.examples} examples ({rate['mean']:.0f}/s)")
     path = write_result(
@@ -133,7 +144,8 @@ def main() -> None:
             "negatives": states["codir"][5].negatives,
             "steps_per_objective": len(times["none"]),
             "median_step_ms": medians,
-            "ratio_to_none": {o: medians[o] / medians["none"] for o in OBJECTIVES},
+            "ratio_to_none": {o: medians[o] / medians["none"] for o in VARIANTS},
+            "unlabeled_rows_in_transfer_variants": args.examples - labeled,
             "bank_seconds": bank_seconds,
             "bank_examples_per_s": rate,
             "mean_tokens_per_batch": float(np.mean([enc.lengths[b].max() * len(b) for b in batches])),

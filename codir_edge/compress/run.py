@@ -111,6 +111,7 @@ class CompressReport:
             head = {
                 "out_dir": self.out_dir, "task": self.task, "metric": self.metric,
                 "student_score": self.student_score, "teacher_score": self.teacher_score, "objective": self.objective,
+                "train_examples": self.train_examples, "transfer_set": self.transfer_set,
             }  # fmt: skip
         return {**head, **common}
 
