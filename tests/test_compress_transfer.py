@@ -174,6 +174,32 @@ def test_unlabelled_rows_change_the_kd_and_contrastive_terms_but_never_ce(tmp_pa
     assert every_row == pytest.approx(terms(None, targets)[0], rel=1e-6)
 
 
+def test_a_regression_teacher_labels_unlabelled_pairs_with_its_own_scores(tmp_path, backbone_dir, glue_dir):
+    import torch
+
+    from codir_edge.compress.transfer import teacher_targets
+
+    folder = cut_glue(glue_dir, "STS-B", tmp_path / "STS-B", 80, 24)
+    rows = (glue_dir / "STS-B" / "train.tsv").read_text(encoding="utf-8").splitlines()[200:260]
+    unlabeled = tmp_path / "pairs.jsonl"
+    records = [{"text": r.split("\t")[7], "text_pair": r.split("\t")[8]} for r in rows]
+    unlabeled.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    teacher = build_tiny_bert(tmp_path / "reg", backbone_dir, num_labels=1, layers=2)
+    out = tmp_path / "o"
+    result = invoke("compress", "--teacher", teacher, "--task", "stsb", "--data", folder, "--out", out,
+                    "--max-length", "48", "--batch-size", "8", "--epochs", "1", "--negatives", "8",
+                    "--negative-margin", "1.0", "--unlabeled", unlabeled, "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["transfer_set"]["unlabeled"]["read"] == 60 and metrics["bank"]["examples"] > 80
+    assert all(row["contrastive"] > 0 for row in read_log(out) if "lr" in row)
+
+    logits = torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, 3.0], [5.0, 1.0]])
+    assert teacher_targets(torch.tensor([1, 1, -1, -1]), logits, 2, False).tolist() == [1, 1, 1, 0]
+    scores = torch.tensor([[0.5], [4.0], [2.5]])
+    assert teacher_targets(torch.tensor([3.0, -1.0, -1.0]), scores, 1, True).tolist() == [3.0, 4.0, 2.5]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     labeled=st.integers(1, 30),
@@ -253,8 +279,9 @@ def test_unlabelled_files_of_each_kind_are_read_with_their_labels_ignored(tmp_pa
     texts, pairs = read_unlabeled(mrpc_folder, mrpc)
     assert len(texts) == len(pairs) == 6
     pairs_file = tmp_path / "pairs.jsonl"
-    pairs_file.write_text('{"text": "a", "second": "b"}\n', encoding="utf-8")
+    pairs_file.write_text('{"text": "a", "second": "b", "text_pair": "c"}\n', encoding="utf-8")
     assert read_unlabeled(pairs_file, mrpc, text_pair_column="second") == (["a"], ["b"])
+    assert read_unlabeled(pairs_file, mrpc) == (["a"], ["c"])
 
 
 def bad_unlabelled(tmp_path: Path, glue_dir: Path) -> dict:

@@ -182,7 +182,8 @@ def compress(
         Path | None,
         typer.Option(
             help="--stage fine: unlabelled in-domain text for the transfer set (a .txt with one text per line, a "
-            ".jsonl with a --text-column field, default 'text', or a data folder whose labels are ignored). The "
+            ".jsonl with a --text-column field, default 'text', and --text-pair-column, default 'text_pair', for "
+            "pair tasks, or a data folder whose labels are ignored). The "
             "teacher labels it: KD and contrastive terms only, negatives by the teacher's argmax. Texts that are "
             "labelled or dev examples are dropped and counted.",
             rich_help_panel=DATA_PANEL,

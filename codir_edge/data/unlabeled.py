@@ -1,7 +1,8 @@
 """Unlabelled in-domain text for CoDIR-Fine's transfer set: read it, and keep out what must not be in it.
 
 Users bring production logs, reviews or tickets as a ``.txt`` (one text per line), a ``.jsonl`` (the
-``--text-column`` field, default ``text``), a ``.tsv``/``.csv`` with the task's columns, or a data
+``--text-column`` field, default ``text``, and for pair tasks ``--text-pair-column``, default
+``text_pair``), a ``.tsv``/``.csv`` with the task's columns, or a data
 folder whose train split is read with its labels ignored. Pair tasks need both texts, so a ``.txt``
 cannot serve them.
 
@@ -71,7 +72,8 @@ def read_unlabeled(path: str | Path, task: TaskSpec, text_column: str | None = N
                 )
             texts, pairs = _lines(_decode(path)), None
         elif suffix == ".jsonl":
-            columns = Columns(text_column or "text", text_pair_column or task.text_pair_column, None)
+            pair = text_pair_column or ("text_pair" if pair_task else None)  # the tokenizers' own names
+            columns = Columns(text_column or "text", pair, None)
             raw = read_file(path, columns)
             texts, pairs = raw.texts, raw.text_pairs
         elif suffix in FILE_FORMATS:
