@@ -126,9 +126,7 @@ class FineStage:
         setup.free_teacher()
         torch.manual_seed(config.seed)  # the heads start the same on every rank and in every objective
         teacher_width = width(self.teacher_config)
-        labeled_rows = None
-        if self.transfer.teacher_labeled:
-            labeled_rows = self.transfer.labeled
+        labeled_rows = self.transfer.labeled if self.transfer.teacher_labeled else None  # CE stops there
         distiller = Distiller(student, bank, config, task.is_regression, width(student.config), teacher_width,
                               labeled_rows=labeled_rows)  # fmt: skip
         distiller = distiller.to(runtime.device)
