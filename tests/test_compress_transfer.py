@@ -264,6 +264,27 @@ def test_augmentation_edits_with_the_teachers_nearest_words_and_is_seeded(backbo
     assert swapped <= set(neighbours["good"]) | set(neighbours["film"])
 
 
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "deberta-v2"])
+def test_word_swaps_use_whole_words_of_each_kind_of_vocabulary(glue_dir, family):
+    """WordPiece marks continuations (##), byte-level BPE (Ġ) and SentencePiece (▁) mark word starts:
+    a swap must put in a whole word of the teacher's vocabulary, never a piece of one."""
+    import numpy as np
+    from families import _sentences, build_tokenizer
+
+    from codir_edge.compress.augment import word_neighbours
+
+    tokenizer = build_tokenizer(family, _sentences(glue_dir))
+    vocab = tokenizer.get_vocab()
+    embeddings = np.random.default_rng(0).normal(size=(len(vocab), 8)).astype(np.float32)
+    neighbours = word_neighbours(tokenizer, embeddings, {"film", "movie", "the", "funny"})
+    assert neighbours and set(neighbours) <= {"film", "movie", "the", "funny"}
+    for options in neighbours.values():
+        for word in options:
+            assert word.isalpha() and len(word) > 1
+            ids = tokenizer(" " + word if family != "bert" else word, add_special_tokens=False)["input_ids"]
+            assert len(ids) == 1, f"{word!r} is not one whole-word token of the {family} vocabulary"
+
+
 def test_unlabelled_files_of_each_kind_are_read_with_their_labels_ignored(tmp_path, glue_dir):
     from codir_edge.data.tasks import get_task
     from codir_edge.data.unlabeled import read_unlabeled

@@ -44,9 +44,10 @@ def word_neighbours(tokenizer, embeddings: np.ndarray, words: set[str], k: int =
     embeddings: (V, d) the teacher's input embedding table."""
     vocab = tokenizer.get_vocab()
     lower = bool(getattr(tokenizer, "do_lower_case", False)) or _lowercases(tokenizer)
+    marker = _word_start_marker(vocab)
     candidates: dict[str, int] = {}
     for token, index in vocab.items():
-        word = _whole_word(token)
+        word = _whole_word(token, marker)
         if word is not None and index < len(embeddings):
             candidates.setdefault(word, index)
     if not candidates:
@@ -69,12 +70,23 @@ def word_neighbours(tokenizer, embeddings: np.ndarray, words: set[str], k: int =
     return out
 
 
-def _whole_word(token: str) -> str | None:
+def _word_start_marker(vocab: dict[str, int]) -> str | None:
+    """The prefix that marks a word's first token in byte-level BPE ("Ġ") or SentencePiece ("▁")
+    vocabularies, where an unmarked token continues a word; None for WordPiece, which marks the
+    continuations ("##") instead."""
+    for marker in _WORD_STARTS:
+        if sum(token.startswith(marker) for token in vocab) > len(vocab) // 10:
+            return marker
+    return None
+
+
+def _whole_word(token: str, marker: str | None) -> str | None:
     """The word a vocabulary token stands for when it is a whole alphabetic word, else None."""
-    if token.startswith("##") or (token.startswith("[") and token.endswith("]")) or token.startswith("<"):
-        return None
-    word = token[1:] if token[:1] in _WORD_STARTS else token
-    return word if len(word) > 1 and word.isalpha() else None
+    if marker is None:
+        word = None if token.startswith("##") else token
+    else:
+        word = token[len(marker) :] if token.startswith(marker) else None
+    return word if word is not None and len(word) > 1 and word.isalpha() else None
 
 
 def _lowercases(tokenizer) -> bool:
