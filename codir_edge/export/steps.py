@@ -83,15 +83,13 @@ def calibration_feeds(encoded, input_names: list[str]) -> list[dict]:
 
 def score_variants(variants: list[dict], stage: Path, fp32: Fp32Graph, plan: ExportPlan) -> None:
     """Each variant's task metric on dev (in place); fails when one loses more than the allowed drop."""
-    from codir_edge.data.metrics import score
-    from codir_edge.onnx_predict import onnx_logits
+    from codir_edge.export.candidates import task_metrics
 
     config, task = plan.config, plan.task
     encoded = fp32.dev_by_length[config.max_length]  # the parity pass tokenized it already
     for variant in variants:
         if "accuracy" not in variant and "fixed_shape" not in variant:  # INT8 candidates: scored before timing
-            logits = onnx_logits(stage / variant["file"], encoded, threads=2)
-            variant["accuracy"] = score(task, logits, encoded.targets.tolist())
+            variant["accuracy"] = task_metrics(stage / variant["file"], encoded, plan)
     metric = task.primary_metric
     reference = variants[0]["accuracy"][metric]
     for variant in (v for v in variants[1:] if "accuracy" in v):
@@ -121,10 +119,10 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     """The fixed-shape static QDQ INT8 graph (u8 activations and weights), its accelerator usability,
     its dev accuracy with inputs padded or truncated to its length, and its .ort (runtime-optimised,
     so NNAPI and Core ML can still take its nodes)."""
-    from codir_edge.data.metrics import score
     from codir_edge.export import fixed
+    from codir_edge.export.candidates import task_metrics
     from codir_edge.export.mobile import to_ort
-    from codir_edge.onnx_predict import fixed_batches, onnx_logits
+    from codir_edge.onnx_predict import fixed_batches
     from codir_edge.onnx_session import create_session
 
     batch, length = shape
@@ -148,8 +146,7 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
         "usability": fixed.usability(stage / file),
     }
     if encoded is not None:
-        logits = onnx_logits(stage / file, encoded, threads=2)  # fed at its fixed shape
-        entry["accuracy"] = score(plan.task, logits, encoded.targets.tolist())
+        entry["accuracy"] = task_metrics(stage / file, encoded, plan)  # fed at its fixed shape
         entry["truncated_rows"] = int((encoded.lengths > length).sum())
     out = [entry]
     if plan.config.ort:
