@@ -98,26 +98,21 @@ def test_unlabelled_text_trains_with_the_teacher_and_dev_or_labelled_copies_are_
     assert {"ce", "kd", "contrastive"} <= set(steps[-1])
 
 
-def test_labelled_repeats_and_a_short_epoch_of_unlabelled_rows_set_the_steps(
-    tmp_path, teacher, sst2_small, unlabeled_txt
-):
+def test_augmented_sentences_join_and_the_epoch_options_set_the_steps(tmp_path, teacher, sst2_small, unlabeled_txt):
     out = tmp_path / "student"
-    extra = ["--objective", "kd", "--unlabeled", unlabeled_txt, "--unlabeled-per-epoch", "50", "--labeled-repeat", "2"]
-    result = invoke(*compress_args(teacher, sst2_small, out, *extra, "--epochs", "2"))
+    extra = ["--objective", "kd", "--unlabeled", unlabeled_txt, "--unlabeled-per-epoch", "50", "--labeled-repeat", "2",
+             "--augment", "3", "--epochs", "2"]  # fmt: skip
+    result = invoke(*compress_args(teacher, sst2_small, out, *extra))
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["transfer_set"]["rows_per_epoch"] == 128 + 50
-    assert [h["step"] for h in metrics["history"]] == [23, 46]  # ceil(178 / 8) per epoch
-
-
-def test_augmented_sentences_are_made_counted_and_trained_on(tmp_path, teacher, sst2_small):
-    out = tmp_path / "student"
-    result = invoke(*compress_args(teacher, sst2_small, out, "--augment", "3"))
-    assert result.exit_code == 0, result.output
-    augmented = json.loads((out / "metrics.json").read_text())["transfer_set"]["augmented"]
+    transfer = metrics["transfer_set"]
+    augmented = transfer["augmented"]
     assert augmented["per_example"] == 3 and 100 < augmented["kept"] <= augmented["made"] <= 192
     assert sum(augmented["by_edit"].values()) == augmented["made"]
     assert f"{augmented['kept']} augmented sentences" in result.output
+    assert metrics["bank"]["examples"] == 64 + transfer["unlabeled_rows"] + augmented["kept"]
+    assert transfer["rows_per_epoch"] == 2 * 64 + 50  # the 50 drawn from unlabelled and augmented rows alike
+    assert [h["step"] for h in metrics["history"]] == [23, 46]  # ceil(178 / 8) per epoch
 
 
 def unlabelled_terms(backbone_dir: Path, tmp_path: Path):
