@@ -151,6 +151,20 @@ def transfer_section() -> list[str]:
         banks = [c["bank_build_seconds"] for c in configs.values() if c.get("transfer_set")]
         lines += ["", f"Teacher bank over the labelled and unlabelled rows: {max(banks):.0f} s, once.", ""]
     lines += [provenance(result), ""]
+    for path in sorted(RESULTS.glob("transfer_set_lambda*.json")):
+        probe = json.loads(path.read_text())
+        for budget, row in probe["budgets"].items():
+            codir = row["configs"]["codir"]
+            base = result["budgets"].get(budget, {}).get("configs", {})
+            against = ", ".join(f"`{n}` {pct(base[n]['mean'])}" for n in ("codir", "kd") if n in base)
+            lines += [
+                f"Probe: `codir` + unlabelled text with λ = {probe['contrastive_weight']:g} at {int(budget):,} labels, "
+                f"seeds {', '.join(map(str, probe['seeds']))}: {pct(codir['mean'])} ± {pct(codir['spread'])} "
+                f"(the table above: {against}).",
+                "",
+                provenance(probe),
+                "",
+            ]
     return lines
 
 

@@ -12,8 +12,11 @@ here: 3 epochs, about an hour on 2 cores), 3-layer students, 1 epoch, several se
 - ``codir-augment``: ``codir`` with ``--augment`` copies of the labelled sentences instead.
 
 Every run goes through ``codir-edge compress``; runs that share a bank share it (``--cache-from``).
+``--contrastive-weight W`` runs the ``codir`` rows at another lambda into ``transfer_set_lambda<W>``
+(a probe: is CoDIR's lambda, swept on the full labelled set, the right one for a transfer set?).
 
     python benchmarks/transfer_set.py [--labels 1000 4000] [--seeds 1 2 3] [--per-epoch 16000]
+    python benchmarks/transfer_set.py --labels 1000 --only codir --contrastive-weight 0.5
 """
 
 from __future__ import annotations
@@ -103,11 +106,12 @@ def configs(budget: int, args) -> dict[str, tuple[str, list[str]]]:
     repeat = max(1, round((budget + args.per_epoch) / budget))
     augment = max(1, round(args.per_epoch / budget))
     unlabeled = ["--unlabeled", str(split_data(budget)[1]), "--unlabeled-per-epoch", str(args.per_epoch)]
+    weight = [] if args.contrastive_weight is None else ["--contrastive-weight", str(args.contrastive_weight)]
     return {
         "none": ("none", ["--labeled-repeat", str(repeat)]),
         "kd-labels": ("kd", ["--labeled-repeat", str(repeat)]),
         "kd": ("kd", unlabeled),
-        "codir": ("codir", unlabeled),
+        "codir": ("codir", unlabeled + weight),
         "codir-augment": ("codir", ["--augment", str(augment)]),
     }
 
@@ -134,6 +138,7 @@ def main() -> None:
     parser.add_argument("--per-epoch", type=int, default=16000, help="unlabelled rows per (single) epoch")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--only", nargs="+", default=None, help="run only these configurations")
+    parser.add_argument("--contrastive-weight", type=float, default=None, help="lambda of the unlabelled-text runs")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     args.teacher = teacher()
@@ -144,7 +149,9 @@ def main() -> None:
         for name, (objective, extra) in configs(budget, args).items():
             if args.only and name not in args.only:
                 continue
-            results = [compress(f"{budget}-{name}-s{seed}", data, objective, seed, args, extra) for seed in args.seeds]
+            probe = "" if args.contrastive_weight is None else f"-lambda{args.contrastive_weight:g}"
+            tag = f"{budget}-{name}{probe}"
+            results = [compress(f"{tag}-s{seed}", data, objective, seed, args, extra) for seed in args.seeds]
             rows[name] = summarise(results)
         teacher_score = results[0]["teacher_score"]
         budgets[str(budget)] = {"teacher_accuracy": teacher_score, "configs": rows}
@@ -152,9 +159,11 @@ def main() -> None:
         for name, row in rows.items():
             print(f"  {name:<14} {row['mean']:.4f} ± {row['spread']:.4f}  ({row['mean'] / teacher_score:.1%} of the "
                   f"teacher; {row['examples_per_s']:.0f} ex/s; {row['steps']} steps)")  # fmt: skip
-    write_result("transfer_set", {
+    name = "transfer_set" if args.contrastive_weight is None else f"transfer_set_lambda{args.contrastive_weight:g}"
+    write_result(name, {
         "teacher": str(args.teacher), "student_layers": 3, "epochs": 1, "max_length": args.max_length,
-        "seeds": args.seeds, "unlabeled_per_epoch": args.per_epoch, "budgets": budgets,
+        "seeds": args.seeds, "unlabeled_per_epoch": args.per_epoch, "contrastive_weight": args.contrastive_weight,
+        "budgets": budgets,
     })  # fmt: skip
 
 

@@ -19,7 +19,7 @@ does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,11 +35,7 @@ class TransferSet:
     unlabeled: int = 0
     augmented: int = 0
     unlabeled_counts: dict | None = None  # read, kept, dropped_* (data/unlabeled.py)
-    augmented_counts: dict | None = field(default=None)
-
-    @property
-    def rows(self) -> int:
-        return self.labeled + self.unlabeled + self.augmented
+    augmented_counts: dict | None = None  # per_example, made, kept, dropped_*, by_edit (compress/augment.py)
 
     @property
     def teacher_labeled(self) -> int:
