@@ -20,6 +20,19 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def compress_args(teacher: Path, data: Path, out: Path, *extra) -> list:
+    """A short CoDIR-Fine run on SST-2 rows: the arguments the compress tests start from."""
+    return ["compress", "--teacher", teacher, "--task", "sst2", "--data", data, "--out", out, "--max-length", "32",
+            "--batch-size", "8", "--epochs", "1", "--negatives", "5", "--quiet", *extra]  # fmt: skip
+
+
+def read_log(folder: Path) -> list[dict]:
+    """A training run's train_log.jsonl, one dict per line."""
+    import json
+
+    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+
+
 def assert_one_line_error(result, code: int, *fragments: str) -> None:
     assert result.exit_code == code, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -69,6 +69,19 @@ def build_tiny_bert(
     return folder
 
 
+def tiny_teacher(folder: Path, backbone_dir: Path, layers: int = 4, dropout: bool = True, **kwargs) -> Path:
+    """A 4-layer SST-2 teacher for compress; without dropout, one process and two DDP processes compute
+    the same thing."""
+    import json
+
+    build_tiny_bert(folder, backbone_dir, num_labels=2, layers=layers, id2label={0: "0", 1: "1"}, **kwargs)
+    if not dropout:
+        config = json.loads((folder / "config.json").read_text())
+        config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory, backbone_dir) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-backbone"), backbone_dir, num_labels=None)

@@ -12,24 +12,17 @@ from pathlib import Path
 import pytest
 from cli_helpers import (
     assert_one_line_error,
+    compress_args,
     interrupt_after_first_checkpoint,
     invoke,
     max_difference,
+    read_log,
     run_cli,
     weights_of,
 )
-from conftest import build_tiny_bert, cut_glue
+from conftest import build_tiny_bert, cut_glue, tiny_teacher
 
 TERMS = {"none": {"ce"}, "kd": {"ce", "kd"}, "mse": {"ce", "kd", "pkd"}, "codir": {"ce", "kd", "contrastive"}}
-
-
-def tiny_teacher(folder: Path, backbone_dir: Path, layers: int = 4, dropout: bool = True, **kwargs) -> Path:
-    build_tiny_bert(folder, backbone_dir, num_labels=2, layers=layers, id2label={0: "0", 1: "1"}, **kwargs)
-    if not dropout:  # one process and two DDP processes then compute the same thing
-        config = json.loads((folder / "config.json").read_text())
-        config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-        (folder / "config.json").write_text(json.dumps(config))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +34,6 @@ def teacher(tmp_path_factory, backbone_dir) -> Path:
 def sst2_400(tmp_path, glue_dir) -> Path:
     """400 real SST-2 train rows and 40 dev rows: enough steps to interrupt a run in the middle."""
     return cut_glue(glue_dir, "SST-2", tmp_path / "SST-2-400", 400, 40)
-
-
-def compress_args(teacher: Path, data: Path, out: Path, *extra) -> list:
-    return ["compress", "--teacher", teacher, "--task", "sst2", "--data", data, "--out", out, "--max-length", "32",
-            "--batch-size", "8", "--epochs", "1", "--negatives", "5", "--quiet", *extra]  # fmt: skip
-
-
-def read_log(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("objective", ["codir", "kd", "mse", "none"])

@@ -18,6 +18,7 @@ from cli_helpers import (
     interrupt_after_first_checkpoint,
     invoke,
     max_difference,
+    read_log,
     run_cli,
     weights_of,
 )
@@ -67,10 +68,6 @@ def pre_args(teacher: Path, data: Path, out: Path, *extra) -> list:
     return ["compress", "--stage", "pre", "--teacher", teacher, "--data", data, "--out", out, "--max-length",
             "32", "--batch-size", "8", "--epochs", "1", "--negatives", "5", "--held-out", "16", "--quiet",
             *extra]  # fmt: skip
-
-
-def read_log(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
 
 
 # ---- the stage end to end -------------------------------------------------------------------------

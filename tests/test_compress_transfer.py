@@ -17,24 +17,17 @@ from pathlib import Path
 import pytest
 from cli_helpers import (
     assert_one_line_error,
+    compress_args,
     interrupt_after_first_checkpoint,
     invoke,
     max_difference,
+    read_log,
     run_cli,
     weights_of,
 )
-from conftest import build_tiny_bert, cut_glue
+from conftest import build_tiny_bert, cut_glue, tiny_teacher
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-
-def tiny_teacher(folder: Path, backbone_dir: Path, dropout: bool = True) -> Path:
-    build_tiny_bert(folder, backbone_dir, num_labels=2, layers=4, id2label={0: "0", 1: "1"})
-    if not dropout:  # one process and two DDP processes then compute the same thing
-        config = json.loads((folder / "config.json").read_text())
-        config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-        (folder / "config.json").write_text(json.dumps(config))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +46,6 @@ def unlabeled_txt(tmp_path, glue_dir) -> Path:
     path = tmp_path / "reviews.txt"
     path.write_text("\n".join(sst2_column(glue_dir, "train", 1000, 1160)) + "\n", encoding="utf-8")
     return path
-
-
-def compress_args(teacher: Path, data: Path, out: Path, *extra) -> list:
-    return ["compress", "--teacher", teacher, "--task", "sst2", "--data", data, "--out", out, "--max-length", "32",
-            "--batch-size", "8", "--epochs", "1", "--negatives", "5", "--quiet", *extra]  # fmt: skip
-
-
-def read_log(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
 
 
 def same_text(text: str) -> str:
