@@ -40,6 +40,7 @@ from codir_edge.cli.options import (
 from codir_edge.compress.config import CompressConfig  # light: the defaults live there, once
 
 LOSS_PANEL = "Objective"
+SHAPE_PANEL = "Student shape"
 
 
 class Stage(str, Enum):
@@ -111,6 +112,49 @@ def compress(
     student: Annotated[
         Path | None,
         typer.Option(help="Start from this pretrained smaller model instead of skip initialisation (same tokenizer)."),
+    ] = None,
+    heads_keep: Annotated[
+        float,
+        typer.Option(
+            help="Fraction of each layer's attention heads the student keeps: the teacher's most important ones "
+            "(|dL/dmask| on training sentences), the rest removed. Not for deberta-v2, modernbert, mpnet.",
+            rich_help_panel=SHAPE_PANEL,
+        ),
+    ] = CompressConfig.heads_keep,
+    ffn_keep: Annotated[
+        float,
+        typer.Option(help="Fraction of each layer's FFN neurons the student keeps, chosen the same way.",
+                     rich_help_panel=SHAPE_PANEL),
+    ] = CompressConfig.ffn_keep,
+    importance_samples: Annotated[
+        int,
+        typer.Option(help="Training sentences the head and neuron importance is scored on.",
+                     rich_help_panel=SHAPE_PANEL),
+    ] = CompressConfig.importance_samples,
+    latency_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="INT8 p95 latency budget in ms (batch 1): times student shapes (layers x heads x FFN) with random "
+            "weights on the target and distils the largest that meets it.",
+            rich_help_panel=SHAPE_PANEL,
+        ),
+    ] = None,
+    budget_threads: Annotated[
+        int, typer.Option(help="onnxruntime threads the budget is measured with.", rich_help_panel=SHAPE_PANEL)
+    ] = CompressConfig.budget_threads,
+    budget_seq_len: Annotated[
+        str,
+        typer.Option(help="Sequence length the budget is measured at, or 'real' for the task's dev sentences.",
+                     rich_help_panel=SHAPE_PANEL),
+    ] = str(CompressConfig.budget_seq_len),
+    budget_device: Annotated[
+        str | None,
+        typer.Option(help="Where the budget is measured: a name from --devices, ssh://user@host[:port], or local.",
+                     rich_help_panel=SHAPE_PANEL),
+    ] = None,
+    devices: Annotated[
+        Path | None,
+        typer.Option(help="A devices.toml (as profile reads it) naming --budget-device.", rich_help_panel=SHAPE_PANEL),
     ] = None,
     objective: Annotated[
         Objective,
@@ -282,6 +326,14 @@ def compress(
         unlabeled_per_epoch=unlabeled_per_epoch,
         labeled_repeat=labeled_repeat,
         augment=augment,
+        heads_keep=heads_keep,
+        ffn_keep=ffn_keep,
+        importance_samples=importance_samples,
+        latency_budget=latency_budget,
+        budget_threads=budget_threads,
+        budget_seq_len=_seq_len(budget_seq_len),
+        budget_device=budget_device,
+        devices=str(devices) if devices is not None else None,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
@@ -332,7 +384,40 @@ def compress(
     )
     if report.transfer_set is not None:
         typer.echo(transfer_line(report.transfer_set))
+    if report.shape_search is not None:
+        typer.echo(shape_line(report.shape_search))
+    if report.pruning is not None:
+        typer.echo(pruning_line(report.pruning))
     write_json(json_path, report.summary())
+
+
+def _seq_len(value: str) -> int | str:
+    from codir_edge.errors import InputError
+
+    if value == "real":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"--budget-seq-len must be a length or 'real', got {value!r}") from None
+
+
+def shape_line(search: dict) -> str:
+    chosen = search["chosen"]
+    return (
+        f"latency budget {search['budget_ms']:g} ms (INT8 p95, {search['threads']} thread(s), sequence length "
+        f"{search['seq_len']}, on {search['device']}): chose {chosen['layers']} layers, {chosen['heads']} heads, "
+        f"FFN {chosen['ffn']} at p95 {chosen['p95_ms']:.2f} ms; {search['timed']} of {len(search['candidates'])} "
+        "shapes timed"
+    )
+
+
+def pruning_line(pruning: dict) -> str:
+    return (
+        f"pruned: {pruning['heads_per_layer']} of {pruning['teacher_heads']} heads and {pruning['ffn_width']} of "
+        f"{pruning['teacher_ffn_width']} FFN neurons per layer kept, ranked on {pruning['importance_samples']} "
+        f"training sentences in {pruning['importance_seconds']:.1f} s"
+    )
 
 
 def transfer_line(transfer: dict) -> str:

@@ -33,7 +33,16 @@ FINE_ONLY = (
     "unlabeled_per_epoch",
     "labeled_repeat",
     "augment",
+    "heads_keep",
+    "ffn_keep",
+    "importance_samples",
+    "latency_budget",
+    "budget_threads",
+    "budget_seq_len",
+    "budget_device",
+    "devices",
 )
+BUDGET_FIELDS = ("budget_threads", "budget_seq_len", "budget_device", "devices")
 PRE_ONLY = ("mlm_probability", "held_out")
 
 
@@ -67,6 +76,17 @@ class CompressConfig(TrainingConfig):
     unlabeled_per_epoch: int | None = None  # unlabelled rows an epoch draws (None: all); they rotate over epochs
     labeled_repeat: int = 1  # times each labelled row is seen per epoch: the CE share of a large transfer set
     augment: int = 0  # new sentences made from each labelled one (token dropout, span deletion, word swaps)
+    # width pruning (compress/prune.py): the fraction of each block's heads and FFN neurons the student keeps,
+    # ranked by the teacher's |dL/dmask| over this many training sentences
+    heads_keep: float = 1.0
+    ffn_keep: float = 1.0
+    importance_samples: int = 2048
+    # the student's shape from a latency budget (compress/shapes.py): INT8 p95 in ms on the target device
+    latency_budget: float | None = None
+    budget_threads: int = 1
+    budget_seq_len: int | str = 128  # a length, or "real" for the task's dev sentences one by one
+    budget_device: str | None = None  # a name from --devices, ssh://user@host[:port], or local (default)
+    devices: str | None = None  # a devices.toml, as profile reads it
 
     def __post_init__(self) -> None:
         choices = {"stage": STAGES, "objective": OBJECTIVES, "pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS}
@@ -94,9 +114,41 @@ class CompressConfig(TrainingConfig):
                 f"{flag} needs a teacher term, and --objective none is plain fine-tuning on labels: "
                 "use --objective codir or kd, or drop it"
             )
+        self._check_width()
         if self.unlabeled_per_epoch is not None and not self.unlabeled:
             raise InputError("--unlabeled-per-epoch applies with --unlabeled only: give unlabelled text, or drop it")
         self._check_stage_fields()
+
+    def _check_width(self) -> None:
+        for name in ("heads_keep", "ffn_keep"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise InputError(f"--{name.replace('_', '-')} must be in (0, 1] (a fraction to keep), got {value}")
+        require_counts(self, ("importance_samples", "budget_threads"))
+        seq_len = self.budget_seq_len
+        if seq_len != "real" and not (isinstance(seq_len, int) and seq_len >= 1):
+            raise InputError(f"--budget-seq-len must be a length or 'real', got {seq_len!r}")
+        if self.latency_budget is None:
+            defaults = {f.name: f.default for f in fields(self)}
+            for name in BUDGET_FIELDS:
+                if getattr(self, name) != defaults[name]:
+                    raise InputError(
+                        f"--{name.replace('_', '-')} applies with --latency-budget only: give a budget, or drop it"
+                    )
+            return
+        if self.latency_budget <= 0:
+            raise InputError(f"--latency-budget must be positive (milliseconds of INT8 p95), got {self.latency_budget}")
+        given = [f"--{n.replace('_', '-')}" for n in ("student_layers",) if getattr(self, n) is not None]
+        given += [f"--{n.replace('_', '-')}" for n in ("heads_keep", "ffn_keep") if getattr(self, n) != 1.0]
+        if given:
+            raise InputError(
+                f"--latency-budget picks the student's shape, and {', '.join(given)} also sets it: give only one"
+            )
+
+    @property
+    def prunes(self) -> bool:
+        """Whether the student loses heads or FFN neurons (or a budget may make it)."""
+        return self.heads_keep < 1.0 or self.ffn_keep < 1.0 or self.latency_budget is not None
 
     def _check_stage_fields(self) -> None:
         if self.stage == "fine" and not self.task:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from codir_edge.compress.config import CompressConfig
+from codir_edge.compress.prune import PrunePlan, check_prunable
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_same_tokenizer, check_student_layers, layer_map
 from codir_edge.compress.transfer import build_transfer_set, concat_encoded, epoch_order
@@ -29,7 +30,23 @@ from codir_edge.models.checkpoint import (
 from codir_edge.models.families import family_of, width
 from codir_edge.models.labels import model_labels
 from codir_edge.progress import stderr_console
+from codir_edge.training.distributed import from_main
 from codir_edge.training.engine import Loop
+
+
+def _decided_once(path: Path, dist, decide) -> dict:
+    """A decision the run must keep: read back on resume, else made on rank 0, saved and shared."""
+    import json
+
+    from codir_edge.atomic import atomic_write_text
+
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = decide() if dist.is_main else None
+    value = from_main(value, dist)
+    if dist.is_main:
+        atomic_write_text(path, json.dumps(value, indent=2))
+    return value
 
 
 def check_teacher(config: dict, teacher_dir: Path) -> None:
@@ -55,6 +72,15 @@ class FineStage:
         check_teacher(self.teacher_config, self.teacher_dir)
         self.labels = model_labels(self.teacher_config, self.task, self.teacher_dir)
         self.teacher_layers = num_layers(self.teacher_config)
+        if student_dir is not None and config.prunes:
+            raise InputError(
+                "--heads-keep, --ffn-keep and --latency-budget shape the skip-initialised student, not --student: "
+                "drop --student, or drop them"
+            )
+        check_prunable(self.teacher_config, config.heads_keep, config.ffn_keep, f"--teacher {self.teacher_dir}")
+        self.shape_search: dict | None = None
+        self.heads_keep, self.ffn_keep = config.heads_keep, config.ffn_keep
+        self.pruning: dict | None = None
         if student_dir is not None:
             student_config = read_model_config(student_dir, "--student")
             if config.student_layers is not None:
@@ -62,15 +88,18 @@ class FineStage:
             self.student_layers = num_layers(student_config)
             check_max_length(student_config, config.max_length, student_dir)
         else:
-            self.student_layers = check_student_layers(config.student_layers, self.teacher_layers, self.teacher_dir)
+            narrower = config.heads_keep < 1.0 or config.ffn_keep < 1.0
+            self.student_layers = check_student_layers(config.student_layers, self.teacher_layers, self.teacher_dir,
+                                                       narrower)  # fmt: skip
         check_max_length(self.teacher_config, config.max_length, self.teacher_dir)
         if self.labels and self.task.name in ("classification",):
             data = replace(data, labels=tuple(self.labels))
             eval_data = replace(eval_data, labels=tuple(self.labels)) if eval_data else None
         self.data, self.eval_data = data, eval_data
 
-    def prepare(self, runtime, dist) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
-        """The task's splits, tokenized; the teacher, loaded; the bank's key."""
+    def prepare(self, runtime, dist, run_dir: Path) -> Setup:
+        """The task's splits, tokenized; the teacher, loaded; the student's shape when a budget picks it;
+        the bank's key."""
         from codir_edge.models.loading import load_tokenizer, load_trained_classifier
 
         config = self.config
@@ -88,6 +117,9 @@ class FineStage:
             check_same_tokenizer(tokenizer, student_tokenizer, self.teacher_dir, self.student_dir)
         segments = family_of(self.teacher_config).takes_segments(self.teacher_config)
         teacher = load_trained_classifier(self.teacher_dir, config.trust_remote_code)
+        self.run_dir = run_dir
+        if config.latency_budget is not None:
+            self._shape_for_budget(teacher.config, tokenizer, dev, dist)
         labeled_enc = encode(tokenizer, train, config.max_length, segments)
         self.dev_enc = encode(tokenizer, dev, config.max_length, segments)
         self.transfer, extra = build_transfer_set(train, full_dev, teacher, tokenizer, self.task, self.data, config)
@@ -118,6 +150,8 @@ class FineStage:
                                  self.dev_enc.targets.tolist())  # fmt: skip
         if self.student_dir is None:
             student = skip_student(teacher, self.student_layers)
+            if config.prunes:
+                self._prune(teacher, student, setup.mapping, runtime, dist)
             if not task.is_regression:  # a teacher with a default label map gets a student that names them
                 student.config.id2label = dict(enumerate(self.labels))
                 student.config.label2id = {label: i for i, label in enumerate(self.labels)}
@@ -167,6 +201,71 @@ class FineStage:
         )  # fmt: skip
         return distiller, loop
 
+    def _shape_for_budget(self, teacher_config, tokenizer, dev, dist) -> None:
+        """Time student shapes on the target (rank 0, once: a resumed run keeps the shape it trained)."""
+        from codir_edge.compress.shapes import budget_inputs, search
+        from codir_edge.devices.spec import select_devices
+
+        config = self.config
+        chosen = select_devices(Path(config.devices) if config.devices else None,
+                                [config.budget_device] if config.budget_device else None)  # fmt: skip
+        if len(chosen) != 1:
+            raise InputError(
+                f"--devices names {len(chosen)} devices and a budget is met on one: pick it with --budget-device"
+            )
+        texts = list(zip(dev.texts, dev.text_pairs or [None] * len(dev), strict=True))
+        inputs = budget_inputs(config.budget_seq_len, config.budget_threads, tokenizer, texts, config.max_length,
+                               int(getattr(teacher_config, "vocab_size", 30000)))  # fmt: skip
+
+        def measure() -> dict:
+            return search(teacher_config, config.latency_budget, inputs, chosen[0])
+
+        self.shape_search = _decided_once(self.run_dir / "shape_search.json", dist, measure)
+        shape = self.shape_search["chosen"]
+        self.student_layers = shape["layers"]
+        self.heads_keep, self.ffn_keep = shape["heads_keep"], shape["ffn_keep"]
+
+    def _prune(self, teacher, student, mapping: list[int], runtime, dist) -> None:
+        """Score the teacher's heads and neurons, then remove the least important from the student."""
+        import time
+
+        import numpy as np
+        import torch
+
+        from codir_edge.compress.prune import apply_plan, ffn_width, make_plan, score_importance, units
+        from codir_edge.models.families import heads
+        from codir_edge.models.predict import host_to, to_device
+
+        config, family = self.config, family_of(teacher.config)
+        labeled = self.transfer.labeled
+        rows = np.random.default_rng(config.seed).permutation(labeled)[: config.importance_samples]
+        sources = list(range(len(units(teacher, family)))) if family.shared_blocks else [m - 1 for m in mapping]
+
+        def batches():
+            for start in range(0, len(rows), config.eval_batch_size):
+                chunk = np.sort(rows[start : start + config.eval_batch_size])
+                targets = host_to(torch.as_tensor(self.train_enc.targets[chunk]), runtime.device)
+                yield to_device(pad_batch(self.train_enc, chunk), runtime), targets
+
+        def plan() -> dict:
+            started = time.perf_counter()
+            head_scores, ffn_scores = score_importance(teacher, batches(), self.task.is_regression,
+                                                       want_heads=self.heads_keep < 1.0)  # fmt: skip
+            made = make_plan(head_scores, ffn_scores, sources, self.heads_keep, self.ffn_keep)
+            return {"plan": made.to_dict(), "seconds": time.perf_counter() - started, "samples": len(rows)}
+
+        decided = _decided_once(self.run_dir / "prune_plan.json", dist, plan)
+        made = PrunePlan.from_dict(decided["plan"])
+        apply_plan(student, made)
+        self.pruning = {
+            "heads_keep": self.heads_keep, "ffn_keep": self.ffn_keep,
+            "heads_per_layer": made.heads_kept if made.heads_total else heads(teacher.config),
+            "teacher_heads": heads(teacher.config), "ffn_width": ffn_width(student.config),
+            "teacher_ffn_width": ffn_width(teacher.config), "removed_heads": made.removed_heads,
+            "importance_samples": decided["samples"], "importance_seconds": decided["seconds"],
+            "stored_as": f"config.pruned_heads and config.{family.ffn_key}",
+        }  # fmt: skip
+
     def fields(self, trained) -> dict:
         """The report fields only this stage has (and the ones whose value it decides)."""
         final = trained.history[-1]
@@ -182,4 +281,6 @@ class FineStage:
             "transfer_set": self.transfer.report(self.config),
             "dev_examples": len(self.dev_enc),
             "data": self.data.data,
+            "pruning": self.pruning,
+            "shape_search": self.shape_search,
         }

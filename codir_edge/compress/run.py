@@ -76,6 +76,8 @@ class CompressReport:
     corpus: dict | None = None  # pre
     held_out_examples: int | None = None  # pre
     transfer_set: dict | None = None  # fine with --unlabeled or --augment: the rows the teacher alone labels
+    pruning: dict | None = None  # fine with --heads-keep, --ffn-keep or --latency-budget: what the student kept
+    shape_search: dict | None = None  # fine with --latency-budget: every candidate shape and the chosen one
 
     def metrics(self) -> dict:
         """The student's metrics.json."""
@@ -111,7 +113,8 @@ class CompressReport:
             head = {
                 "out_dir": self.out_dir, "task": self.task, "metric": self.metric,
                 "student_score": self.student_score, "teacher_score": self.teacher_score, "objective": self.objective,
-                "train_examples": self.train_examples, "transfer_set": self.transfer_set,
+                "train_examples": self.train_examples, "transfer_set": self.transfer_set, "pruning": self.pruning,
+                "shape_search": self.shape_search,
             }  # fmt: skip
         return {**head, **common}
 
@@ -144,7 +147,7 @@ def run_compress(
         stage = FineStage(teacher_dir, data, config, student_dir, eval_data)
     with training_run(config, out_dir, overwrite, resume, "compress") as (dist, runtime, run_dir):
         seed_everything(config.seed)
-        setup = stage.prepare(runtime, dist)
+        setup = stage.prepare(runtime, dist, run_dir)
         caches = [run_dir, out_dir, *map(Path, cache_from)]
         with stage_progress(show_progress and dist.is_main) as bars:
             bank, bank_info = _teacher_bank(setup, config, runtime, dist, run_dir, caches, bars)

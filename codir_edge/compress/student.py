@@ -26,13 +26,16 @@ def layer_map(teacher_layers: int, student_layers: int) -> list[int]:
     return [math.floor(i * teacher_layers / student_layers + 0.5) for i in range(1, student_layers + 1)]
 
 
-def check_student_layers(requested: int | None, teacher_layers: int, teacher_dir: Path) -> int:
-    """``--student-layers`` resolved (default: half the teacher) and checked against the teacher's depth."""
+def check_student_layers(requested: int | None, teacher_layers: int, teacher_dir: Path, narrower: bool = False) -> int:
+    """``--student-layers`` resolved (default: half the teacher) and checked against the teacher's depth;
+    a ``narrower`` student (width-pruned) may keep every layer."""
     layers = max(1, teacher_layers // 2) if requested is None else requested
-    if not 1 <= layers < teacher_layers:
+    deepest = teacher_layers if narrower else teacher_layers - 1
+    if not 1 <= layers <= deepest:
+        smaller = "a student keeps at most all of them" if narrower else "a student must be shallower (or narrower)"
         raise InputError(
-            f"--student-layers {layers} must be between 1 and {teacher_layers - 1}: the teacher {teacher_dir} "
-            f"has {teacher_layers} layers and a student must be smaller"
+            f"--student-layers {layers} must be between 1 and {deepest}: the teacher {teacher_dir} "
+            f"has {teacher_layers} layers and {smaller}"
         )
     return layers
 

@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from codir_edge.bundle.manifest import sha256_of
 from codir_edge.devices import runner
 from codir_edge.devices.spec import Device
@@ -53,6 +55,23 @@ class Group:
     def key(self, digests: dict[Path, str]) -> str:
         lines = "".join(f"{p.name}:{digests[p]}\n" for p in self.files)
         return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def write_batches(batches: list[list[list[int]]], pad_id: int, folder: Path) -> Group:
+    """Batches of token-id rows as two ``.npy`` files, ids [batches, batch, width] filled with
+    ``pad_id`` and lengths [batches, batch]; named by their contents, as the device cache is."""
+    width = max(len(row) for batch in batches for row in batch)
+    ids = np.full((len(batches), len(batches[0]), width), pad_id, dtype=np.int32)
+    lengths = np.zeros((len(batches), len(batches[0])), dtype=np.int32)
+    for b, batch in enumerate(batches):
+        for i, row in enumerate(batch):
+            ids[b, i, : len(row)] = row
+            lengths[b, i] = len(row)
+    key = hashlib.sha256(ids.tobytes() + lengths.tobytes() + str(ids.shape).encode()).hexdigest()[:16]
+    paths = (folder / f"{key}.ids.npy", folder / f"{key}.lengths.npy")
+    np.save(paths[0], ids)
+    np.save(paths[1], lengths)
+    return Group(paths)
 
 
 def _fault(device: Device, problem: str, fix: str) -> DeviceFault:

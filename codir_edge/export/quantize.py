@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.errors import InputError
+from codir_edge.onnx_graph import dynamic_int8
+
+__all__ = ["CALIBRATION_METHODS", "TARGETS", "dynamic_int8", "fp16", "resolve_target", "static_int8"]
 
 TARGETS = ("native", "avx512_vnni", "avx2", "arm64", "cuda")
 CALIBRATION_METHODS = ("minmax", "entropy")
@@ -38,24 +41,6 @@ def resolve_target(target: str) -> str:
         return "arm64"
     flags = set(cpu_flags())
     return "avx512_vnni" if {"avx512_vnni", "avx_vnni"} & flags else "avx2"
-
-
-def dynamic_int8(source: Path, destination: Path, target: str, fused: bool, per_channel: bool = True,
-                 keep_float: tuple[str, ...] = ()) -> None:  # fmt: skip
-    """``keep_float``: MatMul node names left in fp32 (the accuracy-aware search's answer)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT} if fused else {}
-    quantize_dynamic(
-        str(source),
-        str(destination),
-        per_channel=per_channel,
-        reduce_range=target == "avx2",
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=list(keep_float),
-        extra_options=extra,
-    )
 
 
 class _Reader:

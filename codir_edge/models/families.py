@@ -46,6 +46,17 @@ class Family:
     heads_key: str = "num_attention_heads"
     shared_blocks: bool = False
     mlm_head: bool = True
+    # width pruning (compress --heads-keep/--ffn-keep): module paths inside one prunable block (``unit``,
+    # a regex of its module name; default: a numbered block). ``attn_out`` is the projection that reads
+    # the heads side by side (None: transformers cannot store per-layer head counts for the family, so
+    # only FFN neurons are pruned); ``ffn_in`` makes the FFN's neurons (``glu``: two halves, value and
+    # gate, per neuron), ``ffn_out`` reads them; ``ffn_key`` is the config's FFN width.
+    attn_out: str | None = "attention.output.dense"
+    ffn_in: str = "intermediate.dense"
+    ffn_out: str = "output.dense"
+    ffn_key: str = "intermediate_size"
+    glu: bool = False
+    unit: str | None = None
 
     def takes_segments(self, config) -> bool:
         if self.segments == "config":
@@ -55,6 +66,11 @@ class Family:
     def block_key(self) -> re.Pattern:
         """``<prefix><blocks>.<n>.<rest>`` as three groups: prefix with the block path, n, rest."""
         return re.compile(rf"^(.*?(?:^|\.){self.blocks}\.)(\d+)\.(.*)$")
+
+    def unit_name(self) -> re.Pattern:
+        """A prunable block's module name (``bert.encoder.layer.3``), in ``named_modules`` order."""
+        unit = self.unit or self.blocks + r"\.\d+"
+        return re.compile(rf"^(?:.*\.)?{unit}$")
 
 
 _ROBERTA_HEAD = "dense+tanh on <s> + out_proj"
@@ -80,10 +96,20 @@ FAMILIES: dict[str, Family] = {
             width_key="dim",
             heads_key="n_heads",
             mlm_head=False,
+            attn_out="attention.out_lin",
+            ffn_in="ffn.lin1",
+            ffn_out="ffn.lin2",
+            ffn_key="hidden_dim",
         ),  # fmt: skip
         Family("electra", r"encoder\.layer", WORDPIECE, head="dense+gelu on [CLS] + out_proj", mlm_head=False),
-        Family("albert", r"albert_layer_groups", SENTENCEPIECE, shared_blocks=True),
-        Family("mpnet", r"encoder\.layer", WORDPIECE, segments=False, position_offset=True, head=_ROBERTA_HEAD),
+        Family(
+            "albert", r"albert_layer_groups", SENTENCEPIECE, shared_blocks=True, attn_out="attention.dense",
+            ffn_in="ffn", ffn_out="ffn_output", unit=r"albert_layer_groups\.\d+\.albert_layers\.\d+",
+        ),  # fmt: skip
+        Family(
+            "mpnet", r"encoder\.layer", WORDPIECE, segments=False, position_offset=True, head=_ROBERTA_HEAD,
+            attn_out=None,  # its prune_heads leaves the relative position bias at every head: outputs break
+        ),  # fmt: skip
         # DeBERTa-v3 is saved as deberta-v2; onnxruntime's BERT fusions do not match its disentangled attention
         Family(
             "deberta-v2",
@@ -93,6 +119,7 @@ FAMILIES: dict[str, Family] = {
             head="context pooler + linear",
             optimizer=None,
             mlm_head=False,
+            attn_out=None,
         ),  # fmt: skip
         Family(
             "modernbert",
@@ -102,6 +129,10 @@ FAMILIES: dict[str, Family] = {
             head="mean or [CLS] pool, dense+norm + linear",
             optimizer=None,
             mlm_head=False,
+            attn_out=None,
+            ffn_in="mlp.Wi",
+            ffn_out="mlp.Wo",
+            glu=True,
         ),  # fmt: skip
     )
 }
@@ -157,6 +188,16 @@ def heads(config) -> int:
     model_type = _get(config, "model_type")
     key = FAMILIES[model_type].heads_key if model_type in FAMILIES else "num_attention_heads"
     return int(_get(config, key, 0) or 0)
+
+
+def kept_heads(config) -> int:
+    """Heads per block after pruning (``config.pruned_heads``), which compress keeps equal in every
+    block; the fewest where they differ (a checkpoint pruned elsewhere)."""
+    pruned = _get(config, "pruned_heads", None) or {}
+    total = heads(config)
+    if not pruned:
+        return total
+    return total - max(len(v) for v in pruned.values())
 
 
 def set_depth(config, layers: int) -> None:

@@ -6,7 +6,6 @@ PyTorch-folder target, in its own worker process.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import statistics
@@ -16,11 +15,9 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from codir_edge.data import DataSpec
 from codir_edge.data.split import RawSplit
-from codir_edge.devices.session import DeviceSession, Group
+from codir_edge.devices.session import DeviceSession, Group, write_batches
 from codir_edge.devices.spec import LOCAL_DEVICE, Device
 from codir_edge.devices.ssh import DeviceFault
 from codir_edge.errors import InputError
@@ -134,23 +131,6 @@ def resolve_provider(name: str, available: list[str], device: str = "local") -> 
         build = "this onnxruntime build" if device == "local" else f"the onnxruntime build of {device}"
         raise DeviceFault(f"{device}: provider '{name}' is not in {build} (available: {shown}): pick one of those")
     return full
-
-
-def write_batches(batches: list[list[list[int]]], pad_id: int, folder: Path) -> Group:
-    """Batches of token-id rows as two ``.npy`` files, ids [batches, batch, width] filled with
-    ``pad_id`` and lengths [batches, batch]; named by their contents, as the device cache is."""
-    width = max(len(row) for batch in batches for row in batch)
-    ids = np.full((len(batches), len(batches[0]), width), pad_id, dtype=np.int32)
-    lengths = np.zeros((len(batches), len(batches[0])), dtype=np.int32)
-    for b, batch in enumerate(batches):
-        for i, row in enumerate(batch):
-            ids[b, i, : len(row)] = row
-            lengths[b, i] = len(row)
-    key = hashlib.sha256(ids.tobytes() + lengths.tobytes() + str(ids.shape).encode()).hexdigest()[:16]
-    paths = (folder / f"{key}.ids.npy", folder / f"{key}.lengths.npy")
-    np.save(paths[0], ids)
-    np.save(paths[1], lengths)
-    return Group(paths)
 
 
 def _configurations(config: ProfileConfig) -> list[tuple[int, int, int | str]]:

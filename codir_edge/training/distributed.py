@@ -56,6 +56,18 @@ def rank_device(device: str, dist_info: Dist) -> str:
     return device
 
 
+def from_main(value, dist_info: Dist):
+    """Rank 0's ``value`` on every rank: a decision that must not differ between ranks (a measured
+    shape, a pruning plan) is made once and shared."""
+    if not dist_info.enabled:
+        return value
+    import torch.distributed as dist
+
+    box = [value if dist_info.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(dist_info: Dist) -> None:
     if dist_info.enabled:
         import torch.distributed as dist
