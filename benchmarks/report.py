@@ -168,6 +168,90 @@ def transfer_section() -> list[str]:
     return lines
 
 
+DEPTH_ONLY = ("2L", "3L", "4L")
+
+
+def width_verdicts(students: dict) -> dict:
+    """The issue's targets, computed from the rows: dominance, the 0.6x student, CoDIR's margin."""
+
+    def real(name: str) -> float:
+        return students[name]["latency"]["real"]["p50_ms"]
+
+    def long(name: str) -> float:
+        return students[name]["latency"]["128"]["p50_ms"]
+
+    pruned = [n for n in students if n not in DEPTH_ONLY]
+    depth = [n for n in DEPTH_ONLY if n in students]
+    dominating = []
+    for p in pruned:
+        for d in depth:
+            for objective in ("codir", "kd"):
+                a, b = students[p][objective], students[d][objective]
+                if real(p) < real(d) and long(p) < long(d) and min(a["accuracy"]) >= max(b["accuracy"]):
+                    dominating.append((p, d, objective, a["mean"] - b["mean"]))
+    base = "3L"
+    fast = []
+    if base in students:
+        for p in pruned:
+            ratio = real(p) / real(base)
+            gap = students[base]["codir"]["mean"] - students[p]["codir"]["mean"]
+            fast.append((p, ratio, long(p) / long(base), gap))
+    margins = {n: students[n]["codir"]["mean"] - students[n]["kd"]["mean"] for n in students}
+    return {"dominating": dominating, "fast": fast, "margins": margins}
+
+
+def width_section() -> list[str]:
+    lines, result = section(
+        "Narrower students: width pruning against depth", "width_pruning", "python benchmarks/width_pruning.py"
+    )
+    if result is None:
+        return lines
+    students = result["students"]
+    base = students.get("3L")
+    lines += [
+        f"SST-2, the MiniLM teacher ({pct(result['teacher_accuracy'])}%), students distilled for {result['epochs']} "
+        f"epoch on a seeded {result['train_samples']:,} of the training sentences at max length "
+        f"{result['max_length']}, seeds {', '.join(map(str, result['seeds']))}; dev accuracy mean ± half the range. "
+        "Width-pruned students keep the named fraction of heads (h) and FFN neurons (f) per layer, ranked by the "
+        f"teacher's |dL/dmask|. Latency: {result['latency_setting']}, the first seed's `codir` student, "
+        f"median over {result['rounds']} rounds of `profile` across all bundles; × 3L is the ratio to the "
+        "3-layer depth-only student.",
+        "",
+        "| student | layers | heads | FFN | parameters | `codir` | `kd` | `codir` − `kd` | INT8 p50 real (ms) | × 3L "
+        "| INT8 p50 @128 (ms) | × 3L | INT8 accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in students.items():
+        pruning = row["codir"].get("pruning") or {}
+        heads = pruning.get("heads_per_layer", result["teacher_heads"])
+        ffn = pruning.get("ffn_width", result["teacher_ffn"])
+        c, k, lat = row["codir"], row["kd"], row["latency"]
+        ratio = {key: f"{lat[key]['p50_ms'] / base['latency'][key]['p50_ms']:.2f}" if base else "-"
+                 for key in ("real", "128")}  # fmt: skip
+        int8 = lat.get("int8_accuracy")
+        lines.append(
+            f"| {name} | {row['layers']} | {heads} | {ffn} | {c['parameters'] / 1e6:.1f}M | {pct(c['mean'])} ± "
+            f"{pct(c['spread'])} | {pct(k['mean'])} ± {pct(k['spread'])} | {100 * (c['mean'] - k['mean']):+.2f} | "
+            f"{lat['real']['p50_ms']:.2f} | {ratio['real']} | {lat['128']['p50_ms']:.2f} | {ratio['128']} | "
+            f"{pct(int8) if int8 is not None else '-'} |"
+        )
+    verdicts = width_verdicts(students)
+    lines += ["", "![accuracy against INT8 latency](results/width_pruning.png)", ""]
+    if verdicts["dominating"]:
+        shown = "; ".join(f"{p} over {d} with `{o}` ({100 * gap:+.2f} points, every seed at least as accurate)"
+                          for p, d, o, gap in verdicts["dominating"])  # fmt: skip
+        lines.append(f"Pruned students faster at both lengths and at least as accurate on every seed: {shown}.")
+    else:
+        lines.append("No pruned student is both faster at both lengths and at least as accurate on every seed "
+                     "as a depth-only one.")  # fmt: skip
+    lines.append("")
+    for p, ratio, ratio128, gap in verdicts["fast"]:
+        lines.append(f"- {p}: {ratio:.2f}× the 3-layer student's INT8 p50 on real sentences ({ratio128:.2f}× at 128), "
+                     f"{100 * gap:+.2f} points of `codir` accuracy behind it.")  # fmt: skip
+    lines += ["", provenance(result), ""]
+    return lines
+
+
 def pre_section() -> list[str]:
     lines, result = section("CoDIR-Pre, then CoDIR-Fine", "codir_pre", "python benchmarks/codir_pre.py")
     if result is None:
@@ -569,7 +653,8 @@ def main() -> None:
         "Commands and targets: [README.md](README.md).",
         "",
     ]
-    sections = (demo_section, quality_section, transfer_section, pre_section, export_section, latency_section)
+    sections = (demo_section, quality_section, transfer_section, width_section, pre_section, export_section)
+    sections += (latency_section,)
     sections += (accuracy_aware_section, limit_section)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
     sections += (suite_section,)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import assert_one_line_error, invoke
 from conftest import cut_glue
-from families import build_family_classifier
+from families import HIDDEN, build_family_classifier
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -46,14 +46,19 @@ def test_family_goes_through_the_whole_chain(tmp_path, glue_dir, sst2, family):
     assert "id2label" not in json.loads((teacher / "config.json").read_text())  # as transformers saves 2 labels
 
     student = tmp_path / "student"
+    narrower = ["--ffn-keep", "0.5"] + (["--heads-keep", "0.5"] if FAMILIES[family].attn_out else [])
     result = invoke("compress", "--teacher", teacher, "--task", "sst2", "--data", sst2, "--out", student,
                     "--student-layers", "2", "--max-length", "32", "--batch-size", "8", "--epochs", "1",
-                    "--negatives", "4", "--quiet")  # fmt: skip
+                    "--negatives", "4", "--quiet", *narrower)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "names no labels" in result.output  # the default label map is read in task order, and said
     config = json.loads((student / "config.json").read_text())
     assert config["model_type"] == family and FAMILIES[family].depth_key in config
     assert config[FAMILIES[family].depth_key] == 2 and config["id2label"] == {"0": "0", "1": "1"}
+    # width-pruned as well (heads where the family's checkpoints can record them): the rest of the chain
+    # takes a pruned student as it is, with no code of ours needed to load it
+    assert config[FAMILIES[family].ffn_key] == HIDDEN  # of 2 * HIDDEN
+    assert bool(config.get("pruned_heads")) == (FAMILIES[family].attn_out is not None)
 
     bundle = tmp_path / "bundle"
     result = invoke("export", student, "--out", bundle, "--quantize", "dynamic", "--ort", "--task", "sst2",

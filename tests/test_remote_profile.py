@@ -334,3 +334,24 @@ def test_a_full_device_disk_is_refused_before_uploading(tmp_path, server, device
         assert workdir_files(small) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_compress_shapes_a_student_to_a_budget_measured_on_the_device(tmp_path, server, device_py, backbone_dir,
+                                                                      sst2_small):  # fmt: skip
+    """``compress --latency-budget`` times its candidate shapes where the student will run: the graphs
+    and the inputs go to the board's cache and the runner there measures them."""
+    from cli_helpers import compress_args
+    from conftest import tiny_teacher
+
+    teacher = tiny_teacher(tmp_path / "teacher", backbone_dir)
+    work = tmp_path / "work"
+    devices = tmp_path / "devices.toml"
+    devices.write_text(server.device_toml("board", str(device_py), str(work)))
+    out = tmp_path / "student"
+    result = invoke(*compress_args(teacher, sst2_small, out, "--latency-budget", "1000", "--devices", devices,
+                                   "--budget-device", "board", "--json", tmp_path / "s.json"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    search = json.loads((tmp_path / "s.json").read_text())["shape_search"]
+    assert search["device"] == "board" and search["timed"] == 2 and search["chosen"]["p95_ms"] > 0
+    assert len(list((work / "cache").rglob("*.onnx"))) == 2  # both timed graphs were measured on the board
+    assert "on board" in result.output

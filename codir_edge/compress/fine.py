@@ -70,14 +70,14 @@ class FineStage:
         self.task = get_task(config.task)
         self.teacher_config = read_model_config(self.teacher_dir, "--teacher")
         check_teacher(self.teacher_config, self.teacher_dir)
-        self.labels = model_labels(self.teacher_config, self.task, self.teacher_dir)
-        self.teacher_layers = num_layers(self.teacher_config)
         if student_dir is not None and config.prunes:
             raise InputError(
                 "--heads-keep, --ffn-keep and --latency-budget shape the skip-initialised student, not --student: "
                 "drop --student, or drop them"
             )
         check_prunable(self.teacher_config, config.heads_keep, config.ffn_keep, f"--teacher {self.teacher_dir}")
+        self.labels = model_labels(self.teacher_config, self.task, self.teacher_dir)
+        self.teacher_layers = num_layers(self.teacher_config)
         self.shape_search: dict | None = None
         self.heads_keep, self.ffn_keep = config.heads_keep, config.ffn_keep
         self.pruning: dict | None = None
@@ -207,8 +207,11 @@ class FineStage:
         from codir_edge.devices.spec import select_devices
 
         config = self.config
-        chosen = select_devices(Path(config.devices) if config.devices else None,
-                                [config.budget_device] if config.budget_device else None)  # fmt: skip
+        try:
+            chosen = select_devices(Path(config.devices) if config.devices else None,
+                                    [config.budget_device] if config.budget_device else None)  # fmt: skip
+        except InputError as exc:  # its message names profile's --device
+            raise InputError(str(exc).replace("--device ", "--budget-device ", 1)) from None
         if len(chosen) != 1:
             raise InputError(
                 f"--devices names {len(chosen)} devices and a budget is met on one: pick it with --budget-device"

@@ -154,6 +154,7 @@ def search(config, budget_ms: float, inputs: BudgetInputs, device, progress=None
     chosen = None
     with tempfile.TemporaryDirectory(prefix="codir-edge-shapes-") as scratch, DeviceSession(device) as session:
         work = Path(scratch)
+        session.describe()  # the preflight: a device without onnxruntime is refused with its fix, before uploads
         group = write_batches([[row] for row in inputs.rows], inputs.pad_id, work)
         placed_inputs = session.stage([group])
         placed_inputs = (placed_inputs[group.files[0]], placed_inputs[group.files[1]])
