@@ -38,7 +38,7 @@ from codir_edge.compress.prune import (
     score_importance,
     units,
 )
-from codir_edge.compress.shapes import Shape, candidate_shapes, parameters
+from codir_edge.compress.shapes import Shape, candidate_shapes, largest_that_fits, parameters
 from codir_edge.models.families import FAMILIES, family_of, heads
 
 
@@ -259,6 +259,39 @@ def test_candidate_shapes_cover_depth_heads_and_width_without_the_teacher(family
         # ALBERT's shallower students run its shared block fewer times: as many parameters, less time
         assert (largest >= max(sizes)) if FAMILIES[family].shared_blocks else (largest > max(sizes))
         assert min(sizes) > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(per_layer=st.floats(0.05, 2.0), per_head=st.floats(0.0, 1.0), per_neuron=st.floats(0.0, 0.01),
+       fixed=st.floats(0.0, 3.0), budget=st.floats(0.1, 40.0))  # fmt: skip
+def test_the_search_finds_the_largest_fitting_shape_with_fewer_timings(per_layer, per_head, per_neuron, fixed, budget):
+    """Against every shape timed: for any latency that grows with depth, heads and width, skipping the
+    shapes that contain a slow one never changes the answer."""
+    layers, total_heads, total_ffn = 6, 12, 1536
+    shapes = [Shape(n, h, f) for n in range(1, layers + 1) for h in (3, 6, 9, 12) for f in (384, 768, 1152, 1536)]
+    shapes = [s for s in shapes if s != Shape(layers, total_heads, total_ffn)]
+
+    def size(s: Shape) -> int:
+        return s.layers * (s.heads * 4 * 32 * 384 + s.ffn * 2 * 384)
+
+    def latency(s: Shape) -> float:
+        return fixed + s.layers * (per_layer + per_head * s.heads + per_neuron * s.ffn)
+
+    shapes.sort(key=lambda s: (size(s), s.layers))
+    timed = []
+
+    def measure(s: Shape) -> dict:
+        timed.append(s)
+        return {"p95_ms": latency(s)}
+
+    fitting = [s for s in shapes if latency(s) <= budget]
+    if latency(shapes[0]) > budget:
+        assert not fitting  # the fastest is the smallest here: nothing else can fit
+        return
+    chosen, rows = largest_that_fits(shapes, measure, budget, {shapes[0]: measure(shapes[0])})
+    assert size(chosen) == max(size(s) for s in fitting) and latency(chosen) <= budget
+    assert len(set(timed)) == len(timed) <= len(shapes)
+    assert all("p95_ms" in rows[s] or rows[s]["status"].startswith("over") for s in rows)
 
 
 @pytest.mark.parametrize(

@@ -142,68 +142,69 @@ def _time(session, graph: Path, placed_inputs: dict, threads: int, label: str) -
             "runs": int(samples.size)}  # fmt: skip
 
 
-def search(config, budget_ms: float, inputs: BudgetInputs, device, progress=None) -> dict:
+def search(config, budget_ms: float, inputs: BudgetInputs, device) -> dict:
     """The candidate table and the chosen shape (see the module docstring for the order), or one line
     when even the fastest shape misses the budget."""
     from codir_edge.devices.session import DeviceSession, write_batches
 
-    shapes = sorted(candidate_shapes(config), key=lambda s: (parameters(config, s), s.layers))
-    sizes = {s: parameters(config, s) for s in shapes}
-    rows: dict[Shape, dict] = {}
-    over: list[Shape] = []
-    chosen = None
+    sizes = {s: parameters(config, s) for s in candidate_shapes(config)}
+    shapes = sorted(sizes, key=lambda s: (sizes[s], s.layers))  # fewest parameters first
     with tempfile.TemporaryDirectory(prefix="codir-edge-shapes-") as scratch, DeviceSession(device) as session:
         work = Path(scratch)
         session.describe()  # the preflight: a device without onnxruntime is refused with its fix, before uploads
         group = write_batches([[row] for row in inputs.rows], inputs.pad_id, work)
-        placed_inputs = session.stage([group])
-        placed_inputs = (placed_inputs[group.files[0]], placed_inputs[group.files[1]])
+        placed = session.stage([group])
+        placed_inputs = (placed[group.files[0]], placed[group.files[1]])
 
         def measure(shape: Shape) -> dict:
             folder = work / f"{shape.layers}-{shape.heads}-{shape.ffn}"
             folder.mkdir()
-            figures = _time(session, _int8_graph(config, shape, folder), placed_inputs, inputs.threads,
-                            f"student shape {shape.label}")  # fmt: skip
-            if progress is not None:
-                progress(f"{shape.label}: p95 {figures['p95_ms']:.2f} ms")
-            return figures
+            graph = _int8_graph(config, shape, folder)
+            return _time(session, graph, placed_inputs, inputs.threads, f"student shape {shape.label}")
 
         fastest = shapes[0]
-        rows[fastest] = measure(fastest)
-        if rows[fastest]["p95_ms"] > budget_ms:
+        first = measure(fastest)
+        if first["p95_ms"] > budget_ms:
             raise InputError(
                 f"no student shape meets --latency-budget {budget_ms:g} ms: the fastest ({fastest.label}) measured "
-                f"p95 {rows[fastest]['p95_ms']:.2f} ms at {inputs.threads} thread(s), sequence length "
+                f"p95 {first['p95_ms']:.2f} ms at {inputs.threads} thread(s), sequence length "
                 f"{inputs.seq_len} on {device.name}: raise the budget, or give more --budget-threads"
             )
-        for shape in reversed(shapes):
-            if shape == fastest:
-                chosen = fastest
-                break
-            if any(shape.contains(slow) for slow in over):
-                rows[shape] = {"status": "over (contains a shape over budget)"}
-                continue
-            rows[shape] = measure(shape)
-            if rows[shape]["p95_ms"] <= budget_ms:
-                chosen = shape
-                break
-            over.append(shape)
-    total_heads, total_ffn = heads(config), ffn_width(config)
-    table = []
-    for shape in sorted(shapes, key=lambda s: -sizes[s]):
-        row = {"layers": shape.layers, "heads": shape.heads, "ffn": shape.ffn, "parameters": sizes[shape],
-               **rows.get(shape, {"status": "not timed (fewer parameters than the chosen shape)"})}  # fmt: skip
-        if "p95_ms" in row:
-            row["status"] = "chosen" if shape == chosen else ("fits" if row["p95_ms"] <= budget_ms else "over")
-        table.append(row)
+        chosen, rows = largest_that_fits(shapes, measure, budget_ms, {fastest: first})
+    table = [_row(shape, sizes[shape], rows.get(shape), shape == chosen, budget_ms) for shape in reversed(shapes)]
     return {
         "budget_ms": budget_ms, "threads": inputs.threads, "seq_len": inputs.seq_len, "device": device.name,
         "statistic": "p95", "precision": "int8 (dynamic, per-channel)",
         "chosen": {"layers": chosen.layers, "heads": chosen.heads, "ffn": chosen.ffn,
-                   "heads_keep": chosen.heads / total_heads, "ffn_keep": chosen.ffn / total_ffn,
+                   "heads_keep": chosen.heads / heads(config), "ffn_keep": chosen.ffn / ffn_width(config),
                    "parameters": sizes[chosen], **rows[chosen]},
         "timed": sum(1 for r in rows.values() if "p95_ms" in r), "candidates": table,
     }  # fmt: skip
+
+
+def largest_that_fits(shapes: list[Shape], measure, budget_ms: float, rows: dict) -> tuple[Shape, dict]:
+    """From the most parameters down, the first shape whose p95 fits; shapes containing one over budget
+    are skipped untimed. ``shapes[0]`` (already in ``rows``) is known to fit."""
+    over: list[Shape] = []
+    for shape in reversed(shapes):
+        if shape in rows:
+            return shape, rows
+        if any(shape.contains(slow) for slow in over):
+            rows[shape] = {"status": "over (contains a shape over budget)"}
+            continue
+        rows[shape] = measure(shape)
+        if rows[shape]["p95_ms"] <= budget_ms:
+            return shape, rows
+        over.append(shape)
+    raise AssertionError("unreachable: the fastest shape fits")
+
+
+def _row(shape: Shape, size: int, timed: dict | None, chosen: bool, budget_ms: float) -> dict:
+    row = {"layers": shape.layers, "heads": shape.heads, "ffn": shape.ffn, "parameters": size,
+           **(timed or {"status": "not timed (fewer parameters than the chosen shape)"})}  # fmt: skip
+    if "p95_ms" in row:
+        row["status"] = "chosen" if chosen else ("fits" if row["p95_ms"] <= budget_ms else "over")
+    return row
 
 
 def budget_inputs(seq_len: int | str, threads: int, tokenizer, texts: list[tuple[str, str | None]], max_length: int,
