@@ -150,7 +150,7 @@ class FineStage:
                                  self.dev_enc.targets.tolist())  # fmt: skip
         if self.student_dir is None:
             student = skip_student(teacher, self.student_layers)
-            if config.prunes:
+            if self.heads_keep < 1.0 or self.ffn_keep < 1.0:  # set by the options, or by the budget's shape
                 self._prune(teacher, student, setup.mapping, runtime, dist)
             if not task.is_regression:  # a teacher with a default label map gets a student that names them
                 student.config.id2label = dict(enumerate(self.labels))
