@@ -194,7 +194,7 @@ def width_verdicts(students: dict) -> dict:
     if base in students:
         for p in pruned:
             ratio = real(p) / real(base)
-            gap = students[base]["codir"]["mean"] - students[p]["codir"]["mean"]
+            gap = students[p]["codir"]["mean"] - students[base]["codir"]["mean"]
             fast.append((p, ratio, long(p) / long(base), gap))
     margins = {n: students[n]["codir"]["mean"] - students[n]["kd"]["mean"] for n in students}
     return {"dominating": dominating, "fast": fast, "margins": margins}
@@ -247,8 +247,10 @@ def width_section() -> list[str]:
     lines.append("")
     for p, ratio, ratio128, gap in verdicts["fast"]:
         lines.append(f"- {p}: {ratio:.2f}× the 3-layer student's INT8 p50 on real sentences ({ratio128:.2f}× at 128), "
-                     f"{100 * gap:+.2f} points of `codir` accuracy behind it.")  # fmt: skip
-    lines += ["", provenance(result), ""]
+                     f"`codir` accuracy {100 * gap:+.2f} points against it.")  # fmt: skip
+    margins = verdicts["margins"]
+    shown = ", ".join(f"{n} {100 * m:+.2f}" for n, m in margins.items())
+    lines += ["", f"`codir` − `kd` per student (points): {shown}.", "", provenance(result), ""]
     return lines
 
 

@@ -115,7 +115,7 @@ def profile(bundles: dict[str, Path], rounds: int) -> dict[str, dict]:
         order = list(files) if round_no % 2 == 0 else list(reversed(files))
         run([sys.executable, "-m", "codir_edge", "profile", *[str(files[n]) for n in order], "--task", "sst2",
              "--data", str(GLUE), "--threads", "1", "--batch-sizes", "1", "--seq-lens", "real,128", "--runs", "300",
-             "--warmup", "20", "--max-length", "64", "--quiet", "--json", str(report)],
+             "--warmup", "20", "--quiet", "--json", str(report)],
             f"profile round {round_no}")  # fmt: skip
         figures = json.loads(report.read_text())
         names = {files[n].name: n for n in files}
