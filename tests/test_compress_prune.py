@@ -304,6 +304,7 @@ def test_the_search_finds_the_largest_fitting_shape_with_fewer_timings(per_layer
         (["--budget-threads", "2"], "--budget-threads applies with --latency-budget only"),
         (["--latency-budget", "5", "--budget-seq-len", "long"], "--budget-seq-len must be a length or 'real'"),
         (["--latency-budget", "5", "--budget-device", "phone"], "--budget-device phone is not a known device"),
+        (["--latency-budget", "5", "--budget-seq-len", "4096"], "--budget-seq-len 4096 exceeds the teacher's 128"),
         (["--student-layers", "4"], "(or narrower)"),
         (["--importance-samples", "0"], "--importance-samples must be at least 1"),
     ],

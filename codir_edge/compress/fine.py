@@ -27,7 +27,7 @@ from codir_edge.models.checkpoint import (
     read_model_config,
     weights_digest,
 )
-from codir_edge.models.families import family_of, width
+from codir_edge.models.families import family_of, max_positions, width
 from codir_edge.models.labels import model_labels
 from codir_edge.progress import stderr_console
 from codir_edge.training.distributed import from_main
@@ -215,6 +215,11 @@ class FineStage:
         if len(chosen) != 1:
             raise InputError(
                 f"--devices names {len(chosen)} devices and a budget is met on one: pick it with --budget-device"
+            )
+        limit = max_positions(teacher_config)
+        if config.budget_seq_len != "real" and config.budget_seq_len > limit:
+            raise InputError(
+                f"--budget-seq-len {config.budget_seq_len} exceeds the teacher's {limit} positions: use at most {limit}"
             )
         texts = list(zip(dev.texts, dev.text_pairs or [None] * len(dev), strict=True))
         inputs = budget_inputs(config.budget_seq_len, config.budget_threads, tokenizer, texts, config.max_length,
