@@ -82,6 +82,12 @@ def tiny_teacher(folder: Path, backbone_dir: Path, layers: int = 4, dropout: boo
     return folder
 
 
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, backbone_dir) -> Path:
+    """The compress tests' shared 4-layer teacher, built once per test file."""
+    return tiny_teacher(tmp_path_factory.mktemp("teacher") / "t", backbone_dir)
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory, backbone_dir) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-backbone"), backbone_dir, num_labels=None)

@@ -25,11 +25,6 @@ from conftest import build_tiny_bert, cut_glue, tiny_teacher
 TERMS = {"none": {"ce"}, "kd": {"ce", "kd"}, "mse": {"ce", "kd", "pkd"}, "codir": {"ce", "kd", "contrastive"}}
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory, backbone_dir) -> Path:
-    return tiny_teacher(tmp_path_factory.mktemp("teacher") / "t", backbone_dir)
-
-
 @pytest.fixture()
 def sst2_400(tmp_path, glue_dir) -> Path:
     """400 real SST-2 train rows and 40 dev rows: enough steps to interrupt a run in the middle."""

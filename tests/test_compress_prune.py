@@ -43,11 +43,6 @@ from codir_edge.models.families import FAMILIES, family_of, heads
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory, backbone_dir) -> Path:
-    return tiny_teacher(tmp_path_factory.mktemp("teacher") / "t", backbone_dir)
-
-
-@pytest.fixture(scope="module")
 def family_models(tmp_path_factory, glue_dir) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("families")
     return {family: build_family_classifier(family, root / family, glue_dir) for family in FAMILIES}

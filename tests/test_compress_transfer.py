@@ -30,11 +30,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory, backbone_dir) -> Path:
-    return tiny_teacher(tmp_path_factory.mktemp("teacher") / "t", backbone_dir)
-
-
 def sst2_column(glue_dir: Path, split: str, start: int, stop: int) -> list[str]:
     lines = (glue_dir / "SST-2" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()[1:]
     return [line.split("\t")[0] for line in lines[start:stop]]
