@@ -136,6 +136,17 @@ def environment() -> dict:
     }
 
 
+def run_command(command: list[str], name: str) -> float:
+    """Seconds ``command`` took; a failure stops the benchmark with its name and the end of its stderr."""
+    import time
+
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+    return time.perf_counter() - started
+
+
 def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -25,12 +25,11 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from _models import ROOT, WORK, write_result
+from _models import run_command as run
 
 OUT = WORK / "transfer"
 GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -47,14 +46,6 @@ def teacher() -> Path:
         run([sys.executable, "-m", "codir_edge", "finetune", "--task", "sst2", "--data", str(GLUE), "--out", str(out),
              "--epochs", "3", "--max-length", "128", "--seed", "42", "--quiet", "--overwrite"], "teacher")  # fmt: skip
     return out
-
-
-def run(command: list[str], name: str) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
-    return time.perf_counter() - started
 
 
 def split_data(budget: int) -> tuple[Path, Path]:

@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from _models import RESULTS, ROOT, WORK, write_result
+from _models import run_command as run
 
 OUT = WORK / "width"
 GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -43,14 +42,6 @@ STUDENTS = {
 # further shapes for --only (not in the recorded run: the machine's day was spent on the five above)
 MORE = {"3L-f50": (3, 1.0, 0.5), "6L-h50-f25": (6, 0.5, 0.25)}
 OBJECTIVES = ("codir", "kd")
-
-
-def run(command: list[str], name: str) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
-    return time.perf_counter() - started
 
 
 def teacher() -> Path:
