@@ -84,8 +84,8 @@ def quantize_int8(model: Path) -> Path:
 
 _BARE_LATENCY = textwrap.dedent("""
     import sys, time, numpy as np, onnxruntime as ort
-    from codir_edge.inputs import synthetic_token_ids, to_feed
-    from codir_edge.onnx_session import session_options
+    from codir_edge.core.inputs import synthetic_token_ids, to_feed
+    from codir_edge.onnx.session import session_options
     path = sys.argv[1]
     threads, seq, runs, warmup = (int(a) for a in sys.argv[2:6])
     session = ort.InferenceSession(path, session_options(threads), providers=["CPUExecutionProvider"])
@@ -121,8 +121,8 @@ def rotated(items: list, round_index: int) -> list:
 
 
 def environment() -> dict:
-    from codir_edge.machine import describe_machine
-    from codir_edge.provenance import provenance
+    from codir_edge.core.machine import describe_machine
+    from codir_edge.core.provenance import provenance
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "codir_edge", "benchmarks/*.py"], cwd=ROOT,

@@ -4,7 +4,7 @@ The Optimum pipeline is what a user without this tool runs: ``ORTModelForSequenc
 export, ``ORTOptimizer`` with ``AutoOptimizationConfig.O2()``, then ``ORTQuantizer`` with
 ``AutoQuantizationConfig.avx512_vnni(is_static=False)``. Ours is ``codir-edge export`` with defaults.
 Every latency is taken in a fresh process with the same session settings
-(``codir_edge.onnx_session.session_options``), batch 1, for sequence lengths 16 and 128 and 1 and 2
+(``codir_edge.onnx.session.session_options``), batch 1, for sequence lengths 16 and 128 and 1 and 2
 threads; the variants are interleaved round by round (rotated order) so machine noise hits all of
 them, and the figure is the median over rounds of each process's median.
 
@@ -108,7 +108,7 @@ def sst2_dev(tokenizer_dir: Path):
 def sst2_accuracy(path: Path, encoded) -> float | None:
     if encoded is None:
         return None
-    from codir_edge.onnx_predict import onnx_logits
+    from codir_edge.onnx.predict import onnx_logits
 
     logits = onnx_logits(path, encoded, threads=2)
     return float((logits.argmax(-1) == encoded.targets).mean())

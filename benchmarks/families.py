@@ -40,7 +40,7 @@ def int8_agreement(bundle: Path, data: Path) -> float:
     from codir_edge.data.encode import encode
     from codir_edge.models.families import family_of
     from codir_edge.models.loading import load_tokenizer
-    from codir_edge.onnx_predict import onnx_logits
+    from codir_edge.onnx.predict import onnx_logits
 
     task = get_task("sst2")
     config = json.loads((bundle / "config.json").read_text())

@@ -34,7 +34,7 @@ SEQ = 128
 GEMM_SCRIPT = textwrap.dedent("""
     import sys, time, numpy as np, onnx, onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
-    from codir_edge.onnx_session import session_options
+    from codir_edge.onnx.session import session_options
     op, m, k, n, threads, seconds = sys.argv[1], *map(int, sys.argv[2:6]), float(sys.argv[6])
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "B")
@@ -77,8 +77,8 @@ def gemm_gmacs(op: str, m: int, k: int, n: int, threads: int, seconds: float) ->
 
 PROFILE_SCRIPT = textwrap.dedent("""
     import json, sys, collections, onnxruntime as ort
-    from codir_edge.onnx_session import session_options
-    from codir_edge.inputs import synthetic_token_ids, to_feed
+    from codir_edge.onnx.session import session_options
+    from codir_edge.core.inputs import synthetic_token_ids, to_feed
     path, seq, runs, folder = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     options = session_options(1)
     options.enable_profiling = True

@@ -33,7 +33,7 @@ TIMER = textwrap.dedent("""
     kind, path, seq = sys.argv[1], sys.argv[2], sys.argv[4]
     threads, runs, warmup = (int(a) for a in (sys.argv[3], sys.argv[5], sys.argv[6]))
     if seq.isdigit():
-        from codir_edge.inputs import synthetic_token_ids
+        from codir_edge.core.inputs import synthetic_token_ids
         feeds_ids = [np.asarray(synthetic_token_ids(1, int(seq)), dtype=np.int64)] * (runs + warmup)
     else:
         ids = json.load(open(seq))
@@ -52,8 +52,8 @@ TIMER = textwrap.dedent("""
                 model(**feed)
     else:
         import onnxruntime as ort
-        from codir_edge.onnx_session import session_options
-        from codir_edge.inputs import to_feed
+        from codir_edge.onnx.session import session_options
+        from codir_edge.core.inputs import to_feed
         session = ort.InferenceSession(path, session_options(threads), providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         def prepare(ids):

@@ -1,6 +1,6 @@
 """Profiler overhead: ``codir-edge profile``'s p50 against a bare ``session.run`` loop.
 
-Same model, same session settings (``codir_edge.onnx_session.session_options``), same input,
+Same model, same session settings (``codir_edge.onnx.session.session_options``), same input,
 each measurement in a fresh process, the two alternated in one run so machine noise hits both;
 medians over repeats. Target: at most 2% apart.
 

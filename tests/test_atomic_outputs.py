@@ -10,8 +10,8 @@ import sys
 import pytest
 from cli_helpers import interrupt_when_started
 
-from codir_edge.atomic import staged_output_dir
-from codir_edge.errors import InputError
+from codir_edge.core.atomic import staged_output_dir
+from codir_edge.core.errors import InputError
 
 
 def test_staged_output_replaces_only_on_success(tmp_path):
@@ -79,7 +79,7 @@ def test_interrupted_finetune_leaves_nothing_at_out(tmp_path, tiny_backbone, glu
 def test_written_files_honour_the_umask(tmp_path, umask, mode):
     """Reports, pipeline files and stamps (all written through atomic_write_text) get what ``open``
     would give them, not mkstemp's 0600."""
-    from codir_edge.atomic import atomic_write_text
+    from codir_edge.core.atomic import atomic_write_text
     from codir_edge.pipeline.demo import DemoSettings, write_demo_pipeline
 
     old = os.umask(umask)

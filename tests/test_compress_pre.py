@@ -27,8 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codir_edge.compress.masking import IGNORE, mask_tokens
+from codir_edge.core.errors import InputError
 from codir_edge.data.corpus import read_corpus
-from codir_edge.errors import InputError
 
 
 def tiny_backbone(folder: Path, backbone_dir: Path, mlm: bool = False, layers: int = 4, dropout: bool = True) -> Path:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codir_edge.core.errors import InputError
 from codir_edge.data import TASKS, DataSpec, get_task, load_split, load_train_dev
 from codir_edge.data.readers import read_file, read_split
 from codir_edge.data.split import Columns
-from codir_edge.errors import InputError
 
 # Rows per split as stated in ../shared/data/README.md (checked against the official GLUE sizes).
 SHARED_SIZES = {

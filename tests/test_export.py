@@ -243,7 +243,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, classifier, backbone_dir, no_lef
 def _strings_and_reference(bundle: Path):
     from transformers import AutoTokenizer
 
-    from codir_edge.onnx_session import create_session
+    from codir_edge.onnx.session import create_session
 
     strings = create_session(bundle / "model.strings.onnx", 1, custom_ops=True)
     plain = create_session(bundle / "model.int8.onnx", 1)
@@ -305,7 +305,7 @@ def test_pair_strings_model_truncates_longest_first_like_the_tokenizer(pair_bund
     tokenizer(first, second, truncation=True) + the same graph."""
     from transformers import AutoTokenizer
 
-    from codir_edge.onnx_session import create_session
+    from codir_edge.onnx.session import create_session
 
     first, second = first.replace("\x00", ""), second.replace("\x00", "")
     if pair_bundle not in _STRINGS_CACHE:
@@ -361,8 +361,8 @@ def test_a_tokenizer_kind_without_a_graph_is_named_in_the_refusal():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from codir_edge.errors import InputError
-    from codir_edge.export.strings_rules import graph_tokenizer_kind
+    from codir_edge.core.errors import InputError
+    from codir_edge.export.strings.rules import graph_tokenizer_kind
 
     words = Tokenizer(models.WordLevel({"[UNK]": 0, "film": 1}, unk_token="[UNK]"))
     words.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -115,8 +115,8 @@ def _pair_sessions(family: str, root: Path, glue_dir: Path) -> tuple:
     if family not in _SESSIONS:
         from transformers import AutoTokenizer
 
-        from codir_edge.export.strings import build_strings_model
-        from codir_edge.onnx_session import create_session
+        from codir_edge.export.strings.build import build_strings_model
+        from codir_edge.onnx.session import create_session
 
         model = build_family_classifier(family, root / family, glue_dir)
         mrpc = cut_glue(glue_dir, "MRPC", root / f"MRPC-{family}", 8, 24)
@@ -138,9 +138,9 @@ def _pieces_session(tokenizer, path: Path):
     import onnx
     from onnx import TensorProto, helper
 
-    from codir_edge.export.strings_graph import Graph
-    from codir_edge.export.strings_unigram import unigram_pieces, unigram_rules
-    from codir_edge.onnx_session import create_session
+    from codir_edge.export.strings.graph import Graph
+    from codir_edge.export.strings.unigram import unigram_pieces, unigram_rules
+    from codir_edge.onnx.session import create_session
 
     g = Graph()
     core = unigram_pieces(g, "text", "a", tokenizer, unigram_rules(tokenizer))
@@ -178,7 +178,7 @@ def test_strings_model_splits_any_pair_as_the_tokenizer_does(graphs_root, glue_d
     truncation cut through such a stretch, on either text alone."""
     import numpy as np
 
-    from codir_edge.export.strings_unigram import equal_score_tie
+    from codir_edge.export.strings.unigram import equal_score_tie
 
     strings, plain, tokenizer = _pair_sessions(family, graphs_root, glue_dir)
     feed = {"text": np.array([first], dtype=object), "text_pair": np.array([second], dtype=object)}

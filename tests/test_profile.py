@@ -15,7 +15,7 @@ from conftest import make_tiny_onnx
 from typer.testing import CliRunner
 
 from codir_edge.cli.app import app
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 from codir_edge.profile.budgets import parse_budgets
 
 runner = CliRunner()

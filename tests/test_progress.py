@@ -8,8 +8,8 @@ import io
 import pytest
 from rich.console import Console
 
-from codir_edge import progress as progress_module
-from codir_edge.progress import Bars, LiveBars, LogBars, clock, stage_progress, tracked
+from codir_edge.core import progress as progress_module
+from codir_edge.core.progress import Bars, LiveBars, LogBars, clock, stage_progress, tracked
 
 
 class Clock:

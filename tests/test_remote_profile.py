@@ -18,8 +18,8 @@ from sshd import SSHD, device_python, start_sshd, stop_sshd
 from typer.testing import CliRunner
 
 from codir_edge.cli.app import app
+from codir_edge.core.errors import InputError
 from codir_edge.devices.spec import from_url, parse_devices, select_devices
-from codir_edge.errors import InputError
 
 runner = CliRunner()
 FAST = ["--threads", "1", "--batch-sizes", "1", "--seq-lens", "16", "--runs", "5", "--warmup", "1", "--quiet"]
@@ -259,7 +259,7 @@ def test_budget_for_a_device_not_measured_is_refused(tmp_path, tiny_bundle):
 
 def test_runner_keeps_to_python_3_8():
     """The runner runs on the device's own interpreter: vermin reads its minimum Python version."""
-    runner_file = Path(__file__).resolve().parents[1] / "codir_edge" / "devices" / "runner.py"
+    runner_file = Path(__file__).resolve().parents[1] / "codir_edge" / "core" / "runner.py"
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "vermin"),

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from codir_edge.errors import CheckFailedError, InputError
+from codir_edge.core.errors import CheckFailedError, InputError
 
 MANIFEST = "manifest.json"
 FORMAT = "codir-edge-bundle"

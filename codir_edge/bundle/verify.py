@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from codir_edge.bundle.manifest import MANIFEST, Manifest, read_manifest, verify_files
-from codir_edge.errors import CheckFailedError, InputError
+from codir_edge.core.errors import CheckFailedError, InputError
 
 MODEL_SUFFIXES = (".onnx", ".ort")
 
@@ -77,7 +77,7 @@ def _verify_model_file(path: Path) -> Verified:
 def _fixed_shape_problems(manifest: Manifest) -> list[str]:
     """A variant the manifest calls fixed-shape must take exactly that shape: an app sizes its input
     buffers from the manifest."""
-    from codir_edge.onnx_session import create_session
+    from codir_edge.onnx.session import create_session
 
     problems = []
     for variant in manifest.variants:
@@ -104,7 +104,7 @@ def _fail_on(problems: list[str], where: Path) -> None:
 
 def _load_models(manifest: Manifest, problems: list[str]) -> int:
     """How many of the manifest's models open in onnxruntime; each one that does not is a problem."""
-    from codir_edge.onnx_session import create_session
+    from codir_edge.onnx.session import create_session
 
     takes_text = {v.file for v in manifest.variants if v.takes == "text"}
     models = 0

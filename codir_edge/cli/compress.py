@@ -300,7 +300,7 @@ def compress(
     \b
       torchrun --nproc-per-node N -m codir_edge compress ...
     """
-    from codir_edge.errors import InputError
+    from codir_edge.core.errors import InputError
     from codir_edge.models.hub_ids import resolve_model_dir
 
     teacher = resolve_model_dir(teacher, "--teacher")
@@ -392,7 +392,7 @@ def compress(
 
 
 def _seq_len(value: str) -> int | str:
-    from codir_edge.errors import InputError
+    from codir_edge.core.errors import InputError
 
     if value == "real":
         return value

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import typer
 
-from codir_edge.errors import CodirError
+from codir_edge.core.errors import CodirError
 
 F = TypeVar("F", bound=Callable)
 _state = {"debug": False}

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 DATA_PANEL = "Data"
 TRAIN_PANEL = "Training"
@@ -138,7 +138,7 @@ def parse_labels(labels: str | None) -> tuple[str, ...] | None:
     if labels is None:
         return None
     parts = tuple(part.strip() for part in labels.split(","))
-    from codir_edge.errors import InputError
+    from codir_edge.core.errors import InputError
 
     if not all(parts) or len(set(parts)) != len(parts):
         raise InputError(f"--labels '{labels}' must list distinct, non-empty labels separated by commas")
@@ -151,8 +151,8 @@ def write_json(path: Path | None, payload: dict) -> None:
         return
     import json
 
-    from codir_edge.atomic import atomic_write_text
-    from codir_edge.errors import InputError
+    from codir_edge.core.atomic import atomic_write_text
+    from codir_edge.core.errors import InputError
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ CheckpointEveryOpt = Annotated[
 
 def checkpoint_steps(every: int) -> int | None:
     """``--checkpoint-every`` as the configs hold it: None for epoch ends only."""
-    from codir_edge.errors import InputError
+    from codir_edge.core.errors import InputError
 
     if every < 0:
         raise InputError(f"--checkpoint-every must not be negative, got {every}: pass 0 or more steps")

@@ -23,7 +23,7 @@ from codir_edge.cli.options import (
     seq_lens_list,
     write_json,
 )
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 SWEEP = "Sweep"
 DEVICES = "Devices"
@@ -36,7 +36,7 @@ def _cpu_list(value: str | None, local_only: bool) -> tuple[int, ...] | None:
     items = int_list(value, "--cpus", minimum=0)
     if items is None or not local_only:
         return items
-    from codir_edge.machine import usable_cpus
+    from codir_edge.core.machine import usable_cpus
 
     if any(c not in usable_cpus() for c in items):
         raise InputError(f"--cpus '{value}' names CPUs this process cannot use (usable: {usable_cpus()})")
@@ -44,7 +44,7 @@ def _cpu_list(value: str | None, local_only: bool) -> tuple[int, ...] | None:
 
 
 def _write_text(path: Path, text: str, option: str) -> None:
-    from codir_edge.atomic import atomic_write_text
+    from codir_edge.core.atomic import atomic_write_text
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,12 +177,12 @@ def profile(
 
     from rich.console import Console
 
+    from codir_edge.core.progress import stage_progress
     from codir_edge.data import DataSpec
     from codir_edge.devices.spec import select_devices
     from codir_edge.profile.budgets import read_budgets
     from codir_edge.profile.report import print_table, to_json, to_junit, to_markdown
     from codir_edge.profile.run import ProfileConfig, run_profile
-    from codir_edge.progress import stage_progress
 
     budget_list = tuple(read_budgets(budgets)) if budgets is not None else ()
     chosen = select_devices(devices, device)

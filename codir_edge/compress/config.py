@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from codir_edge.config_checks import require_counts, require_positive
-from codir_edge.errors import InputError
+from codir_edge.core.config_checks import require_counts, require_positive
+from codir_edge.core.errors import InputError
 from codir_edge.training.config import TrainingConfig
 
 OBJECTIVES = ("codir", "kd", "mse", "none")

@@ -16,10 +16,11 @@ from codir_edge.compress.prune import PrunePlan, check_prunable
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_same_tokenizer, check_student_layers, layer_map
 from codir_edge.compress.transfer import build_transfer_set, concat_encoded, epoch_order
+from codir_edge.core.errors import InputError
+from codir_edge.core.progress import stderr_console
 from codir_edge.data import DataSpec, get_task, load_train_dev
 from codir_edge.data.encode import encode, pad_batch
 from codir_edge.data.metrics import score
-from codir_edge.errors import InputError
 from codir_edge.models.checkpoint import (
     check_max_length,
     is_sequence_classifier,
@@ -29,7 +30,6 @@ from codir_edge.models.checkpoint import (
 )
 from codir_edge.models.families import family_of, max_positions, width
 from codir_edge.models.labels import model_labels
-from codir_edge.progress import stderr_console
 from codir_edge.training.distributed import from_main
 from codir_edge.training.engine import Loop
 
@@ -38,7 +38,7 @@ def _decided_once(path: Path, dist, decide) -> dict:
     """A decision the run must keep: read back on resume, else made on rank 0, saved and shared."""
     import json
 
-    from codir_edge.atomic import atomic_write_text
+    from codir_edge.core.atomic import atomic_write_text
 
     if path.is_file():
         return json.loads(path.read_text())

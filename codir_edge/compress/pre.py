@@ -19,10 +19,10 @@ from codir_edge.compress.masking import mask_tokens
 from codir_edge.compress.pre_scores import held_out_scores, mlm_accuracy
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_student_layers, layer_map
+from codir_edge.core.errors import InputError
 from codir_edge.data.corpus import read_corpus
 from codir_edge.data.encode import Encoded, encode, pad_batch
 from codir_edge.data.examples import Examples
-from codir_edge.errors import InputError
 from codir_edge.models.checkpoint import (
     check_max_length,
     is_sequence_classifier,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import asdict, dataclass
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 from codir_edge.models.families import Family, family_of, heads
 
 

@@ -23,10 +23,10 @@ from codir_edge.compress.fine import FineStage
 from codir_edge.compress.pre import PreStage
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import count_parameters
+from codir_edge.core.extras import require_extra
+from codir_edge.core.progress import Bars, stage_progress
+from codir_edge.core.provenance import provenance
 from codir_edge.data import DataSpec
-from codir_edge.extras import require_extra
-from codir_edge.progress import Bars, stage_progress
-from codir_edge.provenance import provenance
 from codir_edge.training.distributed import barrier
 from codir_edge.training.engine import Interrupted
 from codir_edge.training.run_folder import training_run, write_output

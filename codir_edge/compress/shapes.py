@@ -2,7 +2,7 @@
 
 Latency depends on a student's shape (blocks x heads per block x FFN neurons per block), not on its
 weights, so each candidate is built with random weights, exported to ONNX and quantized to INT8 as
-``export`` does (``onnx_graph``), and timed by the device runner ``profile`` uses, on this machine or
+``export`` does (``onnx/graph.py``), and timed by the device runner ``profile`` uses, on this machine or
 over SSH. The shape with the most parameters whose p95 meets the budget wins.
 
 Not every shape is timed. The smallest goes first: if it misses, nothing can meet the budget and the
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.compress.prune import ffn_width, keep_count
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 from codir_edge.models.families import depth, family_of, heads, set_depth, width
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)  # of heads and of FFN neurons, per block
@@ -117,7 +117,7 @@ class BudgetInputs:
 def _int8_graph(config, shape: Shape, folder: Path) -> Path:
     import torch
 
-    from codir_edge.onnx_graph import dynamic_int8, export_fp32
+    from codir_edge.onnx.graph import dynamic_int8, export_fp32
 
     torch.manual_seed(0)
     model = build_random(config, shape).eval()
@@ -210,7 +210,7 @@ def _row(shape: Shape, size: int, timed: dict | None, chosen: bool, budget_ms: f
 def budget_inputs(seq_len: int | str, threads: int, tokenizer, texts: list[tuple[str, str | None]], max_length: int,
                   vocab: int) -> BudgetInputs:  # fmt: skip
     """Token-id rows for the budget: the task's dev sentences (``real``) or one row of ``seq_len`` ids."""
-    from codir_edge.inputs import synthetic_token_ids
+    from codir_edge.core.inputs import synthetic_token_ids
 
     pad_id = tokenizer.pad_token_id or 0
     if seq_len == "real":

@@ -12,7 +12,7 @@ import copy
 import math
 from pathlib import Path
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 from codir_edge.models.families import depth, family_of, set_depth
 
 # A sentence that exercises case, accents, punctuation and digits: tokenizers that agree on it and on

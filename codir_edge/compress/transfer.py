@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codir_edge.core.errors import InputError
 from codir_edge.data.encode import Encoded, train_batches
-from codir_edge.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.core.errors import InputError
 from codir_edge.data.examples import Examples
 from codir_edge.data.labels import label_set, to_examples
 from codir_edge.data.readers import read_split
 from codir_edge.data.split import Columns
 from codir_edge.data.tasks import TASKS, TaskSpec, get_task
-from codir_edge.errors import InputError
 
 __all__ = ["TASKS", "DataSpec", "Examples", "TaskSpec", "get_task", "load_split", "load_train_dev"]
 

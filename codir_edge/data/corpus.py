@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.core.errors import InputError
 from codir_edge.data.readers import _decode, _lines, read_file
 from codir_edge.data.split import Columns
 from codir_edge.data.tasks import TASKS, TaskSpec
-from codir_edge.errors import InputError
 
 CORPUS_FORMATS = (".txt", ".jsonl", ".tsv", ".csv")
 _GLUE_FOLDERS = {task.folder: task for task in TASKS.values() if task.folder}

@@ -11,7 +11,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 
 class JsonTokenizer:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from codir_edge.core.errors import InputError
+from codir_edge.core.extras import require_extra
 from codir_edge.data.split import Columns, RawSplit
 from codir_edge.data.tasks import TaskSpec
-from codir_edge.errors import InputError
-from codir_edge.extras import require_extra
 
 _HUB_SPLITS = {"dev": ("validation", "dev", "validation_matched"), "train": ("train",), "test": ("test",)}
 

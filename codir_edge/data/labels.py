@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
+from codir_edge.core.errors import InputError
 from codir_edge.data.examples import Examples
 from codir_edge.data.split import RawSplit
 from codir_edge.data.tasks import TaskSpec
-from codir_edge.errors import InputError
 
 
 def _numeric_key(label: str) -> tuple[int, float | str]:

@@ -12,9 +12,9 @@ import io
 import json
 from pathlib import Path
 
+from codir_edge.core.errors import InputError
 from codir_edge.data.split import Columns, RawSplit
 from codir_edge.data.tasks import Column, TaskSpec
-from codir_edge.errors import InputError
 
 FILE_FORMATS = (".tsv", ".csv", ".jsonl")
 HUB_PREFIX = "hf:"

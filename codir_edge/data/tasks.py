@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 Column = str | int
 

@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.core.errors import InputError
 from codir_edge.data.examples import Examples
 from codir_edge.data.readers import FILE_FORMATS, _decode, _lines, read_file, read_split
 from codir_edge.data.split import Columns
 from codir_edge.data.tasks import TaskSpec
-from codir_edge.errors import InputError
 
 UNLABELED_FORMATS = (".txt", *FILE_FORMATS)
 _SNIFF_BYTES = 8192

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.bundle.manifest import sha256_of
-from codir_edge.devices import runner
+from codir_edge.core import runner
+from codir_edge.core.errors import DeviceFault
 from codir_edge.devices.spec import Device
-from codir_edge.devices.ssh import DeviceFault, SshTransport, is_python_missing
+from codir_edge.devices.ssh import SshTransport, is_python_missing
 
 RUNNER_SOURCE = Path(runner.__file__).read_bytes()
 CALL_TIMEOUT_S = 120

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from codir_edge.errors import InputError
-from codir_edge.toml_tables import Where, check_unique, read_tables, read_text
+from codir_edge.core.errors import InputError
+from codir_edge.core.toml_tables import Where, check_unique, read_tables, read_text
 
 LOCAL = "local"
 DEFAULT_WORKDIR = "~/.cache/codir-edge"

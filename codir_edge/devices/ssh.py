@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from codir_edge.core.errors import DeviceFault, InputError
 from codir_edge.devices.spec import Device
-from codir_edge.errors import InputError
 
 CONNECT_TIMEOUT_S = 10
 UNREACHABLE = (
@@ -30,10 +30,6 @@ UNREACHABLE = (
     "Connection closed by",
     "Connection reset",
 )
-
-
-class DeviceFault(InputError):
-    """A device could not be measured; the message starts with its name. Other devices go on."""
 
 
 def remote_command(device: Device, python_args: list[str]) -> str:

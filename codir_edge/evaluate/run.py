@@ -1,7 +1,7 @@
 """``evaluate``: the task metric of what the user trained or ships, on a split.
 
 A model folder is scored in PyTorch (``models/scoring.py``); a bundle's variants and a bare ONNX
-file are scored in onnxruntime (``onnx_scoring.py``), the runtime they ship with, so "how accurate is
+file are scored in onnxruntime (``onnx/scoring.py``), the runtime they ship with, so "how accurate is
 the INT8 model" has an answer without profiling it.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
+from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec, get_task, load_split
-from codir_edge.errors import InputError
 from codir_edge.models.scoring import score_model_folder
 
 ONNX_SUFFIXES = (".onnx", ".ort")
@@ -48,7 +48,7 @@ def run_evaluate(
 ) -> list[EvalReport]:
     """One report for a model folder or an ONNX file, one per variant for a bundle (in manifest
     order; the tokenizer-in-graph variant is scored through the token-id graph it wraps)."""
-    from codir_edge.onnx_session import check_onnx_file
+    from codir_edge.onnx.session import check_onnx_file
 
     model = Path(model)
     if model.is_dir() and (model / MANIFEST).is_file():
@@ -80,7 +80,7 @@ def _onnx_inputs(path: Path, task_name: str, data: DataSpec, split: str, max_len
     from codir_edge.data.encode import encode
     from codir_edge.data.fast_tokenizer import find_tokenizer
     from codir_edge.models.checkpoint import check_max_length, read_model_json
-    from codir_edge.onnx_scoring import model_label_order
+    from codir_edge.onnx.scoring import model_label_order
 
     if batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {batch_size}: pass a value above 0")
@@ -100,7 +100,7 @@ def _onnx_inputs(path: Path, task_name: str, data: DataSpec, split: str, max_len
 
 
 def _score_onnx(path: Path, inputs: tuple, split: str, batch_size: int, variant: str | None = None) -> EvalReport:
-    from codir_edge.onnx_scoring import score_onnx
+    from codir_edge.onnx.scoring import score_onnx
 
     task, examples, encoded = inputs
     scored = score_onnx(path, task, examples, encoded, os.cpu_count() or 1, batch_size)

@@ -49,7 +49,7 @@ def write_manifest(
 ) -> Path:
     import onnx
 
-    from codir_edge.provenance import package_versions, provenance
+    from codir_edge.core.provenance import package_versions, provenance
 
     files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != MANIFEST)
     opset = next(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.errors import CheckFailedError
+from codir_edge.core.errors import CheckFailedError
 from codir_edge.export import quantize as q
 from codir_edge.export.plan import ExportPlan
 
@@ -132,7 +132,7 @@ def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference
 
 def _dev_feeds(encoded, model: Path) -> list[dict]:
     from codir_edge.data.encode import pad_batch
-    from codir_edge.onnx_session import create_session
+    from codir_edge.onnx.session import create_session
 
     names = [i.name for i in create_session(model, 1).get_inputs()]
     rows = np.arange(min(len(encoded), SENSITIVITY_SENTENCES))
@@ -143,6 +143,6 @@ def _dev_feeds(encoded, model: Path) -> list[dict]:
 
 def task_metrics(path: Path, encoded, plan: ExportPlan) -> dict[str, float]:
     from codir_edge.data.metrics import score
-    from codir_edge.onnx_predict import onnx_logits
+    from codir_edge.onnx.predict import onnx_logits
 
     return score(plan.task, onnx_logits(path, encoded, threads=2), encoded.targets.tolist())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
+from codir_edge.core.inputs import REAL
 from codir_edge.export import quantize as q
 from codir_edge.export.spec import DEFAULT_OPSET
-from codir_edge.inputs import REAL
 
 QUANTIZE_MODES = ("auto", "dynamic", "static", "none")
 AUTO, OFF = "auto", "off"  # --fixed-shape's words besides BxL

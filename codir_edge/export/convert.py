@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codir_edge.onnx_graph import export_fp32
+from codir_edge.onnx.graph import export_fp32
 
 __all__ = ["export_fp32", "load_for_export"]
 

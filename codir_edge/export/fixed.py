@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 from codir_edge.export.config import AUTO, OFF, fixed_shape
 
 FIXED_OPS = ["MatMul"]  # what the QDQ pass quantizes: the weights that hold almost all of the work

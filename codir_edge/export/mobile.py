@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from codir_edge.errors import CheckFailedError
+from codir_edge.core.errors import CheckFailedError
 
 OPS_CONFIG = "required_operators.config"
 

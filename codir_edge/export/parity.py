@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codir_edge.core.errors import CheckFailedError
 from codir_edge.data.encode import Encoded, pad_batch
-from codir_edge.errors import CheckFailedError
 
 BATCH_SIZES = (1, 4, 16)
 

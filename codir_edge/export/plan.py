@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from codir_edge.atomic import check_output_dir
+from codir_edge.core.atomic import check_output_dir
+from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec, Examples, get_task, load_split
 from codir_edge.data.tasks import TaskSpec
-from codir_edge.errors import InputError
 from codir_edge.export import quantize as q
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.spec import DEFAULT_OPSET, MIN_OPSET, ExportSpec, spec_for
@@ -71,7 +71,7 @@ def check_opset(opset: int, family: Family) -> None:
 
 def session_or_error(path: Path, opset: int):
     """A session on the exported graph, or one line saying this onnxruntime cannot run that opset."""
-    from codir_edge.onnx_session import create_session
+    from codir_edge.onnx.session import create_session
 
     try:
         return create_session(path, 1)

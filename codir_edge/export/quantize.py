@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.errors import InputError
-from codir_edge.onnx_graph import dynamic_int8
+from codir_edge.core.errors import InputError
+from codir_edge.onnx.graph import dynamic_int8
 
 __all__ = ["CALIBRATION_METHODS", "TARGETS", "dynamic_int8", "fp16", "resolve_target", "static_int8"]
 
@@ -35,7 +35,7 @@ def resolve_target(target: str) -> str:
         return target
     import platform
 
-    from codir_edge.machine import cpu_flags
+    from codir_edge.core.machine import cpu_flags
 
     if platform.machine().lower() in ("aarch64", "arm64"):
         return "arm64"

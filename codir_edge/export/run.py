@@ -19,17 +19,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from codir_edge.atomic import staged_output_dir
+from codir_edge.core.atomic import staged_output_dir
+from codir_edge.core.errors import InputError
+from codir_edge.core.extras import require_extra
+from codir_edge.core.notes import note
+from codir_edge.core.progress import stage_progress
 from codir_edge.data import DataSpec
-from codir_edge.errors import InputError
 from codir_edge.export import candidates, fixed, ship, steps
 from codir_edge.export import quantize as q
 from codir_edge.export.bundle import write_manifest
 from codir_edge.export.config import QUANTIZE_MODES, ExportConfig
 from codir_edge.export.plan import is_pair_model, plan_export
-from codir_edge.extras import require_extra
-from codir_edge.notes import note
-from codir_edge.progress import stage_progress
 
 __all__ = ["QUANTIZE_MODES", "ExportConfig", "ExportReport", "run_export"]
 
@@ -71,7 +71,7 @@ def run_export(
     require_extra("train", "export")
     from codir_edge.export.convert import load_for_export
     from codir_edge.export.graph import operator_counts
-    from codir_edge.export.strings_rules import unsupported_reason
+    from codir_edge.export.strings.rules import unsupported_reason
     from codir_edge.models.loading import load_tokenizer
 
     started = time.perf_counter()

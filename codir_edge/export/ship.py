@@ -12,9 +12,9 @@ import os
 import shutil
 from pathlib import Path
 
+from codir_edge.core.inputs import REAL
 from codir_edge.export import tune
 from codir_edge.export.plan import ExportPlan
-from codir_edge.inputs import REAL
 
 SESSION_OPTIONS = {  # what every timing ran with; the manifest tells apps to do the same
     "inter_op_num_threads": 1,
@@ -25,7 +25,7 @@ REAL_ROWS = 20  # dev sentences, spread over the split, that time the "real" len
 
 
 def settings(plan: ExportPlan) -> list[tune.Setting]:
-    from codir_edge.machine import usable_cpus
+    from codir_edge.core.machine import usable_cpus
     from codir_edge.models.families import max_positions
 
     config = plan.config

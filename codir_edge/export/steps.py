@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from codir_edge.errors import CheckFailedError
+from codir_edge.core.errors import CheckFailedError
 from codir_edge.export import quantize as q
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.plan import ExportPlan, session_or_error
@@ -61,7 +61,7 @@ def calibration_encoded(tokenizer, plan: ExportPlan):
     import numpy as np
 
     from codir_edge.data.encode import Encoded, encode
-    from codir_edge.export.strings_check import generated_sentences
+    from codir_edge.export.strings.check import generated_sentences
 
     if plan.calibration is not None:
         return encode(tokenizer, plan.calibration, plan.config.max_length)
@@ -122,8 +122,8 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     from codir_edge.export import fixed
     from codir_edge.export.candidates import task_metrics
     from codir_edge.export.mobile import to_ort
-    from codir_edge.onnx_predict import fixed_batches
-    from codir_edge.onnx_session import create_session
+    from codir_edge.onnx.predict import fixed_batches
+    from codir_edge.onnx.session import create_session
 
     batch, length = shape
     fixed_fp32, file = work / "fixed.onnx", "model.int8.fixed.onnx"
@@ -160,9 +160,9 @@ def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: Exp
     """Build model.strings.onnx on the shipped graph and hold it to tokenizer + that graph (hard failure)."""
     import onnx
 
-    from codir_edge.export.strings import build_strings_model
-    from codir_edge.export.strings_check import check_strings_model, generated_sentences, probe_texts
-    from codir_edge.export.strings_rules import graph_tokenizer_kind
+    from codir_edge.export.strings.build import build_strings_model
+    from codir_edge.export.strings.check import check_strings_model, generated_sentences, probe_texts
+    from codir_edge.export.strings.rules import graph_tokenizer_kind
 
     with_ids = work / "strings_ids.onnx"  # the graph with its token ids exposed, for the check
     build_strings_model(stage / source, with_ids, tokenizer, config.max_length, pair, regression, ids_out=True)

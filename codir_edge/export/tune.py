@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from codir_edge.inputs import REAL
+from codir_edge.core.inputs import REAL
 
 # Simplest first: what is kept among candidates that time within the noise of each other.
 GRAPH_ORDER = ("plain", "fused-noattn", "fused")
@@ -64,8 +64,8 @@ def time_candidates(
     timed (at 2 threads on 2 cores this made the fused graph look 15% slower than it runs alone).
     Each round opens each candidate afresh, warms it up and times every length of that thread count.
     """
-    from codir_edge.inputs import synthetic_token_ids, to_feed
-    from codir_edge.onnx_session import create_session
+    from codir_edge.core.inputs import synthetic_token_ids, to_feed
+    from codir_edge.onnx.session import create_session
 
     per_round: dict[str, dict[str, list[float]]] = {s.key: {n: [] for n in candidates} for s in settings}
     for threads in sorted({s.threads for s in settings}):

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from codir_edge.core.extras import require_extra
+from codir_edge.core.provenance import provenance
 from codir_edge.data import DataSpec, get_task, load_train_dev
 from codir_edge.data.encode import Encoded, encode, pad_batch, train_batches, update_digest
 from codir_edge.data.metrics import score
-from codir_edge.extras import require_extra
 from codir_edge.finetune.config import FinetuneConfig
 from codir_edge.models.checkpoint import check_max_length, default_backbone, read_model_config, weights_digest
 from codir_edge.models.families import family_of
-from codir_edge.provenance import provenance
 from codir_edge.training.distributed import barrier
 from codir_edge.training.engine import Loop
 from codir_edge.training.run_folder import training_run, write_output

@@ -11,7 +11,7 @@ import importlib.resources
 import json
 from pathlib import Path
 
-from codir_edge.errors import InputError, MissingExtraError
+from codir_edge.core.errors import InputError, MissingExtraError
 from codir_edge.models.families import depth, family_of, max_positions
 
 WEIGHT_FILES = (

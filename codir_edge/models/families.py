@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 WORDPIECE, BYTE_BPE, SENTENCEPIECE = "wordpiece", "byte-level-bpe", "sentencepiece"
 

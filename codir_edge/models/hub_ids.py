@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 # org/name, as the hub spells repository ids (a bare name is read as a local path: too easy to mistype)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from codir_edge.core.errors import InputError
+from codir_edge.core.notes import note
 from codir_edge.data.tasks import TaskSpec
-from codir_edge.errors import InputError
-from codir_edge.notes import note
 
 
 def _by_name(labels: list[str], task: TaskSpec) -> list[str | None]:

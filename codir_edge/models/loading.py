@@ -10,7 +10,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 
 def _quiet_transformers() -> None:

@@ -10,7 +10,7 @@ import contextlib
 import random
 from dataclasses import dataclass
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.core.errors import InputError
+from codir_edge.core.extras import require_extra
 from codir_edge.data import DataSpec, get_task, load_split
-from codir_edge.errors import InputError
-from codir_edge.extras import require_extra
 from codir_edge.models.checkpoint import check_max_length, read_model_config
 from codir_edge.models.families import family_of
 from codir_edge.models.labels import model_labels

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 DEFAULT_DATA = Path("..") / "shared" / "data" / "glue" / "SST-2"
 # Outputs inside the demo folder, named for what they hold.
@@ -91,7 +91,7 @@ def find_data(data: str | None) -> str:
 def write_demo_pipeline(out: Path, data: str, settings: DemoSettings) -> Path:
     """The demo's pipeline file in ``out``; rewritten only when its text changes, so that a
     re-run with the same options finds every stage unchanged."""
-    from codir_edge.atomic import atomic_write_text
+    from codir_edge.core.atomic import atomic_write_text
 
     toml_name = "pipeline.toml"
     text = _TEMPLATE.format(

@@ -17,7 +17,7 @@ from types import UnionType
 
 import typer.models
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 STAGES = ("finetune", "compress", "export", "profile")
 # Options the pipeline sets itself: where results go, and how the commands report.

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from codir_edge import __version__
-from codir_edge.atomic import atomic_write_text, staged_output_dir
-from codir_edge.errors import InputError
+from codir_edge.core.atomic import atomic_write_text, staged_output_dir
+from codir_edge.core.errors import InputError
 from codir_edge.models.hub_ids import cached_snapshot, looks_like_hub_id
 from codir_edge.pipeline.digest import path_digest
 from codir_edge.pipeline.options import INPUT_PATH_KEYS, render

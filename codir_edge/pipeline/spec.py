@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 from codir_edge.models.hub_ids import looks_like_hub_id
 from codir_edge.pipeline.options import OWNED, PATH_KEYS, STAGES, OptionSpec, stage_options
 

@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codir_edge.errors import InputError
-from codir_edge.toml_tables import Where, check_unique, read_tables, read_text
+from codir_edge.core.errors import InputError
+from codir_edge.core.toml_tables import Where, check_unique, read_tables, read_text
 
 UPPER_LIMITS = {  # budget key -> measured figure, both "at most"
     "p50_ms": "p50_ms",

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codir_edge.errors import MissingExtraError
-from codir_edge.inputs import REAL
+from codir_edge.core.errors import MissingExtraError
+from codir_edge.core.inputs import REAL
 from codir_edge.profile.run import ProfileReport
 
 PERCENTILE_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")

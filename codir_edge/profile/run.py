@@ -15,13 +15,12 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from codir_edge.core.errors import DeviceFault, InputError
+from codir_edge.core.inputs import REAL, real_batches, synthetic_token_ids
 from codir_edge.data import DataSpec
 from codir_edge.data.split import RawSplit
 from codir_edge.devices.session import DeviceSession, Group, write_batches
 from codir_edge.devices.spec import LOCAL_DEVICE, Device
-from codir_edge.devices.ssh import DeviceFault
-from codir_edge.errors import InputError
-from codir_edge.inputs import REAL, real_batches, synthetic_token_ids
 from codir_edge.profile.budgets import Budget, Check, judge
 from codir_edge.profile.stats import summarize
 from codir_edge.profile.targets import (
@@ -208,7 +207,7 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
     from codir_edge.data import get_task
     from codir_edge.data.encode import encode
     from codir_edge.data.labels import to_examples
-    from codir_edge.onnx_scoring import model_label_order, score_onnx
+    from codir_edge.onnx.scoring import model_label_order, score_onnx
 
     task = get_task(config.task)
     examples = to_examples(raw, task, model_label_order(target.folder, task)).subsample(config.max_eval_samples, 0)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 from codir_edge.models.checkpoint import read_model_json
 from codir_edge.models.families import max_positions
-from codir_edge.onnx_session import check_onnx_file
+from codir_edge.onnx.session import check_onnx_file
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def position_limit(target: Target) -> int | None:
 def vocab_limit(target: Target) -> int:
     """How many token ids the model knows: config.json's ``vocab_size`` beside it, else the graph's
     embedding table, so synthetic inputs never index past the table."""
-    from codir_edge.inputs import onnx_vocab_size
+    from codir_edge.core.inputs import onnx_vocab_size
 
     size = read_model_json(target.folder).get("vocab_size")
     if isinstance(size, int) and size > 0:

@@ -10,8 +10,8 @@ import sys
 
 def main() -> None:
     spec = json.loads(sys.stdin.read())
+    from codir_edge.core.errors import CodirError
     from codir_edge.data import DataSpec
-    from codir_edge.errors import CodirError
     from codir_edge.models.scoring import score_model_folder
 
     try:

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from codir_edge.devices.runner import feeds, peak_rss_mb, pin, timed_loop
+from codir_edge.core.runner import feeds, peak_rss_mb, pin, timed_loop
 
 
 def measure(spec: dict) -> dict:

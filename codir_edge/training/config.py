@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from codir_edge.config_checks import require_counts, require_positive, require_warmup_ratio
-from codir_edge.errors import InputError
+from codir_edge.core.config_checks import require_counts, require_positive, require_warmup_ratio
+from codir_edge.core.errors import InputError
 
 
 @dataclass(frozen=True, kw_only=True)

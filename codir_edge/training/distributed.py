@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 
 @dataclass(frozen=True)

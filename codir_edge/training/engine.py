@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from codir_edge.core.errors import InputError
+from codir_edge.core.progress import stage_progress
 from codir_edge.data.encode import train_batches
-from codir_edge.errors import InputError
-from codir_edge.progress import stage_progress
 from codir_edge.training import checkpoints as ckpt
 from codir_edge.training.distributed import any_rank, barrier
 from codir_edge.training.loss_window import LossWindow

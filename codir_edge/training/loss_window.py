@@ -6,7 +6,7 @@ import math
 import time
 from pathlib import Path
 
-from codir_edge.errors import CheckFailedError
+from codir_edge.core.errors import CheckFailedError
 
 
 class LossWindow:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from codir_edge.atomic import check_output_dir, staged_output_dir
-from codir_edge.errors import InputError
+from codir_edge.core.atomic import check_output_dir, staged_output_dir
+from codir_edge.core.errors import InputError
 
 CACHE_FOLDER = "cache"  # kept when a run starts over: what it holds is keyed, never stale
 LOCK_FILE = ".lock"  # held by the running process (its pid inside), never copied into --out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 
-from codir_edge.errors import CodirError
+from codir_edge.core.errors import CodirError
 
 
 class Interrupted(CodirError):

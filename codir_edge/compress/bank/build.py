@@ -22,10 +22,10 @@ from pathlib import Path
 from codir_edge.compress.bank.cache import BankWriter, bank_file, open_bank
 from codir_edge.compress.bank.table import TeacherBank
 from codir_edge.compress.features import layer_summaries
+from codir_edge.core.progress import Bars, tracked
 from codir_edge.data.encode import Encoded, eval_batches, pad_batch
 from codir_edge.models.predict import to_device
 from codir_edge.models.runtime import Runtime
-from codir_edge.progress import Bars, tracked
 from codir_edge.training.distributed import Dist, all_gather_rows, barrier
 
 DISK = "disk"  # the bank stays in its file and each step reads its rows

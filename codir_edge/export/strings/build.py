@@ -21,7 +21,7 @@ pre-tokenizer, code point by code point, at export time (``text_rules``):
 Special-token strings typed into the text (a literal "[SEP]") count as themselves, as in Hugging
 Face's split on added tokens. Known gap: the extensions' string ops end a string at its first NUL
 character, where the Hugging Face tokenizer drops the NUL and reads on. Everything else agrees: a property test
-feeds arbitrary Unicode, and ``strings_check.check_strings_model`` holds every export to real sentences.
+feeds arbitrary Unicode, and ``check.check_strings_model`` holds every export to real sentences.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import json
 import re
 from pathlib import Path
 
-from codir_edge.export.strings_graph import CONTRIB, Graph, map_code_points, strip_beside_added
-from codir_edge.export.strings_rules import MARK, TextRules, graph_tokenizer_kind, text_rules, wordpiece_backend
-from codir_edge.export.strings_template import Template, read_template
-from codir_edge.export.strings_unigram import unigram_pieces, unigram_rules
+from codir_edge.export.strings.graph import CONTRIB, Graph, map_code_points, strip_beside_added
+from codir_edge.export.strings.rules import MARK, TextRules, graph_tokenizer_kind, text_rules, wordpiece_backend
+from codir_edge.export.strings.template import Template, read_template
+from codir_edge.export.strings.unigram import unigram_pieces, unigram_rules
 from codir_edge.models.families import SENTENCEPIECE, WORDPIECE
 
 

@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 
 def export_fp32(model, out_file: Path, opset: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 _NO_GRAPH = "pass --no-tokenizer-in-graph"
 

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from codir_edge.devices.runner import session_options  # the device runner holds them: one place
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
+from codir_edge.core.runner import session_options  # the device runner holds them: one place
 
 __all__ = ["check_onnx_file", "create_session", "session_options"]
 

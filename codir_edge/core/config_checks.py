@@ -3,7 +3,7 @@ from every command."""
 
 from __future__ import annotations
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 
 def _flag(name: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from codir_edge.errors import MissingExtraError
+from codir_edge.core.errors import MissingExtraError
 
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("torch", "transformers", "safetensors"),

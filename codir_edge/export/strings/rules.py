@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 from codir_edge.models.families import BYTE_BPE, SENTENCEPIECE, WORDPIECE
 
 _LAST_CODE_POINT = 0x10FFFF
@@ -77,7 +77,7 @@ def graph_tokenizer_kind(tokenizer) -> str:
         wordpiece_backend(tokenizer)
         return WORDPIECE
     if model.get("type") == "Unigram":
-        from codir_edge.export.strings_unigram import check_unigram
+        from codir_edge.export.strings.unigram import check_unigram
 
         check_unigram(tokenizer)
         return SENTENCEPIECE
@@ -94,7 +94,7 @@ def graph_tokenizer_kind(tokenizer) -> str:
 
 def unsupported_reason(tokenizer) -> str | None:
     """Why this tokenizer cannot be put in the graph, or None when it can."""
-    from codir_edge.export.strings_template import read_template
+    from codir_edge.export.strings.template import read_template
 
     try:
         graph_tokenizer_kind(tokenizer)

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codir_edge.errors import InputError
-from codir_edge.export.strings_graph import CONTRIB, WHITE_SPACE, Graph, map_code_points, strip_beside_added
+from codir_edge.core.errors import InputError
+from codir_edge.export.strings.graph import CONTRIB, WHITE_SPACE, Graph, map_code_points, strip_beside_added
 
 _NO_GRAPH = "pass --no-tokenizer-in-graph"
 _LAST_CODE_POINT = 0x10FFFF

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.errors import CheckFailedError
+from codir_edge.core.errors import CheckFailedError
 
 
 def check_strings_model(
@@ -22,9 +22,9 @@ def check_strings_model(
     """The strings model (built with its token ids exposed) against tokenizer + model on every text:
     the same ids exactly and logits within ``atol``; a mismatch fails the export, with all of them
     counted and the first named. For SentencePiece, a segmentation that differs only between
-    equal-score alternatives (``strings_unigram.equal_score_tie``) is counted as a tie, not a failure."""
-    from codir_edge.export.strings_unigram import equal_score_tie
-    from codir_edge.onnx_session import create_session
+    equal-score alternatives (``unigram.equal_score_tie``) is counted as a tie, not a failure."""
+    from codir_edge.export.strings.unigram import equal_score_tie
+    from codir_edge.onnx.session import create_session
 
     strings = create_session(strings_path, 1, custom_ops=True)
     plain = create_session(model_path, 1)

@@ -15,7 +15,7 @@ def onnx_logits(
     """Outputs (N, C) float32 in the order of ``encoded``; feeds only the inputs the graph declares.
     A graph with a fixed [B, L] input shape is fed as an app must feed it: B rows at a time (the
     last batch filled up with repeats, whose outputs are dropped), each padded or cut to L tokens."""
-    from codir_edge.onnx_session import create_session
+    from codir_edge.onnx.session import create_session
 
     session = create_session(model, threads, provider)
     declared = session.get_inputs()

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from codir_edge.errors import InputError
+from codir_edge.core.errors import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib

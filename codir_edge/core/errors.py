@@ -36,3 +36,8 @@ class CheckFailedError(CodirError):
     """A check the user asked for ran and failed (parity, accuracy, a budget): exit code 1."""
 
     exit_code = 1
+
+
+class DeviceFault(InputError):
+    """A device, this machine included, could not be measured; the message starts with its name. The
+    other devices go on."""

@@ -40,7 +40,7 @@ def score_onnx(
     """``examples``, already tokenized as ``encoded`` (once for every graph that shares a tokenizer),
     scored by the graph at ``path`` (.onnx or .ort)."""
     from codir_edge.data.metrics import score
-    from codir_edge.onnx_predict import onnx_logits
+    from codir_edge.onnx.predict import onnx_logits
 
     started = time.perf_counter()
     logits = onnx_logits(path, encoded, threads=threads, batch_size=batch_size)
