@@ -63,7 +63,7 @@ def train(path: Path, rows: int, steps: int) -> dict:
 
     from codir_edge.compress.bank.build import bank_device, make_teacher_bank
     from codir_edge.compress.bank.cache import open_bank
-    from codir_edge.compress.config import CompressConfig
+    from codir_edge.compress.config import PreConfig
     from codir_edge.compress.objectives import PreDistiller
     from codir_edge.compress.pre import random_negatives
     from codir_edge.models.runtime import resolve_runtime
@@ -77,7 +77,7 @@ def train(path: Path, rows: int, steps: int) -> dict:
     features, logits = open_bank(path, "bench", rows)
     placement = bank_device(runtime, features.numel() * 2)
     bank = make_teacher_bank(features, logits, torch.zeros(rows), placement)
-    config = CompressConfig(stage="pre", negatives=25, batch_size=32, student_layers=STUDENT["num_hidden_layers"])
+    config = PreConfig(negatives=25, batch_size=32, student_layers=STUDENT["num_hidden_layers"])
     student = BertModel(BertConfig(vocab_size=30522, **STUDENT))
     distiller = PreDistiller(student, bank, None, config, STUDENT["hidden_size"], WIDTH // STUDENT["num_hidden_layers"])
     optimizer = build_optimizer(distiller.named_parameters(), config.lr, config.weight_decay)

@@ -40,7 +40,7 @@ def main() -> None:
     from codir_edge.compress.bank.build import compute_summaries as compute_bank
     from codir_edge.compress.bank.build import make_teacher_bank
     from codir_edge.compress.bank.negatives import NegativeSampler
-    from codir_edge.compress.config import CompressConfig
+    from codir_edge.compress.config import FineConfig
     from codir_edge.compress.objectives import Distiller
     from codir_edge.compress.student import layer_map, skip_student
     from codir_edge.compress.transfer import teacher_targets
@@ -80,7 +80,7 @@ def main() -> None:
     for variant in VARIANTS:
         objective, transfer = variant.split("+")[0], variant.endswith("+unlabeled")
         k = {"negatives": args.negatives} if args.negatives else {}
-        config = CompressConfig(
+        config = FineConfig(
             task="sst2", objective=objective, batch_size=args.batch_size, max_length=args.max_length, **k
         )
         bank = banks["transfer" if transfer else config.bank_pooling]

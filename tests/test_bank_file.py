@@ -102,13 +102,13 @@ def test_compress_from_a_bank_on_disk_trains_the_same_student(tmp_path, backbone
     from conftest import build_tiny_bert, cut_glue
 
     import codir_edge.compress.bank.table as table_module
-    from codir_edge.compress.config import CompressConfig
+    from codir_edge.compress.config import FineConfig
     from codir_edge.compress.run import run_compress
     from codir_edge.data import DataSpec
 
     teacher = build_tiny_bert(tmp_path / "t", backbone_dir, num_labels=2, layers=4, id2label={0: "0", 1: "1"})
     data = DataSpec(str(cut_glue(glue_dir, "SST-2", tmp_path / "d", 96, 24)))
-    config = CompressConfig(task="sst2", student_layers=2, epochs=1, batch_size=8, max_length=32, negatives=5,
+    config = FineConfig(task="sst2", student_layers=2, epochs=1, batch_size=8, max_length=32, negatives=5,
                             device="cpu")  # fmt: skip
     memory = run_compress(teacher, data, tmp_path / "memory", config, show_progress=False)
     monkeypatch.setattr(table_module, "IN_MEMORY_BYTES", 0)

@@ -100,7 +100,7 @@ def unlabelled_terms(backbone_dir: Path, tmp_path: Path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from codir_edge.compress.bank.table import TeacherBank
-    from codir_edge.compress.config import CompressConfig
+    from codir_edge.compress.config import FineConfig
     from codir_edge.compress.objectives import Distiller
 
     folder = build_tiny_bert(tmp_path / "student", backbone_dir, num_labels=2, layers=2)
@@ -112,7 +112,7 @@ def unlabelled_terms(backbone_dir: Path, tmp_path: Path):
     bank = TeacherBank(torch.randn(6, 64, generator=generator).half(), torch.randn(6, 2, generator=generator).half(),
                        torch.tensor([0, 1, 0, 1, 1, 0]))  # fmt: skip
     negatives = torch.tensor([[1, 3], [0, 2], [1, 5], [0, 2], [0, 5], [1, 4]])
-    config = CompressConfig(task="sst2", negatives=2)
+    config = FineConfig(task="sst2", negatives=2)
 
     def terms(labeled_rows, targets):
         torch.manual_seed(0)  # the same projection heads for every distiller
@@ -188,11 +188,11 @@ def test_an_epoch_holds_each_labelled_row_repeat_times_and_rotates_the_others(
 ):
     import numpy as np
 
-    from codir_edge.compress.config import CompressConfig
+    from codir_edge.compress.config import FineConfig
     from codir_edge.compress.transfer import TransferSet, epoch_order
 
     transfer = TransferSet(labeled, unlabeled=others)
-    config = CompressConfig(task="sst2", labeled_repeat=repeat, batch_size=batch_size, seed=seed,
+    config = FineConfig(task="sst2", labeled_repeat=repeat, batch_size=batch_size, seed=seed,
                             unlabeled="x.txt" if per_epoch else None, unlabeled_per_epoch=per_epoch)  # fmt: skip
     lengths = np.random.default_rng(seed).integers(2, 30, size=labeled + others)
     drawn = others if per_epoch is None else min(per_epoch, others)

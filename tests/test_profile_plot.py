@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from codir_edge.profile.judging import ProfileReport
 from codir_edge.profile.plot import (
     accuracy_limits,
     accuracy_path,
@@ -16,7 +17,6 @@ from codir_edge.profile.plot import (
     spread_labels,
     write_plot,
 )
-from codir_edge.profile.run import ProfileReport
 
 
 def row(device="local", target="int8", threads=1, batch=1, seq=16, p50=1.0) -> dict:

@@ -1,4 +1,5 @@
 """``codir-edge pipeline`` and ``codir-edge demo``: the chain from one file, and the chain on SST-2.
+Their options come from ``pipeline/commands.py``.
 
 Exit codes as for ``profile``: 0 every stage succeeded and every budget holds, 1 a check or budget
 failed, 2 bad usage or input, 130 interrupted. The failing stage has already printed its own
@@ -7,24 +8,11 @@ one-line error; the pipeline adds which stage it was and that finished stages wi
 
 from __future__ import annotations
 
-from enum import Enum
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
-from codir_edge.cli.errors import debug_enabled, handle_errors
-from codir_edge.cli.options import DeviceOpt, QuietOpt
-from codir_edge.pipeline.demo import DemoSettings  # light: the defaults live there, once
-from codir_edge.pipeline.options import STAGES
-
-StageName = Enum("StageName", {name: name for name in STAGES}, type=str)  # the choices of --from
-
-
-FromOpt = Annotated[
-    StageName | None,
-    typer.Option("--from", help="Run this stage and every later one even if unchanged.", show_default=False),
-]
+from codir_edge.cli.errors import debug_enabled
+from codir_edge.cli.generate import Args, command
+from codir_edge.pipeline.commands import DEMO, PIPELINE
 
 
 def _finish(report) -> None:
@@ -40,21 +28,8 @@ def _finish(report) -> None:
     raise typer.Exit(failed.exit_code)
 
 
-@handle_errors
-def pipeline(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            metavar="FILE",
-            help="Pipeline TOML: a pipeline table of defaults, then finetune, compress, export and profile tables.",
-        ),
-    ],
-    from_stage: FromOpt = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say which stages would run and why; run nothing.")
-    ] = False,
-    quiet: QuietOpt = False,
-) -> None:
+@command(PIPELINE)
+def pipeline(args: Args) -> None:
     """Run finetune -> compress -> export -> profile as one file describes them.
 
     Each table takes the options of its command (student-layers = 3, max-length = 64); the
@@ -66,40 +41,16 @@ def pipeline(
     from codir_edge.pipeline.run import run_pipeline
     from codir_edge.pipeline.spec import read_pipeline
 
-    spec = read_pipeline(file)
+    spec = read_pipeline(args.file)
     report = run_pipeline(
-        spec,
-        from_stage=from_stage.value if from_stage else None,
-        dry_run=dry_run,
-        debug=debug_enabled(),
-        quiet=quiet,
+        spec, from_stage=args.from_stage, dry_run=args.dry_run, debug=debug_enabled(), quiet=args.quiet,
         echo=typer.echo,
-    )
+    )  # fmt: skip
     _finish(report)
 
 
-@handle_errors
-def demo(
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data", "-d", help="SST-2 folder or file.", show_default="../shared/data/glue/SST-2 when present"
-        ),
-    ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pipeline file and every artifact.")] = Path(
-        "runs/demo"
-    ),
-    teacher_samples: Annotated[
-        int, typer.Option(help="SST-2 training sentences for the teacher.")
-    ] = DemoSettings.teacher_samples,
-    student_samples: Annotated[
-        int, typer.Option(help="Training sentences for distilling the student.")
-    ] = DemoSettings.student_samples,
-    runs: Annotated[int, typer.Option(help="Timed runs per model in the latency profile.")] = DemoSettings.runs,
-    device: DeviceOpt = "auto",
-    from_stage: FromOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
+@command(DEMO)
+def demo(args: Args) -> None:
     """Fine-tune the bundled all-MiniLM-L6-v2 on SST-2, distil a 3-layer CoDIR student, export it
     (fp32, INT8), profile all three at 1 thread and batch 1, and print the comparison.
 
@@ -107,24 +58,26 @@ def demo(
     (benchmarks/results/demo.json in the repository). Writes OUT/pipeline.toml and runs it, so a
     re-run skips finished stages and the file can seed your own pipeline.
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from codir_edge.pipeline.demo import demo_rows, find_data, write_demo_pipeline
+    from codir_edge.pipeline.demo import DemoSettings, find_data, write_demo_pipeline
     from codir_edge.pipeline.run import run_pipeline
     from codir_edge.pipeline.spec import read_pipeline
 
-    settings = DemoSettings(teacher_samples, student_samples, runs, getattr(device, "value", device))
-    toml = write_demo_pipeline(out, find_data(data), settings)
+    toml = write_demo_pipeline(args.out, find_data(args.data), args.config(DemoSettings))
     typer.echo(f"demo pipeline: {toml}")
     report = run_pipeline(
-        read_pipeline(toml),
-        from_stage=from_stage.value if from_stage else None,
-        debug=debug_enabled(),
-        quiet=quiet,
-        echo=typer.echo,
+        read_pipeline(toml), from_stage=args.from_stage, debug=debug_enabled(), quiet=args.quiet, echo=typer.echo
     )
     _finish(report)
+    _print_comparison(args.out)
+
+
+def _print_comparison(out) -> None:
+    """The teacher / fp32 / int8 table and the one-line verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from codir_edge.pipeline.demo import demo_rows
+
     rows = demo_rows(out)
     table = Table(title="SST-2 dev, batch 1, 1 thread, real sentence lengths")
     for header in ("model", "runtime", "accuracy", "p50 ms", "p95 ms", "size MB", "artifact"):

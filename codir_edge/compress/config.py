@@ -1,9 +1,11 @@
-"""Compression settings: one validated dataclass, saved inside every checkpoint and next to the student.
+"""Compression settings: one validated dataclass per CoDIR stage on a shared base, saved inside every
+checkpoint and next to the student.
 
-One class serves both stages (``stage = fine | pre``): they share the engine, the optimiser, the
-contrastive loss and its settings, and a checkpoint compares every field on resume. Fields that
-only one stage reads are checked to be at their defaults in the other (see ``FINE_ONLY`` and
-``PRE_ONLY``), so a setting the run would ignore is an error, not a silent no-op.
+Both stages share the engine, the optimiser, the contrastive loss and its settings
+(:class:`DistillConfig`); CoDIR-Fine (:class:`FineConfig`) adds the task, the other objectives, the
+transfer set and the student's width, CoDIR-Pre (:class:`PreConfig`) masking and a held-out slice of
+its corpus. The command takes every setting of both; :func:`stage_config` refuses one that the chosen
+stage would ignore, so a setting the run would not read is an error, not a silent no-op.
 
 Defaults follow the CoDIR release (T = 2, beta = 0.5, tau = 0.07, p = 128) except where a measurement
 on SST-2 said otherwise: K = 25 instead of 100 and lambda = 0.1 come from the sweep in
@@ -12,100 +14,188 @@ on SST-2 said otherwise: K = 25 instead of 100 and lambda = 0.1 come from the sw
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
 
 from codir_edge.core.config_checks import require_counts, require_positive
 from codir_edge.core.errors import InputError
+from codir_edge.core.settings import DATA, TRAINING, optional_str, setting
 from codir_edge.training.config import TrainingConfig
 
 OBJECTIVES = ("codir", "kd", "mse", "none")
 POOLINGS = ("mean", "cls")
 CONTRASTIVE_FORMS = ("infonce", "nce")
 STAGES = ("fine", "pre")
-# Read by one stage only: CoDIR-Pre has no task, labels or alternative objectives; CoDIR-Fine no
-# masking and no held-out slice of a corpus.
-FINE_ONLY = (
-    "objective",
-    "mse_weight",
-    "negative_margin",
-    "max_eval_samples",
-    "unlabeled",
-    "unlabeled_per_epoch",
-    "labeled_repeat",
-    "augment",
-    "heads_keep",
-    "ffn_keep",
-    "importance_samples",
-    "latency_budget",
-    "budget_threads",
-    "budget_seq_len",
-    "budget_device",
-    "devices",
-)
 BUDGET_FIELDS = ("budget_threads", "budget_seq_len", "budget_device", "devices")
-PRE_ONLY = ("mlm_probability", "held_out")
+LOSS = "Objective"
+SHAPE = "Student shape"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def budget_seq_len(value: str) -> int | str:
+    """``--budget-seq-len``: a length, or 'real' for the task's dev sentences."""
+    if value == "real":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"--budget-seq-len must be a length or 'real', got {value!r}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
-class CompressConfig(TrainingConfig):
-    """The shared training settings (``training/config.py``) plus CoDIR's."""
+class DistillConfig(TrainingConfig):
+    """The shared training settings (``training/config.py``) plus what both CoDIR stages read."""
 
-    task: str | None = None  # the fine stage's task; CoDIR-Pre has none
-    stage: str = "fine"  # fine: distil a fine-tuned classifier on its task; pre: a backbone on unlabelled text
-    # student
-    student_layers: int | None = None  # None: half the teacher's layers (rounded down, at least 1)
+    stage: ClassVar[str]
+    batch_size: int = setting(32, help="Examples per optimizer step, over all processes together.", panel=TRAINING)
+    # student; None: half the teacher's layers (rounded down, at least 1)
+    student_layers: int | None = setting(
+        None, help="Student depth, skip-initialised from the teacher (default: half the teacher's layers)."
+    )
     # objective: L = (1 - beta) CE + beta T^2 KL(t/T || s/T) + lambda L_con   (codir.md, step 5)
-    objective: str = "codir"
-    pooling: str = "mean"  # layer summary: masked mean of token states (paper) or [CLS] (release)
-    contrastive: str = "infonce"  # softmax InfoNCE (paper) or CRD's binary NCE (release)
-    negatives: int = 25  # K label-aware negatives per example; the release's 100 did no better on SST-2, at more cost
-    contrastive_temperature: float = 0.07
-    projection_dim: int = 128
-    contrastive_weight: float = 0.1  # lambda: the release tunes it per task
-    kd_temperature: float = 2.0
-    kd_weight: float = 0.5  # beta
-    mse_weight: float = 100.0  # BERT-PKD's beta for the normalised [CLS] MSE (it searched 10..1000)
-    negative_margin: float | None = None  # regression: |y_i - y_j| above this is a negative (None: 20% of range)
-    # CoDIR-Pre: BERT's masking for the masked-LM terms (teachers with an MLM head), and the corpus
-    # sentences kept out of training to score the student after each epoch
-    mlm_probability: float = 0.15
-    held_out: int = 1000
-    # CoDIR-Fine's transfer set (compress/transfer.py): unlabelled in-domain text and augmented copies of
-    # the labelled sentences, labelled by the teacher's bank only (KD and contrastive terms, never CE)
-    unlabeled: str | None = None  # a .txt, a .jsonl (text field: --text-column, default "text") or a data folder
-    unlabeled_per_epoch: int | None = None  # unlabelled rows an epoch draws (None: all); they rotate over epochs
-    labeled_repeat: int = 1  # times each labelled row is seen per epoch: the CE share of a large transfer set
-    augment: int = 0  # new sentences made from each labelled one (token dropout, span deletion, word swaps)
-    # width pruning (compress/prune.py): the fraction of each block's heads and FFN neurons the student keeps,
-    # ranked by the teacher's |dL/dmask| over this many training sentences
-    heads_keep: float = 1.0
-    ffn_keep: float = 1.0
-    importance_samples: int = 2048
-    # the student's shape from a latency budget (compress/shapes.py): INT8 p95 in ms on the target device
-    latency_budget: float | None = None
-    budget_threads: int = 1
-    budget_seq_len: int | str = 128  # a length, or "real" for the task's dev sentences one by one
-    budget_device: str | None = None  # a name from --devices, ssh://user@host[:port], or local (default)
-    devices: str | None = None  # a devices.toml, as profile reads it
+    pooling: str = setting(
+        "mean", help="Layer summary: masked mean of tokens (paper) or [CLS] (release).", panel=LOSS, choices=POOLINGS
+    )
+    contrastive: str = setting(
+        "infonce", help="InfoNCE (softmax, paper) or binary NCE (CRD, release).", panel=LOSS,
+        choices=CONTRASTIVE_FORMS,
+    )  # fmt: skip
+    # K label-aware negatives per example; the release's 100 did no better on SST-2, at more cost
+    negatives: int = setting(
+        25,
+        help="K negatives per example from the teacher bank: label-aware (fine), or random corpus rows on top of "
+        "the rest of the batch (pre).",
+        panel=LOSS,
+    )
+    contrastive_temperature: float = setting(0.07, help="tau of the contrastive scores.", panel=LOSS)
+    projection_dim: int = setting(128, help="Output width p of the two projection heads.", panel=LOSS)
+    # lambda: the release tunes it per task
+    contrastive_weight: float = setting(0.1, help="lambda, the weight of the contrastive term.", panel=LOSS)
+    kd_temperature: float = setting(2.0, help="T of the logit distillation.", panel=LOSS)
+    kd_weight: float = setting(0.5, help="beta: (1 - beta) CE + beta KD (pre: on the masked-LM terms).", panel=LOSS)
 
     def __post_init__(self) -> None:
-        choices = {"stage": STAGES, "objective": OBJECTIVES, "pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS}
+        choices = {"pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"unknown --{name} '{getattr(self, name)}': use one of {', '.join(allowed)}")
         require_positive(self, ("negatives", "contrastive_temperature", "projection_dim", "kd_temperature"))
         super().__post_init__()
-        for name in ("contrastive_weight", "mse_weight"):
-            if getattr(self, name) < 0:
-                raise InputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if self.contrastive_weight < 0:
+            raise InputError(f"--contrastive-weight must not be negative, got {self.contrastive_weight}")
         if not 0 <= self.kd_weight <= 1:
             raise InputError(f"--kd-weight must be in [0, 1] (it mixes CE and KD), got {self.kd_weight}")
         require_counts(self, ("student_layers",))
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, **asdict(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FineConfig(DistillConfig):
+    """CoDIR-Fine: a fine-tuned classifier distilled on its labelled task."""
+
+    stage: ClassVar[str] = "fine"
+    task: str | None = setting(
+        None,
+        help="--stage fine: the teacher's GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli) or "
+        "'classification' / 'regression' for custom data.",
+        flags=("--task", "-t"),
+        panel=DATA,
+    )
+    objective: str = setting(
+        "codir",
+        help="codir: contrastive on intermediate layers + KD; kd: logits only; mse: BERT-PKD [CLS] MSE + KD; "
+        "none: plain fine-tuning of the same student.",
+        panel=LOSS,
+        choices=OBJECTIVES,
+    )
+    # BERT-PKD's beta for the normalised [CLS] MSE (it searched 10..1000)
+    mse_weight: float = setting(100.0, help="Weight of BERT-PKD's [CLS] MSE (objective mse).", panel=LOSS)
+    # regression: |y_i - y_j| above this is a negative (None: 20% of the range)
+    negative_margin: float | None = setting(
+        None,
+        help="Regression tasks: targets further apart than this are negatives (default: 20% of the target range).",
+        panel=LOSS,
+    )
+    # the transfer set (compress/transfer.py): unlabelled in-domain text and augmented copies of the labelled
+    # sentences, labelled by the teacher's bank only (KD and contrastive terms, never CE)
+    unlabeled: str | None = setting(
+        None,
+        help="--stage fine: unlabelled in-domain text for the transfer set (a .txt with one text per line, a "
+        ".jsonl with a --text-column field, default 'text', and --text-pair-column, default 'text_pair', for "
+        "pair tasks, or a data folder whose labels are ignored). The teacher labels it: KD and contrastive terms "
+        "only, negatives by the teacher's argmax. Texts that are labelled or dev examples are dropped and counted.",
+        panel=DATA,
+        cli_type=Path | None,
+        parse=optional_str,
+    )
+    unlabeled_per_epoch: int | None = setting(
+        None, help="Rows without a label an epoch trains on (default: all); they rotate over epochs.", panel=DATA
+    )
+    labeled_repeat: int = setting(
+        1,
+        help="Times each labelled example is seen per epoch: raises CE's share beside a large transfer set.",
+        panel=DATA,
+    )
+    augment: int = setting(
+        0,
+        help="--stage fine: new sentences made from each labelled one (token dropout, span deletion, swaps with "
+        "the teacher's nearest vocabulary words), labelled by the teacher only. 0: off.",
+        panel=DATA,
+    )
+    # width pruning (compress/prune.py): the fraction of each block's heads and FFN neurons the student keeps,
+    # ranked by the teacher's |dL/dmask| over this many training sentences
+    heads_keep: float = setting(
+        1.0,
+        help="Fraction of each layer's attention heads the student keeps: the teacher's most important ones "
+        "(|dL/dmask| on training sentences), the rest removed. Not for deberta-v2, modernbert, mpnet.",
+        panel=SHAPE,
+    )
+    ffn_keep: float = setting(
+        1.0, help="Fraction of each layer's FFN neurons the student keeps, chosen the same way.", panel=SHAPE
+    )
+    importance_samples: int = setting(
+        2048, help="Training sentences the head and neuron importance is scored on.", panel=SHAPE
+    )
+    # the student's shape from a latency budget (compress/shapes.py): INT8 p95 in ms on the target device
+    latency_budget: float | None = setting(
+        None,
+        help="INT8 p95 latency budget in ms (batch 1): times student shapes (layers x heads x FFN) with random "
+        "weights on the target and distils the largest that meets it.",
+        panel=SHAPE,
+    )
+    budget_threads: int = setting(1, help="onnxruntime threads the budget is measured with.", panel=SHAPE)
+    budget_seq_len: int | str = setting(
+        128,
+        help="Sequence length the budget is measured at, or 'real' for the task's dev sentences.",
+        panel=SHAPE,
+        cli_type=str,
+        cli_default="128",
+        parse=budget_seq_len,
+    )
+    budget_device: str | None = setting(
+        None, help="Where the budget is measured: a name from --devices, ssh://user@host[:port], or local.",
+        panel=SHAPE,
+    )  # fmt: skip
+    devices: str | None = setting(
+        None, help="A devices.toml (as profile reads it) naming --budget-device.", panel=SHAPE,
+        cli_type=Path | None, parse=optional_str,
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"unknown --objective '{self.objective}': use one of {', '.join(OBJECTIVES)}")
+        super().__post_init__()
+        if self.mse_weight < 0:
+            raise InputError(f"--mse-weight must not be negative, got {self.mse_weight}")
         if self.negative_margin is not None and self.negative_margin < 0:
             raise InputError(f"--negative-margin must not be negative, got {self.negative_margin}")
-        if not 0 < self.mlm_probability < 1:
-            raise InputError(f"--mlm-probability must be in (0, 1), got {self.mlm_probability}: BERT uses 0.15")
-        require_counts(self, ("held_out", "unlabeled_per_epoch", "labeled_repeat"))
+        require_counts(self, ("unlabeled_per_epoch", "labeled_repeat"))
         if self.augment < 0:
             raise InputError(f"--augment must not be negative, got {self.augment}: give new sentences per example")
         if self.objective == "none" and (self.unlabeled or self.augment):
@@ -117,13 +207,14 @@ class CompressConfig(TrainingConfig):
         self._check_width()
         if self.unlabeled_per_epoch is not None and not self.unlabeled:
             raise InputError("--unlabeled-per-epoch applies with --unlabeled only: give unlabelled text, or drop it")
-        self._check_stage_fields()
+        if not self.task:
+            raise InputError("--task is required for --stage fine: name the task the teacher was fine-tuned on")
 
     def _check_width(self) -> None:
         for name in ("heads_keep", "ffn_keep"):
             value = getattr(self, name)
             if not 0 < value <= 1:
-                raise InputError(f"--{name.replace('_', '-')} must be in (0, 1] (a fraction to keep), got {value}")
+                raise InputError(f"{_flag(name)} must be in (0, 1] (a fraction to keep), got {value}")
         require_counts(self, ("importance_samples", "budget_threads"))
         seq_len = self.budget_seq_len
         if seq_len != "real" and not (isinstance(seq_len, int) and seq_len >= 1):
@@ -132,14 +223,12 @@ class CompressConfig(TrainingConfig):
             defaults = {f.name: f.default for f in fields(self)}
             for name in BUDGET_FIELDS:
                 if getattr(self, name) != defaults[name]:
-                    raise InputError(
-                        f"--{name.replace('_', '-')} applies with --latency-budget only: give a budget, or drop it"
-                    )
+                    raise InputError(f"{_flag(name)} applies with --latency-budget only: give a budget, or drop it")
             return
         if self.latency_budget <= 0:
             raise InputError(f"--latency-budget must be positive (milliseconds of INT8 p95), got {self.latency_budget}")
-        given = [f"--{n.replace('_', '-')}" for n in ("student_layers",) if getattr(self, n) is not None]
-        given += [f"--{n.replace('_', '-')}" for n in ("heads_keep", "ffn_keep") if getattr(self, n) != 1.0]
+        given = [_flag(n) for n in ("student_layers",) if getattr(self, n) is not None]
+        given += [_flag(n) for n in ("heads_keep", "ffn_keep") if getattr(self, n) != 1.0]
         if given:
             raise InputError(
                 f"--latency-budget picks the student's shape, and {', '.join(given)} also sets it: give only one"
@@ -150,32 +239,58 @@ class CompressConfig(TrainingConfig):
         """Whether the student loses heads or FFN neurons (or a budget may make it)."""
         return self.heads_keep < 1.0 or self.ffn_keep < 1.0 or self.latency_budget is not None
 
-    def _check_stage_fields(self) -> None:
-        if self.stage == "fine" and not self.task:
-            raise InputError("--task is required for --stage fine: name the task the teacher was fine-tuned on")
-        if self.stage == "pre" and self.task:
-            raise InputError(
-                f"--task {self.task} does not apply to --stage pre (it distils on unlabelled text): drop --task"
-            )
-        other = "pre" if self.stage == "fine" else "fine"
-        defaults = {f.name: f.default for f in fields(self)}
-        for name in PRE_ONLY if self.stage == "fine" else FINE_ONLY:
-            if getattr(self, name) != defaults[name]:
-                raise InputError(
-                    f"--{name.replace('_', '-')} applies to --stage {other} only: drop it, or run --stage {other}"
-                )
-
-    @property
-    def uses_bank_features(self) -> bool:
-        """Which objectives read the teacher's intermediate layers (all but ``kd`` and ``none``)."""
-        return self.objective in ("codir", "mse")
-
     @property
     def bank_pooling(self) -> str:
         """BERT-PKD matches [CLS] states whatever ``--pooling`` says, so its bank holds [CLS] summaries."""
         return "cls" if self.objective == "mse" else self.pooling
 
+
+@dataclass(frozen=True, kw_only=True)
+class PreConfig(DistillConfig):
+    """CoDIR-Pre: a pretrained backbone distilled on unlabelled text into a general student."""
+
+    stage: ClassVar[str] = "pre"
+    # BERT's masking for the masked-LM terms (teachers with an MLM head)
+    mlm_probability: float = setting(
+        0.15,
+        help="--stage pre with a masked-LM teacher: share of tokens masked (BERT's 80/10/10 split).",
+        panel=LOSS,
+    )
+    # corpus sentences kept out of training to score the student after each epoch
+    held_out: int = setting(
+        1000,
+        help="--stage pre: corpus texts kept out of training to score the student each epoch (at most a tenth).",
+        panel=DATA,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.mlm_probability < 1:
+            raise InputError(f"--mlm-probability must be in (0, 1), got {self.mlm_probability}: BERT uses 0.15")
+        require_counts(self, ("held_out",))
+        if self.max_eval_samples is not None:  # the held-out slice is the pre stage's dev set
+            raise InputError("--max-eval-samples applies to --stage fine only: drop it, or run --stage fine")
+
     @property
-    def uses_transfer_set(self) -> bool:
-        """Whether rows without a label join training (unlabelled text or augmented sentences)."""
-        return bool(self.unlabeled) or self.augment > 0
+    def bank_pooling(self) -> str:
+        return self.pooling
+
+
+CompressConfig = FineConfig | PreConfig  # what run_compress takes: its class picks the stage
+
+
+def stage_config(stage: str, values: dict[str, Any]) -> CompressConfig:
+    """The config of ``stage`` from the settings of both (the command takes all of them); one that only the
+    other stage reads, set away from its default, is refused rather than silently ignored."""
+    cls, other = (FineConfig, PreConfig) if stage == "fine" else (PreConfig, FineConfig)
+    own = {f.name for f in fields(cls)}
+    if stage == "pre" and values.get("task"):
+        raise InputError(
+            f"--task {values['task']} does not apply to --stage pre (it distils on unlabelled text): drop --task"
+        )
+    for item in fields(other):
+        if item.name not in own and item.name in values and values[item.name] != item.default:
+            raise InputError(
+                f"{_flag(item.name)} applies to --stage {other.stage} only: drop it, or run --stage {other.stage}"
+            )
+    return cls(**{name: value for name, value in values.items() if name in own})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from codir_edge.compress.config import CompressConfig
+from codir_edge.compress.config import FineConfig
 from codir_edge.compress.prune import PrunePlan, check_prunable
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_same_tokenizer, check_student_layers, layer_map
@@ -64,7 +64,7 @@ class FineStage:
 
     name = "fine"
 
-    def __init__(self, teacher_dir: Path, data: DataSpec, config: CompressConfig,
+    def __init__(self, teacher_dir: Path, data: DataSpec, config: FineConfig,
                  student_dir: Path | None = None, eval_data: DataSpec | None = None):  # fmt: skip
         self.teacher_dir, self.config, self.student_dir = Path(teacher_dir), config, student_dir
         self.task = get_task(config.task)

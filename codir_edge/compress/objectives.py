@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from codir_edge.compress.bank.table import TeacherBank
-from codir_edge.compress.config import CompressConfig
+from codir_edge.compress.config import FineConfig, PreConfig
 from codir_edge.compress.features import layer_summaries
 from codir_edge.compress.losses import CodirLoss, PkdLoss, kd_loss, prediction_rows, task_loss
 from codir_edge.compress.masking import IGNORE
@@ -41,7 +41,7 @@ class Distiller(nn.Module):
         self,
         student: nn.Module,
         bank: TeacherBank | None,
-        config: CompressConfig,
+        config: FineConfig,
         regression: bool,
         student_width: int,
         teacher_width: int,
@@ -131,7 +131,7 @@ class PreDistiller(nn.Module):
         student: nn.Module,
         bank: TeacherBank,
         teacher: nn.Module | None,
-        config: CompressConfig,
+        config: PreConfig,
         student_width: int,
         teacher_width: int,
     ):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.compress.config import CompressConfig
+from codir_edge.compress.config import PreConfig
 from codir_edge.compress.masking import mask_tokens
 from codir_edge.compress.pre_scores import held_out_scores, mlm_accuracy
 from codir_edge.compress.setup import Setup
@@ -71,7 +71,7 @@ class PreStage:
 
     name = "pre"
 
-    def __init__(self, teacher_dir: Path, corpus: str | Path, config: CompressConfig, text_field: str | None = None):
+    def __init__(self, teacher_dir: Path, corpus: str | Path, config: PreConfig, text_field: str | None = None):
         from codir_edge.models.loading import load_tokenizer
 
         if config.stage != "pre":

@@ -122,7 +122,7 @@ def _int8_graph(config, shape: Shape, folder: Path) -> Path:
     torch.manual_seed(0)
     model = build_random(config, shape).eval()
     fp32, int8 = folder / "fp32.onnx", folder / "int8.onnx"
-    export_fp32(model, fp32, opset=17)
+    export_fp32(model, fp32)
     dynamic_int8(fp32, int8, target="native", fused=False)
     fp32.unlink()
     return int8

@@ -14,6 +14,7 @@ from pathlib import Path
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec, get_task, load_split
+from codir_edge.evaluate.config import EvaluateConfig
 from codir_edge.models.scoring import score_model_folder
 
 ONNX_SUFFIXES = (".onnx", ".ort")
@@ -35,19 +36,11 @@ class EvalReport:
         return asdict(self)
 
 
-def run_evaluate(
-    model: Path,
-    task_name: str,
-    data: DataSpec,
-    split: str = "dev",
-    max_length: int = 128,
-    batch_size: int = 128,
-    max_samples: int | None = None,
-    device: str = "auto",
-    seed: int = 42,
-) -> list[EvalReport]:
+def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:
     """One report for a model folder or an ONNX file, one per variant for a bundle (in manifest
     order; the tokenizer-in-graph variant is scored through the token-id graph it wraps)."""
+    task_name, split, max_length, batch_size = config.task, config.split, config.max_length, config.batch_size
+    max_samples, device, seed = config.max_samples, config.device, config.seed
     from codir_edge.onnx.session import check_onnx_file
 
     model = Path(model)

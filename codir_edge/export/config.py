@@ -6,33 +6,103 @@ from dataclasses import asdict, dataclass
 
 from codir_edge.core.errors import InputError
 from codir_edge.core.inputs import REAL
+from codir_edge.core.settings import int_list, like, seq_lens_list, setting
 from codir_edge.export import quantize as q
-from codir_edge.export.spec import DEFAULT_OPSET
+from codir_edge.onnx.graph import DEFAULT_OPSET
+from codir_edge.training.config import TrainingConfig as TrainingOptions
 
 QUANTIZE_MODES = ("auto", "dynamic", "static", "none")
 AUTO, OFF = "auto", "off"  # --fixed-shape's words besides BxL
 
 
-@dataclass(frozen=True)
+QUANT = "Quantization"
+GRAPH = "Graph"
+TUNE = "Tuning"
+
+
+def _tune_threads(value: str | None) -> tuple[int, ...]:
+    return int_list(value, "--tune-threads") or ()
+
+
+def _tune_lengths(value: str | None) -> tuple[int | str, ...]:
+    return seq_lens_list(value, "--tune-lengths") or ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExportConfig:
-    quantize: str = AUTO  # dynamic candidates, and static QDQ ones when --data can calibrate and score them
-    task: str | None = None
-    calibration_samples: int = 300
-    calibration_method: str = "minmax"
-    optimize: bool = True  # offline fusion allowed; kept only where measured faster
-    fp16: bool = False  # also made whenever the target is a GPU
-    ort: bool = True
-    opset: int = DEFAULT_OPSET
-    atol: float = 1e-4
-    max_accuracy_drop: float = 0.5  # points of the task's primary metric
-    target: str = "native"
-    max_length: int = 128
-    max_eval_samples: int | None = None
-    tune_threads: tuple[int, ...] = ()  # () -> 1 and this machine's cores
-    tune_lengths: tuple[int | str, ...] = ()  # () -> the dev sentences' own lengths with --data, else 16 and 128
-    fixed_shape: str = AUTO  # "BxL", "auto" (with --ort: 1 x the dev p99 length, else 1x128) or "off"
-    tokenizer_in_graph: bool | None = None  # None: whenever the tokenizer is WordPiece or byte-level BPE
-    trust_remote_code: bool = False
+    # dynamic candidates, and static QDQ ones when --data can calibrate and score them
+    quantize: str = setting(
+        AUTO,
+        help="INT8 candidates: auto (dynamic, plus static QDQ and per-tensor weights when --data can score them), "
+        "dynamic, static (QDQ, calibrated on --data) or none. The fastest within --max-accuracy-drop ships; when "
+        "none holds it, the most sensitive MatMuls stay in fp32.",
+        panel=QUANT,
+        choices=QUANTIZE_MODES,
+    )
+    task: str | None = setting(None, help="Task of --data (its columns and metric).", flags=("--task", "-t"))
+    calibration_samples: int = setting(300, help="Training sentences used to calibrate static INT8.", panel=QUANT)
+    calibration_method: str = setting(
+        "minmax", help="minmax or entropy (percentile wrecks BERT accuracy).", panel=QUANT,
+        choices=q.CALIBRATION_METHODS,
+    )  # fmt: skip
+    # offline fusion allowed; kept only where measured faster
+    optimize: bool = setting(True, help="Try onnxruntime's offline BERT fusion; kept only if measured faster.",
+                             panel=GRAPH)  # fmt: skip
+    # also made whenever the target is a GPU
+    fp16: bool = setting(False, help="Also write model.fp16.onnx (always for --target cuda).", panel=QUANT,
+                         flags=("--fp16",))  # fmt: skip
+    ort: bool = setting(True, help="Write model.ort and required_operators.config for ONNX Runtime Mobile.",
+                        panel=GRAPH)  # fmt: skip
+    opset: int = setting(DEFAULT_OPSET, help="ONNX opset.", panel=GRAPH)
+    atol: float = setting(1e-4, help="Largest allowed |PyTorch - ONNX| on fp32 logits.")
+    # points of the task's primary metric
+    max_accuracy_drop: float = setting(
+        0.5, help="Largest allowed drop of a variant's task metric against fp32, in points."
+    )
+    target: str = setting(
+        "native", help="CPU family or accelerator the bundle is for (native: this machine).", panel=GRAPH,
+        choices=q.TARGETS,
+    )  # fmt: skip
+    max_length: int = like(TrainingOptions, "max_length")
+    max_eval_samples: int | None = setting(None, help="Score variants on a seeded subset of the dev split.")
+    # () -> 1 and this machine's cores
+    tune_threads: tuple[int, ...] = setting(
+        (),
+        help="Thread counts the bundle will run at; each gets the graph fastest there, e.g. 1,4.",
+        panel=TUNE,
+        show_default="1 and this machine's cores",
+        cli_type=str | None,
+        cli_default=None,
+        parse=_tune_threads,
+    )
+    # () -> the dev sentences' own lengths with --data, else 16 and 128
+    tune_lengths: tuple[int | str, ...] = setting(
+        (),
+        help="Input lengths to time candidates at, 'real' for dev sentences at their own length, e.g. 16,128,real.",
+        panel=TUNE,
+        show_default="real with --data, else 16,128",
+        cli_type=str | None,
+        cli_default=None,
+        parse=_tune_lengths,
+    )
+    # "BxL", "auto" (with --ort: 1 x the dev p99 length, else 1x128) or "off"
+    fixed_shape: str = setting(
+        AUTO,
+        help="Also write model.int8.fixed.onnx (and .ort) with static BxL inputs and QDQ u8 INT8 for NNAPI and "
+        "Core ML, e.g. 1x64; auto: with --ort, batch 1 and the dev data's 99th-percentile length (128 without "
+        "data); off.",
+        panel=TUNE,
+    )
+    # None: whenever the tokenizer is WordPiece or byte-level BPE
+    tokenizer_in_graph: bool | None = setting(
+        None,
+        help="Write model.strings.onnx: raw text in, logits and probabilities out (onnxruntime-extensions). "
+        "Default: whenever the tokenizer is a WordPiece (BERT) or byte-level BPE (RoBERTa) one.",
+        panel=GRAPH,
+        flags=("--tokenizer-in-graph/--no-tokenizer-in-graph",),
+        show_default=False,
+    )
+    trust_remote_code: bool = like(TrainingOptions, "trust_remote_code")
 
     def __post_init__(self) -> None:
         if self.quantize not in QUANTIZE_MODES:

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codir_edge.models.families import family_of, input_names
+from codir_edge.onnx.graph import DEFAULT_OPSET
 
-DEFAULT_OPSET = 17  # LayerNormalization is a standard op from 17 on; every onnxruntime since 1.14 runs it
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "ExportSpec", "spec_for"]
+
 MIN_OPSET = 14  # optimum's floor for BERT-family encoders
 
 

@@ -21,8 +21,10 @@ from pathlib import Path
 
 from codir_edge.core.errors import InputError
 
+DEFAULT_OPSET = 17  # LayerNormalization is a standard op from 17 on; every onnxruntime since 1.14 runs it
 
-def export_fp32(model, out_file: Path, opset: int) -> None:
+
+def export_fp32(model, out_file: Path, opset: int = DEFAULT_OPSET) -> None:
     """Write ``out_file`` with dynamic batch and sequence axes."""
     from optimum.exporters.onnx import onnx_export_from_model
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codir_edge.core.errors import InputError
+from codir_edge.core.settings import like, setting
+from codir_edge.training.config import TrainingConfig
 
 DEFAULT_DATA = Path("..") / "shared" / "data" / "glue" / "SST-2"
 # Outputs inside the demo folder, named for what they hold.
@@ -63,10 +65,10 @@ class DemoSettings:
     """Sized for a short run on 2 CPU cores (benchmarks/results/demo.json); larger sample counts give
     better models."""
 
-    teacher_samples: int = 20000
-    student_samples: int = 40000
-    runs: int = 300
-    device: str = "auto"
+    teacher_samples: int = setting(20000, help="SST-2 training sentences for the teacher.")
+    student_samples: int = setting(40000, help="Training sentences for distilling the student.")
+    runs: int = setting(300, help="Timed runs per model in the latency profile.")
+    device: str = like(TrainingConfig, "device")
 
     def __post_init__(self) -> None:
         for name in ("teacher_samples", "student_samples", "runs"):

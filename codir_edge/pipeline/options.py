@@ -1,23 +1,18 @@
-"""What each stage command accepts, read from the command's own signature.
+"""What each stage command accepts, read from the stage's own declaration (``<stage>/options.py``).
 
 A pipeline table uses the command's long option names (``student-layers``, ``max-length``), so the
-names can never drift from the CLI: they are read from the Typer declarations, not listed here.
-Values are checked against the declared types before anything runs, so a typo in the last stage
-fails in a second rather than after an hour of training.
+names can never drift from the CLI: both are generated from the same declared settings
+(``core/settings.py``), not listed here. Values are checked against the declared types before
+anything runs, so a typo in the last stage fails in a second rather than after an hour of training.
 """
 
 from __future__ import annotations
 
-import inspect
-import typing
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from types import UnionType
-
-import typer.models
 
 from codir_edge.core.errors import InputError
+from codir_edge.core.settings import CommandSpec, scalar_type
 
 STAGES = ("finetune", "compress", "export", "profile")
 # Options the pipeline sets itself: where results go, and how the commands report.
@@ -46,55 +41,36 @@ class OptionSpec:
     key: str  # the pipeline key: the long option without dashes, or the argument's key
     flag: str | None  # "--student-layers"; None for a positional argument
     off_flag: str | None  # "--no-optimize" for boolean pairs
-    kind: type  # int, float, str, bool, Path or an Enum subclass
+    kind: type  # int, float, str, bool or Path
     is_list: bool
     required: bool
+    choices: tuple[str, ...] | None = None
 
 
-def _command(stage: str):
-    """The undecorated command function of ``stage`` (imports only the light CLI module)."""
-    import importlib
-
-    module = importlib.import_module(f"codir_edge.cli.{stage}")
-    return inspect.unwrap(getattr(module, stage))
-
-
-def _base_type(annotation) -> tuple[type, bool]:
-    """(scalar type, is a list) of ``T``, ``T | None``, ``list[T] | None``."""
-    if isinstance(annotation, UnionType) or typing.get_origin(annotation) is typing.Union:
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    if typing.get_origin(annotation) is list:
-        return typing.get_args(annotation)[0], True
-    return annotation, False
-
-
-def _flags(name: str, info: typer.models.OptionInfo, kind: type) -> tuple[str, str | None]:
-    declared = [d for d in (info.param_decls or ()) if d.startswith("--")]
-    if declared:
-        on, _, off = declared[0].partition("/")
-        return on, off or None
-    flag = "--" + name.replace("_", "-")
-    return flag, ("--no-" + flag[2:] if kind is bool else None)
+def command_spec(stage: str) -> CommandSpec:
+    """The declaration of ``stage``'s command (light: configs and declarations, no torch)."""
+    if stage == "finetune":
+        from codir_edge.finetune.options import FINETUNE as spec
+    elif stage == "compress":
+        from codir_edge.compress.options import COMPRESS as spec
+    elif stage == "export":
+        from codir_edge.export.options import EXPORT as spec
+    else:
+        from codir_edge.profile.options import PROFILE as spec
+    return spec
 
 
 def stage_options(stage: str) -> dict[str, OptionSpec]:
     """Every option of ``stage``'s command, keyed by its pipeline key."""
-    function = _command(stage)
-    hints = typing.get_type_hints(function, include_extras=True)
     options: dict[str, OptionSpec] = {}
-    for name, parameter in inspect.signature(function).parameters.items():
-        hint = hints[name]
-        if typing.get_origin(hint) is not typing.Annotated:
-            continue  # the Typer context
-        annotation, info = typing.get_args(hint)[:2]
-        kind, is_list = _base_type(annotation)
-        required = parameter.default is inspect.Parameter.empty
-        if isinstance(info, typer.models.ArgumentInfo):
-            key = ARGUMENT_KEYS[name]
-            options[key] = OptionSpec(key, None, None, kind, is_list, required)
+    for option in command_spec(stage).options().values():
+        kind, is_list = scalar_type(option.kind)
+        if option.flag.argument:
+            key = ARGUMENT_KEYS[option.name]
+            options[key] = OptionSpec(key, None, None, kind, is_list, option.required)
             continue
-        on, off = _flags(name, info, kind)
-        options[on[2:]] = OptionSpec(on[2:], on, off, kind, is_list, required)
+        on = option.long_flag
+        options[on[2:]] = OptionSpec(on[2:], on, option.off_flag, kind, is_list, option.required, option.flag.choices)
     return options
 
 
@@ -109,8 +85,8 @@ def _scalar(value, spec: OptionSpec, where: str) -> str:
         raise InputError(f"{where} = {value!r} must be a whole number, like 3")
     if kind is float and not isinstance(value, (int, float)):
         raise InputError(f"{where} = {value!r} must be a number, like 0.1")
-    if isinstance(kind, type) and issubclass(kind, Enum):
-        allowed = [member.value for member in kind]
+    if spec.choices is not None:
+        allowed = spec.choices
         if value not in allowed:
             raise InputError(f"{where} = {value!r} is not one of {', '.join(allowed)}: pick one of them")
     if kind in (str, Path) and not isinstance(value, (str, int, float)):
@@ -119,8 +95,8 @@ def _scalar(value, spec: OptionSpec, where: str) -> str:
 
 
 def _type_word(spec: OptionSpec) -> str:
-    if isinstance(spec.kind, type) and issubclass(spec.kind, Enum):
-        return "choice of " + ", ".join(m.value for m in spec.kind)
+    if spec.choices is not None:
+        return "choice of " + ", ".join(spec.choices)
     return {int: "whole number", float: "number", bool: "true or false"}.get(spec.kind, "string")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from codir_edge.core.errors import MissingExtraError
 from codir_edge.core.inputs import REAL
-from codir_edge.profile.run import ProfileReport
+from codir_edge.profile.judging import ProfileReport
 
 PERCENTILE_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
 MIN_ACCURACY_SPAN = 0.01  # an accuracy axis spans at least one point, so small gaps look small

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codir_edge.profile.budgets import Budget
-from codir_edge.profile.run import ProfileReport
+from codir_edge.profile.judging import ProfileReport
 
 COLUMNS = (
     ("cold ms", "cold_start_ms", "{:.0f}"),

@@ -1,0 +1,23 @@
+"""Evaluation settings, declared once for the command line (``core/settings.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from codir_edge.core.settings import DATA, like, setting
+from codir_edge.data.options import TASK_HELP
+from codir_edge.training.config import TrainingConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig:
+    task: str = setting(help=TASK_HELP, flags=("--task", "-t"), panel=DATA)
+    split: str = setting("dev", help="Which split to score: dev or train.")
+    max_length: int = like(TrainingConfig, "max_length")
+    batch_size: int = setting(128, help="Examples per inference batch.")
+    max_samples: int | None = setting(None, help="Score a seeded random subset of this size.")
+    seed: int = like(TrainingConfig, "seed")
+    device: str = like(TrainingConfig, "device")  # PyTorch folders only: ONNX models run on this machine's CPU
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,109 @@
+"""The inputs every device is fed: token ids written as ``.npy`` files once (the device needs no
+tokenizer), and each target's accuracy on ``--data``, scored here once for all devices."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from codir_edge.core.errors import InputError
+from codir_edge.core.inputs import REAL, real_batches, synthetic_token_ids
+from codir_edge.data.split import RawSplit
+from codir_edge.devices.session import Group, write_batches
+from codir_edge.profile.config import ProfileConfig
+from codir_edge.profile.targets import Target, vocab_limit
+
+
+def _target_tokenizer(target: Target):
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+
+    tokenizer = find_tokenizer(target.folder)
+    if tokenizer is None:
+        raise InputError(
+            f"real inputs and accuracy for {target.name} need tokenizer.json in {target.folder}: export the "
+            "tokenizer beside the model, or use synthetic --seq-lens only"
+        )
+    return tokenizer
+
+
+def run_worker(spec: dict, module: str = "codir_edge.profile.torch_worker", path_key: str = "path") -> dict:
+    done = subprocess.run([sys.executable, "-m", module], input=json.dumps(spec), capture_output=True, text=True)
+    try:
+        result = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(
+            f"measuring {spec[path_key]} crashed the worker (exit {done.returncode}: {tail}): "
+            "check the model with codir-edge verify"
+        ) from None
+    if "error" in result:
+        raise InputError(f"measuring {spec[path_key]} failed ({result['error']}): check the model and its inputs")
+    return result
+
+
+def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
+    """A PyTorch folder's task metric, scored in a child process (see ``torch_accuracy``)."""
+    spec = {
+        "model": str(target.path),
+        "task": config.task,
+        "data": asdict(config.data),
+        "max_length": config.max_length,
+        "max_samples": config.max_eval_samples,
+    }
+    return run_worker(spec, "codir_edge.profile.torch_accuracy", "model")["metrics"]
+
+
+def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
+    from codir_edge.data import get_task
+    from codir_edge.data.encode import encode
+    from codir_edge.data.labels import to_examples
+    from codir_edge.onnx.scoring import model_label_order, score_onnx
+
+    task = get_task(config.task)
+    examples = to_examples(raw, task, model_label_order(target.folder, task)).subsample(config.max_eval_samples, 0)
+    encoded = encode(tokenizer, examples, config.max_length)
+    return score_onnx(target.path, task, examples, encoded, max(config.threads)).metrics
+
+
+def read_dev_split(config: ProfileConfig) -> RawSplit | None:
+    if config.data is None:
+        return None
+    from codir_edge.data import get_task
+    from codir_edge.data.readers import read_split
+
+    task = get_task(config.task)
+    return read_split(config.data.data, task, "dev", config.data.columns(task))
+
+
+def prepare_inputs(targets: list[Target], configurations, raw, config: ProfileConfig, scratch: Path, accuracy: dict):
+    """Every target's inputs for every configuration as token-id ``.npy`` files (the device needs no
+    tokenizer), and accuracy where --data is given, scored here once for all devices."""
+    inputs: dict[tuple[str, tuple], Group] = {}
+    for target in targets:
+        real_ids, pad_id = [], 0
+        if raw is not None:
+            tokenizer = _target_tokenizer(target)
+            real_ids = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)["input_ids"]
+            pad_id = tokenizer.pad_token_id or 0
+        if raw is not None and target.kind == "onnx" and target.fixed_shape is None:
+            accuracy[target.name] = _accuracy(target, raw, tokenizer, config)
+        elif raw is not None and target.kind == "torch":
+            accuracy[target.name] = _torch_accuracy(target, config)
+        elif target.accuracy:
+            accuracy[target.name] = dict(target.accuracy)
+        for _, batch_size, seq_len in configurations:
+            if (target.name, (batch_size, seq_len)) in inputs:
+                continue
+            if seq_len == REAL:
+                batches = real_batches(real_ids, batch_size, count=min(256, max(1, len(real_ids) // batch_size)))
+            else:
+                batches = [synthetic_token_ids(batch_size, seq_len, seed=0, vocab=vocab_limit(target))]
+            if not batches:
+                raise InputError(f"the dev split of {config.data.data} has no sentences: pass data with a dev split")
+            inputs[(target.name, (batch_size, seq_len))] = write_batches(batches, pad_id, scratch)
+    return inputs
+
+
