@@ -105,7 +105,9 @@ def test_a_module_imports_only_its_floor_and_below(module):
 
 
 def test_only_main_imports_the_command_line():
-    importers = sorted(m for m, targets in IMPORTS.items() if package_of(m) != "cli" and any(package_of(t) == "cli" for t in targets))
+    importers = sorted(
+        m for m, targets in IMPORTS.items() if package_of(m) != "cli" and any(package_of(t) == "cli" for t in targets)
+    )
     assert not importers, f"{importers} import codir_edge.cli"
 
 

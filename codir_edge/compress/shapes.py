@@ -129,14 +129,12 @@ def _int8_graph(config, shape: Shape, folder: Path) -> Path:
 
 
 def _time(session, graph: Path, placed_inputs: dict, threads: int, label: str) -> dict[str, float]:
+    from codir_edge.devices.measurement import Measurement
     from codir_edge.devices.session import Group
 
     placed = session.stage([Group((graph,))])
-    spec = {
-        "model": placed[graph], "ids": placed_inputs[0], "lengths": placed_inputs[1], "threads": threads,
-        "provider": "CPUExecutionProvider", "runs": 0, "duration_s": RUN_SECONDS, "warmup": WARMUP, "cpus": None,
-        "timeout_s": 300,
-    }  # fmt: skip
+    spec = Measurement(model=placed[graph], ids=placed_inputs[0], lengths=placed_inputs[1], threads=threads,
+                       runs=0, warmup=WARMUP, duration_s=RUN_SECONDS)  # fmt: skip
     samples = np.asarray(session.measure(spec, label)["samples_ms"])
     return {"p50_ms": float(np.percentile(samples, 50)), "p95_ms": float(np.percentile(samples, 95)),
             "runs": int(samples.size)}  # fmt: skip

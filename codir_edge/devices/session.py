@@ -20,6 +20,7 @@ import numpy as np
 from codir_edge.bundle.manifest import sha256_of
 from codir_edge.core import runner
 from codir_edge.core.errors import DeviceFault
+from codir_edge.devices.measurement import Measurement
 from codir_edge.devices.spec import Device
 from codir_edge.devices.ssh import SshTransport, is_python_missing
 
@@ -226,7 +227,7 @@ class DeviceSession:
 
     # --- measuring ---------------------------------------------------------------------------------
 
-    def measure(self, spec: dict, what: str) -> dict:
+    def measure(self, spec: Measurement, what: str) -> dict:
         """One configuration in a fresh process on the device; ``what`` names it in errors."""
         process = subprocess.Popen(
             self.transport.argv([self.runner_path, "measure"]),
@@ -242,9 +243,9 @@ class DeviceSession:
         for reader in readers:
             reader.start()
         try:
-            process.stdin.write(json.dumps(spec).encode() + b"\n")
+            process.stdin.write(spec.to_json().encode() + b"\n")
             process.stdin.flush()
-            process.wait(timeout=spec["timeout_s"] + 30)  # the runner enforces timeout_s itself
+            process.wait(timeout=spec.timeout_s + 30)  # the runner enforces timeout_s itself
         except subprocess.TimeoutExpired:
             _stop(process)
             raise _fault(self.device, f"{what} did not finish within its --timeout", "raise --timeout") from None
@@ -266,12 +267,12 @@ class DeviceSession:
             ) from None
         return self._checked(result, what, spec)
 
-    def _checked(self, result: dict, what: str, spec: dict) -> dict:
+    def _checked(self, result: dict, what: str, spec: Measurement) -> dict:
         fault, error = result.get("fault"), result.get("error")
         if fault == "timeout":
             raise _fault(
                 self.device,
-                f"{what} exceeded the {spec['timeout_s']:g} s --timeout",
+                f"{what} exceeded the {spec.timeout_s:g} s --timeout",
                 "raise --timeout, or lower --runs or --duration",
             )
         if fault in ("killed", "memory"):

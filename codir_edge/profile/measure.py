@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 
 from codir_edge.core.errors import DeviceFault, InputError
+from codir_edge.devices.measurement import Measurement
 from codir_edge.devices.session import DeviceSession, Group
 from codir_edge.profile.checks import resolve_provider
 from codir_edge.profile.config import ProfileConfig
@@ -29,43 +30,34 @@ FIGURES = (
 )
 
 
-def _measure_torch(target: Target, threads: int, group: Group, config: ProfileConfig) -> dict:
-    """A PyTorch folder in the torch worker, on this machine (same loop, same inputs)."""
-    spec = {
-        "path": str(target.path),
-        "threads": threads,
-        "runs": config.runs,
-        "duration_s": config.duration_s,
-        "warmup": config.warmup,
-        "ids": str(group.files[0]),
-        "lengths": str(group.files[1]),
-        "cpus": list(config.cpus) if config.cpus else None,
-    }
-    try:
-        return run_worker(spec)
-    except InputError as exc:
-        raise DeviceFault(f"local: {exc}") from None
+def measurement(model: str, files: tuple[str, str], provider: str, threads: int, config: ProfileConfig) -> Measurement:
+    """The one place a profile run's spec is built, for the runner on a device and the torch worker here."""
+    return Measurement(
+        model=model,
+        ids=files[0],
+        lengths=files[1],
+        threads=threads,
+        runs=config.runs,
+        warmup=config.warmup,
+        duration_s=config.duration_s,
+        provider=provider,
+        cpus=tuple(config.cpus) if config.cpus else None,
+        timeout_s=config.timeout_s,
+    )
 
 
 def _measure_once(session: DeviceSession, target: Target, group: Group, placed: dict, provider: str, threads: int,
                   config: ProfileConfig, what: str) -> dict:  # fmt: skip
-    """One run of one configuration: a PyTorch folder in the torch worker here, an ONNX model by the
-    runner on the device, from the staged files."""
+    """One run of one configuration: a PyTorch folder in the torch worker here (same loop, same
+    inputs), an ONNX model by the runner on the device, from the staged files."""
     if target.kind == "torch":
-        return _measure_torch(target, threads, group, config)
-    spec = {
-        "model": placed[target.file_for(threads)],
-        "ids": placed[group.files[0]],
-        "lengths": placed[group.files[1]],
-        "provider": provider,
-        "threads": threads,
-        "runs": config.runs,
-        "duration_s": config.duration_s,
-        "warmup": config.warmup,
-        "cpus": list(config.cpus) if config.cpus else None,
-        "timeout_s": config.timeout_s,
-    }
-    return session.measure(spec, what)
+        spec = measurement(str(target.path), (str(group.files[0]), str(group.files[1])), provider, threads, config)
+        try:
+            return run_worker(spec.to_json(), what)
+        except InputError as exc:
+            raise DeviceFault(f"local: {exc}") from None
+    files = (placed[group.files[0]], placed[group.files[1]])
+    return session.measure(measurement(placed[target.file_for(threads)], files, provider, threads, config), what)
 
 
 def measure_device(session: DeviceSession, targets, configurations, inputs, config, report, tick) -> None:

@@ -29,18 +29,19 @@ def _target_tokenizer(target: Target):
     return tokenizer
 
 
-def run_worker(spec: dict, module: str = "codir_edge.profile.torch_worker", path_key: str = "path") -> dict:
-    done = subprocess.run([sys.executable, "-m", module], input=json.dumps(spec), capture_output=True, text=True)
+def run_worker(spec: str, what: str, module: str = "codir_edge.profile.torch_worker") -> dict:
+    """A torch child process fed ``spec`` (JSON) on stdin; its one JSON answer, or one line naming ``what``."""
+    done = subprocess.run([sys.executable, "-m", module], input=spec, capture_output=True, text=True)
     try:
         result = json.loads(done.stdout)
     except json.JSONDecodeError:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(
-            f"measuring {spec[path_key]} crashed the worker (exit {done.returncode}: {tail}): "
+            f"measuring {what} crashed the worker (exit {done.returncode}: {tail}): "
             "check the model with codir-edge verify"
         ) from None
     if "error" in result:
-        raise InputError(f"measuring {spec[path_key]} failed ({result['error']}): check the model and its inputs")
+        raise InputError(f"measuring {what} failed ({result['error']}): check the model and its inputs")
     return result
 
 
@@ -53,7 +54,7 @@ def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
         "max_length": config.max_length,
         "max_samples": config.max_eval_samples,
     }
-    return run_worker(spec, "codir_edge.profile.torch_accuracy", "model")["metrics"]
+    return run_worker(json.dumps(spec), str(target.path), "codir_edge.profile.torch_accuracy")["metrics"]
 
 
 def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:

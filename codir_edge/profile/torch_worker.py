@@ -12,20 +12,21 @@ import sys
 import time
 
 from codir_edge.core.runner import feeds, peak_rss_mb, pin, timed_loop
+from codir_edge.devices.measurement import Measurement
 
 
-def measure(spec: dict) -> dict:
+def measure(spec: Measurement) -> dict:
     import numpy as np
     import torch
     from transformers import AutoModelForSequenceClassification
 
     from codir_edge.models.families import input_names
 
-    pin(spec.get("cpus"))
-    torch.set_num_threads(spec["threads"])
-    ids, lengths = np.load(spec["ids"]), np.load(spec["lengths"])
+    pin(spec.cpus)
+    torch.set_num_threads(spec.threads)
+    ids, lengths = np.load(spec.ids), np.load(spec.lengths)
     start = time.perf_counter_ns()
-    model = AutoModelForSequenceClassification.from_pretrained(spec["path"]).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(spec.model).eval()
     batches = [
         {k: torch.from_numpy(v) for k, v in feed.items()}
         for feed in feeds(ids, lengths, list(input_names(model.config)), np.int64)
@@ -37,12 +38,12 @@ def measure(spec: dict) -> dict:
 
     run(batches[0])
     cold_ms = (time.perf_counter_ns() - start) / 1e6
-    samples = timed_loop(run, batches, spec["runs"], spec.get("duration_s"), spec["warmup"])
+    samples = timed_loop(run, batches, spec.runs, spec.duration_s, spec.warmup)
     return {"cold_start_ms": cold_ms, "samples_ms": samples, "providers": ["pytorch"], "peak_rss_mb": peak_rss_mb()}
 
 
 def main() -> None:
-    spec = json.loads(sys.stdin.read())
+    spec = Measurement.from_json(sys.stdin.read())
     try:
         result = measure(spec)
     except Exception as exc:  # reported to the parent, which turns it into a one-line error
