@@ -416,3 +416,27 @@ def test_profile_measures_every_variant_of_an_exported_bundle(bundle, tmp_path):
     assert result.exit_code == 0, result.output
     measured = {row["target"] for row in json.loads(out.read_text())["results"]}
     assert measured == {"fp32", "int8", "ort", "int8-fixed", "ort-fixed"}  # alternates: as their variant's file
+
+
+def test_every_variant_beyond_the_allowed_drop_is_named_at_once(tmp_path):
+    """Scoring collects every failing variant before it fails, so one run shows every remedy."""
+    from codir_edge.core.errors import CheckFailedError
+    from codir_edge.data import get_task
+    from codir_edge.export.config import ExportConfig
+    from codir_edge.export.plan import ExportPlan
+    from codir_edge.export.steps import score_variants
+
+    variants = [
+        {"name": "fp32", "accuracy": {"accuracy": 0.90}},
+        {"name": "int8", "accuracy": {"accuracy": 0.80}},
+        {"name": "int8-fixed", "fixed_shape": [1, 8], "accuracy": {"accuracy": 0.895}},
+        {"name": "fp16", "accuracy": {"accuracy": 0.85}},
+    ]
+    config = ExportConfig(max_accuracy_drop=1.0)
+    plan = ExportPlan(tmp_path, None, config, "avx2", get_task("sst2"), None, None, None)
+    with pytest.raises(CheckFailedError) as failed:
+        score_variants(variants, tmp_path, None, plan)
+    message = str(failed.value)
+    assert "the int8 variant loses 10.00 points" in message and "the fp16 variant loses 5.00 points" in message
+    assert "drop --fp16" in message and "int8-fixed" not in message
+    assert variants[2]["accuracy_drop_points"] == pytest.approx(0.5)

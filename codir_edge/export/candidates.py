@@ -34,12 +34,11 @@ class Int8Candidates:
 def fp32_candidates(fp32_path: Path, plan: ExportPlan, work: Path) -> tuple[dict[str, Path], dict[str, int]]:
     """(name -> graph, operator counts of the fully fused graph)."""
     from codir_edge.export.graph import fuse, operator_counts
-    from codir_edge.models.families import kept_heads, width
 
     candidates = {"plain": fp32_path}
     if plan.spec.optimizer_type is None:  # a family the optimizer's fusions do not match: the graph runs plain
         return candidates, operator_counts(fp32_path)
-    shape = (plan.spec.optimizer_type, kept_heads(plan.model_config), width(plan.model_config))
+    shape = (plan.spec.optimizer_type, plan.spec.heads, plan.spec.hidden)
     counts = fuse(fp32_path, work / "fused.onnx", *shape)
     if plan.config.optimize:
         candidates["fused"] = work / "fused.onnx"

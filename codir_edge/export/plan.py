@@ -12,17 +12,15 @@ from codir_edge.data import DataSpec, Examples, get_task, load_split
 from codir_edge.data.tasks import TaskSpec
 from codir_edge.export import quantize as q
 from codir_edge.export.config import ExportConfig
-from codir_edge.export.spec import DEFAULT_OPSET, MIN_OPSET, ExportSpec, spec_for
+from codir_edge.export.spec import DEFAULT_OPSET, ExportSpec, read_spec
 from codir_edge.models.checkpoint import check_max_length, is_sequence_classifier, read_model_config
-from codir_edge.models.families import Family, family_of
 from codir_edge.models.labels import model_labels
 
 
 @dataclass(frozen=True)
 class ExportPlan:
     model_dir: Path
-    model_config: dict
-    spec: ExportSpec
+    spec: ExportSpec  # the model's facts, read once
     config: ExportConfig
     target: str  # resolved: native becomes this machine's instruction set
     task: TaskSpec | None
@@ -34,11 +32,11 @@ class ExportPlan:
 def plan_export(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None,
                 overwrite: bool) -> ExportPlan:  # fmt: skip
     model_config = read_model_config(model_dir, "MODEL_DIR")
-    spec = spec_for(model_config, model_dir)
+    spec = read_spec(model_config, model_dir)
     if not is_sequence_classifier(model_config):
         raise InputError(f"{model_dir} is not a sequence classifier: fine-tune or compress it first")
     check_max_length(model_config, config.max_length, model_dir)
-    check_opset(config.opset, family_of(model_config))
+    check_opset(config.opset, spec)
     if config.quantize == "static" and data is None:
         raise InputError("--quantize static calibrates on task sentences: pass --task and --data, or use dynamic")
     if data is not None and config.task is None:
@@ -55,17 +53,17 @@ def plan_export(model_dir: Path, out_dir: Path, config: ExportConfig, data: Data
         except InputError:
             if config.quantize == "static":  # only static INT8 cannot do without; others calibrate on generated text
                 raise
-    return ExportPlan(model_dir, model_config, spec, config, target, task, data, dev, calibration)
+    return ExportPlan(model_dir, spec, config, target, task, data, dev, calibration)
 
 
-def check_opset(opset: int, family: Family) -> None:
+def check_opset(opset: int, spec: ExportSpec) -> None:
     import onnx
 
     newest = onnx.defs.onnx_opset_version()
-    lowest = max(MIN_OPSET, family.min_opset)
-    if not lowest <= opset <= newest:
+    if not spec.lowest_opset <= opset <= newest:
         raise InputError(
-            f"--opset {opset} is outside what a {family.model_type} model exports to here: use {lowest} to {newest}"
+            f"--opset {opset} is outside what a {spec.model_type} model exports to here: "
+            f"use {spec.lowest_opset} to {newest}"
         )
 
 

@@ -94,12 +94,13 @@ def run_export(
         work = stage / ".work"
         work.mkdir()
         with bars.step(bar, "fp32 graph and parity"):
-            fp32 = steps.fp32_with_parity(model, tokenizer, plan, work)
-        encoded = fp32.dev_by_length[config.max_length] if plan.dev is not None else None
+            dev_by_length = steps.encode_dev(tokenizer, plan)
+            fp32 = steps.fp32_with_parity(model, tokenizer, plan, dev_by_length, work)
+        encoded = dev_by_length[config.max_length] if dev_by_length is not None else None
         calibration = steps.calibration_encoded(tokenizer, plan)
         with bars.step(bar, "graph and INT8 candidates"):
             graphs, fused_counts = candidates.fp32_candidates(fp32.path, plan, work)
-            feeds = steps.calibration_feeds(calibration, fp32.input_names)
+            feeds = steps.calibration_feeds(calibration, plan.spec.inputs)
             int8 = candidates.int8_candidates(graphs, plan, feeds, work)
         reference = candidates.task_metrics(fp32.path, encoded, plan) if encoded is not None else None
         if reference is not None and int8:
@@ -119,12 +120,12 @@ def run_export(
         if shape is not None:
             with bars.step(bar, f"fixed-shape {shape[0]}x{shape[1]} QDQ variant"):
                 variants += steps.fixed_variants(stage, work, fp32.path, shape, calibration, plan, encoded)
-        if plan.dev is not None:
+        if encoded is not None:
             with bars.step(bar, "scoring variants"):
-                steps.score_variants(variants, stage, fp32, plan)
+                steps.score_variants(variants, stage, encoded, plan)
         shipped = "model.int8.onnx" if int8_kept.files else "model.onnx"
         if with_strings:
-            regression = model.config.num_labels == 1
+            regression = plan.spec.num_labels == 1
             pair = is_pair_model(plan)
             with bars.step(bar, "tokenizer in the graph"):
                 variants.append(

@@ -26,11 +26,10 @@ REAL_ROWS = 20  # dev sentences, spread over the split, that time the "real" len
 
 def settings(plan: ExportPlan) -> list[tune.Setting]:
     from codir_edge.core.machine import usable_cpus
-    from codir_edge.models.families import max_positions
 
     config = plan.config
     threads = config.tune_threads or tuple(dict.fromkeys((1, len(usable_cpus()))))
-    longest = min(config.max_length, max_positions(plan.model_config))
+    longest = min(config.max_length, plan.spec.max_positions)
     lengths = config.tune_lengths or ((REAL,) if plan.dev is not None else (16, 128))
     lengths = tuple(dict.fromkeys(min(n, longest) if n != REAL else n for n in lengths))
     return [tune.Setting(t, n) for t in threads for n in lengths]
@@ -53,8 +52,7 @@ def tune_and_ship(graphs: dict[str, Path], int8: dict[str, Path], plan: ExportPl
         picks = {s.threads: {"fp32": "plain", "int8": _first(int8)} for s in wanted}
         record = {"timed": False}
     else:
-        vocab = int(plan.model_config["vocab_size"])
-        measured = tune.time_candidates(every, wanted, vocab, real_rows(encoded))
+        measured = tune.time_candidates(every, wanted, plan.spec.vocab_size, real_rows(encoded))
         sizes = {name: path.stat().st_size for name, path in every.items()}
         fp32_choice = tune.choose(_only(measured, graphs), wanted, sizes)
         int8_choice = tune.choose(_only(measured, every, "int8:"), wanted, sizes) if int8 else {}

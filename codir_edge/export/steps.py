@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codir_edge.core.errors import CheckFailedError
+from codir_edge.data.encode import Encoded
 from codir_edge.export import quantize as q
 from codir_edge.export.config import ExportConfig
+from codir_edge.export.parity import ParityReport
 from codir_edge.export.plan import ExportPlan, session_or_error
 
 STRINGS_CHECK_SENTENCES = 120  # the strings model is held to tokenizer + graph on this many sentences
@@ -28,13 +30,23 @@ STRINGS_CHECK_SENTENCES = 120  # the strings model is held to tokenizer + graph 
 @dataclass
 class Fp32Graph:
     path: Path
-    input_names: list[str]
-    parity: object  # a parity.ParityReport
-    dev_by_length: dict | None  # the dev split tokenized at each parity length (None without data)
+    parity: ParityReport
 
 
-def fp32_with_parity(model, tokenizer, plan: ExportPlan, work: Path) -> Fp32Graph:
+def encode_dev(tokenizer, plan: ExportPlan) -> dict[int, Encoded] | None:
+    """The dev split tokenized once, at every length the parity check runs (``--max-length`` among
+    them, which the scoring and timing steps use); None without data."""
     from codir_edge.data.encode import encode
+    from codir_edge.export.parity import lengths_for
+
+    if plan.dev is None:
+        return None
+    return {n: encode(tokenizer, plan.dev, n) for n in lengths_for(plan.config.max_length)}
+
+
+def fp32_with_parity(model, tokenizer, plan: ExportPlan, dev_by_length: dict[int, Encoded] | None,
+                     work: Path) -> Fp32Graph:  # fmt: skip
+    """The fp32 graph, held to PyTorch on task sentences when there are some, else on generated ids."""
     from codir_edge.export import parity as par
     from codir_edge.export.convert import export_fp32
 
@@ -42,17 +54,19 @@ def fp32_with_parity(model, tokenizer, plan: ExportPlan, work: Path) -> Fp32Grap
     plain = work / "plain.onnx"
     export_fp32(model, plain, config.opset)
     session = session_or_error(plain, config.opset)
-    input_names = [i.name for i in session.get_inputs()]
-    by_length = None
-    if plan.dev is not None:
-        by_length = {n: encode(tokenizer, plan.dev, n) for n in par.lengths_for(config.max_length)}
-        cases, source = list(par.sentence_feeds(by_length)), "task sentences"
+    takes = {i.name for i in session.get_inputs()}
+    if takes != set(plan.spec.inputs):
+        raise CheckFailedError(
+            f"the exported graph takes {sorted(takes)}, not the {plan.spec.model_type} family's "
+            f"{list(plan.spec.inputs)}: report this checkpoint's config.json as a bug"
+        )
+    if dev_by_length is not None:
+        cases, source = list(par.sentence_feeds(dev_by_length)), "task sentences"
     else:
         ids = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id or 0)
-        cases = list(par.generated_feeds(int(plan.model_config["vocab_size"]), *ids, config.max_length))
+        cases = list(par.generated_feeds(plan.spec.vocab_size, *ids, config.max_length))
         source = "generated token ids"
-    parity = par.check_parity(model, session, cases, config.atol, source)
-    return Fp32Graph(plain, input_names, parity, by_length)
+    return Fp32Graph(plain, par.check_parity(model, session, cases, config.atol, source))
 
 
 def calibration_encoded(tokenizer, plan: ExportPlan):
@@ -60,7 +74,7 @@ def calibration_encoded(tokenizer, plan: ExportPlan):
     variant is made without data too; the manifest says which)."""
     import numpy as np
 
-    from codir_edge.data.encode import Encoded, encode
+    from codir_edge.data.encode import encode
     from codir_edge.export.strings.check import generated_sentences
 
     if plan.calibration is not None:
@@ -81,25 +95,27 @@ def calibration_feeds(encoded, input_names: list[str]) -> list[dict]:
     return feeds
 
 
-def score_variants(variants: list[dict], stage: Path, fp32: Fp32Graph, plan: ExportPlan) -> None:
-    """Each variant's task metric on dev (in place); fails when one loses more than the allowed drop."""
+def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: ExportPlan) -> None:
+    """Each variant's task metric on dev (in place); fails, naming every variant beyond the allowed
+    drop and its remedy, when one or more loses too much."""
     from codir_edge.export.candidates import task_metrics
 
-    config, task = plan.config, plan.task
-    encoded = fp32.dev_by_length[config.max_length]  # the parity pass tokenized it already
+    config, metric = plan.config, plan.task.primary_metric
     for variant in variants:
         if "accuracy" not in variant and "fixed_shape" not in variant:  # INT8 candidates: scored before timing
             variant["accuracy"] = task_metrics(stage / variant["file"], encoded, plan)
-    metric = task.primary_metric
     reference = variants[0]["accuracy"][metric]
+    failures = []
     for variant in (v for v in variants[1:] if "accuracy" in v):
         drop = (reference - variant["accuracy"][metric]) * 100
         variant["accuracy_drop_points"] = drop
         if drop > config.max_accuracy_drop:
-            raise CheckFailedError(
+            failures.append(
                 f"the {variant['name']} variant loses {drop:.2f} points of {metric} against fp32 "
                 f"(--max-accuracy-drop {config.max_accuracy_drop}): {_remedy(variant['name'], config)}"
             )
+    if failures:
+        raise CheckFailedError("; ".join(failures))
 
 
 def _remedy(variant: str, config: ExportConfig) -> str:
