@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import typer
 
 from codir_edge.cli.generate import Args, command
@@ -38,4 +36,4 @@ def finetune(args: Args) -> None:
         f"{report.train_examples} examples at {report.train_examples_per_s:.0f}/s on {report.device} "
         f"{report.precision}; {report.wall_time_s:.0f} s; model in {report.out_dir}"
     )
-    write_json(args.json_path, asdict(report))
+    write_json(args.json_path, report.summary())

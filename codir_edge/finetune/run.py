@@ -31,22 +31,50 @@ from codir_edge.training.run_folder import training_run, write_output
 BEST = "best"  # the working folder's copy of the best epoch so far
 
 
+# The ``--json`` report's fields, and metrics.json's (``dev_metrics`` is written as ``dev``).
+_SUMMARY_FIELDS = ("out_dir", "task", "metric", "best_score", "best_epoch", "dev_metrics", "wall_time_s",
+                   "train_examples_per_s", "train_examples", "device", "precision", "resumed_from_step",
+                   "world_size", "rank")  # fmt: skip
+_METRICS_FIELDS = ("task", "labels", "metric", "dev_metrics", "best_epoch", "history", "train_examples",
+                   "dev_examples", "wall_time_s", "train_seconds", "train_examples_per_s", "resumed_from_step",
+                   "device", "precision", "world_size", "source_model", "data", "config", "provenance")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class FinetuneReport:
+    """One finetune run; the teacher's metrics.json and the ``--json`` report are both read off it."""
+
     out_dir: Path
     task: str
+    labels: list[str]
     metric: str
     best_score: float
     best_epoch: int
     dev_metrics: dict[str, float]
+    history: list[dict]  # one entry per epoch: {"epoch", **metrics}
     wall_time_s: float
+    train_seconds: float
     train_examples_per_s: float
     train_examples: int
+    dev_examples: int
     device: str
     precision: str
+    source_model: str
+    data: str
+    config: dict
+    provenance: dict  # filled on the main process only: it alone writes the folder
     resumed_from_step: int | None = None
     world_size: int = 1
     rank: int = 0  # the process that made this report; only rank 0 speaks for the run
+
+    def metrics(self) -> dict:
+        """The teacher's metrics.json."""
+        named = {"dev" if name == "dev_metrics" else name: getattr(self, name) for name in _METRICS_FIELDS}
+        return {"stage": "finetune", **named}
+
+    def summary(self) -> dict:
+        """The ``--json`` report: the headline figures of the run."""
+        return {name: getattr(self, name) for name in _SUMMARY_FIELDS}
 
 
 def run_finetune(
@@ -87,30 +115,25 @@ def run_finetune(
         best = max(trained.history, key=lambda entry: (entry[task.primary_metric], -entry["epoch"]))
         best_metrics = {k: v for k, v in best.items() if k not in ("epoch", "step")}
         report = FinetuneReport(
-            out_dir=out_dir, task=task.name, metric=task.primary_metric, best_score=best[task.primary_metric],
-            best_epoch=best["epoch"], dev_metrics=best_metrics, wall_time_s=time.perf_counter() - started,
+            out_dir=out_dir, task=task.name, labels=labels, metric=task.primary_metric,
+            best_score=best[task.primary_metric], best_epoch=best["epoch"], dev_metrics=best_metrics,
+            history=[{k: v for k, v in entry.items() if k != "step"} for entry in trained.history],
+            wall_time_s=time.perf_counter() - started, train_seconds=trained.train_seconds,
             train_examples_per_s=len(train_enc) * config.epochs / max(trained.train_seconds, 1e-9),
-            train_examples=len(train_enc), device=runtime.device, precision=runtime.precision,
-            resumed_from_step=trained.resumed_from, world_size=dist.world, rank=dist.rank,
+            train_examples=len(train_enc), dev_examples=len(dev_enc), device=runtime.device,
+            precision=runtime.precision, source_model=str(model_dir), data=data.data, config=config.to_dict(),
+            provenance=provenance() if dist.is_main else {}, resumed_from_step=trained.resumed_from,
+            world_size=dist.world, rank=dist.rank,
         )  # fmt: skip
         if dist.is_main:
-            metrics = {
-                "stage": "finetune", "task": task.name, "labels": labels, "metric": task.primary_metric,
-                "dev": best_metrics, "best_epoch": best["epoch"],
-                "history": [{k: v for k, v in entry.items() if k != "step"} for entry in trained.history],
-                "train_examples": len(train_enc), "dev_examples": len(dev_enc), "wall_time_s": report.wall_time_s,
-                "train_seconds": trained.train_seconds, "train_examples_per_s": report.train_examples_per_s,
-                "resumed_from_step": trained.resumed_from, "device": runtime.device, "precision": runtime.precision,
-                "world_size": dist.world, "source_model": str(model_dir), "data": data.data,
-                "config": config.to_dict(), "provenance": provenance(),
-            }  # fmt: skip
 
             def write_model(folder: Path) -> None:
                 for item in (run_dir / BEST).iterdir():  # copied: a failed write can be resumed
                     shutil.copy2(item, folder / item.name)
                 tokenizer.save_pretrained(folder)
 
-            write_output(out_dir, overwrite, run_dir, write_model, metrics, "finetune_config.json", config.to_dict())
+            write_output(out_dir, overwrite, run_dir, write_model, report.metrics(), "finetune_config.json",
+                         config.to_dict())  # fmt: skip
         barrier(dist)
         return report
 

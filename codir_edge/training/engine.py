@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -22,9 +23,21 @@ from codir_edge.core.errors import InputError
 from codir_edge.core.progress import stage_progress
 from codir_edge.data.encode import train_batches
 from codir_edge.training import checkpoints as ckpt
+from codir_edge.training.config import TrainingConfig
 from codir_edge.training.distributed import any_rank, barrier
 from codir_edge.training.loss_window import LossWindow
 from codir_edge.training.signals import Interrupted, stop_on_signals
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Sampler(Protocol):
+    """A recipe's own random draws (compress's negative sampler), saved in and restored from checkpoints."""
+
+    def state(self) -> torch.Tensor: ...
+
+    def load_state(self, state: torch.Tensor) -> None: ...
 
 # Settings a resumed run may change: they decide when to log and save, not what is computed.
 RESUMABLE_CHANGES = ("log_every", "checkpoint_every", "max_eval_samples", "eval_batch_size")
@@ -47,13 +60,13 @@ class Loop:
     """
 
     label: str
-    config: object  # a dataclass with the optimisation fields and to_dict()
+    config: TrainingConfig  # the recipe's config: the optimisation fields and to_dict()
     data_key: str
     lengths: np.ndarray
     make_batch: MakeBatch
     evaluate: Callable[[], dict[str, float]]
     headline: str
-    sampler: object | None = None  # has state() and load_state(state)
+    sampler: Sampler | None = None
     order: Callable[[int], list[np.ndarray]] | None = None
     after_epoch: Callable[[list[dict]], None] | None = None
     hints: dict[str, str] = field(default_factory=dict)  # divergence advice per loss term
