@@ -26,7 +26,7 @@ FLOORS: dict[str, int] = {
     "pipeline": 4,
     "cli": 5,
 }
-LEAVES = ("codir_edge.core.runner",)
+LEAVES = ("codir_edge.core.runner", "codir_edge.core.probe")
 
 
 def _modules() -> dict[str, Path]:

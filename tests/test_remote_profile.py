@@ -257,9 +257,11 @@ def test_budget_for_a_device_not_measured_is_refused(tmp_path, tiny_bundle):
     ]
 
 
-def test_runner_keeps_to_python_3_8():
-    """The runner runs on the device's own interpreter: vermin reads its minimum Python version."""
-    runner_file = Path(__file__).resolve().parents[1] / "codir_edge" / "core" / "runner.py"
+@pytest.mark.parametrize("name", ["runner", "probe"])
+def test_runner_keeps_to_python_3_8(name):
+    """The runner and the preflight probe run on the device's own interpreter: vermin reads their
+    minimum Python version."""
+    runner_file = Path(__file__).resolve().parents[1] / "codir_edge" / "core" / f"{name}.py"
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "vermin"),

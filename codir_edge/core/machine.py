@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 
-from codir_edge.core.runner import RELEVANT_FLAGS, cpu_flags, cpu_model, usable_cpus
+from codir_edge.core.probe import RELEVANT_FLAGS, cpu_flags, cpu_model, usable_cpus
 
 __all__ = ["RELEVANT_FLAGS", "cpu_flags", "describe_machine", "usable_cpus"]
 

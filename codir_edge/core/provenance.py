@@ -8,7 +8,7 @@ import platform
 import shlex
 import sys
 
-from codir_edge.core.runner import cpu_model
+from codir_edge.core.probe import cpu_model
 
 
 def package_versions(

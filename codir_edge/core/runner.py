@@ -5,11 +5,9 @@ board with ``pip install onnxruntime numpy`` can be measured without codir-edge,
 tokenizer (inputs arrive as token-id ``.npy`` files prepared on the host). The local device runs
 this same file, so a figure measured over SSH and one measured here come from one protocol.
 
-Subcommands (``python runner.py CMD ...``; results are one JSON object on stdout):
+What the device is (the preflight) is ``probe.py``'s job, a second such file. Subcommands
+(``python runner.py CMD ...``; results are one JSON object on stdout):
 
-- ``describe WORKDIR``: the preflight. Python, numpy and onnxruntime (versions, providers, or the
-  import error), CPU model and features, cores, memory, OS, free disk in WORKDIR. Imports nothing
-  that might be missing, so it answers on a device that cannot yet measure anything.
 - ``have PATH...``: which of these files are missing (the host uploads only those).
 - ``put PATH SHA256``: stdin to PATH, renamed into place only when its sha256 matches, so an
   interrupted or corrupted upload never becomes a cache entry.
@@ -24,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -34,130 +31,7 @@ import threading
 import time
 
 CACHE = "cache"
-# Instruction sets that decide which int8/fp32 kernels onnxruntime picks.
-RELEVANT_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512bw",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "amx_int8",
-    "amx_bf16",
-    "asimd",
-    "asimddp",
-    "i8mm",
-    "sve",
-)
 EXIT_TIMEOUT = 124
-
-
-# --- what the device is ----------------------------------------------------------------------------
-
-
-def _cpuinfo() -> list:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    except OSError:
-        return []
-
-
-def cpu_model() -> str:
-    """x86 says ``model name``; ARM boards say ``Model`` (the board) or only ``CPU part`` numbers."""
-    fields = {}
-    for line in _cpuinfo():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    for key in ("model name", "Model", "Hardware", "cpu model"):
-        if fields.get(key):
-            return fields[key]
-    if sys.platform == "darwin":
-        try:
-            return subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list:
-    for line in _cpuinfo():
-        if line.startswith(("flags", "Features")):
-            present = set(line.split(":", 1)[1].split())
-            return [flag for flag in RELEVANT_FLAGS if flag in present]
-    return []
-
-
-def usable_cpus() -> list:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return list(range(os.cpu_count() or 1))
-
-
-def _memory_mb():
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _free_mb(workdir: str):
-    """Free space where WORKDIR is or would be created (its nearest existing parent)."""
-    path = os.path.abspath(os.path.expanduser(workdir))
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    try:
-        return shutil.disk_usage(path).free / 2**20
-    except OSError:
-        return None
-
-
-def _module(name: str) -> dict:
-    try:
-        module = __import__(name)
-    except Exception as exc:  # ImportError, or a broken install raising anything at import
-        return {"error": "{}: {}".format(type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "")}
-    found = {"version": getattr(module, "__version__", "?")}
-    if name == "onnxruntime":
-        found["providers"] = list(module.get_available_providers())
-    return found
-
-
-def describe(workdir: str = "~/.cache/codir-edge", modules: bool = True) -> dict:
-    """The preflight answer; ``modules=False`` skips importing numpy and onnxruntime."""
-    found = {"numpy": _module("numpy"), "onnxruntime": _module("onnxruntime")} if modules else {}
-    ort = found.get("onnxruntime", {})
-    return {
-        "cpu": cpu_model(),
-        "cpu_flags": cpu_flags(),
-        "arch": platform.machine(),
-        "logical_cores": os.cpu_count(),
-        "usable_cpus": usable_cpus(),
-        "memory_mb": _memory_mb(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "python_path": sys.executable,
-        "numpy": found.get("numpy", {}).get("version"),
-        "onnxruntime": ort.get("version"),
-        "providers": ort.get("providers", []),
-        "import_errors": {k: v["error"] for k, v in found.items() if "error" in v},
-        "workdir": os.path.abspath(os.path.expanduser(workdir)),
-        "free_mb": _free_mb(workdir),
-    }
 
 
 # --- the cache -------------------------------------------------------------------------------------
@@ -369,9 +243,7 @@ def supervise(spec: dict, caller=None) -> dict:
 
 def main(argv: list) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("", [])
-    if command == "describe":
-        print(json.dumps(describe(*args[:1])))
-    elif command == "have":
+    if command == "have":
         print(json.dumps(missing(args)))
     elif command == "put":
         put(args[0], args[1])
@@ -387,7 +259,7 @@ def main(argv: list) -> int:
     elif command == "worker":
         _worker()
     else:
-        sys.stderr.write("usage: runner.py describe|have|put|clean|measure|worker ...\n")
+        sys.stderr.write("usage: runner.py have|put|clean|measure|worker ...\n")
         return 2
     return 0
 

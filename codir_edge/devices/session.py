@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.bundle.manifest import sha256_of
-from codir_edge.core import runner
+from codir_edge.core import probe, runner
 from codir_edge.core.errors import DeviceFault
 from codir_edge.devices.measurement import Measurement
 from codir_edge.devices.spec import Device
 from codir_edge.devices.ssh import SshTransport, is_python_missing
 
 RUNNER_SOURCE = Path(runner.__file__).read_bytes()
+PROBE_SOURCE = Path(probe.__file__).read_bytes()  # the preflight, piped: nothing is uploaded before it
 CALL_TIMEOUT_S = 120
 
 
@@ -123,10 +124,10 @@ class DeviceSession:
     def describe(self) -> dict:
         """Python, numpy, onnxruntime, CPU, memory, disk: refused with the fix before any upload."""
         device = self.device
-        if self.transport.local:  # this interpreter runs the runner's own code: no process to start
-            self.description = runner.describe(device.workdir)
+        if self.transport.local:  # this interpreter runs the probe's own code: no process to start
+            self.description = probe.describe(device.workdir)
             return self.description
-        done = self._run(["-", "describe", device.workdir], RUNNER_SOURCE, "the preflight")
+        done = self._run(["-", "describe", device.workdir], PROBE_SOURCE, "the preflight")
         stderr = done.stderr.decode(errors="replace")
         where = "in the devices file"
         if done.returncode != 0 and is_python_missing(done.returncode, stderr):
