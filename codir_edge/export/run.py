@@ -23,13 +23,14 @@ from codir_edge.core.atomic import staged_output_dir
 from codir_edge.core.errors import InputError
 from codir_edge.core.extras import require_extra
 from codir_edge.core.notes import note
-from codir_edge.core.progress import stage_progress
+from codir_edge.core.progress import Bars, stage_progress
 from codir_edge.data import DataSpec
+from codir_edge.data.encode import Encoded
 from codir_edge.export import candidates, fixed, ship, steps
 from codir_edge.export import quantize as q
 from codir_edge.export.bundle import write_manifest
 from codir_edge.export.config import QUANTIZE_MODES, ExportConfig
-from codir_edge.export.plan import is_pair_model, plan_export
+from codir_edge.export.plan import ExportPlan, is_pair_model, plan_export
 
 __all__ = ["QUANTIZE_MODES", "ExportConfig", "ExportReport", "run_export"]
 
@@ -71,90 +72,128 @@ def run_export(
     require_extra("train", "export")
     from codir_edge.export.convert import load_for_export
     from codir_edge.export.graph import operator_counts
-    from codir_edge.export.strings.rules import unsupported_reason
     from codir_edge.models.loading import load_tokenizer
 
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     plan = plan_export(model_dir, out_dir, config, data, overwrite)
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
-    cannot_embed = unsupported_reason(tokenizer)
-    if config.tokenizer_in_graph and cannot_embed:
-        raise InputError(cannot_embed)
-    with_strings = config.tokenizer_in_graph is not False and cannot_embed is None
-    if config.tokenizer_in_graph is None and cannot_embed:  # by default: skipped, and said why
-        note(f"no model.strings.onnx: {cannot_embed.split(': pass --no-tokenizer-in-graph')[0]}")
+    with_strings = _tokenizer_in_graph(tokenizer, config)
     model = load_for_export(model_dir, config.trust_remote_code)
     with (
         _quiet_root_logger(),
         staged_output_dir(out_dir, overwrite) as stage,
         stage_progress(show_progress) as bars,
     ):
-        bar = bars.add("export", _planned_steps(plan, with_strings), "steps")
+        progress = _Progress(bars, bars.add("export", _planned_steps(plan, with_strings), "steps"))
         work = stage / ".work"
         work.mkdir()
-        with bars.step(bar, "fp32 graph and parity"):
-            dev_by_length = steps.encode_dev(tokenizer, plan)
-            fp32 = steps.fp32_with_parity(model, tokenizer, plan, dev_by_length, work)
-        encoded = dev_by_length[config.max_length] if dev_by_length is not None else None
-        calibration = steps.calibration_encoded(tokenizer, plan)
-        with bars.step(bar, "graph and INT8 candidates"):
-            graphs, fused_counts = candidates.fp32_candidates(fp32.path, plan, work)
-            feeds = steps.calibration_feeds(calibration, plan.spec.inputs)
-            int8 = candidates.int8_candidates(graphs, plan, feeds, work)
-        reference = candidates.task_metrics(fp32.path, encoded, plan) if encoded is not None else None
-        if reference is not None and int8:
-            with bars.step(bar, "scoring INT8 candidates"):
-                metric = plan.task.primary_metric
-                int8_kept = candidates.keep_accurate(int8, plan, encoded, reference[metric], feeds, work)
-        else:
-            int8_kept = candidates.Int8Candidates(int8)
-        with bars.step(bar, "timing candidates"):
-            variants, deployment, tuning = ship.tune_and_ship(graphs, int8_kept.files, plan, encoded, stage)
-        _attach_accuracy(variants, int8_kept, reference)
-        if config.fp16 or plan.target == "cuda":
-            q.fp16(fp32.path, stage / "model.fp16.onnx")
-            variants.append({"name": "fp16", "file": "model.fp16.onnx", "graph": "plain"})
-        shape = fixed.resolve(config.fixed_shape, config.ort, encoded.lengths if encoded is not None else None,
-                              config.max_length)  # fmt: skip
-        if shape is not None:
-            with bars.step(bar, f"fixed-shape {shape[0]}x{shape[1]} QDQ variant"):
-                variants += steps.fixed_variants(stage, work, fp32.path, shape, calibration, plan, encoded)
-        if encoded is not None:
-            with bars.step(bar, "scoring variants"):
-                steps.score_variants(variants, stage, encoded, plan)
-        shipped = "model.int8.onnx" if int8_kept.files else "model.onnx"
+        built = _candidates(model, tokenizer, plan, work, progress)
+        with progress.step("timing candidates"):
+            variants, deployment, tuning = ship.tune_and_ship(built.graphs, built.int8.files, plan, built.encoded,
+                                                              stage)  # fmt: skip
+        _attach_accuracy(variants, built.int8, built.reference)
+        _add_checked_variants(variants, stage, work, built, plan, progress)
+        shipped = "model.int8.onnx" if built.int8.files else "model.onnx"
         if with_strings:
-            regression = plan.spec.num_labels == 1
-            pair = is_pair_model(plan)
-            with bars.step(bar, "tokenizer in the graph"):
-                variants.append(
-                    steps.strings_variant(stage, work, shipped, tokenizer, config, pair, regression, plan.dev)
-                )
+            with progress.step("tokenizer in the graph"):
+                pair, regression = is_pair_model(plan), plan.spec.num_labels == 1
+                strings = steps.strings_variant(stage, work, shipped, tokenizer, config, pair, regression, plan.dev)
+            variants.append(strings)
         if config.ort:
-            with bars.step(bar, "mobile .ort"):
+            with progress.step("mobile .ort"):
                 variants.append(steps.mobile_variant(stage, shipped, plan.target))
         shutil.rmtree(work)
         steps.write_model_files(stage, tokenizer, model)
-        parity = fp32.parity.to_dict()
-        tuning["rejected_int8"] = int8_kept.rejected
-        report = ExportReport(out_dir, variants, parity, fused_counts, deployment, tuning, plan.target,
+        parity = built.fp32.parity.to_dict()
+        tuning["rejected_int8"] = built.int8.rejected
+        report = ExportReport(out_dir, variants, parity, built.fused_counts, deployment, tuning, plan.target,
                               time.perf_counter() - started)  # fmt: skip
         write_manifest(
-            stage,
-            variants=variants,
-            model_dir=model_dir,
-            spec=plan.spec,
-            config=config.to_dict() | {"target_resolved": plan.target},
-            parity=parity,
-            fused_operators=fused_counts,
-            deployment=deployment,
-            tuning=tuning,
-            command=command,
+            stage, variants=variants, model_dir=model_dir, spec=plan.spec,
+            config=config.to_dict() | {"target_resolved": plan.target}, parity=parity,
+            fused_operators=built.fused_counts, deployment=deployment, tuning=tuning, command=command,
             plain_counts=operator_counts(stage / "model.onnx"),
-        )
-        bars.advance(bar, stats="manifest written")
+        )  # fmt: skip
+        progress.bars.advance(progress.bar, stats="manifest written")
     return report
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """The export's one progress bar, advanced a step at a time."""
+
+    bars: Bars
+    bar: int
+
+    def step(self, label: str) -> contextlib.AbstractContextManager[None]:
+        return self.bars.step(self.bar, label)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """What the first steps make: the checked fp32 graph and the candidates timing chooses among."""
+
+    fp32: steps.Fp32Graph
+    encoded: Encoded | None  # the dev split at --max-length (None without data)
+    calibration: Encoded  # training sentences, or generated ones without data
+    graphs: dict[str, Path]  # fp32 candidates
+    fused_counts: dict[str, int]
+    int8: candidates.Int8Candidates
+    reference: dict | None  # the plain fp32 graph's dev metrics
+
+
+def _tokenizer_in_graph(tokenizer, config: ExportConfig) -> bool:
+    """Whether to build model.strings.onnx: asked for and possible (else one line), or by default
+    when possible (else a note saying why not)."""
+    from codir_edge.export.strings.rules import unsupported_reason
+
+    cannot_embed = unsupported_reason(tokenizer)
+    if config.tokenizer_in_graph and cannot_embed:
+        raise InputError(cannot_embed)
+    if config.tokenizer_in_graph is None and cannot_embed:  # by default: skipped, and said why
+        note(f"no model.strings.onnx: {cannot_embed.split(': pass --no-tokenizer-in-graph')[0]}")
+    return config.tokenizer_in_graph is not False and cannot_embed is None
+
+
+def _candidates(model, tokenizer, plan: ExportPlan, work: Path, progress: _Progress) -> _Built:
+    """The fp32 graph held to PyTorch, its fused forms, and the INT8 candidates accurate enough to time."""
+    with progress.step("fp32 graph and parity"):
+        dev_by_length = steps.encode_dev(tokenizer, plan)
+        fp32 = steps.fp32_with_parity(model, tokenizer, plan, dev_by_length, work)
+    encoded = dev_by_length[plan.config.max_length] if dev_by_length is not None else None
+    calibration = steps.calibration_encoded(tokenizer, plan)
+    with progress.step("graph and INT8 candidates"):
+        graphs, fused_counts = candidates.fp32_candidates(fp32.path, plan, work)
+        feeds = steps.calibration_feeds(calibration, plan.spec.inputs)
+        int8 = candidates.int8_candidates(graphs, plan, feeds, work)
+    reference = candidates.task_metrics(fp32.path, encoded, plan) if encoded is not None else None
+    if reference is not None and int8:
+        with progress.step("scoring INT8 candidates"):
+            metric = plan.task.primary_metric
+            kept = candidates.keep_accurate(int8, plan, encoded, reference[metric], feeds, work)
+    else:
+        kept = candidates.Int8Candidates(int8)
+    return _Built(fp32, encoded, calibration, graphs, fused_counts, kept, reference)
+
+
+def _add_checked_variants(variants: list[dict], stage: Path, work: Path, built: _Built, plan: ExportPlan,
+                          progress: _Progress) -> None:  # fmt: skip
+    """fp16 and the fixed-shape variant beside the shipped graphs, then every variant scored on dev
+    (a hard failure beyond the allowed drop)."""
+    config = plan.config
+    if config.fp16 or plan.target == "cuda":
+        q.fp16(built.fp32.path, stage / "model.fp16.onnx")
+        variants.append({"name": "fp16", "file": "model.fp16.onnx", "graph": "plain"})
+    lengths = built.encoded.lengths if built.encoded is not None else None
+    shape = fixed.resolve(config.fixed_shape, config.ort, lengths, config.max_length)
+    if shape is not None:
+        with progress.step(f"fixed-shape {shape[0]}x{shape[1]} QDQ variant"):
+            variants += steps.fixed_variants(stage, work, built.fp32.path, shape, built.calibration, plan,
+                                             built.encoded)  # fmt: skip
+    if built.encoded is not None:
+        with progress.step("scoring variants"):
+            steps.score_variants(variants, stage, built.encoded, plan)
 
 
 def _planned_steps(plan, with_strings: bool) -> int:

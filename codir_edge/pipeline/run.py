@@ -274,41 +274,51 @@ def run_pipeline(
             echo(f"{header}: would run ({reason})")
             pending_upstream = stage.name
             continue
-        echo(f"{header}: running ({reason}) -> {stage.out}")
-        started = time.perf_counter()
-        try:
-            code = _execute(pipeline, stage, settings, debug, quiet)
-        except _StageFailed as failed:
-            code = failed.code
-        seconds = time.perf_counter() - started
-        if code != 0:
-            result = StageResult(stage.name, "failed", reason, str(stage.out), seconds, code)
-            if result.budgets_failed:  # its report is in place: ours, but never skipped
-                state.mkdir(parents=True, exist_ok=True)
-                failed = {"stage": stage.name, "out": str(stage.out), "failed": True, "exit_code": code}
-                atomic_write_text(stamp_file, json.dumps(failed, indent=2) + "\n")
-            report.stages.append(result)
-            what = "budgets failed" if result.budgets_failed else "failed"
-            echo(f"{header}: {what} (exit {code}) after {seconds:.0f} s")
+        result, out_digest = _run_stage(pipeline, stage, settings, inputs, reason, header, debug, quiet, echo)
+        report.stages.append(result)
+        if out_digest is None:
             break
-        out_digest = path_digest(stage.out)
         out_digests[str(stage.out)] = out_digest
-        state.mkdir(parents=True, exist_ok=True)
-        stamp = {
-            "stage": stage.name,
-            "version": __version__,
-            "settings": settings,
-            "inputs": inputs,
-            "out": str(stage.out),
-            "out_digest": out_digest,
-            "seconds": round(seconds, 1),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "pid": os.getpid(),
-        }
-        atomic_write_text(stamp_file, json.dumps(stamp, indent=2) + "\n")
-        report.stages.append(StageResult(stage.name, "ran", reason, str(stage.out), seconds))
-        echo(f"{header}: done in {seconds:.0f} s")
     if not dry_run:
         state.mkdir(parents=True, exist_ok=True)
         atomic_write_text(state / "last-run.json", json.dumps(asdict(report), indent=2) + "\n")
     return report
+
+
+def _run_stage(pipeline: Pipeline, stage: Stage, settings: dict, inputs: dict, reason: str, header: str,
+               debug: bool, quiet: bool, echo: Callable[[str], None]) -> tuple[StageResult, str | None]:  # fmt: skip
+    """Run one stage; when it succeeds, stamp it (what the next run compares against) and give its
+    output's digest, else None (a stage whose budgets failed is stamped as failed: never skipped)."""
+    state, stamp_file = pipeline.work / STATE, _stamp_path(pipeline, stage)
+    echo(f"{header}: running ({reason}) -> {stage.out}")
+    started = time.perf_counter()
+    try:
+        code = _execute(pipeline, stage, settings, debug, quiet)
+    except _StageFailed as failed:
+        code = failed.code
+    seconds = time.perf_counter() - started
+    if code != 0:
+        result = StageResult(stage.name, "failed", reason, str(stage.out), seconds, code)
+        if result.budgets_failed:  # its report is in place: ours, but never skipped
+            state.mkdir(parents=True, exist_ok=True)
+            failed = {"stage": stage.name, "out": str(stage.out), "failed": True, "exit_code": code}
+            atomic_write_text(stamp_file, json.dumps(failed, indent=2) + "\n")
+        what = "budgets failed" if result.budgets_failed else "failed"
+        echo(f"{header}: {what} (exit {code}) after {seconds:.0f} s")
+        return result, None
+    out_digest = path_digest(stage.out)
+    state.mkdir(parents=True, exist_ok=True)
+    stamp = {
+        "stage": stage.name,
+        "version": __version__,
+        "settings": settings,
+        "inputs": inputs,
+        "out": str(stage.out),
+        "out_digest": out_digest,
+        "seconds": round(seconds, 1),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "pid": os.getpid(),
+    }
+    atomic_write_text(stamp_file, json.dumps(stamp, indent=2) + "\n")
+    echo(f"{header}: done in {seconds:.0f} s")
+    return StageResult(stage.name, "ran", reason, str(stage.out), seconds), out_digest
