@@ -89,6 +89,8 @@ def deployment_lines(deployment: dict, tuning: dict) -> list[str]:
         lines.append(f"tuned at lengths {lengths}, batch 1 (score: median over the fastest, 1.00 = fastest)")
     for name, drop in tuning.get("rejected_int8", {}).items():
         lines.append(f"not shipped: {name} loses {drop:.2f} points")
+    for name, reason in tuning.get("unusable", {}).items():
+        lines.append(f"not shipped: {name} ({reason})")
     return lines
 
 

@@ -7,6 +7,9 @@ tests without catching ``SystemExit``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class CodirError(Exception):
     """Base of every error the user can fix; ``exit_code`` is what the CLI exits with."""
@@ -36,6 +39,27 @@ class CheckFailedError(CodirError):
     """A check the user asked for ran and failed (parity, accuracy, a budget): exit code 1."""
 
     exit_code = 1
+
+
+class StepFailedError(CodirError):
+    """A step failed on this model for a reason that is not the user's input (a converter or a
+    quantizer that does not handle it): exit code 1, with the option that skips the step."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def avoidable(step: str, fix: str) -> Iterator[None]:
+    """Inside, an unexpected failure becomes a :class:`StepFailedError` that names the step, its cause
+    and ``fix`` (the option that avoids the step), instead of an internal error with no way round."""
+    try:
+        yield
+    except (CodirError, MemoryError):
+        raise
+    except Exception as exc:
+        text = str(exc).strip()
+        cause = f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+        raise StepFailedError(f"{step} failed on this model ({cause}): {fix}, and please report the model") from exc
 
 
 class DeviceFault(InputError):

@@ -21,6 +21,7 @@ from codir_edge.export import quantize as q
 from codir_edge.export.plan import ExportPlan
 
 SENSITIVITY_SENTENCES = 64  # calibration sentences the layer ranking runs on
+CHECK_BATCHES = 2  # calibration batches every candidate must run on before it is timed or scored
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Int8Candidates:
     files: dict[str, Path]  # the ones eligible to ship
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # every one scored, eligible or not
     rejected: dict[str, float] = field(default_factory=dict)  # name -> drop in points, beyond the limit
+    broken: dict[str, str] = field(default_factory=dict)  # name -> why it cannot run (set aside before scoring)
     search: dict | None = None  # the accuracy-aware search, when it ran
 
 
@@ -61,6 +63,37 @@ def int8_candidates(graphs: dict[str, Path], plan: ExportPlan, calibration: list
         out["plain.qdq"] = work / "plain.qdq.onnx"
         q.static_int8(graphs["plain"], out["plain.qdq"], calibration, config.calibration_method, plan.target)
     return out
+
+
+def runnable(graphs: dict[str, Path], feeds: list[dict]) -> tuple[dict[str, Path], dict[str, str]]:
+    """The graphs that run on the calibration inputs with finite outputs, and why each other one does
+    not: a candidate that fails or gives NaN is set aside (and said), never timed, scored or shipped."""
+    kept, broken = {}, {}
+    for name, path in graphs.items():
+        fault = run_fault(path, feeds[:CHECK_BATCHES])
+        if fault is None:
+            kept[name] = path
+        else:
+            broken[name] = fault
+    return kept, broken
+
+
+def run_fault(path: Path, feeds: list[dict]) -> str | None:
+    """Why the graph at ``path`` cannot be shipped, from running it on ``feeds``; None when it runs."""
+    from codir_edge.onnx.session import create_session
+
+    try:
+        session = create_session(path, 1)
+        names = {i.name for i in session.get_inputs()}
+        for feed in feeds:
+            outputs = session.run(None, {k: v for k, v in feed.items() if k in names})
+            if not all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f"):
+                return "gives NaN or infinite outputs on calibration sentences"
+    except Exception as exc:  # onnxruntime raises its own (pybind) types
+        text = str(exc).strip()
+        first = text.splitlines()[0][:200] if text else type(exc).__name__
+        return f"fails on calibration sentences: {first}"
+    return None
 
 
 def keep_accurate(int8: dict[str, Path], plan: ExportPlan, encoded, reference: float, calibration: list[dict] | None,

@@ -58,8 +58,11 @@ def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarra
                 weights_u8_per_tensor: bool = False) -> None:  # fmt: skip
     """QDQ with u8 activations and s8 weights; ``op_types`` limits what is quantized (the fixed-shape
     mobile variant quantizes MatMuls only, with u8 per-tensor weights: the QDQ form NNAPI and Core ML
-    take)."""
+    take). The nodes that compute indices, shapes and masks stay in float
+    (:mod:`codir_edge.onnx.float_paths`): a calibrated range of ``-inf`` there breaks the graph."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from codir_edge.onnx.float_paths import float_paths
 
     if method not in CALIBRATION_METHODS:
         raise InputError(f"unknown --calibration-method '{method}': use one of {', '.join(CALIBRATION_METHODS)}")
@@ -72,7 +75,7 @@ def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarra
         reduce_range=target == "avx2",
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QUInt8 if weights_u8_per_tensor else QuantType.QInt8,
-        nodes_to_exclude=list(keep_float),
+        nodes_to_exclude=list(dict.fromkeys([*float_paths(source), *keep_float])),
         calibrate_method=CalibrationMethod.MinMax if method == "minmax" else CalibrationMethod.Entropy,
         op_types_to_quantize=op_types,
         extra_options={"ActivationSymmetric": False, "WeightSymmetric": not weights_u8_per_tensor},

@@ -16,11 +16,12 @@ import contextlib
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from codir_edge.core.atomic import staged_output_dir
-from codir_edge.core.errors import InputError
+from codir_edge.core.errors import CheckFailedError, InputError, avoidable
 from codir_edge.core.extras import require_extra
 from codir_edge.core.notes import note
 from codir_edge.core.progress import Bars, stage_progress
@@ -89,24 +90,25 @@ def run_export(
         work = stage / ".work"
         work.mkdir()
         built = _candidates(model, tokenizer, plan, work, progress)
-        with progress.step("timing candidates"):
+        with progress.step("timing candidates", "pass --no-optimize --quantize none"):
             variants, deployment, tuning = ship.tune_and_ship(built.graphs, built.int8.files, plan, built.encoded,
                                                               stage)  # fmt: skip
         _attach_accuracy(variants, built.int8, built.reference)
         _add_checked_variants(variants, stage, work, built, plan, progress)
         shipped = "model.int8.onnx" if built.int8.files else "model.onnx"
         if with_strings:
-            with progress.step("tokenizer in the graph"):
+            with progress.step("tokenizer in the graph", "pass --no-tokenizer-in-graph"):
                 pair, regression = is_pair_model(plan), plan.spec.num_labels == 1
                 strings = steps.strings_variant(stage, work, shipped, tokenizer, config, pair, regression, plan.dev)
             variants.append(strings)
         if config.ort:
-            with progress.step("mobile .ort"):
+            with progress.step("mobile .ort", "pass --no-ort"):
                 variants.append(steps.mobile_variant(stage, shipped, plan.target))
         shutil.rmtree(work)
         steps.write_model_files(stage, tokenizer, model)
         parity = built.fp32.parity.to_dict()
         tuning["rejected_int8"] = built.int8.rejected
+        tuning["unusable"] = built.int8.broken
         report = ExportReport(out_dir, variants, parity, built.fused_counts, deployment, tuning, plan.target,
                               time.perf_counter() - started)  # fmt: skip
         write_manifest(
@@ -126,8 +128,11 @@ class _Progress:
     bars: Bars
     bar: int
 
-    def step(self, label: str) -> contextlib.AbstractContextManager[None]:
-        return self.bars.step(self.bar, label)
+    @contextlib.contextmanager
+    def step(self, label: str, fix: str | None = None) -> Iterator[None]:
+        """One step of the bar; with ``fix``, a failure in it names the option that avoids it."""
+        with self.bars.step(self.bar, label), avoidable(label, fix) if fix else contextlib.nullcontext():
+            yield
 
 
 @dataclass(frozen=True)
@@ -158,23 +163,36 @@ def _tokenizer_in_graph(tokenizer, config: ExportConfig) -> bool:
 
 def _candidates(model, tokenizer, plan: ExportPlan, work: Path, progress: _Progress) -> _Built:
     """The fp32 graph held to PyTorch, its fused forms, and the INT8 candidates accurate enough to time."""
-    with progress.step("fp32 graph and parity"):
+    with progress.step("fp32 graph and parity", "try another --opset"):
         dev_by_length = steps.encode_dev(tokenizer, plan)
         fp32 = steps.fp32_with_parity(model, tokenizer, plan, dev_by_length, work)
     encoded = dev_by_length[plan.config.max_length] if dev_by_length is not None else None
     calibration = steps.calibration_encoded(tokenizer, plan)
-    with progress.step("graph and INT8 candidates"):
+    with progress.step("graph and INT8 candidates", "pass --no-optimize, or --quantize none"):
         graphs, fused_counts = candidates.fp32_candidates(fp32.path, plan, work)
         feeds = steps.calibration_feeds(calibration, plan.spec.inputs)
-        int8 = candidates.int8_candidates(graphs, plan, feeds, work)
+        graphs, broken = candidates.runnable(graphs, feeds)  # the plain graph passed parity: it runs
+        int8, broken_int8 = candidates.runnable(candidates.int8_candidates(graphs, plan, feeds, work), feeds)
+        _check_some_int8_runs(int8, broken_int8, plan)
     reference = candidates.task_metrics(fp32.path, encoded, plan) if encoded is not None else None
     if reference is not None and int8:
-        with progress.step("scoring INT8 candidates"):
+        with progress.step("scoring INT8 candidates", "pass --quantize none"):
             metric = plan.task.primary_metric
             kept = candidates.keep_accurate(int8, plan, encoded, reference[metric], feeds, work)
     else:
         kept = candidates.Int8Candidates(int8)
+    kept.broken.update(broken | broken_int8)
     return _Built(fp32, encoded, calibration, graphs, fused_counts, kept, reference)
+
+
+def _check_some_int8_runs(int8: dict[str, Path], broken: dict[str, str], plan: ExportPlan) -> None:
+    """INT8 was asked for and every candidate fails to run: one line, with the mode that avoids it."""
+    if broken and not int8:
+        name, reason = next(iter(broken.items()))
+        other = "dynamic" if plan.config.quantize == "static" else "none"
+        raise CheckFailedError(
+            f"every INT8 candidate fails to run ({name}: {reason}): pass --quantize {other}, and report the model"
+        )
 
 
 def _add_checked_variants(variants: list[dict], stage: Path, work: Path, built: _Built, plan: ExportPlan,
@@ -183,16 +201,17 @@ def _add_checked_variants(variants: list[dict], stage: Path, work: Path, built: 
     (a hard failure beyond the allowed drop)."""
     config = plan.config
     if config.fp16 or plan.target == "cuda":
-        q.fp16(built.fp32.path, stage / "model.fp16.onnx")
+        with avoidable("the fp16 variant", "drop --fp16"):
+            q.fp16(built.fp32.path, stage / "model.fp16.onnx")
         variants.append({"name": "fp16", "file": "model.fp16.onnx", "graph": "plain"})
     lengths = built.encoded.lengths if built.encoded is not None else None
     shape = fixed.resolve(config.fixed_shape, config.ort, lengths, config.max_length)
     if shape is not None:
-        with progress.step(f"fixed-shape {shape[0]}x{shape[1]} QDQ variant"):
+        with progress.step(f"fixed-shape {shape[0]}x{shape[1]} QDQ variant", "pass --fixed-shape off"):
             variants += steps.fixed_variants(stage, work, built.fp32.path, shape, built.calibration, plan,
                                              built.encoded)  # fmt: skip
     if built.encoded is not None:
-        with progress.step("scoring variants"):
+        with progress.step("scoring variants", "pass --quantize none --fixed-shape off"):
             steps.score_variants(variants, stage, built.encoded, plan)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codir_edge.core.errors import CheckFailedError
+from codir_edge.core.notes import note
 from codir_edge.data.encode import Encoded
 from codir_edge.export import quantize as q
 from codir_edge.export.config import ExportConfig
@@ -136,7 +137,7 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     its dev accuracy with inputs padded or truncated to its length, and its .ort (runtime-optimised,
     so NNAPI and Core ML can still take its nodes)."""
     from codir_edge.export import fixed
-    from codir_edge.export.candidates import task_metrics
+    from codir_edge.export.candidates import CHECK_BATCHES, run_fault, task_metrics
     from codir_edge.export.mobile import to_ort
     from codir_edge.onnx.predict import fixed_batches
     from codir_edge.onnx.session import create_session
@@ -149,6 +150,13 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     feeds = [{n: b[n] for n in names} for b in fixed_batches(calibration, batch, length, count)]
     q.static_int8(fixed_fp32, stage / file, feeds, plan.config.calibration_method, plan.target,
                   op_types=fixed.FIXED_OPS, weights_u8_per_tensor=True)  # fmt: skip
+    fault = run_fault(stage / file, feeds[:CHECK_BATCHES])
+    if fault is not None:
+        (stage / file).unlink()
+        if plan.config.fixed_shape != "auto":
+            raise CheckFailedError(f"the fixed-shape INT8 variant {fault}: pass --fixed-shape off")
+        note(f"no fixed-shape variant: it {fault}")
+        return []
     entry = {
         "name": "int8-fixed",
         "file": file,

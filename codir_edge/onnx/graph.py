@@ -48,9 +48,12 @@ def export_fp32(model, out_file: Path, opset: int = DEFAULT_OPSET) -> None:
 
 def dynamic_int8(source: Path, destination: Path, target: str, fused: bool, per_channel: bool = True,
                  keep_float: tuple[str, ...] = ()) -> None:  # fmt: skip
-    """``keep_float``: MatMul node names left in fp32 (the accuracy-aware search's answer)."""
+    """``keep_float``: MatMul node names left in fp32 (the accuracy-aware search's answer); the nodes
+    that compute indices, shapes and masks stay in float too (:mod:`codir_edge.onnx.float_paths`)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from codir_edge.onnx.float_paths import float_paths
 
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT} if fused else {}
     quantize_dynamic(
@@ -59,6 +62,6 @@ def dynamic_int8(source: Path, destination: Path, target: str, fused: bool, per_
         per_channel=per_channel,
         reduce_range=target == "avx2",
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=list(keep_float),
+        nodes_to_exclude=list(dict.fromkeys([*float_paths(source), *keep_float])),
         extra_options=extra,
     )

@@ -49,8 +49,13 @@ def _word_pieces(g: Graph, text: str, side: str, rules: TextRules, tokenizer, mo
                        CONTRIB)  # fmt: skip
     g.op("StringRegexReplace", [current, g.text(rules.removed), g.text("")], f"{s}/kept", CONTRIB)
     g.op("StringRegexReplace", [f"{s}/kept", g.text(rules.spaces), g.text(" ")], f"{s}/spaced", CONTRIB)
-    map_code_points(g, f"{s}/spaced", s, rules.mapping)
-    g.op("StringRegexReplace", [f"{s}/normal", g.text(f"({rules.isolated})"), g.text(r" \1 ")], f"{s}/padded", CONTRIB)
+    normal = map_code_points(g, f"{s}/spaced", s, rules.mapping)
+    first = len(rules.added)  # markers of tokens matched after normalization follow the raw ones
+    for k, (content, _) in enumerate(rules.normalized_added, start=first):
+        marker = f" {MARK * (k + 1)} "
+        normal = g.op("StringRegexReplace", [normal, g.text(re.escape(content)), g.text(marker)],
+                      f"{s}/normal_added_{k}", CONTRIB)  # fmt: skip
+    g.op("StringRegexReplace", [normal, g.text(f"({rules.isolated})"), g.text(r" \1 ")], f"{s}/padded", CONTRIB)
     outs = [f"{s}/words", f"{s}/w_begin", f"{s}/w_end", f"{s}/w_rows"]
     g.op("StringRegexSplitWithOffsets", [f"{s}/padded", g.text("( +)", True), g.text("", True)], outs, CONTRIB)
     # each word a row of its own, so the op reports where each word's pieces start
@@ -59,7 +64,8 @@ def _word_pieces(g: Graph, text: str, side: str, rules: TextRules, tokenizer, mo
     g.op("Squeeze", [f"{s}/n_rows"], f"{s}/n_rows_s")
     g.op("Range", [g.const(0, scalar=True), f"{s}/n_rows_s", g.const(1, scalar=True)], f"{s}/row_splits")
     outs = [f"{s}/pieces", f"{s}/piece_splits", f"{s}/p_begin", f"{s}/p_end"]
-    vocab = {**tokenizer.get_vocab(), **{MARK * (k + 1): index for k, (_, index) in enumerate(rules.added)}}
+    markers = [*rules.added, *rules.normalized_added]
+    vocab = {**tokenizer.get_vocab(), **{MARK * (k + 1): index for k, (_, index) in enumerate(markers)}}
     g.op(
         "WordpieceTokenizer",
         [f"{s}/words", f"{s}/row_splits"],

@@ -20,7 +20,10 @@ class TextRules:
     spaces: str  # RE2 character class: code points that become a word boundary
     isolated: str  # RE2 character class: characters the pre-tokenizer makes words of their own
     mapping: dict[str, str]  # code point -> its normalized form, where they differ
-    added: tuple[tuple[str, int], ...]  # special tokens matched in the raw text, longest first, with ids
+    added: tuple[tuple[str, int], ...]  # added tokens matched in the raw text, longest first, with ids
+    # added tokens saved with ``normalized: true`` (as MPNetTokenizerFast writes them): matched in the
+    # normalized text, by their own normalized form ("[UNK]" as "[unk]" under a lower-casing normalizer)
+    normalized_added: tuple[tuple[str, int], ...] = ()
 
 
 # Stands in for a special token between its match in the raw text and WordPiece: a private-use code
@@ -53,10 +56,10 @@ def wordpiece_backend(tokenizer) -> dict:
     if any("\t" in token or "\n" in token for token in tokenizer.get_vocab()):
         raise InputError("the vocabulary has tokens with tabs or newlines: pass --no-tokenizer-in-graph")
     for added in tokenizer.added_tokens_decoder.values():
-        if added.normalized or added.single_word:
+        if added.single_word:
             raise InputError(
-                f"added token {added.content!r} is matched after normalization or as a single word only, which the "
-                "graph does not reproduce: pass --no-tokenizer-in-graph"
+                f"added token {added.content!r} is matched as a single word only, which the graph does not "
+                "reproduce: pass --no-tokenizer-in-graph"
             )
     return model
 
@@ -136,5 +139,9 @@ def text_rules(tokenizer) -> TextRules:
             isolated.append(cp)
         if normal.strip() != char:
             mapping[char] = normal.strip()
-    added = sorted(((t.content, i) for i, t in tokenizer.added_tokens_decoder.items()), key=lambda a: -len(a[0]))
-    return TextRules(_char_class(removed), _char_class(spaces), _char_class(isolated), mapping, tuple(added))
+    tokens = tokenizer.added_tokens_decoder.items()
+    added = sorted(((t.content, i) for i, t in tokens if not t.normalized), key=lambda a: -len(a[0]))
+    normalized = [(normalize(t.content).strip(), i) for i, t in tokens if t.normalized]
+    normalized = sorted(((content, i) for content, i in normalized if content), key=lambda a: -len(a[0]))
+    return TextRules(_char_class(removed), _char_class(spaces), _char_class(isolated), mapping, tuple(added),
+                     tuple(normalized))  # fmt: skip

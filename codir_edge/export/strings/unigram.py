@@ -149,7 +149,13 @@ def _spm_model(described: dict, tokenizer) -> tuple[bytes, int]:
     added = {t.content for t in tokenizer.added_tokens_decoder.values()}
     proto = pb2.ModelProto()
     types = pb2.ModelProto.SentencePiece
+    seen: set[str] = set()
     for index, (piece, score) in enumerate(model["vocab"]):
+        if piece in seen:  # sentencepiece refuses a repeated piece (CamemBERT's "<pad>" is a special and an spm
+            # piece); tokenizers splits the added token out before its model, so the repeat is unreachable
+            proto.pieces.add(piece=f"{FENCE}repeat{index}", score=0.0, type=types.UNUSED)
+            continue
+        seen.add(piece)
         kind = types.UNKNOWN if index == model.get("unk_id") else types.USER_DEFINED if piece in added else types.NORMAL
         proto.pieces.add(piece=piece, score=score, type=kind)
     # added tokens past the model's vocabulary (CamemBERT's "<s>NOTUSED"...) are pieces at their own ids
