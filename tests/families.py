@@ -172,3 +172,93 @@ def build_family_classifier(family: str, folder: Path, glue_dir: Path, num_label
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# --- checkpoints shaped like the hub's base ones -----------------------------------------------------
+# The family's config class at its base checkpoint's values (transformers' own defaults where those are
+# the base model; ALBERT's and DeBERTa-v2's defaults are their xxlarge and xlarge models), with few
+# layers, and a tokenizer made by the family's own transformers class from vocabulary files, so every
+# flag (added tokens' normalized/lstrip, the converted SentencePiece normalizer) is the one it writes.
+BASE_CONFIGS: dict[str, dict] = {
+    "roberta": {"max_position_embeddings": 514, "type_vocab_size": 1},
+    "xlm-roberta": {"max_position_embeddings": 514, "type_vocab_size": 1},
+    "camembert": {"max_position_embeddings": 514, "type_vocab_size": 1},
+    "albert": {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},  # albert-base-v2
+    "deberta-v2": {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072,  # deberta-v3-base
+                   "relative_attention": True, "position_buckets": 256, "max_relative_positions": -1,
+                   "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm", "share_att_key": True,
+                   "position_biased_input": False, "type_vocab_size": 0},  # fmt: skip
+}
+WORDPIECE_VOCAB = 6000  # the bundled MiniLM vocabulary's first entries: specials, characters, common words
+
+
+def _wordpiece_vocab(backbone_dir: Path, folder: Path, family: str) -> Path:
+    lines = (backbone_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()[:WORDPIECE_VOCAB]
+    if family == "mpnet":  # mpnet-base's vocab.txt: its own specials first (pad id 1), then BERT's
+        lines = ["<s>", "<pad>", "</s>", "<unk>", *lines]
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _bpe_files(sentences: list[str], folder: Path) -> tuple[Path, Path]:
+    from tokenizers import ByteLevelBPETokenizer
+
+    trained = ByteLevelBPETokenizer()
+    trained.train_from_iterator(sentences, vocab_size=1000, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    trained.save_model(str(folder))
+    return folder / "vocab.json", folder / "merges.txt"
+
+
+def _sentencepiece_model(sentences: list[str], folder: Path, family: str) -> Path:
+    import sentencepiece as spm
+
+    ids = dict(bos_id=0, pad_id=1, eos_id=2, unk_id=3) if family in ("xlm-roberta", "camembert") else \
+        dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3)  # fmt: skip
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_prefix=str(folder / "sp"), vocab_size=1000,
+                                   model_type="unigram", character_coverage=1.0, minloglevel=2, **ids)  # fmt: skip
+    return folder / "sp.model"
+
+
+def build_base_tokenizer(family: str, sentences: list[str], backbone_dir: Path, work: Path):
+    """The family's tokenizer as its own transformers class builds it from vocabulary files."""
+    import transformers as t
+
+    wordpiece = {"bert": t.BertTokenizerFast, "electra": t.ElectraTokenizerFast,
+                 "distilbert": t.DistilBertTokenizerFast, "mpnet": t.MPNetTokenizerFast}  # fmt: skip
+    spm_classes = {"xlm-roberta": t.XLMRobertaTokenizerFast, "camembert": t.CamembertTokenizerFast,
+                   "albert": t.AlbertTokenizerFast, "deberta-v2": t.DebertaV2TokenizerFast}  # fmt: skip
+    if family in wordpiece:
+        return wordpiece[family](vocab_file=str(_wordpiece_vocab(backbone_dir, work, family)))
+    if family == "roberta":
+        vocab, merges = _bpe_files(sentences, work)
+        return t.RobertaTokenizerFast(vocab_file=str(vocab), merges_file=str(merges))
+    if family in spm_classes:
+        return spm_classes[family](vocab_file=str(_sentencepiece_model(sentences, work, family)))
+    if family == "modernbert":  # ModernBERT ships a tokenizer.json read by PreTrainedTokenizerFast
+        return build_tokenizer(family, sentences)
+    raise KeyError(family)
+
+
+def build_base_classifier(family: str, folder: Path, glue_dir: Path, backbone_dir: Path, layers: int = 2) -> Path:
+    """A random ``family`` classifier at its base checkpoint's configuration, ``layers`` deep, saved
+    with ``save_pretrained`` beside the tokenizer its own class made."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    work = folder.parent / f"{folder.name}-vocab"
+    work.mkdir(parents=True)
+    tokenizer = build_base_tokenizer(family, _sentences(glue_dir), backbone_dir, work)
+    ids = {"pad_token_id": tokenizer.pad_token_id}
+    if family not in ("bert", "electra", "distilbert", "albert", "deberta-v2"):
+        ids |= {"bos_token_id": tokenizer.cls_token_id, "eos_token_id": tokenizer.sep_token_id}
+    if family == "modernbert":
+        ids |= {"cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id}
+    depth = "n_layers" if family == "distilbert" else "num_hidden_layers"
+    config = AutoConfig.for_model(family, vocab_size=len(tokenizer), num_labels=2, **{depth: layers}, **ids,
+                                  **BASE_CONFIGS.get(family, {}))  # fmt: skip
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
