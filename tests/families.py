@@ -213,7 +213,9 @@ def _bpe_files(sentences: list[str], folder: Path) -> tuple[Path, Path]:
 def _sentencepiece_model(sentences: list[str], folder: Path, family: str) -> Path:
     import sentencepiece as spm
 
-    ids = dict(bos_id=0, pad_id=1, eos_id=2, unk_id=3) if family in ("xlm-roberta", "camembert") else \
+    # the layouts of the real models: fairseq's (<unk> <s> </s>, no pad) for XLM-R and CamemBERT, whose
+    # classes add their own specials around it; [PAD] [UNK] first for ALBERT and DeBERTa-v3
+    ids = dict(unk_id=0, bos_id=1, eos_id=2, pad_id=-1) if family in ("xlm-roberta", "camembert") else \
         dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3)  # fmt: skip
     spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_prefix=str(folder / "sp"), vocab_size=1000,
                                    model_type="unigram", character_coverage=1.0, minloglevel=2, **ids)  # fmt: skip

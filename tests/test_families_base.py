@@ -19,7 +19,7 @@ from families import build_base_classifier
 from test_families import TESTED
 
 # Families whose base tokenizers the strings-in graph reproduces, added-token flags included.
-STRINGS_IN = ("bert", "electra", "distilbert", "mpnet", "roberta", "modernbert")
+STRINGS_IN = ("bert", "electra", "distilbert", "mpnet", "roberta", "modernbert", "xlm-roberta", "camembert", "albert")
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,12 @@ class Graph:
         return self.const(value, dtype=object, scalar=scalar)
 
 
-def strip_beside_added(g: Graph, text: str, s: str, tokenizer) -> str:
-    """Added tokens that swallow the white space beside them (RoBERTa's and MPNet's <mask>, lstrip)."""
+def strip_beside_added(g: Graph, text: str, s: str, tokenizer, raw_only: bool = False) -> str:
+    """Added tokens that swallow the white space beside them (RoBERTa's and MPNet's <mask>, lstrip);
+    ``raw_only``: only those matched in the raw text (a normalized one strips in the normalized text)."""
     for k, added in enumerate(tokenizer.added_tokens_decoder.values()):
+        if raw_only and added.normalized:
+            continue
         token = re.escape(added.content)
         for flag, pattern in (("lstrip", f"{WHITE_SPACE}+({token})"), ("rstrip", f"({token}){WHITE_SPACE}+")):
             if getattr(added, flag):

@@ -48,6 +48,9 @@ class UnigramRules:
 
     steps: tuple
     specials: tuple[str, ...]  # added tokens, longest first; marker k stands for specials[k]
+    # per special: None when it is matched in the raw text; else (its normalized form, lstrip, rstrip):
+    # matched after the normalizer, as tokenizers matches an added token saved ``normalized: true``
+    normalized: tuple[tuple[str, bool, bool] | None, ...]
     prepend_every_piece: bool  # Metaspace's prepend_scheme: "always" (True) or "first"
     spm_model: bytes  # the pieces as a sentencepiece model, for the op
     unknown: str | None  # the unknown piece, when it is also an added token ("<unk>" typed in the text)
@@ -99,8 +102,8 @@ def check_unigram(tokenizer) -> dict:
     if any(_SPACE in piece[1:] for piece, _ in model.get("vocab", [])):
         raise InputError(f"the vocabulary has pieces spanning words: {_NO_GRAPH}")
     added = list(tokenizer.added_tokens_decoder.values())
-    if len(added) > len(MARKERS) or any(t.normalized or t.single_word for t in added):
-        raise InputError(f"the tokenizer has normalized, single-word or over {len(MARKERS)} added tokens: {_NO_GRAPH}")
+    if len(added) > len(MARKERS) or any(t.single_word for t in added):
+        raise InputError(f"the tokenizer has single-word or over {len(MARKERS)} added tokens: {_NO_GRAPH}")
     for step in _normalizer_steps(described):
         if step["type"] not in (*_CHAR_LEVEL, "Replace", "Strip"):
             raise InputError(f"the tokenizer's {step['type']} normalizer has no strings-in form: {_NO_GRAPH}")
@@ -126,14 +129,20 @@ def unigram_rules(tokenizer) -> UnigramRules:
             steps.append(("replace", regex, step["content"]))
         elif step["type"] == "Strip":
             steps.append(("strip", bool(step.get("strip_left")), bool(step.get("strip_right"))))
-    added = tokenizer.added_tokens_decoder.values()
-    specials = tuple(sorted((t.content for t in added), key=len, reverse=True))
+    added = {t.content: t for t in tokenizer.added_tokens_decoder.values()}
+    specials = tuple(sorted(added, key=len, reverse=True))
+    normalizer = tokenizer.backend_tokenizer.normalizer
+    normalized = tuple(
+        (normalizer.normalize_str(c) if normalizer else c, added[c].lstrip, added[c].rstrip)
+        if added[c].normalized else None
+        for c in specials
+    )
     every = pre.get("prepend_scheme", "always") == "always"
     model = described["model"]
     unknown = model["vocab"][model["unk_id"]][0] if model.get("unk_id") is not None else None
     unknown = unknown if unknown in specials else None
     spm_model, fence_id = _spm_model(described, tokenizer)
-    return UnigramRules(tuple(steps), specials, every, spm_model, unknown, fence_id)
+    return UnigramRules(tuple(steps), specials, normalized, every, spm_model, unknown, fence_id)
 
 
 def _spm_model(described: dict, tokenizer) -> tuple[bytes, int]:
@@ -215,11 +224,17 @@ def unigram_pieces(g: Graph, text: str, side: str, tokenizer, rules: UnigramRule
     """``text`` (a [1] string tensor) to its Unigram ids without the template's special tokens."""
     s = f"strings/{side}"
     marker = _markers(len(rules.specials))
-    text = strip_beside_added(g, text, s, tokenizer)
+    text = strip_beside_added(g, text, s, tokenizer, raw_only=True)
     text = _replace(g, text, f"[{_markers(len(MARKERS))[1:-1]}{FENCE}]", "", f"{s}/no_markers")
     for k, content in enumerate(rules.specials):
-        text = _replace(g, text, re.escape(content), chr(MARKERS[k]), f"{s}/mark_{k}")
+        if rules.normalized[k] is None:
+            text = _replace(g, text, re.escape(content), chr(MARKERS[k]), f"{s}/mark_{k}")
     text = _apply_steps(g, text, s, rules)
+    for k, found in enumerate(rules.normalized):
+        if found is not None and found[0]:
+            form, lstrip, rstrip = found
+            pattern = f"{WHITE_SPACE + '*' if lstrip else ''}{re.escape(form)}{WHITE_SPACE + '*' if rstrip else ''}"
+            text = _replace(g, text, pattern, chr(MARKERS[k]), f"{s}/mark_normalized_{k}")
     text = _replace(g, text, " ", _SPACE, f"{s}/metaspace")
     # Metaspace's prefix: the first piece, and with "always" every piece after a special token, gets a
     # "▁" unless it starts with one (an empty piece gets none)
