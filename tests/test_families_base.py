@@ -19,7 +19,7 @@ from families import build_base_classifier
 from test_families import TESTED
 
 # Families whose base tokenizers the strings-in graph reproduces, added-token flags included.
-STRINGS_IN = ("bert", "electra", "distilbert", "mpnet", "roberta", "modernbert", "xlm-roberta", "camembert", "albert")
+STRINGS_IN = TESTED  # every family's base tokenizer, added-token flags included
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,22 @@ def test_a_step_that_fails_on_the_model_names_the_option_that_avoids_it():
         raise RuntimeError("no kernel\nsecond line")
     with pytest.raises(InputError), avoidable("mobile .ort", "pass --no-ort"):  # the user's own errors pass as they are
         raise InputError("bad")
+
+
+def test_a_sentencepiece_model_defining_a_special_the_class_adds_again_builds(tmp_path, glue_dir):
+    """A user's .model that defines <pad> itself: CamembertTokenizerFast adds its own <pad> too, so the
+    vocabulary repeats a piece, which tokenizers accepts and the sentencepiece library refuses."""
+    import sentencepiece as spm
+    from families import _sentences
+    from transformers import CamembertTokenizerFast
+
+    from codir_edge.export.strings.unigram import unigram_rules
+
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(_sentences(glue_dir)), model_prefix=str(tmp_path / "sp"),
+                                   vocab_size=1000, model_type="unigram", minloglevel=2, bos_id=0, pad_id=1,
+                                   eos_id=2, unk_id=3)  # fmt: skip
+    tokenizer = CamembertTokenizerFast(vocab_file=str(tmp_path / "sp.model"))
+    pieces = [piece for piece, _ in json.loads(tokenizer.backend_tokenizer.to_str())["model"]["vocab"]]
+    assert pieces.count("<pad>") == 2
+    processor = spm.SentencePieceProcessor(model_proto=unigram_rules(tokenizer).spm_model)
+    assert processor.piece_to_id("<pad>") == pieces.index("<pad>")

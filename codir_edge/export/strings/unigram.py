@@ -88,11 +88,18 @@ def _char_tables(described: dict, run: list[dict]) -> tuple[dict[str, str], dict
     return sequences, singles
 
 
+def _metaspace(described: dict) -> dict:
+    """The pre-tokenizer, looked through a Sequence of one (DebertaV2TokenizerFast saves Metaspace so)."""
+    pre = described.get("pre_tokenizer") or {}
+    inner = pre.get("pretokenizers") or []
+    return inner[0] if pre.get("type") == "Sequence" and len(inner) == 1 else pre
+
+
 def check_unigram(tokenizer) -> dict:
     """The tokenizer's description, when the graph can reproduce it (cheap); else an input error
     naming what it cannot."""
     described = json.loads(tokenizer.backend_tokenizer.to_str())
-    model, pre = described.get("model") or {}, described.get("pre_tokenizer") or {}
+    model, pre = described.get("model") or {}, _metaspace(described)
     if model.get("type") != "Unigram" or pre.get("type") != "Metaspace":
         raise InputError(f"not a SentencePiece (Unigram + Metaspace) tokenizer: {_NO_GRAPH}")
     if model.get("byte_fallback") or pre.get("replacement", _SPACE) != _SPACE or not pre.get("split", True):
@@ -114,7 +121,7 @@ def unigram_rules(tokenizer) -> UnigramRules:
     """The rules for this tokenizer, read from its normalizer and pre-tokenizer (a few seconds: every
     code point goes through the normalizer)."""
     described = check_unigram(tokenizer)
-    pre = described["pre_tokenizer"]
+    pre = _metaspace(described)
     steps, run = [], []
     for step in [*_normalizer_steps(described), {"type": "end"}]:
         if step["type"] in _CHAR_LEVEL:
