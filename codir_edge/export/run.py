@@ -171,7 +171,8 @@ def _candidates(model, tokenizer, plan: ExportPlan, work: Path, progress: _Progr
     with progress.step("graph and INT8 candidates", "pass --no-optimize, or --quantize none"):
         graphs, fused_counts = candidates.fp32_candidates(fp32.path, plan, work)
         feeds = steps.calibration_feeds(calibration, plan.spec.inputs)
-        graphs, broken = candidates.runnable(graphs, feeds)  # the plain graph passed parity: it runs
+        fused, broken = candidates.runnable({k: v for k, v in graphs.items() if k != "plain"}, feeds)
+        graphs = {"plain": graphs["plain"], **fused}  # the plain graph passed parity: it runs
         int8, broken_int8 = candidates.runnable(candidates.int8_candidates(graphs, plan, feeds, work), feeds)
         _check_some_int8_runs(int8, broken_int8, plan)
     reference = candidates.task_metrics(fp32.path, encoded, plan) if encoded is not None else None
