@@ -41,6 +41,13 @@ class CheckFailedError(CodirError):
     exit_code = 1
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's first line, cut to ``limit`` characters (its type's name when it has no text):
+    third-party errors (onnxruntime's pybind ones, the hub's) run to many lines, a user error is one."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class StepFailedError(CodirError):
     """A step failed on this model for a reason that is not the user's input (a converter or a
     quantizer that does not handle it): exit code 1, with the option that skips the step."""
@@ -57,8 +64,7 @@ def avoidable(step: str, fix: str) -> Iterator[None]:
     except (CodirError, MemoryError):
         raise
     except Exception as exc:
-        text = str(exc).strip()
-        cause = f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+        cause = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
         raise StepFailedError(f"{step} failed on this model ({cause}): {fix}, and please report the model") from exc
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.core.errors import CheckFailedError
+from codir_edge.core.errors import CheckFailedError, first_line
 from codir_edge.export import quantize as q
 from codir_edge.export.plan import ExportPlan
 
@@ -90,9 +90,7 @@ def run_fault(path: Path, feeds: list[dict]) -> str | None:
             if not all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f"):
                 return "gives NaN or infinite outputs on calibration sentences"
     except Exception as exc:  # onnxruntime raises its own (pybind) types
-        text = str(exc).strip()
-        first = text.splitlines()[0][:200] if text else type(exc).__name__
-        return f"fails on calibration sentences: {first}"
+        return f"fails on calibration sentences: {first_line(exc)}"
     return None
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codir_edge.core.atomic import check_output_dir
-from codir_edge.core.errors import InputError
+from codir_edge.core.errors import InputError, first_line
 from codir_edge.data import DataSpec, Examples, get_task, load_split
 from codir_edge.data.tasks import TaskSpec
 from codir_edge.export import quantize as q
@@ -76,9 +76,9 @@ def session_or_error(path: Path, opset: int):
     except Exception as exc:  # onnxruntime raises its own (pybind) types
         import onnxruntime
 
-        first = str(exc).strip().splitlines()[0][:200]
         raise InputError(
-            f"onnxruntime {onnxruntime.__version__} cannot run opset {opset} ({first}): use --opset {DEFAULT_OPSET}"
+            f"onnxruntime {onnxruntime.__version__} cannot run opset {opset} ({first_line(exc)}): "
+            f"use --opset {DEFAULT_OPSET}"
         ) from exc
 
 

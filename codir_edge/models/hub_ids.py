@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from codir_edge.core.errors import InputError
+from codir_edge.core.errors import InputError, first_line
 
 # org/name, as the hub spells repository ids (a bare name is read as a local path: too easy to mistype)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -51,9 +51,9 @@ def resolve_model_dir(value: Path | str, option: str) -> Path:
     try:
         return Path(snapshot_download(text))
     except Exception as exc:  # network, authentication and missing-repository errors all end here
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise InputError(
-            f"{option} {text} is not a folder here, and fetching it from the Hugging Face hub failed ({first}): "
+            f"{option} {text} is not a folder here, and fetching it from the Hugging Face hub failed "
+            f"({first_line(exc, 160)}): "
             f"check the id, or run `huggingface-cli download {text}` where the hub is reachable"
         ) from exc
 

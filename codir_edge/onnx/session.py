@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from codir_edge.core.errors import InputError
+from codir_edge.core.errors import InputError, first_line
 from codir_edge.core.runner import session_options  # the device runner holds them: one place
 
 __all__ = ["check_onnx_file", "create_session", "session_options"]
@@ -68,5 +68,4 @@ def check_onnx_file(path: Path) -> None:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-        first = str(exc).strip().splitlines()[0][:200]
-        raise InputError(f"{path} cannot be loaded by onnxruntime ({first}): re-export it") from exc
+        raise InputError(f"{path} cannot be loaded by onnxruntime ({first_line(exc)}): re-export it") from exc
