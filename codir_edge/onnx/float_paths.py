@@ -21,6 +21,7 @@ Two sets, found by walking the graph:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -117,10 +118,20 @@ def input_cone(graph) -> set[str]:
 
 
 def float_paths(model_path: Path) -> tuple[str, ...]:
-    """Every node of the graph at ``model_path`` that quantization must keep in float, sorted."""
+    """Every node of the graph at ``model_path`` that quantization must keep in float, sorted.
+
+    Export quantizes one source graph several times (dynamic per channel and per tensor, static QDQ,
+    each trial of the accuracy-aware search), so the answer is kept per file and its size and time of
+    change: a graph is loaded and walked once, and a rewritten file is read again."""
+    stat = Path(model_path).stat()
+    return _float_paths(str(Path(model_path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _float_paths(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:  # mtime and size: the cache key
     import onnx
 
-    graph = onnx.load(str(model_path), load_external_data=False).graph
+    graph = onnx.load(path, load_external_data=False).graph
     # quantizers exclude nodes by name: an unnamed one cannot be listed (exporters name them all), and
     # the candidate check after quantization catches what a missing name would let through
     return tuple(sorted(name for name in index_cone(graph) | input_cone(graph) if name))
