@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codir_edge.models.families import Family, family_of, input_names, kept_heads, max_positions, width
+from codir_edge.models.labels import label_count
 from codir_edge.onnx.graph import DEFAULT_OPSET
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "ExportSpec", "read_spec"]
@@ -45,7 +46,6 @@ class ExportSpec:
 def read_spec(config: dict, model_dir: Path) -> ExportSpec:
     """The facts of ``model_dir`` (its config.json as ``config``), or one line when its family is unsupported."""
     family = family_of(config, str(model_dir))
-    id2label = config.get("id2label") or {}
     return ExportSpec(
         family=family,
         inputs=input_names(config),
@@ -53,5 +53,5 @@ def read_spec(config: dict, model_dir: Path) -> ExportSpec:
         hidden=width(config),
         vocab_size=int(config["vocab_size"]),
         max_positions=max_positions(config),
-        num_labels=len(id2label) or int(config.get("num_labels", 2)),
+        num_labels=label_count(config),
     )

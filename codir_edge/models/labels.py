@@ -24,11 +24,17 @@ def _by_name(labels: list[str], task: TaskSpec) -> list[str | None]:
     return [names.get(label.lower()) for label in labels]
 
 
+def label_count(config: dict) -> int:
+    """How many outputs a classifier's config.json declares: its id2label, else num_labels, else 2
+    (transformers writes neither for its default 2-label map)."""
+    return len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
+
+
 def model_labels(config: dict, task: TaskSpec, model_dir: Path) -> list[str]:
     """The label order of a trained classifier, checked against the task."""
     id2label = config.get("id2label") or {}
     labels = [str(id2label[k]) for k in sorted(id2label, key=int)] if id2label else []
-    count = len(labels) or int(config.get("num_labels", 2))
+    count = label_count(config)
     if task.is_regression:
         if count != 1:
             raise InputError(f"{model_dir} is a {count}-way classifier, but task '{task.name}' is a regression")
