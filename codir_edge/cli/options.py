@@ -15,14 +15,19 @@ def write_json(path: Path | None, payload: dict) -> None:
         return
     import json
 
+    write_report(path, json.dumps(payload, indent=2, default=str) + "\n", "--json")
+
+
+def write_report(path: Path, text: str, option: str) -> None:
+    """Write the report ``option`` asked for, atomically, its folder made; one line when it cannot be."""
     from codir_edge.core.atomic import atomic_write_text
     from codir_edge.core.errors import InputError
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
+        atomic_write_text(path, text)
     except OSError as exc:
-        raise InputError(f"cannot write --json {path} ({exc.strerror}): choose a writable path") from exc
+        raise InputError(f"cannot write {option} {path} ({exc.strerror}): choose a writable path") from exc
 
 
 def command_line(ctx: typer.Context) -> str:

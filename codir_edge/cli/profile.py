@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import typer
 
 from codir_edge.cli.generate import Args, command
-from codir_edge.cli.options import write_json
+from codir_edge.cli.options import write_json, write_report
 from codir_edge.core.errors import InputError
 from codir_edge.profile.options import PROFILE
 
@@ -80,9 +79,9 @@ def _write_reports(args: Args, config, report) -> None:
     config_dict["devices"] = [{**asdict(d), "address": d.address} for d in config.devices]
     write_json(args.json_path, to_json(report, config_dict))
     if args.junit is not None:
-        _write_text(args.junit, to_junit(report), "--junit")
+        write_report(args.junit, to_junit(report), "--junit")
     if args.markdown is not None:
-        _write_text(args.markdown, to_markdown(report), "--markdown")
+        write_report(args.markdown, to_markdown(report), "--markdown")
     pictures = []
     if args.plot is not None:
         from codir_edge.profile.plot import write_plot
@@ -91,16 +90,6 @@ def _write_reports(args: Args, config, report) -> None:
     written = [str(path) for path in (args.json_path, args.junit, args.markdown, *pictures) if path is not None]
     if written:
         typer.echo(f"reports: {', '.join(written)}")
-
-
-def _write_text(path: Path, text: str, option: str) -> None:
-    from codir_edge.core.atomic import atomic_write_text
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
-    except OSError as exc:
-        raise InputError(f"cannot write {option} {path} ({exc.strerror}): choose a writable path") from exc
 
 
 def _exit(report) -> None:
