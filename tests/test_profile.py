@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -435,3 +436,44 @@ def test_one_target_gets_no_ratio_column(tmp_path):
     assert result.exit_code == 0, result.output
     assert "p50 ms" in result.output and "×first" not in result.output
     assert "×first" not in markdown.read_text() and "| m.onnx |" in markdown.read_text()
+
+
+def test_two_bundles_are_named_apart_by_folder_in_reports_and_budgets(tmp_path, tiny_bundle):
+    """Two students compared in one run: their shared variant names take their folders' names, the
+    reports and budgets use those, and a budget naming the bare shared name says which to pick."""
+    other = tmp_path / "student-b"
+    shutil.copytree(tiny_bundle, other)
+    (other / "model.int8.onnx").write_bytes((other / "model.onnx").read_bytes())  # b's int8 is the big graph
+    budgets = budgets_file(
+        tmp_path,
+        """
+        [[budget]]
+        name = "b's int8 fits"
+        target = "student-b/int8"
+        threads = 1
+        batch_size = 1
+        seq_len = 16
+        max_size_mb = 1.5
+    """,
+    )
+    out, junit = tmp_path / "r.json", tmp_path / "j.xml"
+    result = invoke("profile", tiny_bundle, other, "--budgets", budgets, *FAST, "--json", out, "--junit", junit)
+    assert result.exit_code == 1, result.output  # b's int8 is the big graph: the budget names it, not a's
+    assert out.is_file(), result.output
+    report = json.loads(out.read_text())
+    named = ["bundle/fp32", "bundle/int8", "student-b/fp32", "student-b/int8"]
+    assert [t["name"] for t in report["targets"]] == named and {r["target"] for r in report["results"]} == set(named)
+    failure = ET.parse(junit).getroot().find(".//testcase/failure")
+    assert failure is not None and "max_size_mb" in failure.get("message")
+
+    ambiguous = budgets_file(tmp_path, budgets.read_text().replace('"student-b/int8"', '"int8"'))
+    one_line_error(invoke("profile", tiny_bundle, other, "--budgets", ambiguous, *FAST), 2,
+                   "'int8', which 2 targets have (bundle/int8, student-b/int8)")  # fmt: skip
+    alone = invoke("profile", tiny_bundle, "--budgets", ambiguous, *FAST, "--json", out)
+    assert alone.exit_code == 0, alone.output  # one bundle: the short names stand
+    assert {r["target"] for r in json.loads(out.read_text())["results"]} == {"fp32", "int8"}
+
+    same_folder_name = tmp_path / "elsewhere" / "bundle"
+    shutil.copytree(tiny_bundle, same_folder_name)
+    one_line_error(invoke("profile", tiny_bundle, same_folder_name, *FAST), 2, "both named bundle/fp32",
+                   "give one of their folders another name")  # fmt: skip

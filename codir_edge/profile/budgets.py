@@ -2,7 +2,7 @@
 
     [[budget]]
     name = "int8 student, 1 thread"
-    target = "int8"          # a file name or a bundle variant
+    target = "int8"          # a file name or a bundle variant; "student-a/int8" when two targets share it
     threads = 1
     batch_size = 1
     seq_len = 128            # or "real" for real sentences from --data

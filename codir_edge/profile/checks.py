@@ -43,6 +43,12 @@ def _configurations(config: ProfileConfig) -> list[tuple[int, int, int | str]]:
 def _check_budgets(config: ProfileConfig, targets: list[Target]) -> None:
     names = [t.name for t in targets]
     for budget in config.budgets:
+        named_apart = [n for n in names if n.endswith(f"/{budget.target}")]
+        if budget.target not in names and len(named_apart) > 1:
+            raise InputError(
+                f"budget '{budget.name}' (line {budget.line}) names target '{budget.target}', which "
+                f"{len(named_apart)} targets have ({', '.join(named_apart)}): name one of those"
+            )
         if budget.target not in names:
             raise InputError(
                 f"budget '{budget.name}' (line {budget.line}) names target '{budget.target}', which is "

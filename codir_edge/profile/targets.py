@@ -7,7 +7,7 @@ folder, measured with PyTorch as the baseline when torch is installed.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
@@ -83,11 +83,30 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
                 raise InputError(f"target {path} is not an .onnx file: pass an ONNX file or a bundle folder")
             check_onnx_file(path)
             targets.append(Target(path.name, path, "onnx", path.parent))
+    return named_apart(targets)
+
+
+def named_apart(targets: list[Target]) -> list[Target]:
+    """Targets that share a name (two bundles' ``fp32``, two ``model.onnx`` files) are named by the
+    folder they came from as well (``student-a/fp32``), in every report and in budgets, so that two
+    students compare side by side without renaming their files; a name that is unique stays short."""
+    names = [t.name for t in targets]
+    shared = {n for n in names if names.count(n) > 1}
+    targets = [replace(t, name=f"{_origin(t).name}/{t.name}") if t.name in shared else t for t in targets]
     names = [t.name for t in targets]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise InputError(f"two targets are both named {duplicates[0]}: rename one file so budgets can tell them apart")
+        raise InputError(
+            f"two targets are both named {duplicates[0]}: give one of their folders another name "
+            "so that reports and budgets can tell them apart"
+        )
     return targets
+
+
+def _origin(target: Target) -> Path:
+    """The folder a target is named by when its own name is shared: the bundle, or the folder an ONNX
+    file sits in (a model folder's target already carries the folder's name: its parent is added)."""
+    return target.folder.parent if target.kind == "torch" else target.folder
 
 
 def position_limit(target: Target) -> int | None:
