@@ -97,9 +97,9 @@ class FineStage:
             eval_data = replace(eval_data, labels=tuple(self.labels)) if eval_data else None
         self.data, self.eval_data = data, eval_data
 
-    def prepare(self, runtime, dist, run_dir: Path) -> Setup:
-        """The task's splits, tokenized; the teacher, loaded; the student's shape when a budget picks it;
-        the bank's key."""
+    def prepare(self, runtime, dist, run_dir: Path, bars) -> Setup:
+        """The task's splits, tokenized; the teacher, loaded; the student's shape when a budget picks it
+        (its timings shown on ``bars``); the bank's key."""
         from codir_edge.models.loading import load_tokenizer, load_trained_classifier
 
         config = self.config
@@ -119,7 +119,7 @@ class FineStage:
         teacher = load_trained_classifier(self.teacher_dir, config.trust_remote_code)
         self.run_dir = run_dir
         if config.latency_budget is not None:
-            self._shape_for_budget(teacher.config, tokenizer, dev, dist)
+            self._shape_for_budget(teacher.config, tokenizer, dev, dist, bars)
         labeled_enc = encode(tokenizer, train, config.max_length, segments)
         self.dev_enc = encode(tokenizer, dev, config.max_length, segments)
         self.transfer, extra = build_transfer_set(train, full_dev, teacher, tokenizer, self.task, self.data, config)
@@ -201,7 +201,7 @@ class FineStage:
         )  # fmt: skip
         return distiller, loop
 
-    def _shape_for_budget(self, teacher_config, tokenizer, dev, dist) -> None:
+    def _shape_for_budget(self, teacher_config, tokenizer, dev, dist, bars) -> None:
         """Time student shapes on the target (rank 0, once: a resumed run keeps the shape it trained)."""
         from codir_edge.compress.shapes import budget_inputs, search
         from codir_edge.devices.spec import select_devices
@@ -226,7 +226,7 @@ class FineStage:
                                int(getattr(teacher_config, "vocab_size", 30000)))  # fmt: skip
 
         def measure() -> dict:
-            return search(teacher_config, config.latency_budget, inputs, chosen[0])
+            return search(teacher_config, config.latency_budget, inputs, chosen[0], bars)
 
         self.shape_search = _decided_once(self.run_dir / "shape_search.json", dist, measure)
         shape = self.shape_search["chosen"]

@@ -96,7 +96,7 @@ class PreStage:
         texts = texts.subsample(config.max_train_samples, config.seed)
         self.train_texts, self.held_texts = split_corpus(texts.texts, config.held_out, config.seed)
 
-    def prepare(self, runtime, dist, run_dir: Path) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
+    def prepare(self, runtime, dist, run_dir: Path, bars) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
         """Training and held-out texts tokenized as one set (the bank covers both); the teacher loaded."""
         from codir_edge.models.loading import load_backbone
 

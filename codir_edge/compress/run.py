@@ -147,9 +147,9 @@ def run_compress(
         stage = FineStage(teacher_dir, data, config, student_dir, eval_data)
     with training_run(config, out_dir, overwrite, resume, "compress") as (dist, runtime, run_dir):
         seed_everything(config.seed)
-        setup = stage.prepare(runtime, dist, run_dir)
         caches = [run_dir, out_dir, *map(Path, cache_from)]
         with stage_progress(show_progress and dist.is_main) as bars:
+            setup = stage.prepare(runtime, dist, run_dir, bars)
             bank, bank_info = _teacher_bank(setup, config, runtime, dist, run_dir, caches, bars)
         distiller, loop = stage.build(setup, bank, runtime, dist)
         trained = train(loop, distiller, runtime, dist, run_dir, resume, show_progress)
