@@ -219,3 +219,80 @@ def test_bad_tuning_options_are_one_line_exit_2(tmp_path, classifier_32, no_left
 def classifier_32(tmp_path_factory, backbone_dir) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("c") / "m", backbone_dir, layers=2, hidden=32,
                            id2label={0: "0", 1: "1"})  # fmt: skip
+
+
+def test_a_clearly_slower_candidate_is_dropped_after_two_rounds_and_a_close_one_is_not(tmp_path, backbone_dir):
+    """Real sessions: a 4-layer 128-wide graph against two copies of a 1-layer 32-wide one in one pool.
+    The big one is timed for two rounds only; the copies (a tie) run all five; each pool is judged
+    apart, so the big graph alone in a second pool is never dropped."""
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    from codir_edge.export.tune import Setting, time_candidates
+    from codir_edge.onnx.graph import export_fp32
+
+    files = {}
+    for name, (layers, hidden) in {"small": (1, 32), "big": (4, 128)}.items():
+        folder = build_tiny_bert(tmp_path / name, backbone_dir, layers=layers, hidden=hidden)
+        files[name] = tmp_path / f"{name}.onnx"
+        export_fp32(AutoModelForSequenceClassification.from_pretrained(folder).eval(), files[name])
+    shutil.copy(files["small"], tmp_path / "twin.onnx")
+    candidates = {"small": files["small"], "twin": tmp_path / "twin.onnx", "big": files["big"], "alone": files["big"]}
+    settings = [Setting(1, 16), Setting(1, 64)]
+    measured = time_candidates(candidates, settings, 30522, None, rounds=5, runs=10,
+                               pools=[["small", "twin", "big"], ["alone"]])  # fmt: skip
+    for key in ("t1/16", "t1/64"):
+        row = measured[key]
+        assert row["big"]["dropped_after_round"] == 2 and len(row["big"]["rounds_ms"]) == 2
+        assert all("dropped_after_round" not in row[n] and len(row[n]["rounds_ms"]) == 5 for n in ("small", "twin"))
+        assert "dropped_after_round" not in row["alone"] and len(row["alone"]["rounds_ms"]) == 5
+
+
+@given(st.lists(st.tuples(st.floats(0.5, 2.0), st.floats(0.0, 0.3)), min_size=2, max_size=6),
+       st.lists(st.floats(-1.0, 1.0), min_size=5, max_size=5))  # fmt: skip
+def test_a_dropped_candidate_is_never_in_the_leaders_tie(speeds, jitter):
+    """Whatever the rounds say, a candidate ``clearly_slower`` drops has a score above the tie band
+    of the fastest over the rounds it ran: dropping it cannot change what ``choose`` keeps."""
+    from codir_edge.export.tune import MAX_NOISE, Setting, choose, clearly_slower
+
+    settings = [Setting(1, 16), Setting(1, 128)]
+    per_round = {s.key: {f"c{i}": [speed * s.length * (1 + noise * j) for j in jitter[:2]]
+                         for i, (speed, noise) in enumerate(speeds)} for s in settings}  # fmt: skip
+    out = clearly_slower(per_round, [s.key for s in settings], list(per_round["t1/16"]))
+    measured = {k: {n: {"median_ms": float(np.median(v)), "spread_ms": (max(v) - min(v)) / 2} for n, v in row.items()}
+                for k, row in per_round.items()}  # fmt: skip
+    picked = choose(measured, settings, {})[1]
+    best = picked["scores"][picked["fastest"]]
+    assert picked["chosen"] not in out and picked["fastest"] not in out
+    assert all(picked["scores"][n] > best * (1 + MAX_NOISE) for n in out)
+
+
+@pytest.mark.slow
+def test_re_exporting_an_unchanged_model_reuses_its_timings(tmp_path, backbone_dir, monkeypatch):
+    """The same graphs on the same machine are timed once: the second export takes the first one's
+    timings (and so its choices); --no-timing-cache times again; a cache that cannot be written
+    costs a re-timing, never the export."""
+    monkeypatch.setenv("CODIR_EDGE_CACHE", str(tmp_path / "cache"))
+    model_dir = build_tiny_bert(tmp_path / "m", backbone_dir, layers=1, hidden=32, id2label={0: "0", 1: "1"})
+    args = ["--max-length", "32", "--tune-threads", "1", "--tune-lengths", "8,32", "--no-ort",
+            "--no-tokenizer-in-graph"]  # fmt: skip
+
+    def export(out: str, *extra: str) -> dict:
+        result = invoke("export", model_dir, "--out", tmp_path / out, *args, *extra)
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / out / "manifest.json").read_text())
+
+    first, again = export("a"), export("b")
+    assert first["tuning"]["from_cache"] is False and again["tuning"]["from_cache"] is True
+    assert again["tuning"]["median_ms"] == first["tuning"]["median_ms"]
+    assert again["deployment"]["threads"] == first["deployment"]["threads"]
+    assert len(list((tmp_path / "cache" / "export-timings").glob("*.json"))) == 1
+    assert export("c", "--no-timing-cache")["tuning"]["from_cache"] is False
+    other = build_tiny_bert(tmp_path / "m", backbone_dir, layers=1, hidden=32, id2label={0: "0", 1: "1"}, seed=1)
+    assert other == model_dir and export("d")["tuning"]["from_cache"] is False  # new weights: new graphs
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("CODIR_EDGE_CACHE", str(blocked))  # the cache folder cannot be made
+    assert export("e")["tuning"]["from_cache"] is False

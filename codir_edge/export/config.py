@@ -85,6 +85,12 @@ class ExportConfig:
         cli_default=None,
         parse=_tune_lengths,
     )
+    timing_cache: bool = setting(
+        True,
+        help="Reuse the candidates' timings from an earlier export of the same graphs on this machine "
+        "($XDG_CACHE_HOME/codir-edge or ~/.cache/codir-edge).",
+        panel=TUNE,
+    )
     # "BxL", "auto" (with --ort: 1 x the dev p99 length, else 1x128) or "off"
     fixed_shape: str = setting(
         AUTO,

@@ -52,7 +52,7 @@ def tune_and_ship(graphs: dict[str, Path], int8: dict[str, Path], plan: ExportPl
         picks = {s.threads: {"fp32": "plain", "int8": _first(int8)} for s in wanted}
         record = {"timed": False}
     else:
-        measured = tune.time_candidates(every, wanted, plan.spec.vocab_size, real_rows(encoded))
+        measured, cached = _timed(every, wanted, plan, real_rows(encoded))
         sizes = {name: path.stat().st_size for name, path in every.items()}
         fp32_choice = tune.choose(_only(measured, graphs), wanted, sizes)
         int8_choice = tune.choose(_only(measured, every, "int8:"), wanted, sizes) if int8 else {}
@@ -64,6 +64,9 @@ def tune_and_ship(graphs: dict[str, Path], int8: dict[str, Path], plan: ExportPl
         }
         record = {
             "timed": True,
+            "from_cache": cached,
+            "dropped_early": {k: {n: v["dropped_after_round"] for n, v in row.items() if "dropped_after_round" in v}
+                              for k, row in measured.items()},  # fmt: skip
             "batch": 1,
             "settings": [s.key for s in wanted],
             "median_ms": {k: {n: v["median_ms"] for n, v in row.items()} for k, row in measured.items()},
@@ -84,6 +87,24 @@ def tune_and_ship(graphs: dict[str, Path], int8: dict[str, Path], plan: ExportPl
         },
     }
     return variants, deployment, record
+
+
+def _timed(every: dict[str, Path], wanted: list[tune.Setting], plan: ExportPlan,
+           rows: list[list[int]] | None) -> tuple[dict, bool]:  # fmt: skip
+    """(the candidates' timings, whether they came from the timing cache): the same graphs timed
+    the same way on this machine before are not timed again."""
+    from codir_edge.export import timing_cache
+
+    pools = [[n for n in every if not n.startswith("int8:")], [n for n in every if n.startswith("int8:")]]
+    what = {"settings": [s.key for s in wanted], "rows": rows, "vocab": plan.spec.vocab_size,
+            "rounds": tune.ROUNDS, "runs": tune.RUNS, "min_rounds": tune.MIN_ROUNDS}  # fmt: skip
+    timing_key = timing_cache.timing_key(every, what) if plan.config.timing_cache else None
+    if timing_key is not None and (found := timing_cache.load(timing_key)) is not None:
+        return found, True
+    measured = tune.time_candidates(every, wanted, plan.spec.vocab_size, rows, pools=[p for p in pools if p])
+    if timing_key is not None:
+        timing_cache.save(timing_key, measured)
+    return measured, False
 
 
 def _first(int8: dict[str, Path]) -> str | None:

@@ -11,6 +11,10 @@ divided by the best median at that length: a graph that is 10% slower at every l
 whatever the lengths' absolute costs. Candidates within the measured noise of the winner are
 treated as tied (never beyond 5%), and the simplest of them is kept (fewer fused operators, fewer
 files to ship).
+
+Time goes only where the choice is open: after two rounds, a candidate clearly slower than the best
+of its kind at a thread count is not timed there again (``clearly_slower``), and the whole timing is
+kept per graph contents and machine (``timing_cache.py``), so an unchanged model is not timed twice.
 """
 
 from __future__ import annotations
@@ -48,26 +52,39 @@ def simplicity(name: str) -> tuple[int, int]:
     )
 
 
+ROUNDS, RUNS = 5, 20  # rounds of timing, and runs per length within each
+MAX_NOISE = 0.05  # a tie is never wider than this, however noisy the rounds were
+MIN_ROUNDS = 2  # rounds every candidate gets (one in each order) before any can be dropped
+CLEARLY = 0.20  # how much slower a candidate's fastest rounds must be than the leader's slowest to be dropped
+
+
 def time_candidates(
     candidates: dict[str, Path],
     settings: list[Setting],
     vocab: int,
     real_rows: list[list[int]] | None,
-    rounds: int = 5,
-    runs: int = 20,
+    rounds: int = ROUNDS,
+    runs: int = RUNS,
+    pools: list[list[str]] | None = None,
 ) -> dict[str, dict[str, dict]]:
-    """setting key -> candidate -> {"median_ms", "spread_ms", "rounds_ms"}, batch 1.
+    """setting key -> candidate -> {"median_ms", "spread_ms", "rounds_ms"}, batch 1; a candidate
+    dropped early also has "dropped_after_round".
 
     ``spread_ms`` is half the range of the per-round medians: the noise a difference must clear.
     Only one session lives at a time: onnxruntime's intra-op threads spin for a while after each
     run, and with several sessions alive their spinning threads take the cores from the one being
     timed (at 2 threads on 2 cores this made the fused graph look 15% slower than it runs alone).
     Each round opens each candidate afresh, warms it up and times every length of that thread count.
+    After ``MIN_ROUNDS``, a candidate clearly slower than the best of its pool (``pools``: the groups
+    chosen among separately, fp32 and INT8; one pool by default) at a thread count is not timed there
+    again (``clearly_slower``): the remaining rounds go to the ones still in the running.
     """
     from codir_edge.core.inputs import synthetic_token_ids, to_feed
     from codir_edge.onnx.session import create_session
 
+    pools = pools or [list(candidates)]
     per_round: dict[str, dict[str, list[float]]] = {s.key: {n: [] for n in candidates} for s in settings}
+    dropped: dict[str, dict[str, int]] = {s.key: {} for s in settings}
     for threads in sorted({s.threads for s in settings}):
         mine = [s for s in settings if s.threads == threads]
         rows = {
@@ -75,8 +92,9 @@ def time_candidates(
             else [synthetic_token_ids(1, int(s.length), vocab=vocab)] * runs
             for s in mine
         }  # fmt: skip
+        running = list(candidates)
         for round_no in range(rounds):
-            order = list(candidates) if round_no % 2 == 0 else list(reversed(candidates))
+            order = running if round_no % 2 == 0 else list(reversed(running))
             for name in order:
                 session = create_session(candidates[name], threads)
                 names = [i.name for i in session.get_inputs()]
@@ -86,17 +104,43 @@ def time_candidates(
                         session.run(None, feed)
                     per_round[setting.key][name].append(_median_run(session, feeds))
                 del session
+            if MIN_ROUNDS <= round_no + 1 < rounds:
+                keys = [s.key for s in mine]
+                out = {n for pool in pools for n in clearly_slower(per_round, keys, [m for m in pool if m in running])}
+                for name in out:
+                    for key in keys:
+                        dropped[key][name] = round_no + 1
+                running = [n for n in running if n not in out]
     return {
         key: {
             name: {
                 "median_ms": statistics.median(values),
                 "spread_ms": (max(values) - min(values)) / 2,
                 "rounds_ms": [round(v, 4) for v in values],
+                **({"dropped_after_round": dropped[key][name]} if name in dropped[key] else {}),
             }
             for name, values in row.items()
         }
         for key, row in per_round.items()
     }
+
+
+def clearly_slower(per_round: dict[str, dict[str, list[float]]], keys: list[str], pool: list[str]) -> list[str]:
+    """The candidates of ``pool`` that later rounds would not bring into a tie with its best: even their
+    fastest rounds (geometric mean over the lengths, against each length's best median) are more than
+    ``CLEARLY`` slower than the slowest rounds of the candidate whose slowest rounds are fastest. The
+    margin is four times the widest tie (``MAX_NOISE``): two rounds on a busy machine can differ by
+    a third, and a candidate dropped wrongly is a choice lost."""
+    if len(pool) < 2:
+        return []
+    best = {k: min(statistics.median(per_round[k][n]) for n in pool) for k in keys}
+
+    def bound(name: str, pick) -> float:
+        return _geomean([pick(per_round[k][name]) / best[k] for k in keys])
+
+    leader = min(pool, key=lambda n: bound(n, max))
+    ceiling = bound(leader, max) * (1 + CLEARLY)
+    return [n for n in pool if n != leader and bound(n, min) > ceiling]
 
 
 def _median_run(session, feeds: list[dict]) -> float:
@@ -106,9 +150,6 @@ def _median_run(session, feeds: list[dict]) -> float:
         session.run(None, feed)
         samples.append((time.perf_counter_ns() - start) / 1e6)
     return statistics.median(samples)
-
-
-MAX_NOISE = 0.05  # a tie is never wider than this, however noisy the rounds were
 
 
 def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes: dict[str, int]) -> dict[int, dict]:
