@@ -630,16 +630,25 @@ def suite_section() -> list[str]:
     lines, result = section("The README's test command", "test_suite", "python benchmarks/test_suite.py")
     if result is None:
         return lines
-    counts = ", ".join(f"{n} {kind}" for kind, n in result["counts"].items())
+    arms = [result["baseline"], result] if "baseline" in result else [result]
     lines += [
-        f"`{result['command']}` in a fresh clone with CI's environment{load_note(result)}: set-up (venv and "
-        f"install) **{result['setup_s'] / 60:.1f} min**, lint and suite **{result['checks_s'] / 60:.1f} min** "
-        f"(pytest's own figure {result['pytest_s'] / 60:.1f} min; {counts}).",
+        f"The README's test command in a fresh clone with CI's environment, {result['cpus']} cores; the arms ran "
+        "one after the other in one run:",
         "",
-        provenance(result),
-        "",
+        "| commit | set-up (venv, install) | lint and suite | pytest's own figure | tests | load before |",
+        "|---|---|---|---|---|---|",
     ]
-    return lines
+    for arm in arms:
+        counts = ", ".join(f"{n} {kind}" for kind, n in arm["counts"].items())
+        lines.append(f"| {arm.get('commit', '?')} | {arm['setup_s'] / 60:.1f} min | {arm['checks_s'] / 60:.1f} min | "
+                     f"{arm['pytest_s'] / 60:.1f} min | {counts} | {arm['load_average_before'][0]:.2f} |")  # fmt: skip
+    if "checks_ratio" in result:
+        lines += ["", f"Lint and suite: **{result['checks_ratio']:.2f}x** the wall time of {arms[0]['commit']}."]
+    for arm in arms:
+        if arm.get("slowest"):
+            top = "; ".join(f"{t['test'].split('::')[-1]} {t['seconds']:.0f} s" for t in arm["slowest"][:5])
+            lines += ["", f"Slowest at {arm.get('commit', '?')}: {top}."]
+    return lines + ["", provenance(result), ""]
 
 
 def sweep_section() -> list[str]:
