@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from codir_edge.core import disk_cache
 from codir_edge.core.errors import InputError
 from codir_edge.models.families import BYTE_BPE, SENTENCEPIECE, WORDPIECE
 
@@ -113,15 +114,37 @@ def unsupported_reason(tokenizer) -> str | None:
 
 
 def text_rules(tokenizer) -> TextRules:
-    """Ask the tokenizer's normalizer and pre-tokenizer about every code point (about 2 s), so the graph
-    does what this tokenizer does (cased or not, accents kept or not), not what BERT usually does."""
+    """Ask the tokenizer's normalizer and pre-tokenizer about every code point, so the graph does what
+    this tokenizer does (cased or not, accents kept or not), not what BERT usually does. The scan
+    (about 10 s) depends only on those two and the tokenizers version: it is kept on disk
+    (``core/disk_cache.py``), so a second export with the same tokenizer does not repeat it."""
+    import tokenizers
+
     wordpiece_backend(tokenizer)
+    normalizer = tokenizer.backend_tokenizer.normalizer
+    normalize = normalizer.normalize_str if normalizer is not None else (lambda s: s)
+    if normalize(MARK) != "":
+        raise InputError("the tokenizer keeps private-use characters: pass --no-tokenizer-in-graph")
+    described = json.loads(tokenizer.backend_tokenizer.to_str())
+    pipeline = {"scan": "wordpiece code points", "format": 1, "tokenizers": tokenizers.__version__,
+                "normalizer": described.get("normalizer"), "pre_tokenizer": described.get("pre_tokenizer")}  # fmt: skip
+    scan = disk_cache.cached("tokenizer-scans", pipeline, lambda: _scan_code_points(tokenizer))
+    removed, spaces, isolated, mapping = scan["removed"], scan["spaces"], scan["isolated"], scan["mapping"]
+    tokens = tokenizer.added_tokens_decoder.items()
+    added = sorted(((t.content, i) for i, t in tokens if not t.normalized), key=lambda a: -len(a[0]))
+    normalized = [(normalize(t.content).strip(), i) for i, t in tokens if t.normalized]
+    normalized = sorted(((content, i) for content, i in normalized if content), key=lambda a: -len(a[0]))
+    return TextRules(_char_class(removed), _char_class(spaces), _char_class(isolated), mapping, tuple(added),
+                     tuple(normalized))  # fmt: skip
+
+
+def _scan_code_points(tokenizer) -> dict:
+    """Every code point through the normalizer and pre-tokenizer: which are removed, which become a
+    word boundary, which are words of their own, and what each is normalized to where it changes."""
     normalizer = tokenizer.backend_tokenizer.normalizer
     pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
     normalize = normalizer.normalize_str if normalizer is not None else (lambda s: s)
     anchor = normalize("a")
-    if normalize(MARK) != "":
-        raise InputError("the tokenizer keeps private-use characters: pass --no-tokenizer-in-graph")
     removed, spaces, isolated, mapping = [], [], [], {}
     for cp in range(_LAST_CODE_POINT + 1):
         if 0xD800 <= cp <= 0xDFFF or cp == ord(MARK):  # surrogates cannot occur in UTF-8 text
@@ -139,9 +162,4 @@ def text_rules(tokenizer) -> TextRules:
             isolated.append(cp)
         if normal.strip() != char:
             mapping[char] = normal.strip()
-    tokens = tokenizer.added_tokens_decoder.items()
-    added = sorted(((t.content, i) for i, t in tokens if not t.normalized), key=lambda a: -len(a[0]))
-    normalized = [(normalize(t.content).strip(), i) for i, t in tokens if t.normalized]
-    normalized = sorted(((content, i) for content, i in normalized if content), key=lambda a: -len(a[0]))
-    return TextRules(_char_class(removed), _char_class(spaces), _char_class(isolated), mapping, tuple(added),
-                     tuple(normalized))  # fmt: skip
+    return {"removed": removed, "spaces": spaces, "isolated": isolated, "mapping": mapping}

@@ -66,7 +66,18 @@ def _normalizer_steps(described: dict) -> list[dict]:
 
 def _char_tables(described: dict, run: list[dict]) -> tuple[dict[str, str], dict[str, str]]:
     """(decomposed sequences -> composed, code point -> normalized) for a run of per-character
-    normalizers, asked of tokenizers itself."""
+    normalizers, asked of tokenizers itself. The scan depends only on the run and the tokenizers
+    version: it is kept on disk (``core/disk_cache.py``) for the next export with the same normalizer."""
+    import tokenizers
+
+    from codir_edge.core import disk_cache
+
+    pipeline = {"scan": "unigram char tables", "format": 1, "tokenizers": tokenizers.__version__, "run": run}
+    tables = disk_cache.cached("tokenizer-scans", pipeline, lambda: list(_scan_char_tables(described, run)))
+    return tables[0], tables[1]
+
+
+def _scan_char_tables(described: dict, run: list[dict]) -> tuple[dict[str, str], dict[str, str]]:
     from tokenizers import Tokenizer
 
     probe = dict(described, normalizer={"type": "Sequence", "normalizers": run}, pre_tokenizer=None,
