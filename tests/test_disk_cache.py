@@ -65,3 +65,30 @@ def test_a_damaged_entry_is_worked_out_again_and_an_unwritable_folder_is_no_erro
 def test_keys_differ_exactly_when_descriptions_do(a, b):
     assert (disk_cache.key_of(a) == disk_cache.key_of(b)) == (a == b)
     assert disk_cache.key_of(dict(reversed(list(a.items())))) == disk_cache.key_of(a)  # order does not count
+
+
+def test_a_graph_is_scored_once_per_contents_and_rows(cache, tmp_path, backbone_dir, glue_dir):
+    """export's task scores: the same graph on the same rows is read back (equal to the scoring), a
+    graph with other weights or other rows is scored afresh."""
+    from types import SimpleNamespace
+
+    from conftest import make_tiny_onnx
+    from transformers import AutoTokenizer
+
+    from codir_edge.data import DataSpec, get_task, load_train_dev
+    from codir_edge.data.encode import encode
+    from codir_edge.export.candidates import task_metrics
+
+    task = get_task("sst2")
+    _, dev, _ = load_train_dev(task, DataSpec(str(glue_dir / "SST-2")))
+    encoded = encode(AutoTokenizer.from_pretrained(str(backbone_dir)), dev.subsample(60, 0), 32)
+    plan = SimpleNamespace(task=task)
+    first, second = make_tiny_onnx(tmp_path / "a.onnx", hidden=8), make_tiny_onnx(tmp_path / "b.onnx", hidden=8, seed=1)
+    scored = task_metrics(first, encoded, plan)
+    disk_cache._memory.clear()
+    assert task_metrics(first, encoded, plan) == scored
+    assert len(list((cache / "export-scores").glob("*.json"))) == 1
+    task_metrics(second, encoded, plan)
+    fewer = encode(AutoTokenizer.from_pretrained(str(backbone_dir)), dev.subsample(30, 0), 32)
+    task_metrics(first, fewer, plan)
+    assert len(list((cache / "export-scores").glob("*.json"))) == 3

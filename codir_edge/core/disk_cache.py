@@ -52,7 +52,7 @@ def save(kind: str, key: str, value) -> None:
         temporary = folder / f".{key}.{os.getpid()}.tmp"
         temporary.write_text(json.dumps(value), encoding="utf-8")
         temporary.replace(folder / f"{key}.json")
-    except OSError:
+    except (OSError, TypeError, ValueError):  # unwritable, or a value JSON cannot hold: kept in memory only
         return
 
 

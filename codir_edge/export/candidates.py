@@ -171,8 +171,37 @@ def _dev_feeds(encoded, model: Path) -> list[dict]:
     return [{n: feed[n] for n in names}]
 
 
+SCORING_THREADS = 2
+
+
 def task_metrics(path: Path, encoded, plan: ExportPlan) -> dict[str, float]:
+    """The graph's task metrics on ``encoded``. They follow from the graph's bytes, the rows, the
+    task and the machine (INT8 kernels differ by instruction set), so they are kept on disk under
+    that key (``core/disk_cache.py``): re-exporting an unchanged model scores nothing twice."""
+    from codir_edge.core import disk_cache
+    from codir_edge.core.machine import describe_machine
     from codir_edge.data.metrics import score
+    from codir_edge.export.timing_cache import file_digest
     from codir_edge.onnx.predict import onnx_logits
 
-    return score(plan.task, onnx_logits(path, encoded, threads=2), encoded.targets.tolist())
+    machine = describe_machine()
+    described = {"format": 1, "graph": file_digest(path), "rows": _rows_digest(encoded), "task": repr(plan.task),
+                 "threads": SCORING_THREADS, "machine": [machine[k] for k in ("cpu", "cpu_flags", "onnxruntime")]}
+
+    def work_out() -> dict[str, float]:
+        return score(plan.task, onnx_logits(path, encoded, threads=SCORING_THREADS), encoded.targets.tolist())
+
+    return disk_cache.cached("export-scores", described, work_out)
+
+
+def _rows_digest(encoded) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for ids in encoded.input_ids:
+        digest.update(np.asarray(ids, dtype=np.int64).tobytes() + b"|")
+    for segments in encoded.token_type_ids or []:
+        digest.update(np.asarray(segments, dtype=np.int64).tobytes() + b"|")
+    digest.update(np.asarray(encoded.targets, dtype=np.float64).tobytes())
+    digest.update(str(encoded.pad_id).encode())
+    return digest.hexdigest()
