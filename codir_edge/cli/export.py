@@ -79,6 +79,9 @@ def deployment_lines(deployment: dict, tuning: dict) -> list[str]:
             if not choice:
                 parts.append(f"{kind} {variant}")
                 continue
+            if "scores" not in choice:  # not timed: the accuracy-aware search's graph, the one left
+                parts.append(f"{kind} -> {variant} [{choice['chosen'].removeprefix('int8:')}] ({choice['by']})")
+                continue
             scores = sorted(choice["scores"].items(), key=lambda kv: kv[1])
             shown = ", ".join(f"{n.removeprefix('int8:')} {s:.2f}" for n, s in scores[:4])
             parts.append(f"{kind} -> {variant} [{choice['chosen'].removeprefix('int8:')}] ({shown})")

@@ -4,9 +4,10 @@ fp32 graphs: ``plain`` (as exported), ``fused`` (onnxruntime's transformer fusio
 included) and ``fused-noattn`` (LayerNorm, SkipLayerNorm and Gelu fused, attention left as MatMuls).
 INT8 forms of each: ``<graph>.dynamic`` (QOperator dynamic, per-channel weights), and, only where
 dev data can check their accuracy, ``<graph>.dynamic-pt`` (per-tensor weights) and ``plain.qdq``
-(static QDQ, calibrated on training sentences). Every INT8 candidate is scored on dev when there is
-data; those beyond ``--max-accuracy-drop`` are not timed. When none is left, the accuracy-aware
-search (``mixed.py``) keeps the fewest sensitive MatMuls of the plain graph in fp32.
+(static QDQ, calibrated on training sentences). With dev data, the ones timing would pick are scored
+on dev (``Int8Judge``), and those beyond
+``--max-accuracy-drop`` are passed over. When none is left, the accuracy-aware search (``mixed.py``)
+keeps the fewest sensitive MatMuls of the plain graph in fp32.
 """
 
 from __future__ import annotations
@@ -94,24 +95,38 @@ def run_fault(path: Path, feeds: list[dict]) -> str | None:
     return None
 
 
-def keep_accurate(int8: dict[str, Path], plan: ExportPlan, encoded, reference: float, calibration: list[dict] | None,
-                  work: Path) -> Int8Candidates:  # fmt: skip
-    """Score each INT8 candidate on dev; drop those beyond the limit; search for a mixed graph when
-    none is left. Without dev data nothing can be checked and every candidate stays."""
-    if plan.dev is None or not int8:
-        return Int8Candidates(dict(int8))
-    limit, metric = plan.config.max_accuracy_drop, plan.task.primary_metric
-    result = Int8Candidates({})
-    for name, path in int8.items():
-        result.accuracy[name] = task_metrics(path, encoded, plan)
-        drop = (reference - result.accuracy[name][metric]) * 100
-        if drop <= limit:
-            result.files[name] = path
-        else:
-            result.rejected[name] = round(drop, 4)
-    if not result.files:
-        _accuracy_aware(result, plan, encoded, reference, calibration, work)
-    return result
+@dataclass
+class Int8Judge:
+    """Scores an INT8 candidate on dev only when a choice needs it: timing ranks the candidates first,
+    and each thread count's pick is scored, then the next one when it loses too much (``accurate``).
+    A candidate no pick reaches is never scored. When every candidate loses too much, ``fallback``
+    runs the accuracy-aware search for a mixed graph. Without dev data nothing can be checked and
+    every candidate is accurate enough."""
+
+    result: Int8Candidates
+    plan: ExportPlan
+    encoded: object  # the dev split at --max-length, or None
+    reference: float | None  # the plain fp32 graph's primary metric
+    calibration: list[dict] | None
+    work: Path
+
+    def accurate(self, name: str) -> bool:
+        if self.encoded is None or self.reference is None:
+            return True
+        if name not in self.result.accuracy:
+            self.result.accuracy[name] = task_metrics(self.result.files[name], self.encoded, self.plan)
+            drop = (self.reference - self.result.accuracy[name][self.plan.task.primary_metric]) * 100
+            if drop > self.plan.config.max_accuracy_drop:
+                self.result.rejected[name] = round(drop, 4)
+        return name not in self.result.rejected
+
+    def fallback(self) -> str:
+        """The accuracy-aware search's graph (added to ``result.files``), once every candidate is
+        known to lose too much."""
+        for name in list(self.result.files):
+            self.accurate(name)
+        _accuracy_aware(self.result, self.plan, self.encoded, self.reference, self.calibration, self.work)
+        return self.result.search["candidate"]
 
 
 def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference: float,

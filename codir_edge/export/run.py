@@ -2,12 +2,12 @@
 
 Read top to bottom: check the cheap things (folder, architecture, options, output; ``plan.py``),
 export the fp32 graph and hold it to PyTorch (hard failure), make the fused and INT8 candidates and
-set aside the INT8 ones that lose too much accuracy (``candidates.py``), time the rest at every
-deployment setting and ship each thread count's winner (``ship.py``), add the fixed-shape variant
-for phone accelerators, score every variant on the task when there is data (hard failure beyond the
-allowed drop), build the strings-in model, convert for mobile, then write tokenizer, config, labels
-and a manifest with every file's hash. All of it happens in a staging folder
-that becomes ``--out`` only when complete.
+time them at every deployment setting and ship each thread count's winner, scoring INT8 picks on
+dev as they are made and passing over those that lose too much (``ship.py``, ``candidates.py``),
+add the fixed-shape variant for phone accelerators, score every variant on the task when there is
+data (hard failure beyond the allowed drop), build the strings-in model, convert for mobile, then
+write tokenizer, config, labels and a manifest with every file's hash. All of it happens in a
+staging folder that becomes ``--out`` only when complete.
 """
 
 from __future__ import annotations
@@ -90,12 +90,11 @@ def run_export(
         work = stage / ".work"
         work.mkdir()
         built = _candidates(model, tokenizer, plan, work, progress)
-        with progress.step("timing candidates", "pass --no-optimize --quantize none"):
-            variants, deployment, tuning = ship.tune_and_ship(built.graphs, built.int8.files, plan, built.encoded,
-                                                              stage)  # fmt: skip
-        _attach_accuracy(variants, built.int8, built.reference)
+        with progress.step("timing candidates, scoring the INT8 picks", "pass --no-optimize --quantize none"):
+            variants, deployment, tuning = ship.tune_and_ship(built.graphs, built.judge, plan, built.encoded, stage)
+        _attach_accuracy(variants, built.judge.result, built.reference)
         _add_checked_variants(variants, stage, work, built, plan, progress)
-        shipped = "model.int8.onnx" if built.int8.files else "model.onnx"
+        shipped = "model.int8.onnx" if built.judge.result.files else "model.onnx"
         if with_strings:
             with progress.step("tokenizer in the graph", "pass --no-tokenizer-in-graph"):
                 pair, regression = is_pair_model(plan), plan.spec.num_labels == 1
@@ -107,8 +106,8 @@ def run_export(
         shutil.rmtree(work)
         steps.write_model_files(stage, tokenizer, model)
         parity = built.fp32.parity.to_dict()
-        tuning["rejected_int8"] = built.int8.rejected
-        tuning["unusable"] = built.int8.broken
+        tuning["rejected_int8"] = built.judge.result.rejected
+        tuning["unusable"] = built.judge.result.broken
         report = ExportReport(out_dir, variants, parity, built.fused_counts, deployment, tuning, plan.target,
                               time.perf_counter() - started)  # fmt: skip
         write_manifest(
@@ -144,7 +143,7 @@ class _Built:
     calibration: Encoded  # training sentences, or generated ones without data
     graphs: dict[str, Path]  # fp32 candidates
     fused_counts: dict[str, int]
-    int8: candidates.Int8Candidates
+    judge: candidates.Int8Judge  # the runnable INT8 candidates, scored as timing picks them
     reference: dict | None  # the plain fp32 graph's dev metrics
 
 
@@ -176,14 +175,10 @@ def _candidates(model, tokenizer, plan: ExportPlan, work: Path, progress: _Progr
         int8, broken_int8 = candidates.runnable(candidates.int8_candidates(graphs, plan, feeds, work), feeds)
         _check_some_int8_runs(int8, broken_int8, plan)
     reference = candidates.task_metrics(fp32.path, encoded, plan) if encoded is not None else None
-    if reference is not None and int8:
-        with progress.step("scoring INT8 candidates", "pass --quantize none"):
-            metric = plan.task.primary_metric
-            kept = candidates.keep_accurate(int8, plan, encoded, reference[metric], feeds, work)
-    else:
-        kept = candidates.Int8Candidates(int8)
-    kept.broken.update(broken | broken_int8)
-    return _Built(fp32, encoded, calibration, graphs, fused_counts, kept, reference)
+    found = candidates.Int8Candidates(int8, broken=broken | broken_int8)
+    primary = reference[plan.task.primary_metric] if reference is not None else None
+    judge = candidates.Int8Judge(found, plan, encoded, primary, feeds, work)
+    return _Built(fp32, encoded, calibration, graphs, fused_counts, judge, reference)
 
 
 def _check_some_int8_runs(int8: dict[str, Path], broken: dict[str, str], plan: ExportPlan) -> None:
@@ -220,13 +215,12 @@ def _planned_steps(plan, with_strings: bool) -> int:
     """How many steps the bar shows: the ones ``run_export`` will run for this plan."""
     config = plan.config
     scored = plan.dev is not None
-    int8 = config.quantize != "none"
     fixed_wanted = config.fixed_shape != "off" and (config.ort or config.fixed_shape != "auto")
-    return 3 + (scored and int8) + fixed_wanted + scored + with_strings + bool(config.ort) + 1
+    return 3 + fixed_wanted + scored + with_strings + bool(config.ort) + 1
 
 
 def _attach_accuracy(variants: list[dict], int8: candidates.Int8Candidates, reference: dict | None) -> None:
-    """What the INT8 candidates scored before timing, and the plain fp32 reference, onto the shipped
+    """What the INT8 picks scored, and the plain fp32 reference, onto the shipped
     variants; the accuracy-aware search's record onto the graph it made."""
     for variant in variants:
         candidate = variant.get("candidate")

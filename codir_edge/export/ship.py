@@ -14,6 +14,7 @@ from pathlib import Path
 
 from codir_edge.core.inputs import REAL
 from codir_edge.export import tune
+from codir_edge.export.candidates import Int8Judge
 from codir_edge.export.plan import ExportPlan
 
 SESSION_OPTIONS = {  # what every timing ran with; the manifest tells apps to do the same
@@ -42,20 +43,32 @@ def real_rows(encoded) -> list[list[int]] | None:
     return [encoded.input_ids[i].tolist() for i in range(0, len(encoded), step)][:REAL_ROWS]
 
 
-def tune_and_ship(graphs: dict[str, Path], int8: dict[str, Path], plan: ExportPlan, encoded,
+def tune_and_ship(graphs: dict[str, Path], judge: Int8Judge, plan: ExportPlan, encoded,
                   stage: Path) -> tuple[list[dict], dict, dict]:  # fmt: skip
-    """(variants, deployment table, tuning record), the chosen files copied into ``stage``."""
+    """(variants, deployment table, tuning record), the chosen files copied into ``stage``. INT8
+    picks are scored as they are made (``judge``); when none holds the accuracy limit, the
+    accuracy-aware search's graph is the INT8 pick at every thread count."""
     wanted = settings(plan)
+    int8 = judge.result.files
     every = {**graphs, **{f"int8:{k}": v for k, v in int8.items()}}
     if plan.target == "cuda" or len(every) == 1:  # nothing to choose, or not timed on this CPU
         measured: dict = {}
-        picks = {s.threads: {"fp32": "plain", "int8": _first(int8)} for s in wanted}
+        first = next((name for name in list(int8) if judge.accurate(name)), None) if int8 else None
+        first = judge.fallback() if int8 and first is None else first
+        picks = {s.threads: {"fp32": "plain", "int8": first} for s in wanted}
         record = {"timed": False}
     else:
         measured, cached = _timed(every, wanted, plan, real_rows(encoded))
         sizes = {name: path.stat().st_size for name, path in every.items()}
         fp32_choice = tune.choose(_only(measured, graphs), wanted, sizes)
-        int8_choice = tune.choose(_only(measured, every, "int8:"), wanted, sizes) if int8 else {}
+        int8_choice = {}
+        if int8:
+            int8_choice = tune.choose(_only(measured, every, "int8:"), wanted, sizes,
+                                      keep=lambda name: judge.accurate(name.removeprefix("int8:")))  # fmt: skip
+        if any(choice is None for choice in int8_choice.values()):  # every candidate loses too much
+            searched = f"int8:{judge.fallback()}"
+            int8_choice = {t: {"chosen": searched, "by": "accuracy-aware search, the one INT8 graph left (not timed)"}
+                           for t in int8_choice}  # fmt: skip
         picks = {
             t: {"fp32": fp32_choice[t]["chosen"], "int8": int8_choice[t]["chosen"].removeprefix("int8:")}
             if int8
@@ -105,10 +118,6 @@ def _timed(every: dict[str, Path], wanted: list[tune.Setting], plan: ExportPlan,
     if timing_key is not None:
         timing_cache.save(timing_key, measured)
     return measured, False
-
-
-def _first(int8: dict[str, Path]) -> str | None:
-    return next(iter(int8), None)
 
 
 def _only(measured: dict, pool: dict, prefix: str = "") -> dict:

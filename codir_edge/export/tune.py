@@ -152,29 +152,39 @@ def _median_run(session, feeds: list[dict]) -> float:
     return statistics.median(samples)
 
 
-def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes: dict[str, int]) -> dict[int, dict]:
+def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes: dict[str, int],
+           keep=None) -> dict[int, dict | None]:  # fmt: skip
     """threads -> {"chosen", "fastest", "noise", "scores"} over the candidates ``measured`` holds.
     Among ties, a graph already picked for a smaller thread count comes first (one file fewer),
-    then the simplest, then the smallest."""
-    chosen: dict[int, dict] = {}
+    then the simplest, then the smallest. A pick that ``keep(name)`` refuses (an INT8 graph that
+    loses too much accuracy) is passed over and the choice made again without it; None when every
+    candidate is refused."""
+    chosen: dict[int, dict | None] = {}
     for threads in sorted({s.threads for s in settings}):
         keys = [s.key for s in settings if s.threads == threads]
         names = list(measured[keys[0]])
-        best = {k: min(measured[k][n]["median_ms"] for n in names) for k in keys}
-        scores = {n: _geomean([measured[k][n]["median_ms"] / best[k] for k in keys]) for n in names}
-        fastest = min(names, key=scores.__getitem__)
-        # the fastest's own relative spread, averaged over lengths: what a difference must clear
-        spread = statistics.fmean(measured[k][fastest]["spread_ms"] / measured[k][fastest]["median_ms"] for k in keys)
-        noise = min(spread, MAX_NOISE)
-        tied = [n for n in names if scores[n] <= scores[fastest] * (1 + noise)]
-        shipped = {c["chosen"] for c in chosen.values()}
-        pick = min(tied, key=lambda n: (n not in shipped, simplicity(n), sizes.get(n, 0), scores[n]))
-        chosen[threads] = {
-            "chosen": pick,
-            "fastest": fastest,
-            "noise": round(noise, 4),
-            "scores": {n: round(s, 4) for n, s in scores.items()},
-        }
+        chosen[threads] = None
+        while names:
+            best = {k: min(measured[k][n]["median_ms"] for n in names) for k in keys}
+            scores = {n: _geomean([measured[k][n]["median_ms"] / best[k] for k in keys]) for n in names}
+            fastest = min(names, key=scores.__getitem__)
+            # the fastest's own relative spread, averaged over lengths: what a difference must clear
+            spread = statistics.fmean(measured[k][fastest]["spread_ms"] / measured[k][fastest]["median_ms"]
+                                      for k in keys)  # fmt: skip
+            noise = min(spread, MAX_NOISE)
+            tied = [n for n in names if scores[n] <= scores[fastest] * (1 + noise)]
+            shipped = {c["chosen"] for c in chosen.values() if c is not None}
+            pick = min(tied, key=lambda n: (n not in shipped, simplicity(n), sizes.get(n, 0), scores[n]))
+            if keep is not None and not keep(pick):
+                names.remove(pick)
+                continue
+            chosen[threads] = {
+                "chosen": pick,
+                "fastest": fastest,
+                "noise": round(noise, 4),
+                "scores": {n: round(s, 4) for n, s in scores.items()},
+            }
+            break
     return chosen
 
 
