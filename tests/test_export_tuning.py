@@ -296,3 +296,33 @@ def test_re_exporting_an_unchanged_model_reuses_its_timings(tmp_path, backbone_d
     blocked.write_text("")
     monkeypatch.setenv("CODIR_EDGE_CACHE", str(blocked))  # the cache folder cannot be made
     assert export("e")["tuning"]["from_cache"] is False
+
+
+INT8_NAMES = ["int8:plain.dynamic", "int8:fused.dynamic", "int8:fused-noattn.dynamic", "int8:plain.dynamic-pt",
+              "int8:fused.dynamic-pt", "int8:plain.qdq"]  # fmt: skip
+
+
+@given(st.lists(st.tuples(st.floats(0.5, 3.0), st.floats(0.5, 3.0), st.floats(0.0, 0.2), st.booleans()),
+                min_size=len(INT8_NAMES), max_size=len(INT8_NAMES)))  # fmt: skip
+def test_lazy_accuracy_checks_choose_what_choosing_among_the_accurate_ones_chooses(rows):
+    """``choose`` asks about accuracy only as picks need it, yet chooses at every thread count exactly
+    what it chooses from the accurate candidates alone (None when none is accurate)."""
+    from codir_edge.export.tune import Setting, choose
+
+    settings = [Setting(t, n) for t in (1, 2) for n in (16, 128)]
+    measured = {s.key: {name: {"median_ms": (short if s.length == 16 else long) * s.threads,
+                               "spread_ms": noise * short}
+                        for name, (short, long, noise, _) in zip(INT8_NAMES, rows, strict=True)}
+                for s in settings}  # fmt: skip
+    accurate = {name for name, row in zip(INT8_NAMES, rows, strict=True) if row[3]}
+    asked = []
+
+    def keep(name: str) -> bool:
+        asked.append(name)
+        return name in accurate
+
+    lazy = choose(measured, settings, {}, keep=keep)
+    alone = {k: {n: v for n, v in row.items() if n in accurate} for k, row in measured.items()}
+    expected = choose(alone, settings, {}) if accurate else {1: None, 2: None}
+    assert {t: c and c["chosen"] for t, c in lazy.items()} == {t: c and c["chosen"] for t, c in expected.items()}
+    assert len(asked) <= 2 * len(INT8_NAMES)  # at most once per candidate and thread count

@@ -156,9 +156,11 @@ def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes:
            keep=None) -> dict[int, dict | None]:  # fmt: skip
     """threads -> {"chosen", "fastest", "noise", "scores"} over the candidates ``measured`` holds.
     Among ties, a graph already picked for a smaller thread count comes first (one file fewer),
-    then the simplest, then the smallest. A pick that ``keep(name)`` refuses (an INT8 graph that
-    loses too much accuracy) is passed over and the choice made again without it; None when every
-    candidate is refused."""
+    then the simplest, then the smallest. Only candidates ``keep(name)`` accepts (an INT8 graph
+    within the accuracy limit) count, and it is asked lazily: of the fastest, then of the tied ones
+    in the order they would be picked, so a candidate no choice reaches is never asked about (never
+    scored). The choice is the one made among the accepted candidates alone; None when none is."""
+    keep = keep or (lambda name: True)
     chosen: dict[int, dict | None] = {}
     for threads in sorted({s.threads for s in settings}):
         keys = [s.key for s in settings if s.threads == threads]
@@ -168,16 +170,17 @@ def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes:
             best = {k: min(measured[k][n]["median_ms"] for n in names) for k in keys}
             scores = {n: _geomean([measured[k][n]["median_ms"] / best[k] for k in keys]) for n in names}
             fastest = min(names, key=scores.__getitem__)
+            if not keep(fastest):  # (scores are ratios to the same best: dropping one keeps the others' order)
+                names.remove(fastest)
+                continue
             # the fastest's own relative spread, averaged over lengths: what a difference must clear
             spread = statistics.fmean(measured[k][fastest]["spread_ms"] / measured[k][fastest]["median_ms"]
                                       for k in keys)  # fmt: skip
             noise = min(spread, MAX_NOISE)
             tied = [n for n in names if scores[n] <= scores[fastest] * (1 + noise)]
             shipped = {c["chosen"] for c in chosen.values() if c is not None}
-            pick = min(tied, key=lambda n: (n not in shipped, simplicity(n), sizes.get(n, 0), scores[n]))
-            if keep is not None and not keep(pick):
-                names.remove(pick)
-                continue
+            ranked = sorted(tied, key=lambda n: (n not in shipped, simplicity(n), sizes.get(n, 0), scores[n]))
+            pick = next(n for n in ranked if n == fastest or keep(n))  # the fastest itself is kept
             chosen[threads] = {
                 "chosen": pick,
                 "fastest": fastest,
