@@ -599,6 +599,35 @@ def load_note(result: dict) -> str:
     return f", {result['cpus']} cores, load average {load[0]:.2f} before the start" if load else ""
 
 
+def export_speed_section() -> list[str]:
+    lines, result = section("Export's own wall time", "export_speed", "python benchmarks/export_speed.py")
+    if result is None:
+        return lines
+    median, base = result["median_s"], result["baseline"]
+    lines += [
+        f"The demo's export of its 3-layer student (`--task sst2 --data ../shared/data/glue --max-length 128`), "
+        f"{len(result['runs']['baseline'])} interleaved repeats, median wall time{load_note(result)}:",
+        "",
+        "| code | wall time | × baseline |",
+        "|---|---|---|",
+        f"| {base} | {median['baseline']:.0f} s | 1.00 |",
+        f"| {result['head']}, cold cache (a first export) | {median['first']:.0f} s | {result['first_ratio']:.2f} |",
+        f"| {result['head']}, re-export of the unchanged student | {median['again']:.0f} s | "
+        f"{result['again_ratio']:.2f} |",
+        "",
+        "Choices per thread count (fp32 graph / INT8 graph), each run:",
+        "",
+        "| code | run | " + " | ".join(f"{t} thread(s)" for t in result["runs"]["baseline"][0]["choices"]) + " |",
+        "|---|---|" + "---|" * len(result["runs"]["baseline"][0]["choices"]),
+    ]
+    for arm, rows in result["runs"].items():
+        for i, row in enumerate(rows):
+            cells = " | ".join(f"{c.get('fp32')} / {str(c.get('int8')).removeprefix('int8:')}"
+                               for c in row["choices"].values())  # fmt: skip
+            lines.append(f"| {base if arm == 'baseline' else result['head'] + ' ' + arm} | {i + 1} | {cells} |")
+    return lines + ["", provenance(result), ""]
+
+
 def budget_search_section() -> list[str]:
     lines, result = section("Latency-budget search: shapes timed", "budget_search",
                             "python benchmarks/budget_search.py")
@@ -695,7 +724,7 @@ def main() -> None:
     sections += (latency_section,)
     sections += (accuracy_aware_section, limit_section)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
-    sections += (budget_search_section, suite_section)
+    sections += (export_speed_section, budget_search_section, suite_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
