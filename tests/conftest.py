@@ -18,6 +18,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the CLI's tables size themselves from COLUMNS when it is set (xdist's workers get COLUMNS=80): the
+# tests read them at the width a CI log gets, whatever terminal started the suite
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: torch's OpenMP threads would spin
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # for each other's core (set before torch is imported)
 # export's timing cache: the suite's own, never the user's ~/.cache (each worker process its own folder)
