@@ -671,6 +671,9 @@ def suite_section() -> list[str]:
         counts = ", ".join(f"{n} {kind}" for kind, n in arm["counts"].items())
         lines.append(f"| {arm.get('commit', '?')} | {arm['setup_s'] / 60:.1f} min | {arm['checks_s'] / 60:.1f} min | "
                      f"{arm['pytest_s'] / 60:.1f} min | {counts} | {arm['load_average_before'][0]:.2f} |")  # fmt: skip
+    counts = ", ".join(f"{n} {kind}" for kind, n in result["counts"].items())
+    lines += ["", f"At {result.get('commit', 'HEAD')}: set-up (venv and install) **{result['setup_s'] / 60:.1f} min**, "
+              f"lint and suite **{result['checks_s'] / 60:.1f} min** ({counts})."]  # fmt: skip
     if "checks_ratio" in result:
         lines += ["", f"Lint and suite: **{result['checks_ratio']:.2f}x** the wall time of {arms[0]['commit']}."]
     for arm in arms:
