@@ -9,8 +9,9 @@ Few shapes are timed. The smallest goes first: if it misses, nothing can meet th
 run stops with one line. Then each timing decides more than its own shape: a shape over budget puts
 every shape that contains it (at least as deep, as many heads, as wide) over, and a shape that fits
 settles every shape with no more parameters; the largest open shape goes next, then always the one
-that decides the most either way (``largest_that_fits``). On the MiniLM teacher that is about a
-seventh of the 95 shapes. The report lists every candidate and why it was or was not picked.
+that decides the most either way (``largest_that_fits``). On the MiniLM teacher at 0.7 ms that timed
+11 of the 95 shapes, where the scan from the largest down timed 77, and chose the same one
+(``benchmarks/budget_search.py``). The report lists every candidate and why it was or was not picked.
 """
 
 from __future__ import annotations
