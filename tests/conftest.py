@@ -24,11 +24,29 @@ os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
 if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: torch's OpenMP threads would spin
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # for each other's core (set before torch is imported)
-# export's timing cache: the suite's own, never the user's ~/.cache (each worker process its own folder)
-os.environ["CODIR_EDGE_CACHE"] = tempfile.mkdtemp(prefix="codir-edge-test-cache-")
-atexit.register(shutil.rmtree, os.environ["CODIR_EDGE_CACHE"], ignore_errors=True)
+# the disk caches (export's timings and scores, tokenizer scans): the suite's own folder, never the
+# user's ~/.cache; made by the first pytest process and shared with its xdist workers (which inherit it)
+if not (os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("CODIR_EDGE_SUITE_CACHE")):
+    os.environ["CODIR_EDGE_SUITE_CACHE"] = tempfile.mkdtemp(prefix="codir-edge-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["CODIR_EDGE_SUITE_CACHE"], ignore_errors=True)
+os.environ["CODIR_EDGE_CACHE"] = os.environ["CODIR_EDGE_SUITE_CACHE"]
 
 SUITE_FLOOR = Path(__file__).with_name("suite_floor.json")
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The files with the longest tests first (``durations.json``: seconds from a --durations run; the
+    rest keep their order). Each worker takes its share from the front and the one that runs out
+    steals from the back of the other's, so a two-minute test never starts last and holds the suite
+    while the other worker idles. A stale or missing entry only costs balance."""
+    import json
+
+    known = json.loads(DURATIONS.read_text(encoding="utf-8")) if DURATIONS.is_file() else {}
+    heaviest: dict[str, float] = {}  # per file: its longest test (a file moves as a whole, so that its
+    for item in items:  # module-scoped fixtures, an export or an sshd, are built once per worker)
+        heaviest[item.path.name] = max(heaviest.get(item.path.name, 0.0), known.get(item.nodeid, 0.0))
+    items.sort(key=lambda item: -heaviest[item.path.name])
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
