@@ -662,7 +662,7 @@ def suite_section() -> list[str]:
     arms = [result["baseline"], result] if "baseline" in result else [result]
     lines += [
         f"The README's test command in a fresh clone with CI's environment, {result['cpus']} cores; the arms ran "
-        "one after the other in one run:",
+        "one after the other (an arm is saved when it finishes and reused when the script runs again):",
         "",
         "| commit | set-up (venv, install) | lint and suite | pytest's own figure | tests | load before |",
         "|---|---|---|---|---|---|",
