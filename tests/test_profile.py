@@ -473,6 +473,7 @@ def test_two_bundles_are_named_apart_by_folder_in_reports_and_budgets(tmp_path, 
     assert alone.exit_code == 0, alone.output  # one bundle: the short names stand
     assert {r["target"] for r in json.loads(out.read_text())["results"]} == {"fp32", "int8"}
 
+    one_line_error(invoke("profile", tiny_bundle, tiny_bundle, *FAST), 2, "is given twice", "pass each target once")
     same_folder_name = tmp_path / "elsewhere" / "bundle"
     shutil.copytree(tiny_bundle, same_folder_name)
     one_line_error(invoke("profile", tiny_bundle, same_folder_name, *FAST), 2, "both named bundle/fp32",

@@ -90,6 +90,11 @@ def named_apart(targets: list[Target]) -> list[Target]:
     """Targets that share a name (two bundles' ``fp32``, two ``model.onnx`` files) are named by the
     folder they came from as well (``student-a/fp32``), in every report and in budgets, so that two
     students compare side by side without renaming their files; a name that is unique stays short."""
+    seen: set[tuple[str, Path]] = set()
+    for target in targets:
+        if (target.name, target.path.resolve()) in seen:
+            raise InputError(f"{target.path} is given twice ({target.name}): pass each target once")
+        seen.add((target.name, target.path.resolve()))
     names = [t.name for t in targets]
     shared = {n for n in names if names.count(n) > 1}
     targets = [replace(t, name=f"{_origin(t).name}/{t.name}") if t.name in shared else t for t in targets]
