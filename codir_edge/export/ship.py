@@ -109,8 +109,8 @@ def _timed(every: dict[str, Path], wanted: list[tune.Setting], plan: ExportPlan,
     from codir_edge.export import timing_cache
 
     pools = [[n for n in every if not n.startswith("int8:")], [n for n in every if n.startswith("int8:")]]
-    what = {"settings": [s.key for s in wanted], "rows": rows, "vocab": plan.spec.vocab_size,
-            "rounds": tune.ROUNDS, "runs": tune.RUNS, "min_rounds": tune.MIN_ROUNDS}  # fmt: skip
+    what = {"settings": [s.key for s in wanted], "rows": rows, "vocab": plan.spec.vocab_size, "rounds": tune.ROUNDS,
+            "runs": tune.RUNS, "min_rounds": tune.MIN_ROUNDS, "clearly": tune.CLEARLY}  # fmt: skip
     timing_key = timing_cache.timing_key(every, what) if plan.config.timing_cache else None
     if timing_key is not None and (found := timing_cache.load(timing_key)) is not None:
         return found, True
