@@ -194,14 +194,13 @@ def task_metrics(path: Path, encoded, plan: ExportPlan) -> dict[str, float]:
     task and the machine (INT8 kernels differ by instruction set), so they are kept on disk under
     that key (``core/disk_cache.py``): re-exporting an unchanged model scores nothing twice."""
     from codir_edge.core import disk_cache
-    from codir_edge.core.machine import describe_machine
+    from codir_edge.core.machine import machine_key
     from codir_edge.data.metrics import score
-    from codir_edge.export.timing_cache import file_digest
+    from codir_edge.export.timing_cache import graph_digest
     from codir_edge.onnx.predict import onnx_logits
 
-    machine = describe_machine()
-    described = {"format": 1, "graph": file_digest(path), "rows": _rows_digest(encoded), "task": repr(plan.task),
-                 "threads": SCORING_THREADS, "machine": [machine[k] for k in ("cpu", "cpu_flags", "onnxruntime")]}
+    described = {"format": 1, "graph": graph_digest(path), "rows": _rows_digest(encoded), "task": repr(plan.task),
+                 "threads": SCORING_THREADS, "machine": machine_key(with_cpus=False)}
 
     def work_out() -> dict[str, float]:
         return score(plan.task, onnx_logits(path, encoded, threads=SCORING_THREADS), encoded.targets.tolist())

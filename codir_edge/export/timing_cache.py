@@ -10,37 +10,31 @@ flags, the CPUs this process may use, onnxruntime's version). Anything else chan
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from codir_edge.core import disk_cache
+from codir_edge.core.file_digest import file_digest
 
 KIND = "export-timings"
 FORMAT = 1  # bump when what a cached entry holds changes
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a graph and of its external-data file, when it has one."""
-    digest = hashlib.sha256()
-    for part in (path, path.with_name(path.name + ".data")):
-        if part.is_file():
-            with open(part, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
+def graph_digest(path: Path) -> str:
+    """sha256 of a graph, and of its external-data file when it has one."""
+    data = path.with_name(path.name + ".data")
+    return file_digest(path) if not data.is_file() else disk_cache.key_of([file_digest(path), file_digest(data)])
 
 
 def timing_key(candidates: dict[str, Path], what: dict) -> str:
     """One key for the whole timing: each candidate's name and contents, ``what`` was timed (settings,
     rows, rounds, runs) and where."""
-    from codir_edge.core.machine import describe_machine
+    from codir_edge.core.machine import machine_key
 
-    machine = describe_machine()
     return disk_cache.key_of({
         "format": FORMAT,
-        "graphs": {name: file_digest(path) for name, path in sorted(candidates.items())},
+        "graphs": {name: graph_digest(path) for name, path in sorted(candidates.items())},
         "what": what,
-        "machine": {k: machine[k] for k in ("cpu", "cpu_flags", "usable_cpus", "onnxruntime")},
+        "machine": machine_key(with_cpus=True),
     })  # fmt: skip
 
 

@@ -12,20 +12,9 @@ import hashlib
 import os
 from pathlib import Path
 
-_CHUNK = 1 << 20
-_memo: dict[tuple, str] = {}  # (path, size, mtime, inode) -> sha256: a file is read once per process
+from codir_edge.core.file_digest import file_digest
 
-
-def file_digest(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    if key not in _memo:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        _memo[key] = digest.hexdigest()
-    return _memo[key]
+__all__ = ["file_digest", "path_digest"]
 
 
 def _folder_files(root: Path) -> list[Path]:
