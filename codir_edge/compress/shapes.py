@@ -206,23 +206,20 @@ def largest_that_fits(shapes: list[Shape], measure, budget_ms: float, rows: dict
     row, decided)`` is called after each timing with how many shapes are decided so far."""
     rank = {shape: i for i, shape in enumerate(shapes)}
     best, over = shapes[0], set()
-    first = True
-    while True:
-        open_ = [s for s in shapes[rank[best] + 1 :] if s not in over]
-        if not open_:
-            return best, rows
+    open_ = shapes[1:]  # more parameters than the best that fits, and not known to be over
+    while open_:
+        first = len(open_) == len(shapes) - 1
         pick = open_[-1] if first else max(open_, key=lambda c: (_decides(c, open_, rank), rank[c]))
-        first = False
         rows[pick] = measure(pick)
         if rows[pick]["p95_ms"] <= budget_ms:
             best = pick
         else:
-            for shape in shapes:
-                if shape.contains(pick) and shape not in rows:
-                    rows[shape] = {"status": "over (contains a shape over budget)"}
-                if shape.contains(pick):
-                    over.add(shape)
-        timed(pick, rows[pick], len(shapes) - len([s for s in shapes[rank[best] + 1 :] if s not in over]))
+            for shape in (s for s in shapes if s.contains(pick)):
+                over.add(shape)
+                rows.setdefault(shape, {"status": "over (contains a shape over budget)"})
+        open_ = [s for s in shapes[rank[best] + 1 :] if s not in over]
+        timed(pick, rows[pick], len(shapes) - len(open_))
+    return best, rows
 
 
 def _decides(candidate: Shape, open_: list[Shape], rank: dict) -> int:
