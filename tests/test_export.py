@@ -33,12 +33,13 @@ def test_bundle_holds_every_variant_with_a_complete_manifest(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     names = [v["name"] for v in manifest["variants"] if not v.get("alternate_of")]  # per-thread picks aside
     assert names == ["fp32", "int8", "int8-fixed", "ort-fixed", "strings", "ort"]
-    for name in ("model.onnx", "model.int8.onnx", "model.strings.onnx", "model.ort", "required_operators.config",
-                 "model.int8.fixed.onnx", "model.int8.fixed.ort", "required_operators.fixed.config",
-                 "labels.json", "config.json", "tokenizer.json"):  # fmt: skip
+    for name in ("onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/model.strings.onnx", "onnx/model.ort",
+                 "onnx/required_operators.config", "onnx/model_quantized.fixed.onnx", "onnx/model_quantized.fixed.ort",
+                 "onnx/required_operators.fixed.config", "labels.json", "config.json", "tokenizer.json"):  # fmt: skip
         assert (bundle / name).is_file(), name
     listed = {entry["path"]: entry for entry in manifest["files"]}
-    assert set(listed) == {p.name for p in bundle.iterdir() if p.name != "manifest.json"}
+    on_disk = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    assert set(listed) == on_disk - {"manifest.json"} and manifest["format_version"] == 3
     assert all(len(entry["sha256"]) == 64 and entry["size"] > 0 for entry in listed.values())
     assert [i["name"] for i in manifest["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"]
     assert (
@@ -57,7 +58,7 @@ def test_bundle_holds_every_variant_with_a_complete_manifest(bundle):
     assert json.loads((bundle / "labels.json").read_text()) == ["0", "1"]
     assert set(manifest["deployment"]["threads"]["1"]) == {"fp32", "int8"}
     strings = next(v for v in manifest["variants"] if v["name"] == "strings")
-    assert strings["takes"] == "text" and strings["inputs"] == ["text"] and strings["from"] == "model.int8.onnx"
+    assert strings["takes"] == "text" and strings["inputs"] == ["text"] and strings["from"] == "onnx/model_quantized.onnx"
     assert strings["agreement"]["texts"] >= 100 and strings["agreement"]["non_ascii"] >= 5
     assert strings["agreement"]["source"] == "0 task and 120 generated sentences"
 
@@ -69,9 +70,9 @@ def test_optimum_loads_each_variant_and_agrees_with_onnxruntime(bundle, backbone
 
     tokenizer = AutoTokenizer.from_pretrained(bundle)
     inputs = tokenizer(["a gripping film", "dull"], padding=True, return_tensors="np")
-    for file_name in ("model.onnx", "model.int8.onnx"):
-        model = ORTModelForSequenceClassification.from_pretrained(bundle, file_name=file_name)
-        ours = ort.InferenceSession(str(bundle / file_name), providers=["CPUExecutionProvider"])
+    for file_name in ("model.onnx", "model_quantized.onnx"):
+        model = ORTModelForSequenceClassification.from_pretrained(bundle, subfolder="onnx", file_name=file_name)
+        ours = ort.InferenceSession(str(bundle / "onnx" / file_name), providers=["CPUExecutionProvider"])
         expected = ours.run(None, {k: v.astype(np.int64) for k, v in inputs.items()})[0]
         got = model(**{k: v for k, v in inputs.items()}).logits
         np.testing.assert_allclose(np.asarray(got), expected, atol=1e-5)
@@ -83,12 +84,12 @@ def test_verify_passes_then_catches_tampering(bundle, tmp_path):
     assert invoke("verify", bundle).exit_code == 0
     copy = tmp_path / "copy"
     shutil.copytree(bundle, copy)
-    data = bytearray((copy / "model.int8.onnx").read_bytes())
+    data = bytearray((copy / "onnx/model_quantized.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (copy / "model.int8.onnx").write_bytes(bytes(data))
+    (copy / "onnx/model_quantized.onnx").write_bytes(bytes(data))
     (copy / "extra.bin").write_bytes(b"x")
     result = invoke("verify", copy)
-    assert_one_line_error(result, 1, "model.int8.onnx: sha256 differs", "extra.bin: not in the manifest")
+    assert_one_line_error(result, 1, "onnx/model_quantized.onnx: sha256 differs", "extra.bin: not in the manifest")
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["files"].append({"path": "../outside.txt", "sha256": "0" * 64, "size": 1})
     (copy / "manifest.json").write_text(json.dumps(manifest))
@@ -98,20 +99,21 @@ def test_verify_passes_then_catches_tampering(bundle, tmp_path):
 def test_verify_checks_one_model_against_its_bundle_and_each_fix_it_suggests_works(bundle, classifier, tmp_path):
     import shutil
 
-    result = invoke("verify", bundle / "model.int8.onnx")
+    result = invoke("verify", bundle / "onnx/model_quantized.onnx")
     assert result.exit_code == 0 and "file matches its hash; 1 model loads" in result.output, result.output
     copy = tmp_path / "copy"
     shutil.copytree(bundle, copy)
-    data = bytearray((copy / "model.int8.onnx").read_bytes())
+    data = bytearray((copy / "onnx/model_quantized.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (copy / "model.int8.onnx").write_bytes(bytes(data))
-    assert_one_line_error(invoke("verify", copy / "model.int8.onnx"), 1, "model.int8.onnx: sha256 differs")
-    assert invoke("verify", copy / "model.onnx").exit_code == 0  # only the file asked about is judged
+    (copy / "onnx/model_quantized.onnx").write_bytes(bytes(data))
+    assert_one_line_error(invoke("verify", copy / "onnx/model_quantized.onnx"), 1,
+                          "onnx/model_quantized.onnx: sha256 differs")  # fmt: skip
+    assert invoke("verify", copy / "onnx/model.onnx").exit_code == 0  # only the file asked about is judged
     assert_one_line_error(invoke("verify", bundle / "labels.json"), 2, "is not an .onnx or .ort file")
 
     alone = tmp_path / "alone"
     alone.mkdir()
-    shutil.copy(bundle / "model.onnx", alone / "model.onnx")
+    shutil.copy(bundle / "onnx/model.onnx", alone / "model.onnx")
     assert_one_line_error(invoke("verify", alone / "model.onnx"), 2, "is not in a bundle", "pass the bundle folder")
     assert invoke("verify", bundle).exit_code == 0  # the fix: the bundle folder it came from
 
@@ -146,12 +148,12 @@ def test_evaluate_scores_what_ships(bundle, classifier, sst2_small, tmp_path):
 
     single = tmp_path / "int8.json"
     args = ("--task", "sst2", "--data", sst2_small, "--json", single)
-    assert invoke("evaluate", bundle / "model.int8.onnx", *args).exit_code == 0
+    assert invoke("evaluate", bundle / "onnx/model_quantized.onnx", *args).exit_code == 0
     assert json.loads(single.read_text())["metrics"] == int8["metrics"]
 
     alone = tmp_path / "alone"
     alone.mkdir()
-    shutil.copy(bundle / "model.int8.onnx", alone / "model.int8.onnx")
+    shutil.copy(bundle / "onnx/model_quantized.onnx", alone / "model.int8.onnx")
     result = invoke("evaluate", alone / "model.int8.onnx", "--task", "sst2", "--data", sst2_small)
     assert_one_line_error(result, 2, "no tokenizer.json beside it")
     shutil.copy(bundle / "tokenizer.json", alone / "tokenizer.json")  # the fix it names
@@ -245,8 +247,8 @@ def _strings_and_reference(bundle: Path):
 
     from codir_edge.onnx.session import create_session
 
-    strings = create_session(bundle / "model.strings.onnx", 1, custom_ops=True)
-    plain = create_session(bundle / "model.int8.onnx", 1)
+    strings = create_session(bundle / "onnx/model.strings.onnx", 1, custom_ops=True)
+    plain = create_session(bundle / "onnx/model_quantized.onnx", 1)
     return strings, plain, AutoTokenizer.from_pretrained(bundle)
 
 
@@ -310,8 +312,8 @@ def test_pair_strings_model_truncates_longest_first_like_the_tokenizer(pair_bund
     first, second = first.replace("\x00", ""), second.replace("\x00", "")
     if pair_bundle not in _STRINGS_CACHE:
         _STRINGS_CACHE[pair_bundle] = (
-            create_session(pair_bundle / "model.strings.onnx", 1, custom_ops=True),
-            create_session(pair_bundle / "model.onnx", 1),
+            create_session(pair_bundle / "onnx/model.strings.onnx", 1, custom_ops=True),
+            create_session(pair_bundle / "onnx/model.onnx", 1),
             AutoTokenizer.from_pretrained(pair_bundle),
         )
     session, plain, tokenizer = _STRINGS_CACHE[pair_bundle]

@@ -72,7 +72,7 @@ def test_accuracy_aware_int8_keeps_the_outlier_layer_in_float(tmp_path, backbone
     # the graph on disk is the one scored: the named MatMul is float, the others are integer
     import onnx
 
-    graph = onnx.load(str(tmp_path / "b" / "model.int8.onnx")).graph
+    graph = onnx.load(str(tmp_path / "b" / "onnx/model_quantized.onnx")).graph
     float_matmuls = {n.name for n in graph.node if n.op_type == "MatMul"}
     assert set(int8["keep_float"]) <= float_matmuls
     assert sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node) > 0
@@ -146,18 +146,20 @@ def test_deployment_table_is_what_profile_loads_per_thread_count(tmp_path, backb
     assert {"plain", "fused", "fused-noattn", "int8:plain.dynamic", "int8:fused.dynamic"} <= set(timed["t1/8"])
     # hand the 2-thread INT8 pick to the fused graph, as a tuning on another machine might
     variants = manifest["variants"]
-    alternate = {"name": "int8-fused", "file": "model.int8.fused.onnx", "alternate_of": "int8", "threads": [2]}
+    alternate = {"name": "int8-fused", "file": "onnx/model_quantized.fused.onnx", "alternate_of": "int8",
+                 "threads": [2]}  # fmt: skip
     import shutil
 
-    shutil.copy(out / "model.int8.onnx", out / "model.int8.fused.onnx")
+    shutil.copy(out / "onnx/model_quantized.onnx", out / "onnx/model_quantized.fused.onnx")
     manifest["variants"] = [*[v for v in variants if v["name"] != "int8-fused"], alternate]
     manifest["deployment"]["threads"]["2"]["int8"] = "int8-fused"
     (out / "manifest.json").write_text(json.dumps(manifest))
     read = read_manifest(out)
     int8 = next(v for v in read.variants if v.name == "int8")
-    assert [read.for_threads(int8, t).file for t in (1, 2, 8)] == ["model.int8.onnx", *["model.int8.fused.onnx"] * 2]
+    picked = [read.for_threads(int8, t).file for t in (1, 2, 8)]
+    assert picked == ["onnx/model_quantized.onnx", *["onnx/model_quantized.fused.onnx"] * 2]
     (target,) = [t for t in resolve_targets([out]) if t.name == "int8"]
-    assert target.file_for(1).name == "model.int8.onnx" and target.file_for(4).name == "model.int8.fused.onnx"
+    assert target.file_for(1).name == "model_quantized.onnx" and target.file_for(4).name == "model_quantized.fused.onnx"
     assert "int8-fused" not in {t.name for t in resolve_targets([out])}
     manifest["deployment"]["threads"]["2"]["int8"] = "int8-gone"
     (out / "manifest.json").write_text(json.dumps(manifest))
@@ -182,10 +184,10 @@ def test_fixed_shape_variant_is_static_qdq_checked_for_accelerators_and_profiled
         assert figures["verdict"] in ("YES", "MAYBE", "NO")
     import onnx
 
-    graph = onnx.load(str(out / "model.int8.fixed.onnx")).graph
+    graph = onnx.load(str(out / "onnx/model_quantized.fixed.onnx")).graph
     assert all([d.dim_value for d in i.type.tensor_type.shape.dim] == [1, length] for i in graph.input)
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
-    assert (out / "model.int8.fixed.ort").is_file() and invoke("verify", out).exit_code == 0
+    assert (out / "onnx/model_quantized.fixed.ort").is_file() and invoke("verify", out).exit_code == 0
     report = tmp_path / "p.json"
     profiled = invoke("profile", out, "--runs", "3", "--warmup", "1", "--threads", "1", "--batch-sizes", "1,2",
                       "--seq-lens", f"8,{length + 8}", "--json", report)  # fmt: skip
@@ -195,7 +197,7 @@ def test_fixed_shape_variant_is_static_qdq_checked_for_accelerators_and_profiled
     # a manifest that lies about the shape is caught
     fixed["fixed_shape"] = [1, length + 8]
     (out / "manifest.json").write_text(json.dumps(manifest))
-    assert_one_line_error(invoke("verify", out), 1, "model.int8.fixed.onnx: input", f"says [1, {length + 8}]")
+    assert_one_line_error(invoke("verify", out), 1, "onnx/model_quantized.fixed.onnx: input", f"says [1, {length + 8}]")
 
 
 @pytest.mark.parametrize(

@@ -125,9 +125,9 @@ def _pair_sessions(family: str, root: Path, glue_dir: Path) -> tuple:
                         "--quantize", "none", "--no-ort", "--no-optimize", "--max-accuracy-drop", "100")  # fmt: skip
         assert result.exit_code == 0, result.output
         tokenizer = AutoTokenizer.from_pretrained(out)
-        build_strings_model(out / "model.onnx", root / f"{family}.ids.onnx", tokenizer, 32, True, False, ids_out=True)
+        build_strings_model(out / "onnx/model.onnx", root / f"{family}.ids.onnx", tokenizer, 32, True, False, ids_out=True)
         _SESSIONS[family] = (create_session(root / f"{family}.ids.onnx", 1, custom_ops=True),
-                             create_session(out / "model.onnx", 1), tokenizer)  # fmt: skip
+                             create_session(out / "onnx/model.onnx", 1), tokenizer)  # fmt: skip
         if FAMILIES[family].tokenizer == "sentencepiece":
             _SESSIONS[f"{family}/pieces"] = _pieces_session(tokenizer, root / f"{family}.pieces.onnx")
     return _SESSIONS[family]

@@ -113,11 +113,11 @@ def test_a_change_reruns_only_what_it_touches(export_pipeline):
     assert statuses(result.output) == {"export": "ran", "profile": "ran"}, result.output
     assert "input changed: data" in result.output
 
-    (root / "work" / "export" / "model.int8.onnx").unlink()  # a damaged output is rebuilt, not trusted
+    (root / "work" / "export" / "onnx/model_quantized.onnx").unlink()  # a damaged output is rebuilt, not trusted
     result = invoke("pipeline", toml, "--quiet")
     assert statuses(result.output)["export"] == "ran", result.output
     assert "missing or was modified" in result.output
-    assert (root / "work" / "export" / "model.int8.onnx").is_file()
+    assert (root / "work" / "export" / "onnx/model_quantized.onnx").is_file()
 
 
 def test_a_failed_budget_exits_1_keeps_the_report_and_profiles_again(export_pipeline):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.bundle.manifest import MANIFEST, Manifest, read_manifest, verify_files
 from codir_edge.core.errors import CheckFailedError, InputError
 
@@ -56,14 +57,14 @@ def _verify_model_file(path: Path) -> Verified:
     to run before shipping the one file an app embeds."""
     if path.suffix not in MODEL_SUFFIXES:
         raise InputError(f"{path} is not an .onnx or .ort file: pass a model from a bundle, or the bundle folder")
-    root = path.parent
+    root = layout.folder_of(path)
     if not (root / MANIFEST).is_file():
         raise InputError(
             f"{path} is not in a bundle (no {MANIFEST} beside it), so there is nothing to check it against: "
             "pass the bundle folder it came from, or re-export to get one"
         )
     manifest = read_manifest(root)
-    name = path.name
+    name = path.relative_to(root).as_posix()  # onnx/model.onnx in a format-3 bundle
     own = [e for e in manifest.files if e["path"] == name or e["path"].startswith((f"{name}.", f"{name}_"))]
     if not any(entry["path"] == name for entry in own):
         raise CheckFailedError(f"{path}: not listed in {root / MANIFEST}: it is not a file this bundle shipped")

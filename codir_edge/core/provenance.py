@@ -23,6 +23,19 @@ def package_versions(
     return versions
 
 
+def without_machine_paths(command: str) -> str:
+    """``command`` with every absolute path cut to its last part (``/home/me/runs/student`` ->
+    ``student``, ``--data=/x/SST-2`` -> ``--data=SST-2``): a shipped artifact keeps the options
+    that made it, not the build machine's folders and user name."""
+    def portable(word: str) -> str:
+        flag, eq, value = word.partition("=") if word.startswith("-") else ("", "", word)
+        if os.path.isabs(value) or value.startswith("~"):
+            value = os.path.basename(os.path.normpath(value)) or value
+        return f"{flag}{eq}{value}"
+
+    return shlex.join(portable(word) for word in shlex.split(command))
+
+
 def provenance() -> dict:
     return {
         "command": " ".join(shlex.quote(a) for a in sys.argv),

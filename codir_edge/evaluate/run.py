@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec, get_task, load_split
@@ -77,7 +78,7 @@ def _onnx_inputs(path: Path, task_name: str, data: DataSpec, split: str, max_len
 
     if batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {batch_size}: pass a value above 0")
-    folder = path.parent
+    folder = layout.folder_of(path)
     config = read_model_json(folder)
     if isinstance(config.get("max_position_embeddings"), int):  # else onnxruntime fails mid-run
         check_max_length(config, max_length, folder)

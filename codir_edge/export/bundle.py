@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.bundle.manifest import FORMAT, MANIFEST, sha256_of
 from codir_edge.export.spec import ExportSpec
 from codir_edge.models.checkpoint import weights_digest
 
-FORMAT_VERSION = 2  # 2: per-thread-count deployment table, alternates, fixed-shape variants
+FORMAT_VERSION = 3  # 2: per-thread-count deployment table, alternates, fixed-shape variants; 3: graphs in onnx/
 _DTYPES = {1: "float32", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
 
 
@@ -49,13 +50,13 @@ def write_manifest(
 ) -> Path:
     import onnx
 
-    from codir_edge.core.provenance import package_versions, provenance
+    from codir_edge.core.provenance import package_versions, provenance, without_machine_paths
 
     files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != MANIFEST)
     opset = next(
         (
             o.version
-            for o in onnx.load(str(bundle / "model.onnx"), load_external_data=False).opset_import
+            for o in onnx.load(str(bundle / layout.FP32), load_external_data=False).opset_import
             if o.domain in ("", "ai.onnx")
         ),
         None,
@@ -64,18 +65,19 @@ def write_manifest(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "variants": variants,
-        **graph_signature(bundle / "model.onnx"),
+        **graph_signature(bundle / layout.FP32),
         "opset": opset,
         "target": config.get("target_resolved"),
         "parity": parity,
         "fused_operators": {"offline_fusion": fused_operators, "fp32_graph": plain_counts},
         "deployment": deployment,
         "tuning": tuning,
-        "source": {"path": str(model_dir), "sha256": weights_digest(model_dir), "model_type": spec.model_type},
+        # the folder's name, not its path: a shipped file carries no path of the build machine
+        "source": {"name": model_dir.name, "sha256": weights_digest(model_dir), "model_type": spec.model_type},
         "versions": package_versions(
             ("codir-edge", "onnxruntime", "onnx", "optimum-onnx", "transformers", "torch", "onnxruntime-extensions")
         ),
-        "command": command or provenance()["command"],
+        "command": without_machine_paths(command or provenance()["command"]),
         "config": config,
         "files": [
             {"path": p.relative_to(bundle).as_posix(), "sha256": sha256_of(p), "size": p.stat().st_size} for p in files

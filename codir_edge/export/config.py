@@ -49,10 +49,17 @@ class ExportConfig:
     optimize: bool = setting(True, help="Try onnxruntime's offline BERT fusion; kept only if measured faster.",
                              panel=GRAPH)  # fmt: skip
     # also made whenever the target is a GPU
-    fp16: bool = setting(False, help="Also write model.fp16.onnx (always for --target cuda).", panel=QUANT,
+    fp16: bool = setting(False, help="Also write onnx/model_fp16.onnx (always for --target cuda).", panel=QUANT,
                          flags=("--fp16",))  # fmt: skip
-    ort: bool = setting(True, help="Write model.ort and required_operators.config for ONNX Runtime Mobile.",
+    ort: bool = setting(True, help="Write onnx/model.ort and its required_operators.config for ONNX Runtime Mobile.",
                         panel=GRAPH)  # fmt: skip
+    # None: whatever the running onnxruntime can write; the manifest says what each file needs
+    min_onnxruntime: str | None = setting(
+        None,
+        help="Oldest onnxruntime the app runs, e.g. 1.17: a file that needs a newer one is left out, with a line "
+        "saying why (the manifest records each file's oldest onnxruntime either way).",
+        panel=GRAPH,
+    )
     opset: int = setting(DEFAULT_OPSET, help="ONNX opset.", panel=GRAPH)
     atol: float = setting(1e-4, help="Largest allowed |PyTorch - ONNX| on fp32 logits.")
     # points of the task's primary metric
@@ -94,15 +101,15 @@ class ExportConfig:
     # "BxL", "auto" (with --ort: 1 x the dev p99 length, else 1x128) or "off"
     fixed_shape: str = setting(
         AUTO,
-        help="Also write model.int8.fixed.onnx (and .ort) with static BxL inputs and QDQ u8 INT8 for NNAPI and "
-        "Core ML, e.g. 1x64; auto: with --ort, batch 1 and the dev data's 99th-percentile length (128 without "
-        "data); off.",
+        help="Also write onnx/model_quantized.fixed.onnx (and .ort) with static BxL inputs and QDQ u8 INT8 for "
+        "NNAPI and Core ML, e.g. 1x64; auto: with --ort, batch 1 and the dev data's 99th-percentile length "
+        "(128 without data); off.",
         panel=TUNE,
     )
     # None: whenever the tokenizer is WordPiece or byte-level BPE
     tokenizer_in_graph: bool | None = setting(
         None,
-        help="Write model.strings.onnx: raw text in, logits and probabilities out (onnxruntime-extensions). "
+        help="Write onnx/model.strings.onnx: raw text in, logits and probabilities out (onnxruntime-extensions). "
         "Default: whenever the tokenizer is a WordPiece (BERT) or byte-level BPE (RoBERTa) one.",
         panel=GRAPH,
         flags=("--tokenizer-in-graph/--no-tokenizer-in-graph",),
@@ -129,11 +136,26 @@ class ExportConfig:
         if any(isinstance(n, int) and n > self.max_length for n in self.tune_lengths):
             raise InputError(f"--tune-lengths go up to --max-length {self.max_length}: drop the longer ones")
         fixed_shape(self.fixed_shape)  # checked here, resolved by the plan
+        if self.min_onnxruntime is not None:
+            min_onnxruntime(self.min_onnxruntime)
         if not self.atol > 0 or self.max_accuracy_drop < 0:
             raise InputError("--atol must be positive and --max-accuracy-drop must not be negative")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def min_onnxruntime(value: str) -> tuple[int, ...]:
+    """'1.17' -> (1, 17); a version older than codir-edge checks, or not a version, is one line."""
+    from codir_edge.onnx.runtime_needs import OLDEST_CHECKED, version_tuple
+
+    parts = value.split(".")
+    if not (2 <= len(parts) <= 3 and all(p.isdigit() for p in parts)):
+        raise InputError(f"--min-onnxruntime '{value}' is not a version: use e.g. 1.17")
+    if version_tuple(value) < version_tuple(OLDEST_CHECKED):
+        raise InputError(f"--min-onnxruntime {value}: codir-edge checks files back to onnxruntime {OLDEST_CHECKED} "
+                         f"only: pass {OLDEST_CHECKED} or later")  # fmt: skip
+    return version_tuple(value)
 
 
 def fixed_shape(value: str) -> tuple[int, int] | str:

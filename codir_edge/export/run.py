@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.core.atomic import staged_output_dir
 from codir_edge.core.errors import CheckFailedError, InputError, avoidable
 from codir_edge.core.extras import require_extra
@@ -89,12 +90,13 @@ def run_export(
         progress = _Progress(bars, bars.add("export", _planned_steps(plan, with_strings), "steps"))
         work = stage / ".work"
         work.mkdir()
+        (stage / layout.GRAPH_DIR).mkdir()
         built = _candidates(model, tokenizer, plan, work, progress)
         with progress.step("timing candidates, scoring the INT8 picks", "pass --no-optimize --quantize none"):
             variants, deployment, tuning = ship.tune_and_ship(built.graphs, built.judge, plan, built.encoded, stage)
         _attach_accuracy(variants, built.judge.result, built.reference)
         _add_checked_variants(variants, stage, work, built, plan, progress)
-        shipped = "model.int8.onnx" if built.judge.result.files else "model.onnx"
+        shipped = layout.INT8 if built.judge.result.files else layout.FP32
         if with_strings:
             with progress.step("tokenizer in the graph", "pass --no-tokenizer-in-graph"):
                 pair, regression = is_pair_model(plan), plan.spec.num_labels == 1
@@ -103,8 +105,10 @@ def run_export(
         if config.ort:
             with progress.step("mobile .ort", "pass --no-ort"):
                 variants.append(steps.mobile_variant(stage, shipped, plan.target))
+        deployed = {name for picks in deployment["threads"].values() for name in picks.values()}
+        variants = steps.claim_runtimes(variants, stage, config, deployed)
         shutil.rmtree(work)
-        steps.write_model_files(stage, tokenizer, model)
+        steps.write_model_files(stage, tokenizer, model, config.max_length)
         parity = built.fp32.parity.to_dict()
         tuning["rejected_int8"] = built.judge.result.rejected
         tuning["unusable"] = built.judge.result.broken
@@ -114,7 +118,7 @@ def run_export(
             stage, variants=variants, model_dir=model_dir, spec=plan.spec,
             config=config.to_dict() | {"target_resolved": plan.target}, parity=parity,
             fused_operators=built.fused_counts, deployment=deployment, tuning=tuning, command=command,
-            plain_counts=operator_counts(stage / "model.onnx"),
+            plain_counts=operator_counts(stage / layout.FP32),
         )  # fmt: skip
         progress.bars.advance(progress.bar, stats="manifest written")
     return report
@@ -198,8 +202,8 @@ def _add_checked_variants(variants: list[dict], stage: Path, work: Path, built: 
     config = plan.config
     if config.fp16 or plan.target == "cuda":
         with avoidable("the fp16 variant", "drop --fp16"):
-            q.fp16(built.fp32.path, stage / "model.fp16.onnx")
-        variants.append({"name": "fp16", "file": "model.fp16.onnx", "graph": "plain"})
+            q.fp16(built.fp32.path, stage / layout.FP16)
+        variants.append({"name": "fp16", "file": layout.FP16, "graph": "plain"})
     lengths = built.encoded.lengths if built.encoded is not None else None
     shape = fixed.resolve(config.fixed_shape, config.ort, lengths, config.max_length)
     if shape is not None:

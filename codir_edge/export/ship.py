@@ -1,9 +1,10 @@
 """Time the candidates at every deployment setting, pick per thread count, and copy only the
 distinct winners into the bundle, with the deployment table that says which file to load where.
 
-The winners for the first thread count are ``model.onnx`` and ``model.int8.onnx`` (what a reader
-who ignores the table gets); another thread count whose winner differs gets its own file, named
-after its graph (``model.int8.fused.onnx``, variant ``int8-fused``), marked as an alternate.
+The winners for the first thread count are ``onnx/model.onnx`` and ``onnx/model_quantized.onnx``
+(what a reader who ignores the table gets, transformers.js among them); another thread count whose
+winner differs gets its own file, named after its graph (``onnx/model_quantized.fused.onnx``, variant
+``int8-fused``), marked as an alternate.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.core.inputs import REAL
 from codir_edge.export import tune
 from codir_edge.export.candidates import Int8Judge
@@ -151,11 +153,11 @@ def _variant(kind: str, candidate: str, primary: bool, plan: ExportPlan) -> dict
     suffix = graph if quant in ("", "dynamic") else f"{graph}-{quant}"
     if kind == "fp32":
         entry = {"name": "fp32" if primary else f"fp32-{suffix}",
-                 "file": "model.onnx" if primary else f"model.{suffix}.onnx", "graph": graph}  # fmt: skip
+                 "file": layout.FP32 if primary else layout.alternate(kind, suffix), "graph": graph}  # fmt: skip
     else:
         entry = {
             "name": "int8" if primary else f"int8-{suffix}",
-            "file": "model.int8.onnx" if primary else f"model.int8.{suffix}.onnx",
+            "file": layout.INT8 if primary else layout.alternate(kind, suffix),
             "graph": graph,
             "quantization": "static" if quant.startswith("qdq") else "dynamic",
             "format": "QDQ" if quant.startswith("qdq") else "QOperator",

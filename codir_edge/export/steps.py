@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.core.errors import CheckFailedError
 from codir_edge.core.notes import note
 from codir_edge.data.encode import Encoded
@@ -143,7 +144,7 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     from codir_edge.onnx.session import create_session
 
     batch, length = shape
-    fixed_fp32, file = work / "fixed.onnx", "model.int8.fixed.onnx"
+    fixed_fp32, file = work / "fixed.onnx", layout.INT8_FIXED
     fixed.fix_shapes(plain, fixed_fp32, batch, length)
     names = [i.name for i in create_session(fixed_fp32, 1).get_inputs()]
     count = plan.config.calibration_samples
@@ -174,14 +175,14 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
         entry["truncated_rows"] = int((encoded.lengths > length).sum())
     out = [entry]
     if plan.config.ort:
-        to_ort(stage / file, stage, plan.target, "model.int8.fixed.ort", "required_operators.fixed.config", "Runtime")
-        out.append({"name": "ort-fixed", "file": "model.int8.fixed.ort", "from": file, "fixed_shape": [batch, length]})
+        to_ort(stage / file, stage, plan.target, layout.ORT_FIXED, layout.OPS_CONFIG_FIXED, "Runtime")
+        out.append({"name": "ort-fixed", "file": layout.ORT_FIXED, "from": file, "fixed_shape": [batch, length]})
     return out
 
 
 def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: ExportConfig, pair: bool,
                     regression: bool, dev) -> dict:  # fmt: skip
-    """Build model.strings.onnx on the shipped graph and hold it to tokenizer + that graph (hard failure)."""
+    """Build onnx/model.strings.onnx on the shipped graph and hold it to tokenizer + that graph (hard failure)."""
     import onnx
 
     from codir_edge.export.strings.build import build_strings_model
@@ -192,7 +193,7 @@ def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: Exp
     build_strings_model(stage / source, with_ids, tokenizer, config.max_length, pair, regression, ids_out=True)
     shipped = onnx.load(str(with_ids))  # the same graph, only logits and probabilities out
     del shipped.graph.output[2:]
-    onnx.save(shipped, str(stage / "model.strings.onnx"))
+    onnx.save(shipped, str(stage / layout.STRINGS))
     # task sentences when there are enough, topped up with generated ones
     sentences = list(dev.texts[:STRINGS_CHECK_SENTENCES]) if dev is not None else []
     pairs = list(dev.text_pairs[:STRINGS_CHECK_SENTENCES]) if dev is not None and dev.text_pairs is not None else []
@@ -206,7 +207,7 @@ def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: Exp
     agreement["source"] = "task sentences" if missing <= 0 else f"{given} task and {missing} generated sentences"
     return {
         "name": "strings",
-        "file": "model.strings.onnx",
+        "file": layout.STRINGS,
         "from": source,
         "takes": "text",
         "tokenizer": graph_tokenizer_kind(tokenizer),  # wordpiece, byte-level-bpe or sentencepiece
@@ -220,12 +221,85 @@ def mobile_variant(stage: Path, source: str, target: str) -> dict:
     from codir_edge.export.mobile import to_ort
 
     to_ort(stage / source, stage, target)
-    return {"name": "ort", "file": "model.ort", "from": source}
+    return {"name": "ort", "file": layout.ORT, "from": source}
 
 
-def write_model_files(stage: Path, tokenizer, model) -> None:
-    """What an app needs beside the graphs: the tokenizer, the model config and the label names."""
+def write_model_files(stage: Path, tokenizer, model, max_length: int) -> None:
+    """What an app needs beside the graphs: the tokenizer, the model config and the label names.
+    ``model_max_length`` becomes the export's ``--max-length``: transformers.js truncates at it,
+    so an app cuts long texts where ``evaluate`` and ``profile`` measured the bundle."""
+    tokenizer.model_max_length = min(max_length, tokenizer.model_max_length)
     tokenizer.save_pretrained(stage)
     model.config.save_pretrained(stage)
     id2label = {int(k): v for k, v in (model.config.id2label or {}).items()}
     (stage / "labels.json").write_text(json.dumps([id2label[i] for i in sorted(id2label)], indent=2) + "\n")
+
+
+def claim_runtimes(variants: list[dict], stage: Path, config: ExportConfig, deployed: set[str]) -> list[dict]:
+    """Each variant with what it needs of the runtime (``runtime`` in the manifest). Under
+    ``--min-onnxruntime`` a file that needs a newer onnxruntime is left out with one line, and the
+    files built from it with it; a file the deployment table names cannot be, and fails the export."""
+    import onnxruntime
+
+    from codir_edge.export.config import min_onnxruntime
+    from codir_edge.onnx.runtime_needs import needs_of, version_tuple
+
+    wanted = min_onnxruntime(config.min_onnxruntime) if config.min_onnxruntime else None
+    kept, dropped = [], set()
+    for variant in variants:
+        if variant.get("from") in dropped:
+            dropped.add(variant["file"])
+            (stage / variant["file"]).unlink()
+            continue
+        needs = needs_of(stage / variant["file"], runtime_optimized=variant["name"] == "ort-fixed")
+        _run_once(stage / variant["file"], bool(needs.get("onnxruntime_extensions")))
+        needs["checked_in"] = [f"onnxruntime {onnxruntime.__version__} (Python)"]
+        if needs.get("onnxruntime_extensions"):
+            needs["checked_in"].append(f"onnxruntime-extensions {_extensions_version()}")
+        if wanted is not None and version_tuple(needs["min_onnxruntime"]) > wanted:
+            why = f"it needs onnxruntime {needs['min_onnxruntime']}, above --min-onnxruntime {config.min_onnxruntime}"
+            if variant["name"] in deployed:
+                raise CheckFailedError(f"{variant['file']}: {why} ({needs['basis']}): pass a lower --opset, or "
+                                       "a newer --min-onnxruntime")  # fmt: skip
+            note(f"no {variant['file']}: {why} ({needs['basis']})")
+            (stage / variant["file"]).unlink()
+            dropped.add(variant["file"])
+            continue
+        variant["runtime"] = needs
+        kept.append(variant)
+    for config_file in (layout.OPS_CONFIG, layout.OPS_CONFIG_FIXED):  # operator lists of dropped .ort files
+        ort_file = layout.ORT if config_file == layout.OPS_CONFIG else layout.ORT_FIXED
+        if ort_file in dropped and (stage / config_file).exists():
+            (stage / config_file).unlink()
+    return kept
+
+
+def _run_once(path: Path, custom_ops: bool) -> None:
+    """Load ``path`` and run it once on a short input in this onnxruntime, so that ``checked_in``
+    is a run, not an assumption (without --data no other step runs every file)."""
+    import numpy as np
+
+    from codir_edge.core.errors import first_line
+    from codir_edge.onnx.session import create_session
+
+    try:
+        session = create_session(path, 1, custom_ops=custom_ops)
+        feeds = {}
+        for given in session.get_inputs():
+            if given.type == "tensor(string)":
+                feeds[given.name] = np.array(["a short test sentence"])
+                continue
+            shape = [d if isinstance(d, int) else (1 if i == 0 else 8) for i, d in enumerate(given.shape)]
+            fill = 0 if given.name == "token_type_ids" else 1
+            feeds[given.name] = np.full(shape, fill, dtype=np.int32 if "int32" in given.type else np.int64)
+        session.run(None, feeds)
+    except Exception as exc:  # onnxruntime raises its own (pybind) types
+        raise CheckFailedError(
+            f"{path.name} does not run in this onnxruntime ({first_line(exc)}): report the model"
+        ) from exc
+
+
+def _extensions_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("onnxruntime-extensions")

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.core.errors import InputError
 from codir_edge.core.settings import like, setting
 from codir_edge.training.config import TrainingConfig
@@ -134,8 +135,8 @@ def demo_rows(out: Path) -> list[DemoRow]:
     rows = []
     for model, target, runtime, artifact in (
         ("teacher (6 layers)", f"{TEACHER} (pytorch)", "PyTorch eager fp32", out / TEACHER),
-        ("student fp32 (3 layers)", "fp32", "ONNX Runtime", out / BUNDLE / "model.onnx"),
-        ("student int8 (3 layers)", "int8", "ONNX Runtime", out / BUNDLE / "model.int8.onnx"),
+        ("student fp32 (3 layers)", "fp32", "ONNX Runtime", out / BUNDLE / layout.FP32),
+        ("student int8 (3 layers)", "int8", "ONNX Runtime", out / BUNDLE / layout.INT8),
     ):
         row = by_target.get(target, {})
         rows.append(

@@ -10,6 +10,7 @@ import importlib.util
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.core.errors import InputError
 from codir_edge.models.checkpoint import read_model_json
@@ -82,7 +83,7 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
             if path.exists() and path.suffix.lower() not in (".onnx", ".ort"):  # a missing one: check_onnx_file
                 raise InputError(f"target {path} is not an .onnx file: pass an ONNX file or a bundle folder")
             check_onnx_file(path)
-            targets.append(Target(path.name, path, "onnx", path.parent))
+            targets.append(Target(path.name, path, "onnx", layout.folder_of(path)))
     return named_apart(targets)
 
 
