@@ -125,7 +125,8 @@ def _pair_sessions(family: str, root: Path, glue_dir: Path) -> tuple:
                         "--quantize", "none", "--no-ort", "--no-optimize", "--max-accuracy-drop", "100")  # fmt: skip
         assert result.exit_code == 0, result.output
         tokenizer = AutoTokenizer.from_pretrained(out)
-        build_strings_model(out / "onnx/model.onnx", root / f"{family}.ids.onnx", tokenizer, 32, True, False, ids_out=True)
+        ids_graph = root / f"{family}.ids.onnx"
+        build_strings_model(out / "onnx/model.onnx", ids_graph, tokenizer, 32, True, False, ids_out=True)
         _SESSIONS[family] = (create_session(root / f"{family}.ids.onnx", 1, custom_ops=True),
                              create_session(out / "onnx/model.onnx", 1), tokenizer)  # fmt: skip
         if FAMILIES[family].tokenizer == "sentencepiece":

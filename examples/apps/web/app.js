@@ -1,0 +1,39 @@
+// The page's whole app: load the bundle once, classify what the user typed.
+// Two browser traps, both handled here:
+//  - transformers.js turns local models off in a browser: allowLocalModels must be set;
+//  - localModelPath must be a path on this origin ("/models/"), not a full URL: with a URL the
+//    pipeline is built without a tokenizer and fails only at the first call.
+// onnxruntime-web's .wasm files come from this server (wasmPaths), not from a CDN.
+import { env, pipeline } from "/transformers/transformers.js";
+
+env.allowLocalModels = true;
+env.allowRemoteModels = false;
+env.localModelPath = "/models/";
+env.backends.onnx.wasm.wasmPaths = "/ort/";
+
+const params = new URLSearchParams(location.search);
+const dtype = params.get("dtype") ?? "q8";
+const out = document.getElementById("out");
+
+async function start() {
+  const classifier = await pipeline("text-classification", "bundle", { dtype, device: "wasm" });
+  // one text per call, as the user types them (see node/classify.mjs for why not batches)
+  window.classify = async (texts) => {
+    const rows = [];
+    for (const text of texts) rows.push({ text, ...(await classifier(text))[0] });
+    return rows;
+  };
+  const button = document.getElementById("go");
+  button.onclick = async () => {
+    const [row] = await window.classify([document.getElementById("text").value]);
+    out.textContent = `${row.label} (${row.score.toFixed(4)})`;
+  };
+  button.disabled = false;
+  out.textContent = `ready (${dtype})`;
+  window.appReady = true;
+}
+
+start().catch((error) => {
+  out.textContent = `error: ${error}`;
+  window.appError = String(error?.stack ?? error);
+});
