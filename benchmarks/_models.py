@@ -38,6 +38,14 @@ def teacher_folder() -> Path:
     return target
 
 
+def demo_student() -> Path:
+    """The demo's student (``runs/demo/student``), made by the README's demo when it is missing."""
+    folder = ROOT / "runs" / "demo" / "student"
+    if not (folder / "config.json").is_file():
+        subprocess.run([sys.executable, "-m", "codir_edge", "demo"], cwd=ROOT, check=True)
+    return folder
+
+
 def layer_cut(teacher: Path, layers: int) -> Path:
     """A student shaped like the distilled one: the teacher's embeddings, ``layers`` evenly spaced layers, head.
     Latency and size do not depend on training, so an untrained cut measures the same."""

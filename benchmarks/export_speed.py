@@ -26,16 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-from _models import ROOT, WORK, write_result
+from _models import ROOT, WORK, demo_student, write_result
 
 SAVED = WORK / "export_speed"
-
-
-def student() -> Path:
-    folder = ROOT / "runs" / "demo" / "student"
-    if not (folder / "config.json").is_file():
-        subprocess.run([sys.executable, "-m", "codir_edge", "demo"], cwd=ROOT, check=True)
-    return folder
 
 
 def checkout(commit: str) -> Path:
@@ -72,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     SAVED.mkdir(parents=True, exist_ok=True)
-    model = student()
+    model = demo_student()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
     trees = {args.baseline: checkout(args.baseline), head: ROOT}

@@ -655,6 +655,37 @@ def budget_search_section() -> list[str]:
     return lines
 
 
+def apps_section() -> list[str]:
+    lines, result = section("The bundle in app runtimes", "apps", "python benchmarks/apps.py")
+    if result is None:
+        return lines
+    clients = ", ".join(f"{k} {v}" for k, v in result["clients"].items())
+    lines += [
+        f"The demo's student exported with the demo's settings, loaded as exported ({clients}); Python is "
+        "onnxruntime with the bundle's tokenizer, one text per call, as the apps call it:",
+        "",
+        "| dtype | file | client | texts | labels equal | largest score difference | wall |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dtype, row in result["results"].items():
+        for client, label in (("node", "transformers.js, Node"), ("browser", "transformers.js, headless Chromium")):
+            r = row[client]
+            lines.append(f"| {dtype} | `{row['file']}` | {label} | {r['texts']} | {r['labels_equal']} | "
+                         f"{r['max_score_diff']:.1e} | {r['wall_s']:.1f} s |")  # fmt: skip
+    lines += ["", "Each file's runtime needs, from the manifest (measured oldest onnxruntime):", "",
+              "| file | MB | IR | opsets | contrib operators | extensions | oldest onnxruntime |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for file, claim in result["claims"].items():
+        opsets = ", ".join(f"{k} {v}" for k, v in claim.get("opsets", {}).items()) or "ORT format"
+        extensions = claim.get("onnxruntime_extensions")
+        lines.append(
+            f"| `{file}` | {result['sizes'][file] / 1e6:.1f} | {claim.get('ir_version', '')} | {opsets} | "
+            f"{len(claim.get('contrib_operators', []))} | {'>= ' + extensions['min_version'] if extensions else ''} | "
+            f"{claim['min_onnxruntime']} |"
+        )
+    return [*lines, "", provenance(result), ""]
+
+
 def suite_section() -> list[str]:
     lines, result = section("The README's test command", "test_suite", "python benchmarks/test_suite.py")
     if result is None:
@@ -727,7 +758,7 @@ def main() -> None:
     sections += (latency_section,)
     sections += (accuracy_aware_section, limit_section)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
-    sections += (export_speed_section, budget_search_section, suite_section)
+    sections += (export_speed_section, budget_search_section, suite_section, apps_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

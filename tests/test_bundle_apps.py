@@ -209,3 +209,27 @@ def test_no_shipped_file_holds_a_path_of_the_build_machine(app_bundle):
         assert not found, (file.name, found)
     manifest = json.loads((app_bundle / "manifest.json").read_text())
     assert manifest["source"]["name"] == "model" and "--out bundle" in manifest["command"]
+
+
+def test_min_onnxruntime_leaves_out_what_needs_a_newer_one_and_says_why(tmp_path, app_bundle):
+    from cli_helpers import assert_one_line_error
+
+    model = app_bundle.parent / "model"
+    out = tmp_path / "b"
+    result = invoke("export", model, "--out", out, "--max-length", "32", "--tune-threads", "1", "--quantize",
+                    "dynamic", "--no-tokenizer-in-graph", "--min-onnxruntime", "1.17")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "note: no onnx/model_quantized.fixed.ort: it needs onnxruntime 1.30, above --min-onnxruntime 1.17" in (
+        result.output
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = {v["file"]: v["runtime"]["min_onnxruntime"] for v in manifest["variants"]}
+    assert "onnx/model_quantized.fixed.ort" not in files and files["onnx/model.ort"] == "1.16"
+    left_out = ("model_quantized.fixed.ort", "required_operators.fixed.config")
+    assert not any((out / "onnx" / name).exists() for name in left_out)
+    assert invoke("verify", out).exit_code == 0
+    assert_one_line_error(invoke("export", model, "--out", tmp_path / "c", "--min-onnxruntime", "1.12"), 2,
+                          "back to onnxruntime 1.15", "pass 1.15 or later")  # fmt: skip
+    assert_one_line_error(invoke("export", model, "--out", tmp_path / "c", "--min-onnxruntime", "latest"), 2,
+                          "is not a version")  # fmt: skip
+    assert not (tmp_path / "c").exists()
