@@ -25,6 +25,8 @@ from pathlib import Path
 
 from _models import ROOT, WORK, bare_latency, layer_cut, rotated, teacher_folder, write_result
 
+from codir_edge.bundle import layout
+
 GLUE_SST2 = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
 
 
@@ -132,7 +134,7 @@ def main() -> None:
         bundle, our_seconds = ours(folder, name)
         optimum_files, optimum_seconds = optimum_pipeline(folder, name)
         builds[name] = {"source": str(folder), "ours_s": our_seconds, "optimum_s": optimum_seconds}
-        variants = {"ours fp32": bundle / "model.onnx", "ours int8": bundle / "model.int8.onnx", **optimum_files}
+        variants = {"ours fp32": bundle / layout.FP32, "ours int8": bundle / layout.INT8, **optimum_files}
         dev = sst2_dev(folder)
         accuracy = {v: sst2_accuracy(p, dev) for v, p in variants.items()}
         for seq in (16, 128):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from _models import write_result
 
+from codir_edge.bundle import layout
+
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
 sys.path.insert(0, str(ROOT / "tests"))
@@ -46,8 +48,8 @@ def int8_agreement(bundle: Path, data: Path) -> float:
     config = json.loads((bundle / "config.json").read_text())
     dev = load_split(task, DataSpec(str(data)), "dev", list(task.labels))
     encoded = encode(load_tokenizer(bundle), dev, 128, family_of(config).takes_segments(config))
-    fp32 = onnx_logits(bundle / "model.onnx", encoded).argmax(-1)
-    int8 = onnx_logits(bundle / "model.int8.onnx", encoded).argmax(-1)
+    fp32 = onnx_logits(bundle / layout.FP32, encoded).argmax(-1)
+    int8 = onnx_logits(bundle / layout.INT8, encoded).argmax(-1)
     return float((fp32 == int8).mean())
 
 

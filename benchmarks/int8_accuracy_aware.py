@@ -25,6 +25,8 @@ from pathlib import Path
 
 from _models import ROOT, WORK, write_result
 
+from codir_edge.bundle import layout
+
 GLUE_SST2 = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
 FEATURE = 7  # which value feature becomes the outlier (any one does)
 
@@ -89,9 +91,9 @@ def main() -> None:
     int8 = by_name["int8"]
     search = int8.get("accuracy_search", {})
     files = {
-        "healthy int8 (all quantized)": WORK / "aa-bundle-healthy" / "model.int8.onnx",
-        "damaged int8 (mixed)": WORK / "aa-bundle-damaged" / "model.int8.onnx",
-        "damaged fp32": WORK / "aa-bundle-damaged" / "model.onnx",
+        "healthy int8 (all quantized)": WORK / "aa-bundle-healthy" / layout.INT8,
+        "damaged int8 (mixed)": WORK / "aa-bundle-damaged" / layout.INT8,
+        "damaged fp32": WORK / "aa-bundle-damaged" / layout.FP32,
     }
     from codir_edge.data import DataSpec, get_task, load_split
     from codir_edge.models.loading import load_tokenizer

@@ -30,6 +30,8 @@ from pathlib import Path
 from _models import WORK, bare_latency, rotated, teacher_folder, write_result
 from export_latency import student_folder
 
+from codir_edge.bundle import layout
+
 SEQ = 128
 GEMM_SCRIPT = textwrap.dedent("""
     import sys, time, numpy as np, onnx, onnxruntime as ort
@@ -132,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     student_dir = student_folder(teacher_folder())
     bundle = WORK / "bundle-student"
-    if not (bundle / "model.int8.onnx").is_file():
+    if not (bundle / layout.INT8).is_file():
         subprocess.run(
             [sys.executable, "-m", "codir_edge", "export", str(student_dir), "--out", str(bundle)], check=True
         )
@@ -155,7 +157,7 @@ def main() -> None:
         for r in range(args.rounds):
             for op, name in rotated(jobs, r):
                 if op == "student":
-                    student_ms.append(bare_latency(bundle / "model.int8.onnx", threads, SEQ, args.runs, 20))
+                    student_ms.append(bare_latency(bundle / layout.INT8, threads, SEQ, args.runs, 20))
                 else:
                     gemm.setdefault((op, name), []).append(gemm_gmacs(op, *shapes[name], threads, args.seconds))
         for (op, name), values in gemm.items():
@@ -186,7 +188,7 @@ def main() -> None:
             f"student int8 at seq {SEQ}: {latency:.3f} ms, {macs['total'] / 1e6:.0f} M MACs -> {achieved:.1f} GMAC/s = "
             f"{s['fraction_of_peak']:.1%} of the peak {best['gmacs']:.1f} GMAC/s ({s['peak_from']})"
         )
-    breakdown = op_breakdown(bundle / "model.int8.onnx", SEQ)
+    breakdown = op_breakdown(bundle / layout.INT8, SEQ)
     print("\nkernel time by operator (1 thread): " + ", ".join(f"{op} {share:.1%}" for op, share in breakdown.items()))
     path = write_result(
         "int8_matmul",

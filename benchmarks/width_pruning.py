@@ -29,6 +29,8 @@ from pathlib import Path
 from _models import RESULTS, ROOT, WORK, write_result
 from _models import run_command as run
 
+from codir_edge.bundle import layout
+
 OUT = WORK / "width"
 GLUE = ROOT.parent / "shared" / "data" / "glue"
 # name -> (layers, heads kept, FFN kept), in the order they run (the comparisons that matter first)
@@ -92,7 +94,7 @@ def int8_file(name: str, bundle: Path) -> Path:
     the bundle's tokenizer and config."""
     named = bundle / f"{name}.int8.onnx"
     if not named.exists():
-        named.hardlink_to(bundle / "model.int8.onnx")
+        named.hardlink_to(bundle / layout.INT8)
     return named
 
 
