@@ -194,6 +194,9 @@ def test_fixed_shape_variant_is_static_qdq_checked_for_accelerators_and_profiled
     assert profiled.exit_code == 0, profiled.output
     rows = [r for r in json.loads(report.read_text())["results"] if r["target"] == "int8-fixed"]
     assert [(r["batch_size"], r["seq_len"]) for r in rows] == [(1, 8)]  # the one configuration it can run
+    recorded = json.loads(report.read_text())
+    assert recorded["accuracy"]["int8-fixed"] == fixed["accuracy"]  # without --data: the export's figure,
+    assert recorded["accuracy_basis"]["int8-fixed"].startswith("recorded by export")  # and said so
     # a manifest that lies about the shape is caught
     fixed["fixed_shape"] = [1, length + 8]
     (out / "manifest.json").write_text(json.dumps(manifest))
@@ -328,3 +331,39 @@ def test_lazy_accuracy_checks_choose_what_choosing_among_the_accurate_ones_choos
     expected = choose(alone, settings, {}) if accurate else {1: None, 2: None}
     assert {t: c and c["chosen"] for t, c in lazy.items()} == {t: c and c["chosen"] for t, c in expected.items()}
     assert len(asked) <= 2 * len(INT8_NAMES)  # at most once per candidate and thread count
+
+
+def test_profile_measures_every_target_on_its_data_and_agrees_with_evaluate(tmp_path, classifier_32, sst2_small,
+                                                                           glue_dir):  # fmt: skip
+    """On data other than the export's dev split, profile --data scores every ONNX target itself, the
+    fixed-shape ones fed padded to their shape, one text per call as evaluate does: the two agree to
+    the digit, and a min_accuracy budget is never judged on a figure profile did not measure."""
+    out = tmp_path / "b"
+    result = invoke("export", classifier_32, "--out", out, "--task", "sst2", "--data", sst2_small, "--max-length",
+                    "64", "--max-accuracy-drop", "100", "--tune-threads", "1", "--no-tokenizer-in-graph")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    other = tmp_path / "reviews"  # 48 SST-2 training sentences as the dev split of another data set
+    other.mkdir()
+    lines = (glue_dir / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    (other / "train.tsv").write_text("\n".join(lines[:9]) + "\n", encoding="utf-8")
+    (other / "dev.tsv").write_text("\n".join([lines[0], *lines[500:548]]) + "\n", encoding="utf-8")
+    profiled, evaluated = tmp_path / "p.json", tmp_path / "e.json"
+    result = invoke("profile", out, "--task", "sst2", "--data", other, "--runs", "2", "--warmup", "1", "--threads",
+                    "1", "--batch-sizes", "1", "--seq-lens", "8", "--json", profiled)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert invoke("evaluate", out, "--task", "sst2", "--data", other, "--json", evaluated).exit_code == 0
+    profile, evaluate = json.loads(profiled.read_text()), json.loads(evaluated.read_text())
+    scored = {v["variant"]: v for v in evaluate["variants"]}
+    assert {"int8-fixed", "ort-fixed", "int8"} <= set(profile["accuracy"])
+    for name, metrics in profile["accuracy"].items():
+        assert metrics == scored[name]["metrics"], name  # to the digit
+        assert scored[name]["batch_size"] == 1 and "measured on" in profile["accuracy_basis"][name]
+    manifest = json.loads((out / "manifest.json").read_text())
+    fixed = next(v for v in manifest["variants"] if v["name"] == "int8-fixed")
+    assert scored["int8-fixed"]["examples"] == 48 and fixed["accuracy"]  # scored anew, not copied
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nname = "gate"\ntarget = "int8-fixed"\nbatch_size = 1\nseq_len = 8\n'
+                       "min_accuracy = 0.1\n")  # fmt: skip
+    assert_one_line_error(invoke("profile", out, "--budgets", budgets, "--runs", "2"), 2,
+                          "sets min_accuracy", "pass --task and --data")  # fmt: skip
+

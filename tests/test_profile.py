@@ -100,7 +100,8 @@ def _check_sweep(tmp_path, out):
     assert len(row["repeats"][0]["samples_ms"]) == 5
     assert all(r["p50_ratio"] == pytest.approx(1.0) for r in report["results"] if r["target"] == "fp32")
     assert report["machine"]["onnxruntime"] and "CPUExecutionProvider" in report["machine"]["providers"]
-    assert report["accuracy"] == {"fp32": {"accuracy": 0.91}, "int8": {"accuracy": 0.90}}  # from the manifest
+    assert report["accuracy"] == {"fp32": {"accuracy": 0.91}, "int8": {"accuracy": 0.90}}  # from the manifest,
+    assert all(basis.startswith("recorded by export") for basis in report["accuracy_basis"].values())  # labelled
     assert "| int8 |" in (tmp_path / "r.md").read_text()
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -124,7 +125,6 @@ def test_budget_gate_fails_on_swap_and_passes_back(tmp_path, tiny_bundle):
         seq_len = 16
         max_size_mb = 1.5
         p95_ms = 10000
-        min_accuracy = 0.85
     """,
     )
     junit = tmp_path / "junit.xml"

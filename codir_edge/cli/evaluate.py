@@ -27,7 +27,8 @@ def evaluate(args: Args) -> None:
     for report in reports:
         figures = "  ".join(f"{name} {value:.4f}" for name, value in report.metrics.items())
         name = f"{report.variant:<6} " if report.variant else ""
-        typer.echo(f"{name}{report.task} {report.split} ({report.examples} examples, {report.runtime}): {figures}")
+        where = f"{report.examples} examples, {report.runtime}, batch {report.batch_size}"
+        typer.echo(f"{name}{report.task} {report.split} ({where}): {figures}")
     first = reports[0]
     if first.variant is None:
         write_json(args.json_path, first.to_dict())

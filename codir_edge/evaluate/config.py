@@ -14,7 +14,14 @@ class EvaluateConfig:
     task: str = setting(help=TASK_HELP, flags=("--task", "-t"), panel=DATA)
     split: str = setting("dev", help="Which split to score: dev or train.")
     max_length: int = like(TrainingConfig, "max_length")
-    batch_size: int = setting(128, help="Examples per inference batch.")
+    # None: 1 for ONNX models (onnx/scoring.APP_BATCH: how an app runs them, and what profile scores
+    # at), 128 for PyTorch folders (fp32, where batch mates do not change predictions)
+    batch_size: int | None = setting(
+        None,
+        help="Examples per inference batch. Default: 1 for ONNX models, one text per call as an app runs them "
+        "(dynamic INT8 quantizes a batch with one range, so batch mates change predictions); 128 for PyTorch.",
+        show_default=False,
+    )
     max_samples: int | None = setting(None, help="Score a seeded random subset of this size.")
     seed: int = like(TrainingConfig, "seed")
     device: str = like(TrainingConfig, "device")  # PyTorch folders only: ONNX models run on this machine's CPU

@@ -19,6 +19,7 @@ from codir_edge.evaluate.config import EvaluateConfig
 from codir_edge.models.scoring import score_model_folder
 
 ONNX_SUFFIXES = (".onnx", ".ort")
+TORCH_BATCH = 128  # a PyTorch folder's default batch: fp32, where batch mates do not change predictions
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class EvalReport:
     examples_per_s: float
     runtime: str = "pytorch"  # or "onnxruntime"
     variant: str | None = None  # the bundle variant's name, for a bundle
+    batch_size: int | None = None  # examples per inference call: what the metric was measured at
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,7 +42,10 @@ class EvalReport:
 def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:
     """One report for a model folder or an ONNX file, one per variant for a bundle (in manifest
     order; the tokenizer-in-graph variant is scored through the token-id graph it wraps)."""
-    task_name, split, max_length, batch_size = config.task, config.split, config.max_length, config.batch_size
+    from codir_edge.onnx.scoring import APP_BATCH
+
+    task_name, split, max_length = config.task, config.split, config.max_length
+    batch_size = config.batch_size or APP_BATCH  # ONNX; a PyTorch folder's default is below
     max_samples, device, seed = config.max_samples, config.device, config.seed
     from codir_edge.onnx.session import check_onnx_file
 
@@ -61,9 +66,11 @@ def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[Ev
         check_onnx_file(model)
         inputs = _onnx_inputs(model, task_name, data, split, max_length, batch_size, max_samples, seed)
         return [_score_onnx(model, inputs, split, batch_size)]
+    batch_size = config.batch_size or TORCH_BATCH
     scored = score_model_folder(model, task_name, data, split, max_length, batch_size, max_samples, device, seed)
     rate = scored.examples / scored.seconds if scored.seconds else 0.0
-    return [EvalReport(str(model), scored.task, split, scored.metrics, scored.examples, scored.seconds, rate)]
+    return [EvalReport(str(model), scored.task, split, scored.metrics, scored.examples, scored.seconds, rate,
+                       batch_size=batch_size)]  # fmt: skip
 
 
 def _onnx_inputs(path: Path, task_name: str, data: DataSpec, split: str, max_length: int, batch_size: int,
@@ -100,4 +107,4 @@ def _score_onnx(path: Path, inputs: tuple, split: str, batch_size: int, variant:
     scored = score_onnx(path, task, examples, encoded, os.cpu_count() or 1, batch_size)
     rate = scored.examples / scored.seconds if scored.seconds else 0.0
     return EvalReport(str(path), task.name, split, scored.metrics, scored.examples, scored.seconds, rate,
-                      "onnxruntime", variant)  # fmt: skip
+                      "onnxruntime", variant, batch_size)  # fmt: skip

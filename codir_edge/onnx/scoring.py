@@ -17,6 +17,11 @@ from codir_edge.data.encode import Encoded
 from codir_edge.data.examples import Examples
 from codir_edge.data.tasks import TaskSpec
 
+# One text per call, as an app runs a classifier: dynamic INT8 quantizes each batch with one
+# activation range, so padding and batch mates change predictions. evaluate and profile score ONNX
+# models at this batch size by default, so that both give one accuracy for one file and data set.
+APP_BATCH = 1
+
 
 @dataclass(frozen=True)
 class OnnxScore:
@@ -35,7 +40,7 @@ def model_label_order(folder: Path, task: TaskSpec) -> list[str]:
 
 
 def score_onnx(
-    path: Path, task: TaskSpec, examples: Examples, encoded: Encoded, threads: int, batch_size: int = 64
+    path: Path, task: TaskSpec, examples: Examples, encoded: Encoded, threads: int, batch_size: int = APP_BATCH
 ) -> OnnxScore:
     """``examples``, already tokenized as ``encoded`` (once for every graph that shares a tokenizer),
     scored by the graph at ``path`` (.onnx or .ort)."""

@@ -18,6 +18,7 @@ class ProfileReport:
     targets: list[dict]
     results: list[dict]
     accuracy: dict[str, dict[str, float]]
+    accuracy_basis: dict[str, str] = field(default_factory=dict)  # target -> what its accuracy was measured on
     checks: list[Check] = field(default_factory=list)
     budgets: list[Budget] = field(default_factory=list)
     devices: dict[str, dict] = field(default_factory=dict)

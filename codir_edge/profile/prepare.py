@@ -13,6 +13,7 @@ from codir_edge.core.errors import InputError
 from codir_edge.core.inputs import REAL, real_batches, synthetic_token_ids
 from codir_edge.data.split import RawSplit
 from codir_edge.devices.session import Group, write_batches
+from codir_edge.onnx.scoring import APP_BATCH
 from codir_edge.profile.config import ProfileConfig
 from codir_edge.profile.targets import Target, vocab_limit
 
@@ -65,8 +66,8 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
 
     task = get_task(config.task)
     examples = to_examples(raw, task, model_label_order(target.folder, task)).subsample(config.max_eval_samples, 0)
-    encoded = encode(tokenizer, examples, config.max_length)
-    return score_onnx(target.path, task, examples, encoded, max(config.threads)).metrics
+    encoded = encode(tokenizer, examples, config.max_length)  # a fixed-shape graph is fed padded to its shape
+    return score_onnx(target.path, task, examples, encoded, max(config.threads), APP_BATCH).metrics
 
 
 def read_dev_split(config: ProfileConfig) -> RawSplit | None:
@@ -79,9 +80,12 @@ def read_dev_split(config: ProfileConfig) -> RawSplit | None:
     return read_split(config.data.data, task, "dev", config.data.columns(task))
 
 
-def prepare_inputs(targets: list[Target], configurations, raw, config: ProfileConfig, scratch: Path, accuracy: dict):
+def prepare_inputs(targets: list[Target], configurations, raw, config: ProfileConfig, scratch: Path, accuracy: dict,
+                   basis: dict):  # fmt: skip
     """Every target's inputs for every configuration as token-id ``.npy`` files (the device needs no
-    tokenizer), and accuracy where --data is given, scored here once for all devices."""
+    tokenizer), and accuracy where --data is given, scored here once for all devices (``basis`` says
+    what each figure was measured on). Every target is scored on --data, fixed-shape ones included:
+    the figure a bundle recorded at export is only shown without --data, and labelled as recorded."""
     inputs: dict[tuple[str, tuple], Group] = {}
     for target in targets:
         real_ids, pad_id = [], 0
@@ -89,12 +93,15 @@ def prepare_inputs(targets: list[Target], configurations, raw, config: ProfileCo
             tokenizer = _target_tokenizer(target)
             real_ids = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)["input_ids"]
             pad_id = tokenizer.pad_token_id or 0
-        if raw is not None and target.kind == "onnx" and target.fixed_shape is None:
+        if raw is not None and target.kind == "onnx":
             accuracy[target.name] = _accuracy(target, raw, tokenizer, config)
+            basis[target.name] = f"measured on {config.data.data} dev, one text per call (batch {APP_BATCH})"
         elif raw is not None and target.kind == "torch":
             accuracy[target.name] = _torch_accuracy(target, config)
+            basis[target.name] = f"measured on {config.data.data} dev in PyTorch"
         elif target.accuracy:
             accuracy[target.name] = dict(target.accuracy)
+            basis[target.name] = "recorded by export on its own dev data, not measured here (pass --data)"
         for _, batch_size, seq_len in configurations:
             if (target.name, (batch_size, seq_len)) in inputs:
                 continue
@@ -106,5 +113,3 @@ def prepare_inputs(targets: list[Target], configurations, raw, config: ProfileCo
                 raise InputError(f"the dev split of {config.data.data} has no sentences: pass data with a dev split")
             inputs[(target.name, (batch_size, seq_len))] = write_batches(batches, pad_id, scratch)
     return inputs
-
-

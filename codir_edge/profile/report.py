@@ -115,7 +115,8 @@ def print_table(report: ProfileReport, console: Console) -> None:
         console.print(table)
     where = " (scored on this machine)" if with_device else ""
     for name, scores in report.accuracy.items():
-        console.print(f"accuracy {name}{where}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        basis = f" ({report.accuracy_basis[name]})" if name in report.accuracy_basis else ""
+        console.print(f"accuracy {name}{where}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()) + basis)
     for row in budget_rows(report):
         status = "[green]PASS[/green]" if row.passed else "[red]FAIL[/red]"
         console.print(f"budget {status} {row.label}" + (": " + "; ".join(row.failures) if row.failures else ""))
@@ -128,6 +129,7 @@ def to_json(report: ProfileReport, config: dict) -> dict:
         "targets": report.targets,
         "results": report.results,
         "accuracy": report.accuracy,
+        "accuracy_basis": report.accuracy_basis,
         "devices": report.devices,
         "device_failures": report.failures,
         "uploaded_bytes": report.uploaded_bytes,
@@ -196,11 +198,12 @@ def to_markdown(report: ProfileReport) -> str:
     if report.accuracy:
         out += [
             "",
-            "| target | " + " | ".join(next(iter(report.accuracy.values()))) + " |",
-            "|---|" + "---|" * len(next(iter(report.accuracy.values()))),
+            "| target | " + " | ".join(next(iter(report.accuracy.values()))) + " | measured on |",
+            "|---|" + "---|" * (len(next(iter(report.accuracy.values()))) + 1),
         ]
         for name, scores in report.accuracy.items():
-            out.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in scores.values()) + " |")
+            basis = report.accuracy_basis.get(name, "")
+            out.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in scores.values()) + f" | {basis} |")
     if report.budgets:
         out += ["", "| budget | result | details |", "|---|---|---|"]
         for row in budget_rows(report):

@@ -46,7 +46,8 @@ def run_profile(paths: list[Path], config: ProfileConfig, progress=None) -> Prof
             progress.advance(bar, stats=stats)
 
     with tempfile.TemporaryDirectory(prefix="codir-edge-inputs-") as scratch:
-        inputs = prepare_inputs(targets, configurations, read_dev_split(config), config, Path(scratch), report.accuracy)
+        inputs = prepare_inputs(targets, configurations, read_dev_split(config), config, Path(scratch), report.accuracy,
+                                report.accuracy_basis)  # fmt: skip
         for device in config.devices:
             session = DeviceSession(device)
             try:
