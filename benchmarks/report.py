@@ -686,6 +686,28 @@ def apps_section() -> list[str]:
     return [*lines, "", provenance(result), ""]
 
 
+def runtime_floor_section() -> list[str]:
+    lines, result = section("The oldest onnxruntime per bundle file", "runtime_floor",
+                            "python benchmarks/runtime_floor.py")
+    if result is None:
+        return lines
+    releases, runs = result["releases"], result["runs"]
+    lines += [
+        "The demo's bundle run on the last patch of every onnxruntime minor release on PyPI (each in its own "
+        "environment, onnxruntime-extensions 0.13.0 for the strings graph), outputs held to today's "
+        "(atol 1e-4). ✓ runs with the same outputs, ✗ fails to load or run; the manifest's claim beside the "
+        "oldest release from which every later one passes:",
+        "",
+        "| file | claimed | measured | " + " | ".join(r.rsplit(".", 1)[0] for r in releases) + " |",
+        "|---|---|---|" + "---|" * len(releases),
+    ]
+    for file, oldest in result["oldest"].items():
+        marks = ["✓" if runs[r][file] == "runs, same outputs" else "✗" for r in releases]
+        measured = oldest.rsplit(".", 1)[0] if oldest else "none"
+        lines.append(f"| `{file}` | {result['claims'].get(file)} | {measured} | " + " | ".join(marks) + " |")
+    return [*lines, "", provenance(result), ""]
+
+
 def suite_section() -> list[str]:
     lines, result = section("The README's test command", "test_suite", "python benchmarks/test_suite.py")
     if result is None:
@@ -758,7 +780,7 @@ def main() -> None:
     sections += (latency_section,)
     sections += (accuracy_aware_section, limit_section)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
-    sections += (export_speed_section, budget_search_section, suite_section, apps_section)
+    sections += (export_speed_section, budget_search_section, suite_section, apps_section, runtime_floor_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

@@ -97,11 +97,15 @@ def test_verify_passes_then_catches_tampering(bundle, tmp_path):
     assert_one_line_error(invoke("verify", copy), 2, "leaves the bundle")
 
 
-def test_verify_checks_one_model_against_its_bundle_and_each_fix_it_suggests_works(bundle, classifier, tmp_path):
+def test_verify_checks_one_model_against_its_bundle_and_each_fix_it_suggests_works(bundle, classifier, tmp_path,
+                                                                                   monkeypatch):  # fmt: skip
     import shutil
 
     result = invoke("verify", bundle / "onnx/model_quantized.onnx")
     assert result.exit_code == 0 and "file matches its hash; 1 model loads" in result.output, result.output
+    monkeypatch.chdir(bundle / "onnx")  # a relative path from inside onnx/ finds the bundle above it
+    assert invoke("verify", Path("model_quantized.onnx")).exit_code == 0
+    monkeypatch.chdir(tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(bundle, copy)
     data = bytearray((copy / "onnx/model_quantized.onnx").read_bytes())

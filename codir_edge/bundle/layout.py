@@ -34,7 +34,7 @@ def folder_of(model_file: Path) -> Path:
     """The folder whose manifest, config and tokenizer go with one graph file: the bundle above
     it when the file sits in a bundle's ``onnx/``, else the file's own folder (an older bundle, or a
     model folder a user put together)."""
-    parent = model_file.parent
+    parent = model_file.absolute().parent  # absolute: "model.onnx" given from inside onnx/ is found too
     above = parent.parent
     in_graph_dir = parent.name == GRAPH_DIR and not (parent / "config.json").is_file()
     if in_graph_dir and ((above / "manifest.json").is_file() or (above / "config.json").is_file()):

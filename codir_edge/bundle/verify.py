@@ -64,7 +64,7 @@ def _verify_model_file(path: Path) -> Verified:
             "pass the bundle folder it came from, or re-export to get one"
         )
     manifest = read_manifest(root)
-    name = path.relative_to(root).as_posix()  # onnx/model.onnx in a format-3 bundle
+    name = path.absolute().relative_to(root).as_posix()  # onnx/model.onnx in a format-3 bundle
     own = [e for e in manifest.files if e["path"] == name or e["path"].startswith((f"{name}.", f"{name}_"))]
     if not any(entry["path"] == name for entry in own):
         raise CheckFailedError(f"{path}: not listed in {root / MANIFEST}: it is not a file this bundle shipped")

@@ -259,18 +259,17 @@ def claim_runtimes(variants: list[dict], stage: Path, config: ExportConfig, depl
         if wanted is not None and version_tuple(needs["min_onnxruntime"]) > wanted:
             why = f"it needs onnxruntime {needs['min_onnxruntime']}, above --min-onnxruntime {config.min_onnxruntime}"
             if variant["name"] in deployed:
-                raise CheckFailedError(f"{variant['file']}: {why} ({needs['basis']}): pass a lower --opset, or "
-                                       "a newer --min-onnxruntime")  # fmt: skip
+                raise CheckFailedError(f"{variant['file']}: {why} ({needs['basis']}): pass a newer "
+                                       "--min-onnxruntime, or a lower --opset")  # fmt: skip
             note(f"no {variant['file']}: {why} ({needs['basis']})")
             (stage / variant["file"]).unlink()
             dropped.add(variant["file"])
             continue
         variant["runtime"] = needs
         kept.append(variant)
-    for config_file in (layout.OPS_CONFIG, layout.OPS_CONFIG_FIXED):  # operator lists of dropped .ort files
-        ort_file = layout.ORT if config_file == layout.OPS_CONFIG else layout.ORT_FIXED
-        if ort_file in dropped and (stage / config_file).exists():
-            (stage / config_file).unlink()
+    for ort_file, ops_config in ((layout.ORT, layout.OPS_CONFIG), (layout.ORT_FIXED, layout.OPS_CONFIG_FIXED)):
+        if ort_file in dropped:  # a slim build's operator list goes with the .ort file it lists
+            (stage / ops_config).unlink(missing_ok=True)
     return kept
 
 

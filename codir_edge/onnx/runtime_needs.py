@@ -3,9 +3,10 @@ onnxruntime-extensions must be registered, and the oldest onnxruntime that loads
 
 Apps pin runtime versions (an Android AAR, an npm lockfile), and a newer exporter can silently
 write files an older runtime refuses, so the oldest version is a measured fact, not a reading of
-compatibility tables: every floor below was found by running the files of a bundle on each
-onnxruntime release from PyPI (``benchmarks/runtime_floor.py``), and ``tests/test_runtime_floor.py``
-runs a bundle's files on the claimed release in a side environment in CI. A file outside what was
+compatibility tables: every floor below was found by running the demo bundle's files on the last
+patch of each onnxruntime minor release on PyPI (``benchmarks/runtime_floor.py``), and
+``tests/test_bundle_apps.py`` runs a bundle's files on the claimed release, and on the release
+before, in side environments in CI. A file outside what was
 measured (a higher IR version or opset, an operator not in the list, another onnxruntime than the
 one measured with) is claimed for the running onnxruntime only, and says so.
 """
