@@ -158,16 +158,22 @@ def test_onnxruntime_node_runs_every_token_id_file_with_pythons_logits(app_bundl
         np.testing.assert_allclose(logits, expected, atol=1e-4, err_msg=file)
 
 
-def _side_python(version: str) -> Path:
-    """A virtual environment with onnxruntime ``version`` from PyPI (and onnxruntime-extensions 0.13.0)."""
-    folder = Path(os.environ["CODIR_EDGE_CACHE"]) / "runtimes" / f"onnxruntime-{version}"
+def _side_python(version: str, extensions: str = EXTENSIONS) -> Path:
+    """A virtual environment with onnxruntime ``version`` and onnxruntime-extensions ``extensions`` from PyPI."""
+    folder = Path(os.environ["CODIR_EDGE_CACHE"]) / "runtimes" / f"onnxruntime-{version}-extensions-{extensions}"
     python = folder / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        f"onnxruntime=={version}", "numpy<2", f"onnxruntime-extensions=={EXTENSIONS}"],
+                        f"onnxruntime=={version}", "numpy<2", f"onnxruntime-extensions=={extensions}"],
                        check=True, capture_output=True)  # fmt: skip
     return python
+
+
+def _run_in(python: Path, bundle: Path, feeds: dict, request: Path) -> dict:
+    request.write_text(json.dumps({"bundle": str(bundle), "files": feeds}))
+    done = subprocess.run([str(python), str(RUNNER), str(request)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)["files"]
 
 
 def test_every_oldest_onnxruntime_claim_holds_on_that_release_and_not_before(app_bundle, dev_texts, tmp_path):
@@ -185,12 +191,8 @@ def test_every_oldest_onnxruntime_claim_holds_on_that_release_and_not_before(app
     assert wanted <= set(RELEASES), f"pin a release for {wanted - set(RELEASES)} in RELEASES"
     with ThreadPoolExecutor(4) as pool:
         pythons = dict(zip(wanted, pool.map(lambda v: _side_python(RELEASES[v]), wanted), strict=True))
-    results = {}
-    for minor, python in pythons.items():
-        request = tmp_path / f"{minor}.json"
-        request.write_text(json.dumps({"bundle": str(app_bundle), "files": feeds}))
-        done = subprocess.run([str(python), str(RUNNER), str(request)], capture_output=True, text=True, check=True)
-        results[minor] = json.loads(done.stdout)["files"]
+    results = {minor: _run_in(python, app_bundle, feeds, tmp_path / f"{minor}.json")
+               for minor, python in pythons.items()}  # fmt: skip
     for file, claim in claims.items():
         ran = results[claim["min_onnxruntime"]][file]
         assert "error" not in ran, (file, claim, ran)
@@ -233,3 +235,30 @@ def test_min_onnxruntime_leaves_out_what_needs_a_newer_one_and_says_why(tmp_path
     assert_one_line_error(invoke("export", model, "--out", tmp_path / "c", "--min-onnxruntime", "latest"), 2,
                           "is not a version")  # fmt: skip
     assert not (tmp_path / "c").exists()
+
+
+def test_the_byte_level_bpe_strings_graph_claims_the_extensions_release_it_needs(tmp_path_factory, glue_dir):
+    """HfJsonTokenizer is absent from onnxruntime-extensions 0.13.0 (Android's AAR) and tokenizes
+    differently in 0.14.0: the manifest says 0.15, and the graph runs there with today's outputs."""
+    from families import build_family_classifier
+
+    root = tmp_path_factory.mktemp("bpe")
+    model = build_family_classifier("roberta", root / "model", glue_dir)
+    out = root / "bundle"
+    result = invoke("export", model, "--out", out, "--max-length", "32", "--quantize", "none", "--no-ort",
+                    "--tune-threads", "1", "--fixed-shape", "off", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    strings = next(v for v in json.loads((out / "manifest.json").read_text())["variants"] if v["name"] == "strings")
+    claim = strings["runtime"]["onnxruntime_extensions"]
+    assert claim["min_version"] == "0.15" and "HfJsonTokenizer" in claim["operators"]
+    feeds = {strings["file"]: {"text": ["a gripping film, café naïve 😀 <mask>"]}}
+    expected = _python_outputs(out, feeds)[strings["file"]]
+    runtime = RELEASES[strings["runtime"]["min_onnxruntime"]]
+    with ThreadPoolExecutor(3) as pool:
+        releases = ("0.15.0", "0.14.0", "0.13.0")
+        pythons = dict(zip(releases, pool.map(lambda e: _side_python(runtime, e), releases), strict=True))
+    ran = {e: _run_in(p, out, feeds, root / f"{e}.json")[strings["file"]] for e, p in pythons.items()}
+    np.testing.assert_allclose(np.array(ran["0.15.0"]["output"], dtype=np.float32), expected, atol=1e-6)
+    assert "HfJsonTokenizer" in ran["0.13.0"]["error"]
+    assert "error" in ran["0.14.0"] or np.abs(np.array(ran["0.14.0"]["output"]) - expected).max() > 1e-6
+

@@ -21,7 +21,10 @@ ONNX_FLOOR = "1.15"  # IR <= 8, ai.onnx <= 17, the contrib operators below: all 
 ONNX_MAX_IR, ONNX_MAX_OPSET = 8, 17
 ORT_FLOOR = "1.16"  # ORT format 6: 1.15.1 refuses it ("ORT format model version [6] is not supported")
 ORT_RUNTIME_OPT_FLOOR = "1.30"  # saved runtime optimizations: 1.29.0 fails ("Not enough produced nodes")
-EXTENSIONS_FLOOR = "0.13"  # the strings graphs run on onnxruntime-extensions 0.13.0 (Android's AAR)
+EXTENSIONS_FLOOR = "0.13"  # the WordPiece and SentencePiece strings graphs run on 0.13.0 (Android's AAR)
+EXTENSIONS_OP_FLOORS = {  # operators that need a newer onnxruntime-extensions than EXTENSIONS_FLOOR
+    "HfJsonTokenizer": "0.15",  # the byte-level BPE graph: absent from 0.13.0; 0.14.0 runs it with other tokens
+}
 CONTRIB_MEASURED = frozenset(  # com.microsoft operators of the measured bundles, each run on ONNX_FLOOR
     {
         "Attention",
@@ -55,7 +58,8 @@ def onnx_needs(path: Path) -> dict:
         and not unmeasured
     )
     needs: dict = {"ir_version": model.ir_version, "opsets": opsets, "contrib_operators": contrib}
-    needs["onnxruntime_extensions"] = {"operators": extensions, "min_version": EXTENSIONS_FLOOR} if extensions else None
+    floor = max((EXTENSIONS_OP_FLOORS.get(op, EXTENSIONS_FLOOR) for op in extensions), key=version_tuple, default=None)
+    needs["onnxruntime_extensions"] = {"operators": extensions, "min_version": floor} if extensions else None
     return needs | _floor(ONNX_FLOOR if measured else None, "onnx")
 
 
