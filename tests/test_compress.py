@@ -22,7 +22,8 @@ from cli_helpers import (
 )
 from conftest import build_tiny_bert, cut_glue, tiny_teacher
 
-TERMS = {"none": {"ce"}, "kd": {"ce", "kd"}, "mse": {"ce", "kd", "pkd"}, "codir": {"ce", "kd", "contrastive"}}
+CODIR_TERMS = {"contrastive", "contrastive_top1", "contrastive_grad_share"}  # the term, and whether it still teaches
+TERMS = {"none": {"ce"}, "kd": {"ce", "kd"}, "mse": {"ce", "kd", "pkd"}, "codir": {"ce", "kd", *CODIR_TERMS}}
 
 
 @pytest.fixture()
@@ -54,6 +55,26 @@ def test_each_objective_writes_a_loadable_student(tmp_path, teacher, sst2_small,
     assert not list(tmp_path.glob(".student*")), "the working folder was left behind"
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["student_score"] == metrics["dev"]["accuracy"]
+    if objective == "codir":  # every window says whether the term still teaches, and metrics.json the last one
+        assert all(set(row) >= CODIR_TERMS for row in steps)
+        assert metrics["contrastive_end"] == {name: steps[-1][name] for name in CODIR_TERMS}
+        assert 0 <= steps[-1]["contrastive_top1"] <= 1 and steps[-1]["contrastive_grad_share"] > 0
+    else:
+        assert "contrastive_end" not in metrics
+
+
+def test_codir_at_contrastive_weight_zero_is_kd_bit_for_bit(tmp_path, teacher, sst2_small):
+    """The heads come from their own draw, so kd and codir with one seed see the same batches and
+    dropout masks: a paired comparison measures the contrastive term and nothing else."""
+    outs = {}
+    arms = {"kd": ["--objective", "kd"], "codir0": ["--objective", "codir", "--contrastive-weight", "0"]}
+    for name, extra in arms.items():
+        outs[name] = tmp_path / name
+        assert invoke(*compress_args(teacher, sst2_small, outs[name], *extra)).exit_code == 0
+    assert weights_of(outs["kd"]) and max_difference(weights_of(outs["kd"]), weights_of(outs["codir0"])) == 0.0
+    codir = json.loads((outs["codir0"] / "metrics.json").read_text())
+    assert codir["dev"] == json.loads((outs["kd"] / "metrics.json").read_text())["dev"]
+    assert codir["contrastive_end"]["contrastive_grad_share"] == 0.0  # weight 0: it drives nothing
 
 
 def test_the_bank_is_reused_only_when_teacher_data_and_length_match(tmp_path, teacher, sst2_small, monkeypatch):

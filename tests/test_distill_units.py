@@ -113,8 +113,8 @@ def test_infonce_matches_the_equation():
     loss = CodirLoss(bank, student_dim=8, teacher_dim=12, projection_dim=4, temperature=0.1, form="infonce")
     h_s = torch.randn(3, 8)
     index, negatives = torch.tensor([0, 1, 2]), torch.tensor([[1, 3], [0, 2], [1, 5]])
-    value = loss(h_s, index, negatives)
-    expected = 0.0
+    value, top1 = loss(h_s, index, negatives)
+    expected, wins = 0.0, 0
     with torch.no_grad():
         z_s = torch.nn.functional.normalize(loss.student_head(h_s), dim=-1)
         for i in range(3):
@@ -122,7 +122,9 @@ def test_infonce_matches_the_equation():
             z_t = torch.nn.functional.normalize(loss.teacher_head(bank.features[rows].float()), dim=-1)
             e = torch.exp(z_t @ z_s[i] / 0.1)
             expected += -math.log(e[0] / e.sum())
+            wins += int(e[0] > e[1:].max())
     assert value.item() == pytest.approx(expected / 3, rel=1e-5)
+    assert top1.item() == pytest.approx(wins / 3) and not top1.requires_grad  # the positive outscores all
     value.backward()
     assert loss.student_head.weight.grad.abs().sum() > 0 and loss.teacher_head.weight.grad.abs().sum() > 0
     assert set(loss.state_dict()) == {
@@ -139,7 +141,7 @@ def test_binary_nce_fixes_z_on_the_first_batch_and_matches_crd():
     loss = CodirLoss(bank, 8, 12, 4, temperature=0.5, form="nce")
     h_s = torch.randn(2, 8)
     index, negatives = torch.tensor([0, 1]), torch.tensor([[1, 3, 5], [0, 2, 4]])
-    value = loss(h_s, index, negatives).item()
+    value = loss(h_s, index, negatives)[0].item()
     with torch.no_grad():
         z_s = torch.nn.functional.normalize(loss.student_head(h_s), dim=-1)
         rows = torch.cat([index[:, None], negatives], 1)

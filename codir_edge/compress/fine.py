@@ -8,6 +8,7 @@ generator state goes into checkpoints); an epoch is scored with the task metric 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -291,4 +292,17 @@ class FineStage:
             "data": self.data.data,
             "pruning": self.pruning,
             "shape_search": self.shape_search,
+            "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
         }
+
+
+def last_window_terms(log_path: Path, prefix: str) -> dict[str, float]:
+    """The terms starting with ``prefix`` in the training log's last window that has them (the log
+    also holds the epochs' dev scores); empty when none has."""
+    lines = log_path.read_text(encoding="utf-8").splitlines() if log_path.is_file() else []
+    for line in reversed(lines):
+        terms = {name: value for name, value in json.loads(line).items() if name.startswith(prefix)}
+        if terms:
+            return terms
+    return {}
+

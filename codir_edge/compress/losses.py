@@ -116,8 +116,11 @@ class CodirLoss(nn.Module):
     def bank(self) -> TeacherBank:
         return self._bank[0]
 
-    def forward(self, student_summary: torch.Tensor, index: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        """student_summary: (B, L_S * d_S); index: (B,) bank rows of the anchors; negatives: (B, K) bank rows."""
+    def forward(self, student_summary: torch.Tensor, index: torch.Tensor,
+                negatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """(L_con, top-1): the loss, and how often the positive outscores every negative (detached; a
+        term near 1.0 has stopped teaching). student_summary: (B, L_S * d_S); index: (B,) bank rows of
+        the anchors; negatives: (B, K) bank rows."""
         device = student_summary.device
         rows = torch.cat([host_to(index, negatives.device).unsqueeze(1), negatives], dim=1)  # (B, 1 + K)
         teacher = self.bank.rows(self.bank.features, rows, device)  # (B, 1 + K, L_S * d_T)
@@ -127,9 +130,10 @@ class CodirLoss(nn.Module):
         itself = torch.zeros_like(rows, dtype=torch.bool)  # (B, 1 + K): True where a negative is the anchor
         itself[:, 1:] = rows[:, 1:] == rows[:, :1]
         scores = scores.masked_fill(host_to(itself, device), float("-inf"))
+        top1 = (scores[:, 0] > scores[:, 1:].max(dim=1).values).float().mean().detach()
         if self.form == "infonce":
-            return F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=device))
-        return self._binary_nce(scores)
+            return F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=device)), top1
+        return self._binary_nce(scores), top1
 
     def _binary_nce(self, scores: torch.Tensor) -> torch.Tensor:
         if self._z_ready is None:  # one host read, on the first step only

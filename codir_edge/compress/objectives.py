@@ -56,10 +56,16 @@ class Distiller(nn.Module):
         self._bank = (bank,)  # kept out of the module tree, as in CodirLoss
         self.contrastive = None
         self.pkd = None
-        if config.objective == "codir":
-            self.contrastive = CodirLoss.for_student(bank, config, len(self.layers), student_width, teacher_width)
-        elif config.objective == "mse":
-            self.pkd = PkdLoss(len(self.layers), student_width, teacher_width)
+        self.last_of_window = False  # set by the engine: the contrastive gradient share is measured then
+        # The heads come from their own draw: the global generator (dropout masks, and everything
+        # after) is left where it was, so that every objective with one seed trains on the same random
+        # draws and codir at contrastive weight 0 is kd, bit for bit.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 1)
+            if config.objective == "codir":
+                self.contrastive = CodirLoss.for_student(bank, config, len(self.layers), student_width, teacher_width)
+            elif config.objective == "mse":
+                self.pkd = PkdLoss(len(self.layers), student_width, teacher_width)
 
     @property
     def bank(self) -> TeacherBank | None:
@@ -98,14 +104,29 @@ class Distiller(nn.Module):
                 terms = {"ce": ce, "kd": kd}
         if self.contrastive is not None:
             summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, cfg.pooling)
-            terms["contrastive"] = self.contrastive(summary, index, negatives)
-            total = total + cfg.contrastive_weight * terms["contrastive"]
+            terms["contrastive"], terms["contrastive_top1"] = self.contrastive(summary, index, negatives)
+            weighted = cfg.contrastive_weight * terms["contrastive"]
+            if torch.is_grad_enabled() and self.last_of_window:  # once per log window: two extra backwards
+                terms["contrastive_grad_share"] = gradient_share(weighted, total, self.student)
+            total = total + weighted
         if self.pkd is not None:
             student_cls = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, "cls")
             teacher_cls = self.bank.rows(self.bank.features, host_to(index, self.bank.features.device), logits.device)
             terms["pkd"] = self.pkd(student_cls, teacher_cls)
             total = total + cfg.mse_weight * terms["pkd"]
         return total * scale, {name: value.detach() for name, value in terms.items()}
+
+
+def gradient_share(term: torch.Tensor, rest: torch.Tensor, student: nn.Module) -> torch.Tensor:
+    """|grad of ``term``| / |grad of ``rest``| over the student's parameters: how much of the step the
+    contrastive term drives (a solved term shows a share near 0). Computed with autograd.grad, which
+    fills no .grad and fires no DDP hook; this rank's batch only."""
+    params = [p for p in student.parameters() if p.requires_grad]
+    norms = []
+    for loss in (term, rest):
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        norms.append(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
+    return (norms[0] / norms[1].clamp_min(1e-12)).detach()
 
 
 # Where BERT-family masked LMs keep their head: BERT, ERNIE, Megatron-BERT ("cls"), RoBERTa,
@@ -159,7 +180,8 @@ class PreDistiller(nn.Module):
         cfg = self.config
         out = self.student.base_model(**inputs, output_hidden_states=True)
         summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, cfg.pooling)
-        terms = {"contrastive": self.contrastive(summary, index, negatives)}
+        contrastive, top1 = self.contrastive(summary, index, negatives)
+        terms = {"contrastive": contrastive, "contrastive_top1": top1}
         total = cfg.contrastive_weight * terms["contrastive"]
         if self.mlm:
             chosen = targets != IGNORE  # (B, T)

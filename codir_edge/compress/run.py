@@ -78,6 +78,8 @@ class CompressReport:
     transfer_set: dict | None = None  # fine with --unlabeled or --augment: the rows the teacher alone labels
     pruning: dict | None = None  # fine with --heads-keep, --ffn-keep or --latency-budget: what the student kept
     shape_search: dict | None = None  # fine with --latency-budget: every candidate shape and the chosen one
+    # codir: the last log window's L_con, contrastive top-1 and gradient share (is the term still teaching?)
+    contrastive_end: dict | None = None
 
     def metrics(self) -> dict:
         """The student's metrics.json."""

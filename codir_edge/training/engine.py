@@ -175,13 +175,16 @@ class _Run:
             rows = global_rows[dist.rank :: dist.world]
             inputs, index, targets, negatives = loop.make_batch(global_rows, rows, epoch, batch_no)
             scale = len(rows) * dist.world / len(global_rows)
+            closes = (self.step + 1) % self.config.log_every == 0 or batch_no + 1 == len(batches)
+            if hasattr(self.model, "last_of_window"):  # an objective that measures itself once per log window
+                self.model.last_of_window = closes
             terms = train_step(self.wrapped, self.optimizer, self.scheduler, self.scaler, self.runtime,
                                self.config.max_grad_norm, inputs, index, targets, negatives, scale)  # fmt: skip
             self.step += 1
             self.examples_here += len(global_rows)
             window.add(terms, self.step, len(global_rows))  # on the device: no host sync per step
             done_epoch = batch_no + 1 == len(batches)
-            if self.step % self.config.log_every == 0 or done_epoch:  # the bar's line for this step shows it
+            if closes:  # the bar's line for this step shows it
                 self.progress.advance(self.bar, stats=self._log_window(window, epoch))
                 window = LossWindow(loop.hints)
             else:

@@ -16,6 +16,7 @@ class LossWindow:
 
     def __init__(self, hints: dict[str, str] | None = None) -> None:
         self.sums: dict = {}
+        self.counts: dict[str, int] = {}  # steps that reported each term (one measured every few steps has fewer)
         self.first_bad: dict = {}
         self.steps = 0
         self.examples = 0
@@ -28,6 +29,7 @@ class LossWindow:
         for name, value in terms.items():
             value = value.float()
             self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
             never = torch.full_like(value, math.inf)
             bad_at = torch.where(torch.isfinite(value), never, torch.full_like(value, step))
             self.first_bad[name] = torch.minimum(self.first_bad.get(name, never), bad_at)
@@ -39,7 +41,7 @@ class LossWindow:
 
     def means(self, last_saved: Path | None) -> dict[str, float]:
         """Mean of each term over the window, after checking that none diverged (NaN or infinite)."""
-        means = {name: float(total) / max(self.steps, 1) for name, total in self.sums.items()}
+        means = {name: float(total) / max(self.counts[name], 1) for name, total in self.sums.items()}
         bad = {name: float(at) for name, at in self.first_bad.items() if math.isfinite(float(at))}
         if bad:
             first = min(bad.values())
