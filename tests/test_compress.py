@@ -63,6 +63,20 @@ def test_each_objective_writes_a_loadable_student(tmp_path, teacher, sst2_small,
         assert "contrastive_end" not in metrics
 
 
+def test_hard_negatives_are_drawn_reproducibly_and_say_what_they_cost(tmp_path, teacher, sst2_small):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        result = invoke(*compress_args(teacher, sst2_small, out, "--negative-sampling", "hard"))
+        assert result.exit_code == 0, result.output
+    assert max_difference(weights_of(outs[0]), weights_of(outs[1])) == 0.0  # the lists and draws are seeded
+    metrics = json.loads((outs[0] / "metrics.json").read_text())
+    assert metrics["hard_negatives"]["method"] == "exact cosine" and metrics["hard_negatives"]["per_row"] == 20
+    assert metrics["hard_negatives"]["seconds"] >= 0 and metrics["config"]["negative_sampling"] == "hard"
+    label = tmp_path / "label"
+    assert invoke(*compress_args(teacher, sst2_small, label)).exit_code == 0
+    assert max_difference(weights_of(outs[0]), weights_of(label)) > 0  # the negatives changed what it learnt
+
+
 def test_codir_at_contrastive_weight_zero_is_kd_bit_for_bit(tmp_path, teacher, sst2_small):
     """The heads come from their own draw, so kd and codir with one seed see the same batches and
     dropout masks: a paired comparison measures the contrastive term and nothing else."""
@@ -178,11 +192,14 @@ def bad_cases(tmp_path: Path, teacher: Path, backbone_dir: Path) -> dict:
         "both depths": (["--student", teacher, "--student-layers", "1"], "give only one"),
         "negative checkpoint interval": (["--checkpoint-every", "-1"], "--checkpoint-every must not be negative"),
         "bad kd weight": (["--kd-weight", "2"], "--kd-weight must be in [0, 1]"),
+        "hard negatives without codir": (["--objective", "kd", "--negative-sampling", "hard"],
+                                         "--negative-sampling hard", "--objective codir"),
     }
 
 
 BAD_CASES = ["not a classifier", "student as deep as teacher", "zero student layers", "other tokenizer",
-             "labels differ", "both depths", "negative checkpoint interval", "bad kd weight"]  # fmt: skip
+             "labels differ", "both depths", "negative checkpoint interval", "bad kd weight",
+             "hard negatives without codir"]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", BAD_CASES)

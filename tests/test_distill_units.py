@@ -183,3 +183,55 @@ def test_bank_rows_come_back_as_float32_on_the_asked_device():
     rows = bank.rows(bank.features, torch.tensor([[0, 4], [1, 1]]), torch.device("cpu"))
     assert rows.dtype == torch.float32 and rows.shape == (2, 2, 12)
     np.testing.assert_array_equal(rows[0, 1].numpy(), bank.features[4].float().numpy())
+
+
+def test_hard_negatives_are_the_teachers_nearest_rows_of_another_label_without_near_duplicates():
+    from codir_edge.compress.bank.hard import DUPLICATE_COSINE, hard_neighbours
+    from codir_edge.compress.bank.negatives import NegativeSampler
+    from codir_edge.compress.bank.table import TeacherBank
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(60, 16, generator=g)
+    feats[1] = feats[0] * 1.001  # a near-duplicate of row 0, with another label
+    targets = torch.arange(60) % 3
+    targets[1] = 1
+    bank = TeacherBank(feats.half(), torch.zeros(60, 3).half(), targets)
+    sampler = NegativeSampler(targets, 4, False, None, seed=0)
+    lists, info = hard_neighbours(bank, sampler.is_negative, 8, seed=0)
+    assert lists.shape == (60, 8) and info["method"] == "exact cosine"
+    units = torch.nn.functional.normalize(feats.half().float(), dim=-1)
+    for row in range(60):
+        chosen = lists[row]
+        assert (targets[chosen] != targets[row]).all()  # negatives only
+        similarity = units @ units[row]
+        allowed = (targets != targets[row]) & (similarity < DUPLICATE_COSINE)
+        best = similarity.masked_fill(~allowed, -2).topk(8).indices
+        assert set(chosen.tolist()) == set(best.tolist())  # the nearest ones, exactly
+    assert 1 not in lists[0].tolist()  # the near-duplicate is not a lesson
+    sampler.attach_hard(lists, info)
+    anchors = torch.tensor([0, 3, 5, 7])
+    drawn = sampler.sample(targets[anchors], anchors)
+    assert drawn.shape == (4, 4)
+    for i, row in enumerate(anchors.tolist()):
+        assert set(drawn[i, :2].tolist()) <= set(lists[row].tolist()) and len(set(drawn[i, :2].tolist())) == 2
+        assert (targets[drawn[i]] != targets[row]).all()
+
+
+def test_hard_negatives_on_a_random_projection_keep_most_of_the_exact_neighbours(monkeypatch):
+    import codir_edge.compress.bank.hard as hard
+    from codir_edge.compress.bank.negatives import NegativeSampler
+    from codir_edge.compress.bank.table import TeacherBank
+
+    g = torch.Generator().manual_seed(1)
+    centres = torch.randn(20, 512, generator=g)
+    feats = centres[torch.arange(400) % 20] + 0.3 * torch.randn(400, 512, generator=g)
+    targets = (torch.arange(400) // 20) % 2  # each of the 20 clusters holds both labels, 10 rows each
+    bank = TeacherBank(feats.half(), torch.zeros(400, 2).half(), targets)
+    sampler = NegativeSampler(targets, 4, False, None, seed=0)
+    exact, _ = hard.hard_neighbours(bank, sampler.is_negative, 10, seed=0)
+    monkeypatch.setattr(hard, "EXACT_LIMIT", 0)
+    approximate, info = hard.hard_neighbours(bank, sampler.is_negative, 10, seed=0)
+    assert "random projection" in info["method"]
+    shared = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact, approximate, strict=True))
+    overlap = shared / exact.numel()
+    assert overlap > 0.6, overlap

@@ -26,6 +26,7 @@ from codir_edge.training.config import TrainingConfig
 OBJECTIVES = ("codir", "kd", "mse", "none")
 POOLINGS = ("mean", "cls")
 CONTRASTIVE_FORMS = ("infonce", "nce")
+NEGATIVE_SAMPLING = ("label", "hard")
 STAGES = ("fine", "pre")
 BUDGET_FIELDS = ("budget_threads", "budget_seq_len", "budget_device", "devices")
 LOSS = "Objective"
@@ -116,6 +117,15 @@ class FineConfig(DistillConfig):
     )
     # BERT-PKD's beta for the normalised [CLS] MSE (it searched 10..1000)
     mse_weight: float = setting(100.0, help="Weight of BERT-PKD's [CLS] MSE (objective mse).", panel=LOSS)
+    # label: uniform over the anchor's negatives (today's default); hard: half from the rows the teacher
+    # finds most similar among them (compress/bank/hard.py)
+    negative_sampling: str = setting(
+        "label",
+        help="How codir draws its K negatives: label (uniformly among examples of another label, or beyond "
+        "the margin) or hard (half of them from the teacher's own nearest such examples, the rest as label).",
+        panel=LOSS,
+        choices=NEGATIVE_SAMPLING,
+    )
     # regression: |y_i - y_j| above this is a negative (None: 20% of the range)
     negative_margin: float | None = setting(
         None,
@@ -195,6 +205,11 @@ class FineConfig(DistillConfig):
             raise InputError(f"--mse-weight must not be negative, got {self.mse_weight}")
         if self.negative_margin is not None and self.negative_margin < 0:
             raise InputError(f"--negative-margin must not be negative, got {self.negative_margin}")
+        if self.negative_sampling not in NEGATIVE_SAMPLING:
+            raise InputError(f"unknown --negative-sampling '{self.negative_sampling}': use label or hard")
+        if self.negative_sampling == "hard" and self.objective != "codir":
+            raise InputError(f"--negative-sampling hard draws codir's negatives; --objective {self.objective} has "
+                             "none: drop it, or use --objective codir")  # fmt: skip
         require_counts(self, ("unlabeled_per_epoch", "labeled_repeat"))
         if self.augment < 0:
             raise InputError(f"--augment must not be negative, got {self.augment}: give new sentences per example")

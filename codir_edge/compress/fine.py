@@ -82,6 +82,7 @@ class FineStage:
         self.shape_search: dict | None = None
         self.heads_keep, self.ffn_keep = config.heads_keep, config.ffn_keep
         self.pruning: dict | None = None
+        self.hard_negatives: dict | None = None  # --negative-sampling hard: method and cost of the neighbour lists
         if student_dir is not None:
             student_config = read_model_config(student_dir, "--student")
             if config.student_layers is not None:
@@ -169,6 +170,11 @@ class FineStage:
         if config.objective == "codir":
             sampler = NegativeSampler(bank.targets, config.negatives, task.is_regression, config.negative_margin,
                                       config.seed, bank.device)  # fmt: skip
+            if config.negative_sampling == "hard":
+                from codir_edge.compress.bank.hard import hard_neighbours
+
+                sampler.attach_hard(*hard_neighbours(bank, sampler.is_negative, 4 * config.negatives, config.seed))
+                self.hard_negatives = sampler.hard_info
             if dist.is_main:
                 for message in sampler.shortfalls:
                     stderr_console.print(f"warning: {message}", highlight=False)
@@ -178,7 +184,8 @@ class FineStage:
         def make_batch(global_rows, rows, epoch, batch_no):  # noqa: ARG001 - the sampler holds the randomness
             negatives = None
             if sampler is not None:  # drawn for the global batch: identical on every rank and in one process
-                negatives = sampler.sample(bank.targets[host_to(torch.from_numpy(global_rows), sampler.device)])
+                anchors = host_to(torch.from_numpy(global_rows), sampler.device)
+                negatives = sampler.sample(bank.targets[anchors], anchors)
                 negatives = negatives[dist.rank :: dist.world]
             inputs = to_device(pad_batch(train_enc, rows), runtime)
             index = torch.from_numpy(rows)
@@ -293,6 +300,7 @@ class FineStage:
             "pruning": self.pruning,
             "shape_search": self.shape_search,
             "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
+            "hard_negatives": self.hard_negatives,
         }
 
 

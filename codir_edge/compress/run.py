@@ -80,6 +80,7 @@ class CompressReport:
     shape_search: dict | None = None  # fine with --latency-budget: every candidate shape and the chosen one
     # codir: the last log window's L_con, contrastive top-1 and gradient share (is the term still teaching?)
     contrastive_end: dict | None = None
+    hard_negatives: dict | None = None  # --negative-sampling hard: how the neighbour lists were computed, and cost
 
     def metrics(self) -> dict:
         """The student's metrics.json."""

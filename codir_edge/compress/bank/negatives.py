@@ -37,6 +37,8 @@ class NegativeSampler:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.shortfalls: list[str] = []
+        self.hard: torch.Tensor | None = None  # (N, M) bank rows, set by attach_hard
+        self.hard_info: dict | None = None
         targets = targets.to(self.device)
         self.n = targets.shape[0]
         if regression:
@@ -89,13 +91,42 @@ class NegativeSampler:
         hi = torch.searchsorted(self.sorted_targets, y + self.margin, side="right")
         return lo, hi
 
-    def sample(self, anchor_targets: torch.Tensor) -> torch.Tensor:
-        """anchor_targets: (B,) labels or targets of the anchors. Returns (B, K) int64 bank rows on the
-        sampler's device; an anchor is never its own negative (its label or target is excluded)."""
+    def is_negative(self, anchor_targets: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(B, N) bool: which rows are negatives of each anchor, by the rule ``sample`` draws with."""
+        if self.regression:
+            return (anchor_targets.float().unsqueeze(1) - targets.float().unsqueeze(0)).abs() > self.margin
+        return anchor_targets.long().unsqueeze(1) != targets.long().unsqueeze(0)
+
+    def attach_hard(self, neighbours: torch.Tensor, info: dict) -> None:
+        """Draw ceil(K / 2) of each anchor's K negatives from its ``neighbours`` (N, M) row (the
+        teacher's nearest negatives, :mod:`hard`), the rest as before."""
+        self.hard, self.hard_info = neighbours.to(self.device), info
+
+    def sample(self, anchor_targets: torch.Tensor, anchor_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """anchor_targets: (B,) labels or targets of the anchors; anchor_rows: (B,) their bank rows (hard
+        negatives need them). Returns (B, K) int64 bank rows on the sampler's device; an anchor is never
+        its own negative (its label or target is excluded)."""
         anchor_targets = anchor_targets.to(self.device)
         if self.regression:
-            return self._sample_regression(anchor_targets.float())
-        return self._sample_classes(anchor_targets.long())
+            picked = self._sample_regression(anchor_targets.float())
+        else:
+            picked = self._sample_classes(anchor_targets.long())
+        if self.hard is not None and anchor_rows is not None:
+            picked = self._with_hard(picked, anchor_rows.to(self.device))
+        return picked
+
+    def _with_hard(self, picked: torch.Tensor, anchor_rows: torch.Tensor) -> torch.Tensor:
+        """The first ceil(K / 2) columns replaced by distinct random members of each anchor's hard list
+        (kept where the list runs short)."""
+        count = math.ceil(self.k / 2)
+        lists = self.hard[anchor_rows]  # (B, M), -1 padded
+        keys = torch.rand(lists.shape, generator=self.generator, device=self.device).masked_fill(lists < 0, -1.0)
+        chosen = keys.topk(min(count, lists.shape[1]), dim=1)  # random distinct valid entries first
+        hard = torch.gather(lists, 1, chosen.indices)  # (B, count)
+        head = picked[:, : hard.shape[1]]
+        picked = picked.clone()
+        picked[:, : hard.shape[1]] = torch.where(hard >= 0, hard, head)
+        return picked
 
     def _sample_classes(self, labels: torch.Tensor) -> torch.Tensor:
         classes, width = self.pools.shape
