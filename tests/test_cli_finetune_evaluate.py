@@ -225,6 +225,21 @@ def test_evaluate_refuses_a_model_of_another_task(tmp_path, tiny_classifier, glu
     assert ok.exit_code == 0 and "sst2 dev (16 examples, pytorch, batch 128): accuracy" in ok.output
 
 
+def test_evaluate_scores_a_held_out_test_file(tmp_path, tiny_classifier, glue_dir):
+    """A data folder's test.* file is --split test (what a benchmark reports after choosing on dev)."""
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    lines = (glue_dir / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    (folder / "test.tsv").write_text("\n".join([lines[0], *lines[1000:1012]]) + "\n", encoding="utf-8")
+    out = tmp_path / "t.json"
+    result = invoke("evaluate", tiny_classifier, "--task", "sst2", "--data", folder, "--split", "test", "--json", out)
+    assert result.exit_code == 0 and "sst2 test (12 examples" in result.output, result.output
+    assert json.loads(out.read_text())["split"] == "test"
+    assert_one_line_error(invoke("evaluate", tiny_classifier, "--task", "sst2", "--data", folder, "--split", "dev"),
+                          2, "no dev split", "point --data at the right folder")  # fmt: skip
+    assert invoke("evaluate", tiny_classifier, "--task", "sst2", "--data", folder, "--split", "holdout").exit_code == 2
+
+
 def test_corrupt_weights_are_one_line(tmp_path, tiny_classifier, glue_dir):
     from conftest import copy_model
 

@@ -12,7 +12,12 @@ from codir_edge.training.config import TrainingConfig
 @dataclass(frozen=True, kw_only=True)
 class EvaluateConfig:
     task: str = setting(help=TASK_HELP, flags=("--task", "-t"), panel=DATA)
-    split: str = setting("dev", help="Which split to score: dev or train.")
+    split: str = setting(
+        "dev",
+        help="Which split to score: dev, train or test (the data folder's test.tsv/.csv/.jsonl, or a hub set's "
+        "test split: report on it, choose on dev).",
+        choices=("dev", "train", "test"),
+    )
     max_length: int = like(TrainingConfig, "max_length")
     # None: 1 for ONNX models (onnx/scoring.APP_BATCH: how an app runs them, and what profile scores
     # at), 128 for PyTorch folders (fp32, where batch mates do not change predictions)
