@@ -708,6 +708,39 @@ def runtime_floor_section() -> list[str]:
     return [*lines, "", provenance(result), ""]
 
 
+def codir_paired_sections() -> list[str]:
+    """One section per task benchmarked by codir_paired.py (none until one has run)."""
+    lines = []
+    for path in sorted(RESULTS.glob("codir_paired_*.json")):
+        result = json.loads(path.read_text())
+        arms = result["arms"]
+        lines += [
+            f"## CoDIR against KD, paired: {result['task']}",
+            "",
+            f"MiniLM teacher fine-tuned on the task (test accuracy {pct(result['teacher_test'])}), 3-layer students, "
+            f"seeds {', '.join(map(str, result['seeds']))}; every arm with one seed sees the same batches and dropout "
+            "masks. Test accuracy; paired differences against `kd` in points; McNemar's exact test on the pooled "
+            "test predictions; the contrastive term at the end of training (mean over seeds):",
+            "",
+            "| arm | mean | of teacher | per seed | minus kd (per seed) | McNemar p (better/worse) | top-1 "
+            "| grad share | ex/s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, arm in arms.items():
+            seeds = ", ".join(pct(v) for v in arm["per_seed"].values())
+            diffs = ", ".join(f"{v:+.2f}" for v in arm.get("paired_minus_kd_points", {}).values()) or "-"
+            test = arm.get("mcnemar_pooled")
+            mcnemar = f"{test['p']:.3g} ({test['better']}/{test['worse']})" if test else "-"
+            ends = list(arm["contrastive_end"].values())
+            top1 = f"{sum(e['contrastive_top1'] for e in ends) / len(ends):.3f}" if ends else "-"
+            share = f"{sum(e['contrastive_grad_share'] for e in ends) / len(ends):.3f}" if ends else "-"
+            rate = sum(arm["examples_per_s"]) / len(arm["examples_per_s"])
+            lines.append(f"| {name} | {pct(arm['mean'])} | {arm['of_teacher'] * 100:.1f}% | {seeds} | {diffs} | "
+                         f"{mcnemar} | {top1} | {share} | {rate:.0f} |")  # fmt: skip
+        lines += ["", provenance(result), ""]
+    return lines
+
+
 def suite_section() -> list[str]:
     lines, result = section("The README's test command", "test_suite", "python benchmarks/test_suite.py")
     if result is None:
@@ -781,6 +814,7 @@ def main() -> None:
     sections += (accuracy_aware_section, limit_section)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
     sections += (export_speed_section, budget_search_section, suite_section, apps_section, runtime_floor_section)
+    sections += (codir_paired_sections,)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
