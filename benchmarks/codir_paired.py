@@ -79,7 +79,7 @@ def test_predictions(model: Path, task: str) -> list[bool]:
             batch = tokenizer(list(examples.texts[start : start + 128]), padding=True, truncation=True,
                               max_length=128, return_tensors="pt")  # fmt: skip
             predicted = classifier(**batch).logits.argmax(-1).tolist()
-            targets = examples.targets[start : start + 128].tolist()
+            targets = list(examples.targets[start : start + 128])
             right += [predicted[i] == order[int(t)] for i, t in enumerate(targets)]
     return right
 
