@@ -295,14 +295,14 @@ def train_step(
 ):
     """One optimizer step, the same for every recipe: forward under autocast, scaled backward,
     clipped gradients. Returns the detached loss terms; nothing here waits on the device."""
-    import torch
+    from codir_edge.training.optim import clip_gradients
 
     with runtime.autocast():
         total, terms = model(inputs, index, targets, negatives, scale)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
     scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    clip_gradients(model.parameters(), max_grad_norm)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()

@@ -30,3 +30,24 @@ def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def clip_gradients(parameters, max_norm: float) -> None:
+    """Scale gradients so that their global L2 norm is at most ``max_norm``, as
+    ``torch.nn.utils.clip_grad_norm_`` does, with the global norm summed in float64.
+
+    Why: an objective whose extra term has weight 0 (codir at contrastive weight 0) adds parameters
+    whose gradients are exactly 0. They change nothing in the sum, but a float32 reduction over a longer
+    list groups its terms differently, so the norm, and every clipped step after it, would differ in the
+    last bit; in float64 that regrouping stays far below float32's rounding, and paired objectives stay
+    bit-identical. No host sync: the scale stays on the device.
+    """
+    import torch
+
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    norms = torch._foreach_norm(grads)  # per tensor, float32 as in clip_grad_norm_
+    total = torch.stack([n.double() for n in norms]).pow(2).sum().sqrt()
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0).float()
+    torch._foreach_mul_(grads, scale)
