@@ -20,6 +20,9 @@ def compress(args: Args) -> None:
     --stage pre: a pretrained backbone on unlabelled text, into a general student for --stage fine
     --student (or finetune --model); masked-LM terms join in when the teacher has an MLM head.
 
+    --task embedding: a sentence-embedding model (a sentence-transformers folder, or an encoder with
+    --pooling and --normalize) on unlabelled text, into a smaller sentence-transformers model.
+
     Writes a Hugging Face folder with metrics.json and train_log.jsonl. Several GPUs or CPUs:
 
     \b
@@ -36,14 +39,15 @@ def compress(args: Args) -> None:
     config = stage_config(args.stage, args.values)
     common = {"overwrite": args.overwrite, "resume": args.resume, "cache_from": tuple(args.cache_from or ()),
               "show_progress": not args.quiet}  # fmt: skip
-    if args.stage == "pre":
+    if config.stage in ("pre", "embed"):
+        which = "--stage pre" if config.stage == "pre" else "--task embedding"
         for name in FINE_INPUTS:
             if args.given(name):
                 flag = "--" + name.replace("_", "-")
-                raise InputError(f"{flag} applies to --stage fine only: drop it (--stage pre reads unlabelled text)")
+                raise InputError(f"{flag} applies to --stage fine only: drop it ({which} reads unlabelled text)")
         report = run_compress(teacher, args.data, args.out, config, text_field=args.text_column, **common)
         if report.rank == 0:  # under torchrun, rank 0 speaks for the run
-            typer.echo(pre_line(report))
+            typer.echo(pre_line(report) if config.stage == "pre" else embed_line(report))
             write_json(args.json_path, report.summary())
         return
     train_spec, eval_spec = train_data_specs(args)
@@ -85,6 +89,21 @@ def pre_line(report) -> str:
         f"{report.student_parameters / 1e6:.1f}M parameters; bank {bank}; "
         f"{report.train_examples_per_s:.0f} examples/s on {report.device} {report.precision}; "
         f"{report.wall_time_s:.0f} s; general student in {report.out_dir}"
+    )
+
+
+def embed_line(report) -> str:
+    bank = "reused" if report.bank.reused_from else f"built in {report.bank.build_seconds:.0f} s"
+    figures = report.summary()
+    head = report.embedding
+    return (
+        f"embedding {report.objective}: held-out cosine to the teacher {figures['student_score']:.4f} (skip init "
+        f"{figures['initial_score']:.4f}), retrieval top-1 {figures['retrieval_top1']:.4f} over "
+        f"{report.held_out_examples} texts; {report.train_examples} training texts; {report.student_layers} of "
+        f"{report.teacher_layers} layers, {report.student_parameters / 1e6:.1f}M parameters, {head['pooling']} "
+        f"pooling{', normalised' if head['normalize'] else ''}; bank {bank}; "
+        f"{report.train_examples_per_s:.0f} examples/s on {report.device} {report.precision}; "
+        f"{report.wall_time_s:.0f} s; sentence-transformers model in {report.out_dir}"
     )
 
 

@@ -20,14 +20,16 @@ from typing import Any, ClassVar
 
 from codir_edge.core.config_checks import require_counts, require_positive
 from codir_edge.core.errors import InputError
-from codir_edge.core.settings import DATA, TRAINING, optional_str, setting
+from codir_edge.core.settings import DATA, TRAINING, like, optional_str, setting
 from codir_edge.training.config import TrainingConfig
 
 OBJECTIVES = ("codir", "kd", "mse", "none")
-POOLINGS = ("mean", "cls")
+EMBED_OBJECTIVES = ("codir", "mse", "cosine")  # --task embedding: no logits, so no kd and no plain fine-tuning
+EMBEDDING = "embedding"  # the --task that distils a sentence-embedding model (the embed stage)
+POOLINGS = ("mean", "cls", "max")
 CONTRASTIVE_FORMS = ("infonce", "nce")
 NEGATIVE_SAMPLING = ("label", "hard")
-STAGES = ("fine", "pre")
+STAGES = ("fine", "pre")  # --task embedding picks the third, "embed", by itself
 BUDGET_FIELDS = ("budget_threads", "budget_seq_len", "budget_device", "devices")
 LOSS = "Objective"
 SHAPE = "Student shape"
@@ -59,7 +61,11 @@ class DistillConfig(TrainingConfig):
     )
     # objective: L = (1 - beta) CE + beta T^2 KL(t/T || s/T) + lambda L_con   (codir.md, step 5)
     pooling: str = setting(
-        "mean", help="Layer summary: masked mean of tokens (paper) or [CLS] (release).", panel=LOSS, choices=POOLINGS
+        "mean",
+        help="Layer summary: masked mean of tokens (paper), [CLS] (release) or max. --task embedding: also the "
+        "sentence pooling of a bare encoder (a sentence-transformers teacher's own pooling is used).",
+        panel=LOSS,
+        choices=POOLINGS,
     )
     contrastive: str = setting(
         "infonce", help="InfoNCE (softmax, paper) or binary NCE (CRD, release).", panel=LOSS,
@@ -104,16 +110,19 @@ class FineConfig(DistillConfig):
     task: str | None = setting(
         None,
         help="--stage fine: the teacher's GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli) or "
-        "'classification' / 'regression' for custom data.",
+        "'classification' / 'regression' for custom data. 'embedding': distil a sentence-embedding model on "
+        "unlabelled text (--data as --stage pre reads it).",
         flags=("--task", "-t"),
         panel=DATA,
     )
     objective: str = setting(
         "codir",
         help="codir: contrastive on intermediate layers + KD; kd: logits only; mse: BERT-PKD [CLS] MSE + KD; "
-        "none: plain fine-tuning of the same student.",
+        "none: plain fine-tuning of the same student. --task embedding: cosine (1 - cosine to the teacher's "
+        "embedding), mse (MSE on the pooled embeddings, sentence-transformers' recipe), codir (cosine + the "
+        "contrastive term).",
         panel=LOSS,
-        choices=OBJECTIVES,
+        choices=OBJECTIVES + ("cosine",),
     )
     # BERT-PKD's beta for the normalised [CLS] MSE (it searched 10..1000)
     mse_weight: float = setting(100.0, help="Weight of BERT-PKD's [CLS] MSE (objective mse).", panel=LOSS)
@@ -291,21 +300,67 @@ class PreConfig(DistillConfig):
         return self.pooling
 
 
-CompressConfig = FineConfig | PreConfig  # what run_compress takes: its class picks the stage
+@dataclass(frozen=True, kw_only=True)
+class EmbedConfig(DistillConfig):
+    """``--task embedding``: a sentence-embedding teacher (a sentence-transformers folder, or an encoder with
+    ``--pooling`` and ``--normalize``) distilled on unlabelled text; the student is written as a
+    sentence-transformers folder. The objectives match the teacher's pooled embedding (``compress/embed.py``)."""
+
+    stage: ClassVar[str] = "embed"
+    task: str | None = like(FineConfig, "task")
+    objective: str = like(FineConfig, "objective")
+    normalize: bool = setting(
+        False,
+        help="--task embedding with a bare encoder: unit-length embeddings, as sentence-transformers' Normalize "
+        "module makes them (a sentence-transformers teacher's own modules decide).",
+        panel=LOSS,
+    )
+    held_out: int = like(PreConfig, "held_out")
+
+    def __post_init__(self) -> None:
+        if self.objective not in EMBED_OBJECTIVES:
+            raise InputError(
+                f"--objective {self.objective} does not apply to --task embedding (an embedding has no logits): "
+                f"use one of {', '.join(EMBED_OBJECTIVES)}"
+            )
+        super().__post_init__()
+        require_counts(self, ("held_out",))
+        for name in ("kd_temperature", "kd_weight"):  # logits distillation: an embedding model has no logits
+            if getattr(self, name) != next(f.default for f in fields(self) if f.name == name):
+                raise InputError(f"{_flag(name)} does not apply to --task embedding (no logits): drop it")
+        if self.max_eval_samples is not None:  # the held-out slice is its dev set, as for --stage pre
+            raise InputError("--max-eval-samples does not apply to --task embedding: use --held-out")
+
+    @property
+    def bank_pooling(self) -> str:
+        return self.pooling
+
+
+CompressConfig = FineConfig | PreConfig | EmbedConfig  # what run_compress takes: its class picks the stage
+CONFIGS = {config.stage: config for config in (FineConfig, PreConfig, EmbedConfig)}
+
+
+def _stage_name(config: type) -> str:
+    return "--task embedding" if config is EmbedConfig else f"--stage {config.stage}"
 
 
 def stage_config(stage: str, values: dict[str, Any]) -> CompressConfig:
-    """The config of ``stage`` from the settings of both (the command takes all of them); one that only the
-    other stage reads, set away from its default, is refused rather than silently ignored."""
-    cls, other = (FineConfig, PreConfig) if stage == "fine" else (PreConfig, FineConfig)
-    own = {f.name for f in fields(cls)}
-    if stage == "pre" and values.get("task"):
+    """The config of ``stage`` (``--task embedding`` picks the embed stage) from the settings of every stage
+    (the command takes all of them); one that only another stage reads, set away from its default, is refused
+    rather than silently ignored."""
+    task = str(values.get("task") or "").strip().lower()
+    if stage == "pre" and task:
         raise InputError(
             f"--task {values['task']} does not apply to --stage pre (it distils on unlabelled text): drop --task"
         )
-    for item in fields(other):
-        if item.name not in own and item.name in values and values[item.name] != item.default:
-            raise InputError(
-                f"{_flag(item.name)} applies to --stage {other.stage} only: drop it, or run --stage {other.stage}"
-            )
-    return cls(**{name: value for name, value in values.items() if name in own})
+    cls = CONFIGS["embed" if task == EMBEDDING else stage]
+    own = {f.name for f in fields(cls)}
+    for other in CONFIGS.values():
+        for item in fields(other):
+            if item.name not in own and item.name in values and values[item.name] != item.default:
+                raise InputError(f"{_flag(item.name)} applies to {_stage_name(other)} only: drop it, or run "
+                                 f"{_stage_name(other)}")  # fmt: skip
+    chosen = {name: value for name, value in values.items() if name in own}
+    if cls is EmbedConfig:
+        chosen["task"] = EMBEDDING
+    return cls(**chosen)

@@ -8,15 +8,14 @@ def layer_summaries(hidden_states, attention_mask, layers: list[int], pooling: s
     output and i the output of block i).
 
     hidden_states: tuple of (B, T, d) tensors; attention_mask: (B, T), 1 for real tokens.
-    Returns (B, len(layers) * d) float32. Mean pooling excludes padding, so a sentence's summary does
-    not depend on how long its batch-mates are; ``cls`` takes the first token, as the release does.
+    Returns (B, len(layers) * d) float32, (B, 0) for no layers. Padding never counts (``models/sentence.pool``),
+    so a sentence's summary does not depend on how long its batch-mates are; ``cls`` takes the first token,
+    as the release does; ``max`` is sentence-transformers' max pooling.
     """
     import torch
 
-    if pooling == "cls":
-        parts = [hidden_states[j][:, 0].float() for j in layers]  # each (B, d)
-    else:
-        mask = attention_mask.unsqueeze(-1).float()  # (B, T, 1)
-        count = mask.sum(dim=1).clamp_min(1.0)  # (B, 1)
-        parts = [(hidden_states[j].float() * mask).sum(dim=1) / count for j in layers]  # each (B, d)
-    return torch.cat(parts, dim=-1)  # (B, L * d)
+    from codir_edge.models.sentence import pool
+
+    if not layers:
+        return hidden_states[0].new_zeros((hidden_states[0].shape[0], 0), dtype=torch.float32)
+    return torch.cat([pool(hidden_states[j], attention_mask, pooling) for j in layers], dim=-1)  # (B, L * d)

@@ -195,3 +195,65 @@ class PreDistiller(nn.Module):
             terms["mlm_kd"] = kd_loss(student_logits, teacher_logits, cfg.kd_temperature, False, divisor=count)
             total = total + (1 - cfg.kd_weight) * terms["mlm"] + cfg.kd_weight * terms["mlm_kd"]
         return total * scale, {name: value.detach() for name, value in terms.items()}
+
+
+class EmbedDistiller(nn.Module):
+    """``--task embedding``: the student's sentence embedding matched to the teacher's, whose pooled
+    embeddings the bank holds in its logits' place (B, d), before any normalisation.
+
+    ``cosine``: mean 1 - cos(s, t), the direction only (what a normalised model outputs, and what its
+    users' cosine scores read). ``mse``: mean squared error of the pooled embeddings, magnitude
+    included (sentence-transformers' distillation recipe, on the embeddings before Normalize, since after
+    it MSE is only 2 - 2 cos again). ``codir``: cosine plus lambda L_con on the intermediate layers,
+    negatives the rest of the global batch and K random corpus rows, as CoDIR-Pre draws them; the heads
+    come from their own generator, so codir at contrastive weight 0 is cosine bit for bit.
+    """
+
+    def __init__(self, student: nn.Module, bank: TeacherBank, config, pooling: str, student_width: int,
+                 teacher_width: int):  # fmt: skip
+        super().__init__()
+        self.student = student
+        self.config = config
+        self.pooling = pooling
+        self.layers = list(range(1, num_layers(student.config) + 1))
+        self._bank = (bank,)
+        self.contrastive = None
+        self.last_of_window = False  # set by the engine: the contrastive gradient share is measured then
+        if config.objective == "codir":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed + 1)
+                self.contrastive = CodirLoss.for_student(bank, config, len(self.layers), student_width, teacher_width)
+        pooler = getattr(student, "pooler", None)
+        if pooler is not None:  # no embedding reads it: frozen as copied, so that DDP finds no unused parameter
+            pooler.requires_grad_(False)
+
+    def forward(
+        self,
+        inputs: dict[str, torch.Tensor],
+        index: torch.Tensor,
+        targets: torch.Tensor | None,
+        negatives: torch.Tensor,
+        scale: float = 1.0,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """inputs: (B, T); index: (B,) bank rows; targets: unused (None); negatives: (B, M) bank rows."""
+        from codir_edge.models.sentence import pool
+
+        cfg = self.config
+        bank = self._bank[0]
+        out = self.student(**inputs, output_hidden_states=self.contrastive is not None)
+        embedding = pool(out.last_hidden_state, inputs["attention_mask"], self.pooling)  # (B, d)
+        teacher = bank.rows(bank.logits, host_to(index, bank.logits.device), embedding.device).float()  # (B, d)
+        if cfg.objective == "mse":
+            terms = {"mse": F.mse_loss(embedding, teacher)}
+            total = terms["mse"]
+        else:
+            terms = {"cosine": (1 - F.cosine_similarity(embedding, teacher, dim=-1)).mean()}
+            total = terms["cosine"]
+        if self.contrastive is not None:
+            summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, self.pooling)
+            terms["contrastive"], terms["contrastive_top1"] = self.contrastive(summary, index, negatives)
+            weighted = cfg.contrastive_weight * terms["contrastive"]
+            if torch.is_grad_enabled() and self.last_of_window:
+                terms["contrastive_grad_share"] = gradient_share(weighted, total, self.student)
+            total = total + weighted
+        return total * scale, {name: value.detach() for name, value in terms.items()}

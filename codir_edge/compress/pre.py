@@ -123,7 +123,7 @@ class PreStage:
         from codir_edge.models.predict import host_to, to_device
 
         config, encoded, n_train = self.config, self.encoded, self.n_train
-        held_enc = _subset(encoded, self.held)
+        held_enc = subset_encoded(encoded, self.held)
         special = np.asarray(self.tokenizer.all_special_ids, dtype=np.int64)
         masking = (special, self.tokenizer.mask_token_id, len(self.tokenizer), config.mlm_probability)
         teacher = setup.teacher
@@ -196,6 +196,6 @@ def random_negatives(global_rows: np.ndarray, n_train: int, k: int, rng: np.rand
     return np.concatenate([drawn, in_batch], axis=1)
 
 
-def _subset(encoded: Encoded, rows: np.ndarray) -> Encoded:
+def subset_encoded(encoded: Encoded, rows: np.ndarray) -> Encoded:
     types = [encoded.token_type_ids[i] for i in rows] if encoded.token_type_ids is not None else None
     return Encoded([encoded.input_ids[i] for i in rows], types, encoded.targets[rows], encoded.pad_id)

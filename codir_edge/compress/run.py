@@ -19,6 +19,7 @@ from pathlib import Path
 
 from codir_edge.compress.bank.build import BankInfo
 from codir_edge.compress.config import CompressConfig
+from codir_edge.compress.embed import EmbedStage
 from codir_edge.compress.fine import FineStage
 from codir_edge.compress.pre import PreStage
 from codir_edge.compress.setup import Setup
@@ -40,7 +41,7 @@ class CompressReport:
     metrics.json; a field that is None does not apply to the stage and is left out of it."""
 
     stage: str  # always "compress": the metrics file says which command made it
-    compress_stage: str  # fine | pre
+    compress_stage: str  # fine | pre | embed (--task embedding)
     metric: str
     dev: dict
     teacher_dev: dict
@@ -81,6 +82,7 @@ class CompressReport:
     # codir: the last log window's L_con, contrastive top-1 and gradient share (is the term still teaching?)
     contrastive_end: dict | None = None
     hard_negatives: dict | None = None  # --negative-sampling hard: how the neighbour lists were computed, and cost
+    embedding: dict | None = None  # embed: the sentence head the student was written with (pooling, normalize)
 
     def metrics(self) -> dict:
         """The student's metrics.json."""
@@ -105,7 +107,14 @@ class CompressReport:
             "bank": asdict(self.bank), "resumed_from_step": self.resumed_from_step, "device": self.device,
             "precision": self.precision, "world_size": self.world_size, "rank": self.rank,
         }  # fmt: skip
-        if self.compress_stage == "pre":
+        if self.compress_stage == "embed":
+            head = {
+                "out_dir": self.out_dir, "task": self.task, "objective": self.objective, "metric": self.metric,
+                "student_score": self.student_score, "initial_score": self.initial_dev[self.metric],
+                "retrieval_top1": self.dev["retrieval_top1"], "embedding": self.embedding,
+                "train_texts": self.train_examples, "held_out": self.held_out_examples,
+            }  # fmt: skip
+        elif self.compress_stage == "pre":
             head = {
                 "out_dir": self.out_dir, "corpus_texts": self.corpus["texts"], "train_texts": self.train_examples,
                 "held_out": self.held_out_examples, "cka": self.dev["cka"], "initial_cka": self.initial_dev["cka"],
@@ -136,8 +145,8 @@ def run_compress(
     show_progress: bool = True,
 ) -> CompressReport:
     """Distil ``teacher_dir`` into a student at ``out_dir``. ``config.stage`` picks the stage: ``fine``
-    reads ``data`` as a task's DataSpec (``student_dir``, ``eval_data`` apply), ``pre`` as a corpus
-    path (``text_field`` applies)."""
+    reads ``data`` as a task's DataSpec (``student_dir``, ``eval_data`` apply), ``pre`` and ``embed``
+    (``--task embedding``) as a corpus path (``text_field`` applies)."""
     require_extra("train", "compress")
     from codir_edge.models.runtime import seed_everything
     from codir_edge.training.engine import train
@@ -146,6 +155,8 @@ def run_compress(
     out_dir = Path(out_dir)
     if config.stage == "pre":
         stage = PreStage(teacher_dir, data, config, text_field)
+    elif config.stage == "embed":
+        stage = EmbedStage(teacher_dir, data, config, text_field)
     else:
         stage = FineStage(teacher_dir, data, config, student_dir, eval_data)
     with training_run(config, out_dir, overwrite, resume, "compress") as (dist, runtime, run_dir):
@@ -168,10 +179,13 @@ def run_compress(
         )  # fmt: skip
         if dist.is_main:
             student, tokenizer = distiller.student, setup.tokenizer
+            extra_files = getattr(stage, "save_files", None)  # the embed stage's sentence-transformers files
 
             def write_model(folder: Path) -> None:
                 student.save_pretrained(folder, safe_serialization=True)
                 tokenizer.save_pretrained(folder)
+                if extra_files is not None:
+                    extra_files(folder)
 
             write_output(out_dir, overwrite, run_dir, write_model, report.metrics(), "compress_config.json",
                          config.to_dict())  # fmt: skip
@@ -195,6 +209,7 @@ def _teacher_bank(setup: Setup, config: CompressConfig, runtime, dist, run_dir: 
     features, logits, seconds, reused = obtain_bank(
         setup.teacher, setup.encoded, setup.mapping, setup.pooling, runtime, config.eval_batch_size, setup.key,
         cache_dirs=cache_dirs, save_dir=run_dir, dist=dist, with_logits=setup.with_logits, progress=bars,
+        embedding=setup.embedding,
     )  # fmt: skip
     nbytes = features.numel() * 2 + logits.numel() * 2
     if setup.labeled_rows is not None:  # rows without a label: negatives are drawn by the teacher's prediction

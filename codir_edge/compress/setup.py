@@ -27,13 +27,17 @@ class Setup:
     # rows from here on have no label: the bank's targets there become the teacher's predictions
     labeled_rows: int | None = None
     regression: bool = False
+    embedding: str | None = None  # --task embedding: the bank's logits are the teacher's embeddings, so pooled
 
     @classmethod
     def for_bank(cls, tokenizer, teacher, encoded: Encoded, mapping: list[int], teacher_digest: str, pooling: str,
-                 max_length: int, with_logits: bool, needs_bank: bool = True) -> Setup:  # fmt: skip
-        key = bank_key(teacher_digest, encoded, mapping, pooling, max_length, with_logits=with_logits)
+                 max_length: int, with_logits: bool, needs_bank: bool = True,
+                 embedding: str | None = None) -> Setup:  # fmt: skip
+        keyed = pooling if embedding is None else f"{pooling}+embedding:{embedding}"  # another table, another key
+        key = bank_key(teacher_digest, encoded, mapping, keyed, max_length, with_logits=with_logits)
         parameters = count_parameters(teacher)
-        return cls(tokenizer, teacher, encoded, mapping, key, pooling, with_logits, needs_bank, parameters)
+        return cls(tokenizer, teacher, encoded, mapping, key, pooling, with_logits, needs_bank, parameters,
+                   embedding=embedding)  # fmt: skip
 
     def free_teacher(self) -> None:
         """Drop the teacher: training reads the bank instead, and the memory goes to the student."""

@@ -34,6 +34,7 @@ class EvalReport:
     runtime: str = "pytorch"  # or "onnxruntime"
     variant: str | None = None  # the bundle variant's name, for a bundle
     batch_size: int | None = None  # examples per inference call: what the metric was measured at
+    data_kind: str | None = None  # --task embedding: sts or classification (by embeddings)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,6 +51,8 @@ def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[Ev
     from codir_edge.onnx.session import check_onnx_file
 
     model = Path(model)
+    if task_name.strip().lower() == "embedding":
+        return [_score_embedding(model, data, config)]
     if model.is_dir() and (model / MANIFEST).is_file():
         manifest = read_manifest(model)
         scored = [v for v in manifest.variants if v.takes == "token_ids"]
@@ -71,6 +74,27 @@ def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[Ev
     rate = scored.examples / scored.seconds if scored.seconds else 0.0
     return [EvalReport(str(model), scored.task, split, scored.metrics, scored.examples, scored.seconds, rate,
                        batch_size=batch_size)]  # fmt: skip
+
+
+def _score_embedding(model: Path, data: DataSpec, config: EvaluateConfig) -> EvalReport:
+    """``--task embedding``: STS or classification-by-embedding metrics of a model folder's embeddings."""
+    from codir_edge.core.extras import require_extra
+    from codir_edge.evaluate.embedding import read_embedding_data
+    from codir_edge.models.checkpoint import check_max_length, read_model_config
+
+    if not model.is_dir() or (model / MANIFEST).is_file():
+        raise InputError(f"MODEL {model}: --task embedding scores a model folder (a sentence-transformers folder, "
+                         "or compress --task embedding's output); pass one")  # fmt: skip
+    check_max_length(read_model_config(model, option="MODEL"), config.max_length, model)
+    require_extra("train", "evaluating an embedding model folder")
+    from codir_edge.models.embed import embed_folder
+
+    wanted = read_embedding_data(data, config.split, config.max_samples, config.seed)
+    batch_size = config.batch_size or TORCH_BATCH
+    embeddings, seconds = embed_folder(model, wanted.texts, config.max_length, batch_size, config.device)
+    rate = len(wanted.texts) / seconds if seconds else 0.0
+    return EvalReport(str(model), "embedding", config.split, wanted.score(embeddings), wanted.examples, seconds,
+                      rate, batch_size=batch_size, data_kind=wanted.kind)  # fmt: skip
 
 
 def _onnx_inputs(path: Path, task_name: str, data: DataSpec, split: str, max_length: int, batch_size: int,

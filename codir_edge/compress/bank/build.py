@@ -55,20 +55,24 @@ class BankInfo:
 
 
 def summary_rounds(model, encoded: Encoded, layers, pooling, runtime: Runtime, batch_size: int, dist,
-                   with_logits: bool = True) -> Iterator[tuple]:  # fmt: skip
+                   with_logits: bool = True, embedding: str | None = None) -> Iterator[tuple]:  # fmt: skip
     """(rows, features, logits) of every example, one round at a time, gathered from every rank.
 
     Each rank runs one length-sorted batch per round (padding stays short); features are
     (R, len(layers) * d) and logits (R, C) float16 on the CPU, or (R, 0) without logits (a backbone,
     or a student summarised for evaluation: an MLM head's logits are per token and fit no bank).
+    With ``embedding`` (a pooling), the logits' place holds the pooled last layer (R, d) instead: an
+    embedding model's output before any normalisation, what its objectives match.
     """
     import torch
 
+    from codir_edge.models.sentence import pool
+
     batches = eval_batches(encoded.lengths, batch_size)
-    network = model if with_logits else model.base_model
+    network = model if with_logits and embedding is None else model.base_model
     network.eval()
     width = model.config.hidden_size * len(layers)
-    classes = model.config.num_labels if with_logits else 0
+    classes = _output_width(model, with_logits, embedding)
     device = runtime.device
     with torch.inference_mode(), runtime.autocast():
         for first in range(0, len(batches), dist.world):
@@ -78,7 +82,12 @@ def summary_rounds(model, encoded: Encoded, layers, pooling, runtime: Runtime, b
                 batch = to_device(pad_batch(encoded, indices), runtime)
                 out = network(**batch, output_hidden_states=True)
                 feats = layer_summaries(out.hidden_states, batch["attention_mask"], layers, pooling).half()
-                scores = out.logits.float().half() if with_logits else torch.zeros((len(indices), 0), device=device)
+                if embedding is not None:
+                    scores = pool(out.last_hidden_state, batch["attention_mask"], embedding).half()
+                elif with_logits:
+                    scores = out.logits.float().half()
+                else:
+                    scores = torch.zeros((len(indices), 0), device=device)
                 rows = torch.as_tensor(indices, device=device)
             else:  # this rank has no batch left in the last round
                 feats = torch.zeros((0, width), dtype=torch.float16, device=device)
@@ -88,26 +97,35 @@ def summary_rounds(model, encoded: Encoded, layers, pooling, runtime: Runtime, b
             yield all_rows, all_gather_rows(feats, dist).cpu(), all_gather_rows(scores.half(), dist).cpu()
 
 
-def compute_summaries(model, encoded: Encoded, layers, pooling, runtime, batch_size, dist, with_logits=True):
+def _output_width(model, with_logits: bool, embedding: str | None) -> int:
+    if embedding is not None:
+        return model.config.hidden_size
+    return model.config.num_labels if with_logits else 0
+
+
+def compute_summaries(model, encoded: Encoded, layers, pooling, runtime, batch_size, dist, with_logits=True,
+                      embedding: str | None = None):  # fmt: skip
     """(features, logits) in memory, in the order of ``encoded``: for small sets (a held-out slice)."""
     import torch
 
     width = model.config.hidden_size * len(layers)
-    classes = model.config.num_labels if with_logits else 0
+    classes = _output_width(model, with_logits, embedding)
     features = torch.empty((len(encoded), width), dtype=torch.float16)
     logits = torch.empty((len(encoded), classes), dtype=torch.float16)
-    for rows, feats, scores in summary_rounds(model, encoded, layers, pooling, runtime, batch_size, dist, with_logits):
+    rounds = summary_rounds(model, encoded, layers, pooling, runtime, batch_size, dist, with_logits, embedding)
+    for rows, feats, scores in rounds:
         features[rows] = feats
         logits[rows] = scores
     return features, logits
 
 
 def write_bank(path: Path, key: str, teacher, encoded: Encoded, layers, pooling, runtime, batch_size, dist,
-               with_logits: bool = True, progress: Bars | None = None) -> None:  # fmt: skip
+               with_logits: bool = True, progress: Bars | None = None,
+               embedding: str | None = None) -> None:  # fmt: skip
     """Stream the teacher's summaries of every example into the bank file at ``path`` (rank 0 writes)."""
     width = teacher.config.hidden_size * len(layers)
-    classes = teacher.config.num_labels if with_logits else 0
-    rounds = summary_rounds(teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits)
+    classes = _output_width(teacher, with_logits, embedding)
+    rounds = summary_rounds(teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits, embedding)
     lengths = encoded.lengths  # batches run shortest first: tokens, not examples, say how much is left
     rounds = tracked(rounds, progress, "teacher bank", len(encoded), "ex", size=lambda done: len(done[0]),
                      work=lambda done: float(lengths[done[0].numpy()].sum()),
@@ -124,7 +142,7 @@ def write_bank(path: Path, key: str, teacher, encoded: Encoded, layers, pooling,
 
 def obtain_bank(teacher, encoded: Encoded, layers, pooling, runtime: Runtime, batch_size: int, key: str,
                 cache_dirs: list[Path], save_dir: Path, dist: Dist, with_logits: bool = True,
-                progress: Bars | None = None):  # fmt: skip
+                progress: Bars | None = None, embedding: str | None = None):  # fmt: skip
     """(features, logits, seconds spent building, reused path): the bank from the first cache folder
     that holds it (copied into ``save_dir``), else built into ``save_dir``; both as views of the file
     in ``save_dir`` (``FileTable``), opened by every rank."""
@@ -139,7 +157,8 @@ def obtain_bank(teacher, encoded: Encoded, layers, pooling, runtime: Runtime, ba
             break
     if reused is None:
         started = time.perf_counter()
-        write_bank(target, key, teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits, progress)
+        write_bank(target, key, teacher, encoded, layers, pooling, runtime, batch_size, dist, with_logits, progress,
+                   embedding)  # fmt: skip
         seconds = time.perf_counter() - started
     barrier(dist)
     opened = open_bank(target, key, len(encoded))
