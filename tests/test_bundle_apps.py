@@ -269,3 +269,38 @@ def test_each_strings_graph_kind_claims_the_extensions_release_it_needs(tmp_path
     if claimed == "0.15":
         assert "HfJsonTokenizer" in ran["0.13.0"]["error"]
         assert "error" in ran["0.14.0"] or np.abs(np.array(ran["0.14.0"]["output"]) - expected).max() > 1e-6
+
+
+@pytest.fixture(scope="module")
+def embedding_bundle(tmp_path_factory, backbone_dir) -> Path:
+    """A tiny sentence-transformers model (mean pooling, normalised) exported with --task embedding."""
+    from codir_edge.models.sentence import SentenceHead, write_sentence_head
+
+    root = tmp_path_factory.mktemp("embedding-app")
+    model = build_tiny_bert(root / "model", backbone_dir, num_labels=None, layers=2, hidden=32)
+    write_sentence_head(model, SentenceHead("mean", True), 32, 128)
+    out = root / "bundle"
+    result = invoke("export", model, "--out", out, "--task", "embedding", "--max-length", "64", "-q")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_transformers_js_feature_extraction_gives_the_graphs_embedding(embedding_bundle, glue_dir):
+    """Every STS-B dev sentence, dtype fp32 and q8, through examples/apps/node/embed.mjs: cosine at least
+    0.999 to the same file's sentence_embedding output in Python's onnxruntime, one text per call."""
+    from codir_edge.data.encode import encode
+    from codir_edge.data.examples import Examples
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.onnx.embed import onnx_embeddings
+
+    rows = [line.split("\t") for line in (glue_dir / "STS-B" / "dev.tsv").read_text().splitlines()[1:]]
+    texts = list(dict.fromkeys([r[7] for r in rows] + [r[8] for r in rows]))
+    encoded = encode(find_tokenizer(embedding_bundle), Examples(texts, None, [0] * len(texts), "sts"), 64)
+    for dtype, file in (("fp32", "onnx/model.onnx"), ("q8", "onnx/model_quantized.onnx")):
+        output = _node("node/embed.mjs", str(embedding_bundle), "--dtype", dtype, stdin="\n".join(texts) + "\n")
+        got = [json.loads(line) for line in output.splitlines()]
+        assert [r["text"] for r in got] == texts
+        node = np.asarray([r["embedding"] for r in got], dtype=np.float64)
+        python = onnx_embeddings(embedding_bundle / file, encoded).astype(np.float64)
+        cosine = (node * python).sum(1) / np.linalg.norm(node, axis=1) / np.linalg.norm(python, axis=1)
+        assert cosine.min() >= 0.999, (dtype, float(cosine.min()))

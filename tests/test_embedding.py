@@ -241,3 +241,99 @@ def test_sts_files_with_a_bad_or_missing_score_are_one_line(tmp_path, teacher, s
         data.write_text(f"sentence1,sentence2,score\na cat,a dog,1.0\nhello,hi,{score}\n")
     result = invoke("evaluate", teacher, "--task", "embedding", "--data", data)
     assert_one_line_error(result, 2, str(data), fragment)
+
+
+# ---- export --task embedding ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sts_dev(tmp_path_factory, glue_dir) -> Path:
+    """STS-B's dev file cut to 80 pairs, as a GLUE folder (the dev split export scores on)."""
+    folder = tmp_path_factory.mktemp("stsb") / "STS-B"
+    folder.mkdir()
+    lines = (glue_dir / "STS-B" / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    (folder / "dev.tsv").write_text("\n".join(lines[:81]) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def embedding_bundle(tmp_path_factory, teacher, sts_dev) -> Path:
+    out = tmp_path_factory.mktemp("embedding-bundle") / "bundle"
+    result = invoke("export", teacher, "--task", "embedding", "--data", sts_dev, "--out", out, "--max-length", "64",
+                    "--max-accuracy-drop", "100", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def sts_sentences(sts_dev: Path) -> list[str]:
+    rows = [line.split("\t") for line in (sts_dev / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    return list(dict.fromkeys([r[7] for r in rows] + [r[8] for r in rows]))
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_the_bundle_loads_as_exported_in_sentence_transformers_onnx_backend(embedding_bundle, teacher, sts_dev):
+    """Every sentence of the cut STS-B dev: the ONNX backend's fp32 equals PyTorch's embedding, its INT8
+    equals onnxruntime's on the same file, and the graph's own sentence_embedding output equals both."""
+    from sentence_transformers import SentenceTransformer
+
+    from codir_edge.models.embed import embed_folder
+    from codir_edge.onnx.embed import onnx_embeddings
+
+    texts = sts_sentences(sts_dev)
+    torch_emb, _ = embed_folder(teacher, texts, 64, 16, "cpu")
+    encoded = _encoded(embedding_bundle, texts)
+    for file, reference, floor in (("onnx/model.onnx", torch_emb, 0.99999), ("onnx/model_quantized.onnx", None, 0.999)):
+        ours = onnx_embeddings(embedding_bundle / file, encoded)  # the graph's sentence_embedding, batch 1
+        if reference is None:  # INT8: its own runtime's embedding is the reference, and it stays near fp32
+            reference = ours
+            assert cosines(ours, torch_emb).min() > 0.9
+        assert cosines(ours, reference).min() >= floor
+        model = SentenceTransformer(str(embedding_bundle), backend="onnx", model_kwargs={"file_name": file},
+                                    device="cpu")  # fmt: skip
+        assert cosines(model.encode(texts, batch_size=1), reference).min() >= floor, file
+
+
+def _encoded(bundle: Path, texts: list[str]):
+    from codir_edge.data.encode import encode
+    from codir_edge.data.examples import Examples
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+
+    return encode(find_tokenizer(bundle), Examples(texts, None, [0] * len(texts), "t"), 64)
+
+
+def test_the_manifest_says_how_to_embed_and_verify_and_evaluate_read_the_bundle(embedding_bundle, sts_dev, tmp_path):
+    manifest = json.loads((embedding_bundle / "manifest.json").read_text())
+    assert manifest["embedding"] == {"pooling": "mean", "normalize": True, "output": "sentence_embedding",
+                                     "dimension": 32}  # fmt: skip
+    assert [o["name"] for o in manifest["outputs"]] == ["last_hidden_state", "sentence_embedding"]
+    int8 = next(v for v in manifest["variants"] if v["name"] == "int8")
+    assert set(int8["accuracy"]) == {"spearman", "pearson"} and int8["cosine_to_fp32"]["min"] > 0.9
+    assert read_sentence_head(embedding_bundle) == SentenceHead("mean", True)
+    assert invoke("verify", embedding_bundle).exit_code == 0
+    result = invoke("evaluate", embedding_bundle, "--task", "embedding", "--data", sts_dev, "--max-length", "64",
+                    "--json", tmp_path / "r.json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    reports = {r["variant"]: r for r in json.loads((tmp_path / "r.json").read_text())["variants"]}
+    for name in ("fp32", "int8"):  # what export recorded is what evaluate measures: one file, one data set
+        recorded = next(v for v in manifest["variants"] if v["name"] == name)["accuracy"]
+        assert reports[name]["metrics"] == pytest.approx(recorded, abs=1e-9) and reports[name]["batch_size"] == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [(["--quantize", "static"], "--quantize static"), (["--fp16"], "--fp16"), (["--tokenizer-in-graph"], "tokenizer")],
+)
+def test_export_options_it_does_not_read_yet_are_refused(tmp_path, teacher, extra, fragment):
+    out = tmp_path / "bundle"
+    assert_one_line_error(invoke("export", teacher, "--task", "embedding", "--out", out, *extra), 2, fragment)
+    assert not out.exists()
+
+
+def test_a_classifier_is_refused_by_export_task_embedding(tmp_path, tiny_classifier):
+    out = tmp_path / "bundle"
+    result = invoke("export", tiny_classifier, "--task", "embedding", "--out", out)
+    assert_one_line_error(result, 2, "not an embedding model")
+    assert not out.exists()

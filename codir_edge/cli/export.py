@@ -36,8 +36,11 @@ def export(args: Args) -> None:
     for variant in report.variants:
         size = (out / variant["file"]).stat().st_size / 1e6
         typer.echo(f"{variant['name']:<10} {variant['file']:<22} {size:7.1f} MB  {variant_line(variant)}")
+    parity = report.parity
+    agreement = (f"embeddings' cosine at least {parity['min_cosine']:.6f}" if "min_cosine" in parity
+                 else f"labels agree {parity['label_agreement']:.2%}")  # fmt: skip
     typer.echo(
-        f"parity: max |diff| {report.parity['max_abs_diff']:.2e}, labels agree {report.parity['label_agreement']:.2%}; "
+        f"parity: max |diff| {parity['max_abs_diff']:.2e}, {agreement}; "
         f"fused {report.fused_operators.get('Attention', 0)} Attention"
     )
     for line in deployment_lines(report.deployment, report.tuning):
@@ -61,6 +64,8 @@ def variant_line(variant: dict) -> str:
             shown += f"; {ties} split differently between equal-score pieces (known gap)"
     else:
         shown = "not scored"
+    if variant.get("cosine_to_fp32"):
+        shown += f"; cosine to fp32 at least {variant['cosine_to_fp32']['min']:.4f}"
     if variant.get("keep_float"):
         shown += f"; {len(variant['keep_float'])} MatMul(s) kept in fp32 for accuracy"
     return shown

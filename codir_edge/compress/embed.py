@@ -20,7 +20,6 @@ from codir_edge.compress.pre import random_negatives, split_corpus, subset_encod
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_student_layers, layer_map
 from codir_edge.core.errors import InputError
-from codir_edge.core.notes import note
 from codir_edge.data.corpus import read_corpus
 from codir_edge.data.encode import Encoded, encode, pad_batch
 from codir_edge.data.examples import Examples
@@ -29,23 +28,15 @@ from codir_edge.models.families import family_of, width
 from codir_edge.models.sentence import SentenceHead, read_sentence_head, write_sentence_head
 from codir_edge.training.engine import Loop
 
-_TASK_HEADS = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")
 
+def teacher_head(teacher_dir: Path, config: EmbedConfig) -> SentenceHead:
+    """The teacher's sentence head: its own (sentence-transformers folder) or the flags' (bare encoder)."""
+    from codir_edge.models.embed import folder_head
 
-def teacher_head(teacher_dir: Path, model_config: dict, config: EmbedConfig) -> SentenceHead:
-    """The teacher's sentence head: its own (sentence-transformers folder) or the flags' (bare encoder).
-    A fine-tuned task model is refused: its encoder was trained for its head, not for embeddings."""
-    head = read_sentence_head(teacher_dir)
-    if head is None:
-        architectures = model_config.get("architectures") or []
-        if any(a.endswith(_TASK_HEADS) for a in architectures):
-            raise InputError(
-                f"--teacher {teacher_dir} is a {architectures[0]}, not an embedding model: give a "
-                "sentence-transformers folder (with modules.json) or a bare encoder with --pooling and --normalize"
-            )
-        note(f"--teacher {teacher_dir} has no modules.json: its embedding is {config.pooling} pooling"
-             + (", normalised" if config.normalize else "") + " (--pooling, --normalize)")  # fmt: skip
-        return SentenceHead(config.pooling, config.normalize)
+    head = folder_head(teacher_dir, SentenceHead(config.pooling, config.normalize), "--teacher",
+                       " (with --pooling and --normalize)")  # fmt: skip
+    if read_sentence_head(teacher_dir) is None:
+        return head
     if config.pooling not in ("mean", head.pooling):  # "mean" is the flag's default: the folder decides
         raise InputError(f"--pooling {config.pooling} differs from --teacher {teacher_dir}'s own {head.pooling} "
                          "pooling (modules.json): drop --pooling")  # fmt: skip
@@ -66,7 +57,7 @@ class EmbedStage:
         self.teacher_dir, self.corpus, self.config = Path(teacher_dir), corpus, config
         self.teacher_config = read_model_config(self.teacher_dir, "--teacher")
         family_of(self.teacher_config)  # an unknown family is refused before anything loads
-        self.head = teacher_head(self.teacher_dir, self.teacher_config, config)
+        self.head = teacher_head(self.teacher_dir, config)
         self.teacher_layers = num_layers(self.teacher_config)
         self.student_layers = check_student_layers(config.student_layers, self.teacher_layers, self.teacher_dir)
         check_max_length(self.teacher_config, config.max_length, self.teacher_dir)

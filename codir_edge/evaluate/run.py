@@ -52,7 +52,7 @@ def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[Ev
 
     model = Path(model)
     if task_name.strip().lower() == "embedding":
-        return [_score_embedding(model, data, config)]
+        return _score_embedding(model, data, config)
     if model.is_dir() and (model / MANIFEST).is_file():
         manifest = read_manifest(model)
         scored = [v for v in manifest.variants if v.takes == "token_ids"]
@@ -76,15 +76,19 @@ def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[Ev
                        batch_size=batch_size)]  # fmt: skip
 
 
-def _score_embedding(model: Path, data: DataSpec, config: EvaluateConfig) -> EvalReport:
-    """``--task embedding``: STS or classification-by-embedding metrics of a model folder's embeddings."""
-    from codir_edge.core.extras import require_extra
+def _score_embedding(model: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:
+    """``--task embedding``: STS or classification-by-embedding metrics of a model folder's embeddings
+    (PyTorch), or of each variant of an embedding bundle (onnxruntime, its sentence_embedding output)."""
     from codir_edge.evaluate.embedding import read_embedding_data
+
+    if model.is_dir() and (model / MANIFEST).is_file():
+        return _score_embedding_bundle(model, data, config)
+    if not model.is_dir():
+        raise InputError(f"MODEL {model}: --task embedding scores a model folder (a sentence-transformers folder, "
+                         "or compress --task embedding's output) or a bundle from export --task embedding")  # fmt: skip
+    from codir_edge.core.extras import require_extra
     from codir_edge.models.checkpoint import check_max_length, read_model_config
 
-    if not model.is_dir() or (model / MANIFEST).is_file():
-        raise InputError(f"MODEL {model}: --task embedding scores a model folder (a sentence-transformers folder, "
-                         "or compress --task embedding's output); pass one")  # fmt: skip
     check_max_length(read_model_config(model, option="MODEL"), config.max_length, model)
     require_extra("train", "evaluating an embedding model folder")
     from codir_edge.models.embed import embed_folder
@@ -93,8 +97,40 @@ def _score_embedding(model: Path, data: DataSpec, config: EvaluateConfig) -> Eva
     batch_size = config.batch_size or TORCH_BATCH
     embeddings, seconds = embed_folder(model, wanted.texts, config.max_length, batch_size, config.device)
     rate = len(wanted.texts) / seconds if seconds else 0.0
-    return EvalReport(str(model), "embedding", config.split, wanted.score(embeddings), wanted.examples, seconds,
-                      rate, batch_size=batch_size, data_kind=wanted.kind)  # fmt: skip
+    return [EvalReport(str(model), "embedding", config.split, wanted.score(embeddings), wanted.examples, seconds,
+                       rate, batch_size=batch_size, data_kind=wanted.kind)]  # fmt: skip
+
+
+def _score_embedding_bundle(bundle: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:
+    import time
+
+    from codir_edge.data.encode import encode
+    from codir_edge.data.examples import Examples
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.evaluate.embedding import read_embedding_data
+    from codir_edge.onnx.embed import onnx_embeddings
+    from codir_edge.onnx.scoring import APP_BATCH
+    from codir_edge.onnx.session import check_onnx_file
+
+    manifest = read_manifest(bundle)
+    if "embedding" not in manifest.raw:
+        raise InputError(f"{bundle} is not an embedding bundle: export the model with --task embedding")
+    scored = [v for v in manifest.variants if v.takes == "token_ids" and v.file.endswith(".onnx")]
+    for variant in scored:
+        check_onnx_file(manifest.path_of(variant))
+    wanted = read_embedding_data(data, config.split, config.max_samples, config.seed)
+    texts = Examples(wanted.texts, None, [0] * len(wanted.texts), str(bundle))
+    encoded = encode(find_tokenizer(bundle), texts, config.max_length)
+    batch_size = config.batch_size or APP_BATCH
+    reports = []
+    for variant in scored:
+        started = time.perf_counter()
+        embeddings = onnx_embeddings(manifest.path_of(variant), encoded, os.cpu_count() or 1, batch_size)
+        seconds = time.perf_counter() - started
+        reports.append(EvalReport(str(manifest.path_of(variant)), "embedding", config.split, wanted.score(embeddings),
+                                  wanted.examples, seconds, len(texts.texts) / seconds if seconds else 0.0,
+                                  "onnxruntime", variant.name, batch_size, wanted.kind))  # fmt: skip
+    return reports
 
 
 def _onnx_inputs(path: Path, task_name: str, data: DataSpec, split: str, max_length: int, batch_size: int,

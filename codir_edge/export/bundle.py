@@ -47,6 +47,7 @@ def write_manifest(
     tuning: dict,
     command: str | None,
     plain_counts: dict,
+    extra: dict | None = None,
 ) -> Path:
     import onnx
 
@@ -79,6 +80,7 @@ def write_manifest(
         ),
         "command": without_machine_paths(command or provenance()["command"]),
         "config": config,
+        **(extra or {}),  # --task embedding: {"embedding": {pooling, normalize, output, dimension}}
         "files": [
             {"path": p.relative_to(bundle).as_posix(), "sha256": sha256_of(p), "size": p.stat().st_size} for p in files
         ],

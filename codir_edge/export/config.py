@@ -39,7 +39,12 @@ class ExportConfig:
         panel=QUANT,
         choices=QUANTIZE_MODES,
     )
-    task: str | None = setting(None, help="Task of --data (its columns and metric).", flags=("--task", "-t"))
+    task: str | None = setting(
+        None,
+        help="Task of --data (its columns and metric). 'embedding': a sentence-embedding model (sentence-transformers "
+        "folder), exported with its pooling in the graph and scored on STS pairs or labelled texts.",
+        flags=("--task", "-t"),
+    )
     calibration_samples: int = setting(300, help="Training sentences used to calibrate static INT8.", panel=QUANT)
     calibration_method: str = setting(
         "minmax", help="minmax or entropy (percentile wrecks BERT accuracy).", panel=QUANT,

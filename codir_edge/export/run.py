@@ -78,6 +78,11 @@ def run_export(
 
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if (config.task or "").strip().lower() == "embedding":
+        from codir_edge.export.embedding import export_embedding
+
+        with _quiet_root_logger():
+            return export_embedding(model_dir, out_dir, config, data, overwrite, command)
     plan = plan_export(model_dir, out_dir, config, data, overwrite)
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     with_strings = _tokenizer_in_graph(tokenizer, config)

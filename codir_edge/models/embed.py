@@ -7,17 +7,30 @@ from pathlib import Path
 
 import numpy as np
 
+from codir_edge.core.errors import InputError
 from codir_edge.core.notes import note
 from codir_edge.models.sentence import SentenceHead, read_sentence_head
 
+_TASK_HEADS = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")
 
-def folder_head(model_dir: Path) -> SentenceHead:
-    """The folder's own head; a bare encoder is read as mean pooling, normalised (said in a note)."""
+
+def folder_head(model_dir: Path, fallback: SentenceHead = SentenceHead("mean", True), option: str = "MODEL",
+                flags: str = "") -> SentenceHead:  # fmt: skip
+    """The folder's own sentence head (modules.json), or ``fallback`` for a bare encoder (said in a note).
+    A fine-tuned task model is refused: its encoder was trained for its head, not for embeddings."""
+    from codir_edge.models.checkpoint import read_model_config
+
     head = read_sentence_head(model_dir)
-    if head is None:
-        head = SentenceHead("mean", True)
-        note(f"{model_dir} has no modules.json: embeddings are its mean-pooled tokens, normalised")
-    return head
+    if head is not None:
+        return head
+    architectures = read_model_config(model_dir, option).get("architectures") or []
+    if any(a.endswith(_TASK_HEADS) for a in architectures):
+        raise InputError(
+            f"{option} {model_dir} is a {architectures[0]}, not an embedding model: give a sentence-transformers "
+            f"folder (with modules.json) or a bare encoder{flags}"
+        )
+    note(f"{option} {model_dir} has no modules.json: its embedding is {fallback.describe()}{flags}")
+    return fallback
 
 
 def embed_folder(model_dir: Path, texts: list[str], max_length: int, batch_size: int, device: str = "auto"):

@@ -24,8 +24,9 @@ from codir_edge.core.errors import InputError
 DEFAULT_OPSET = 17  # LayerNormalization is a standard op from 17 on; every onnxruntime since 1.14 runs it
 
 
-def export_fp32(model, out_file: Path, opset: int = DEFAULT_OPSET) -> None:
-    """Write ``out_file`` with dynamic batch and sequence axes."""
+def export_fp32(model, out_file: Path, opset: int = DEFAULT_OPSET, task: str = "text-classification") -> None:
+    """Write ``out_file`` with dynamic batch and sequence axes; ``task`` is optimum's (``feature-extraction``
+    for a bare encoder, whose output is ``last_hidden_state``)."""
     from optimum.exporters.onnx import onnx_export_from_model
 
     with tempfile.TemporaryDirectory(dir=out_file.parent) as tmp:
@@ -33,7 +34,7 @@ def export_fp32(model, out_file: Path, opset: int = DEFAULT_OPSET) -> None:
             warnings.simplefilter("ignore")
             logging.getLogger("optimum").setLevel(logging.ERROR)
             try:
-                onnx_export_from_model(model, output=tmp, task="text-classification", opset=opset, do_validation=False)
+                onnx_export_from_model(model, output=tmp, task=task, opset=opset, do_validation=False)
             except ValueError as exc:
                 raise InputError(
                     f"optimum cannot export this model at --opset {opset} ({exc}): try another opset"
