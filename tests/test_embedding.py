@@ -207,7 +207,7 @@ def test_sts_metrics_are_the_correlations_of_sentence_transformers_cosines(tmp_p
 
 
 def test_a_labelled_folder_is_scored_by_logistic_regression_and_nearest_neighbour(tmp_path, teacher):
-    from codir_edge.evaluate.embedding import classification_scores
+    from codir_edge.data.embedding import classification_scores
 
     folder = tmp_path / "intents"
     folder.mkdir()
@@ -337,3 +337,83 @@ def test_a_classifier_is_refused_by_export_task_embedding(tmp_path, tiny_classif
     result = invoke("export", tiny_classifier, "--task", "embedding", "--out", out)
     assert_one_line_error(result, 2, "not an embedding model")
     assert not out.exists()
+
+
+# ---- profile --task embedding -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("floor", "code"), [(-0.5, 0), (0.999, 1)])
+def test_profile_scores_the_embedding_metric_and_gates_on_a_spearman_floor(tmp_path, embedding_bundle, sts_dev,
+                                                                           floor, code):  # fmt: skip
+    from codir_edge.data import DataSpec
+    from codir_edge.data.embedding import read_embedding_data
+    from codir_edge.data.encode import encode
+    from codir_edge.data.examples import Examples
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.onnx.embed import onnx_embeddings
+
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(f'[[budget]]\nname = "sts"\ntarget = "int8"\nseq_len = "real"\nmin_spearman = {floor}\n')
+    result = invoke("profile", embedding_bundle, "--task", "embedding", "--data", sts_dev, "--seq-lens", "real",
+                    "--batch-sizes", "1", "--threads", "1", "--warmup", "1", "--runs", "3", "--budgets", budgets,
+                    "--json", tmp_path / "p.json")  # fmt: skip
+    assert result.exit_code == code, result.output
+    report = json.loads((tmp_path / "p.json").read_text())
+    wanted = read_embedding_data(DataSpec(str(sts_dev)), "dev", None, 0)
+    texts = Examples(wanted.texts, None, [0] * len(wanted.texts), "sts")
+    emb = onnx_embeddings(embedding_bundle / "onnx/model_quantized.onnx", encode(find_tokenizer(embedding_bundle),
+                                                                                  texts, 128))  # fmt: skip
+    assert report["accuracy"]["int8"] == pytest.approx(wanted.score(emb), abs=1e-9)
+    (check,) = [c for b in report["budgets"] for c in b["checks"] if c["key"] == "min_spearman"]
+    assert check["measured"] == report["accuracy"]["int8"]["spearman"] and check["passed"] == (code == 0)
+
+
+def test_a_metric_floor_without_data_or_above_one_is_refused(tmp_path, embedding_bundle):
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nname = "sts"\ntarget = "int8"\nmin_spearman = 0.8\n')
+    assert_one_line_error(invoke("profile", embedding_bundle, "--budgets", budgets), 2, "min_spearman", "--data")
+    budgets.write_text('[[budget]]\nname = "sts"\ntarget = "int8"\nmin_spearman = 80\n')
+    assert_one_line_error(invoke("profile", embedding_bundle, "--budgets", budgets), 2, "fraction", "line")
+
+
+def test_a_pipeline_distils_exports_and_gates_an_embedding_model(tmp_path, teacher, corpus, sts_dev):
+    """One TOML: compress on unlabelled text, export scored on STS pairs, profile gated on a Spearman floor."""
+    spec = tmp_path / "pipeline.toml"
+    spec.write_text(f"""
+[pipeline]
+work = "runs"
+task = "embedding"
+
+[compress]
+teacher = "{teacher}"
+data = "{corpus}"
+student-layers = 2
+epochs = 1
+max-length = 32
+held-out = 24
+
+[export]
+data = "{sts_dev}"
+max-length = 64
+max-accuracy-drop = 100
+
+[profile]
+data = "{sts_dev}"
+threads = 1
+batch-sizes = 1
+seq-lens = "real"
+runs = 3
+warmup = 1
+
+[[profile.budget]]
+name = "int8 floor"
+target = "int8"
+seq_len = "real"
+min_spearman = -1.0
+""")
+    result = invoke("pipeline", spec)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "runs" / "export" / "manifest.json").read_text())
+    assert manifest["embedding"]["output"] == "sentence_embedding"
+    report = json.loads((tmp_path / "runs" / "profile" / "report.json").read_text())
+    assert report["passed"] and set(report["accuracy"]["int8"]) == {"spearman", "pearson"}

@@ -79,7 +79,7 @@ def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[Ev
 def _score_embedding(model: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:
     """``--task embedding``: STS or classification-by-embedding metrics of a model folder's embeddings
     (PyTorch), or of each variant of an embedding bundle (onnxruntime, its sentence_embedding output)."""
-    from codir_edge.evaluate.embedding import read_embedding_data
+    from codir_edge.data.embedding import read_embedding_data
 
     if model.is_dir() and (model / MANIFEST).is_file():
         return _score_embedding_bundle(model, data, config)
@@ -104,10 +104,10 @@ def _score_embedding(model: Path, data: DataSpec, config: EvaluateConfig) -> lis
 def _score_embedding_bundle(bundle: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:
     import time
 
+    from codir_edge.data.embedding import read_embedding_data
     from codir_edge.data.encode import encode
     from codir_edge.data.examples import Examples
     from codir_edge.data.fast_tokenizer import find_tokenizer
-    from codir_edge.evaluate.embedding import read_embedding_data
     from codir_edge.onnx.embed import onnx_embeddings
     from codir_edge.onnx.scoring import APP_BATCH
     from codir_edge.onnx.session import check_onnx_file

@@ -95,7 +95,7 @@ def _check_options(config: ExportConfig) -> None:
 
 
 def _dev_data(data: DataSpec | None, config: ExportConfig):
-    from codir_edge.evaluate.embedding import read_embedding_data
+    from codir_edge.data.embedding import read_embedding_data
 
     if data is None:
         return None

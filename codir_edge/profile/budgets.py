@@ -8,7 +8,8 @@
     seq_len = 128            # or "real" for real sentences from --data
     p95_ms = 8.0
     max_size_mb = 25
-    min_accuracy = 0.89      # a fraction; measured on --data, else read from the manifest
+    min_accuracy = 0.89      # a fraction of the task's primary metric, measured on --data
+    min_spearman = 0.80      # or a floor on one named metric (min_<metric>: spearman, f1, logistic_accuracy, ...)
     tolerance = 0.05         # relative slack on every limit
     device = "pi5"           # optional: judge on this device only (default: every device measured)
 
@@ -34,7 +35,11 @@ UPPER_LIMITS = {  # budget key -> measured figure, both "at most"
     "max_size_mb": "size_mb",
     "max_peak_rss_mb": "peak_rss_mb",
 }
-KEYS = {"name", "target", "device", "threads", "batch_size", "seq_len", "tolerance", "min_accuracy", *UPPER_LIMITS}
+# budget key -> measured metric, both "at least": a named metric of --task's (embedding: the STS or probe scores)
+METRIC_FLOORS = {f"min_{name}": name for name in ("spearman", "pearson", "f1", "macro_f1", "matthews_correlation",
+                                                   "logistic_accuracy", "knn1_accuracy")}  # fmt: skip
+KEYS = {"name", "target", "device", "threads", "batch_size", "seq_len", "tolerance", "min_accuracy", *UPPER_LIMITS,
+        *METRIC_FLOORS}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,15 @@ class Budget:
     seq_len: int | str
     limits: dict[str, float] = field(default_factory=dict)  # UPPER_LIMITS keys
     min_accuracy: float | None = None
+    floors: dict[str, float] = field(default_factory=dict)  # METRIC_FLOORS keys
     tolerance: float = 0.0
     device: str | None = None  # None: every device measured
     line: int = 0
+
+    @property
+    def gates_on_scores(self) -> bool:
+        """Whether a limit reads the task metric, which profile checks only on what it measures (--data)."""
+        return self.min_accuracy is not None or bool(self.floors)
 
     @property
     def config(self) -> tuple[int, int, int | str]:
@@ -69,7 +80,7 @@ class Check:
     def message(self) -> str:
         if self.measured is None:
             return f"{self.key}: not measured (limit {self.limit:g})"
-        relation = ">=" if self.key == "min_accuracy" else "<="
+        relation = ">=" if self.key.startswith("min_") else "<="
         return f"{self.key}: measured {self.measured:.4g}, limit {relation} {self.limit:g}"
 
 
@@ -80,6 +91,14 @@ def _number(value: object, key: str, where: str, minimum: float = 0.0, inclusive
         bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
         raise InputError(f"{where}: {key} must be {bound}, found {value!r}: fix the budgets file")
     return float(value)
+
+
+def _fraction(value: object, key: str, where: str) -> float:
+    """A metric floor: a number up to 1 (correlations and accuracies are fractions here, 0.9 for 90%)."""
+    number = _number(value, key, where, minimum=-1.0, inclusive=True)
+    if number > 1:
+        raise InputError(f"{where}: {key} is a fraction (0.9 for 90%), found {number:g}: fix the budgets file")
+    return number
 
 
 def _positive_int(value: object, key: str, where: str) -> int:
@@ -108,15 +127,9 @@ def parse_budgets(text: str, source: str = "budgets") -> list[Budget]:
         if seq_len != "real":
             seq_len = _positive_int(seq_len, "seq_len", at("seq_len"))
         limits = {key: _number(table[key], key, at(key)) for key in UPPER_LIMITS if key in table}
-        min_accuracy = None
-        if "min_accuracy" in table:
-            min_accuracy = _number(table["min_accuracy"], "min_accuracy", at("min_accuracy"), inclusive=True)
-            if min_accuracy > 1:
-                raise InputError(
-                    f"{at('min_accuracy')}: min_accuracy is a fraction (0.9 for 90%), "
-                    f"found {min_accuracy:g}: fix the budgets file"
-                )
-        if not limits and min_accuracy is None:
+        floors = {key: _fraction(table[key], key, at(key)) for key in ("min_accuracy", *METRIC_FLOORS) if key in table}
+        min_accuracy = floors.pop("min_accuracy", None)
+        if not limits and min_accuracy is None and not floors:
             raise InputError(
                 f"{at('[[budget]]')}: budget '{table['name']}' sets no limit: add p95_ms, "
                 "max_size_mb, min_accuracy or another"
@@ -131,6 +144,7 @@ def parse_budgets(text: str, source: str = "budgets") -> list[Budget]:
                 seq_len=seq_len,
                 limits=limits,
                 min_accuracy=min_accuracy,
+                floors=floors,
                 tolerance=tolerance,
                 device=_device(table, at),
                 line=line,
@@ -145,10 +159,15 @@ def read_budgets(path: Path) -> list[Budget]:
 
 
 def judge(
-    budget: Budget, figures: dict[str, float | None], accuracy: float | None, device: str = "local"
+    budget: Budget,
+    figures: dict[str, float | None],
+    accuracy: float | None,
+    device: str = "local",
+    scores: dict[str, float] | None = None,
 ) -> list[Check]:
     """Each limit of ``budget`` against ``figures`` (already the median of repeats) on ``device``;
-    empty ``figures`` (the device could not be measured) fail every latency, size and memory limit."""
+    empty ``figures`` (the device could not be measured) fail every latency, size and memory limit.
+    ``accuracy`` is the task's primary metric, ``scores`` every metric measured (None: not measured)."""
     checks = []
     for key, figure in UPPER_LIMITS.items():
         if key in budget.limits:
@@ -159,4 +178,8 @@ def judge(
     if budget.min_accuracy is not None:
         passed = accuracy is not None and accuracy >= budget.min_accuracy * (1 - budget.tolerance)
         checks.append(Check(budget.name, "min_accuracy", budget.min_accuracy, accuracy, passed, device))
+    for key, floor in budget.floors.items():
+        measured = (scores or {}).get(METRIC_FLOORS[key])
+        passed = measured is not None and measured >= floor - abs(floor) * budget.tolerance
+        checks.append(Check(budget.name, key, floor, measured, passed, device))
     return checks

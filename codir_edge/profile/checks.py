@@ -63,10 +63,11 @@ def _check_budgets(config: ProfileConfig, targets: list[Target]) -> None:
                 f"seq {budget.seq_len}, but its shape is fixed at {target.fixed_shape[0]}x{target.fixed_shape[1]}: "
                 "use that batch size and a length up to it"
             )
-        if budget.min_accuracy is not None and config.data is None:  # never gate on a figure not measured here
+        if budget.gates_on_scores and config.data is None:  # never gate on a figure not measured here
+            key = "min_accuracy" if budget.min_accuracy is not None else next(iter(budget.floors))
             raise InputError(
-                f"budget '{budget.name}' (line {budget.line}) sets min_accuracy, which profile checks only on "
-                f"accuracy it measures: pass --task and --data"
+                f"budget '{budget.name}' (line {budget.line}) sets {key}, which profile checks only on "
+                f"scores it measures: pass --task and --data"
             )
 
 

@@ -50,11 +50,13 @@ def judge_budgets(report: ProfileReport, config: ProfileConfig) -> None:
                 ),
                 {},
             )
-            report.checks += judge(budget, row, value if row else None, device.name)
+            report.checks += judge(budget, row, value if row else None, device.name, scores if row else None)
 
 
 def _primary_metric(config: ProfileConfig) -> str | None:
     if config.task is None:
+        return None
+    if config.task.strip().lower() == "embedding":  # its first score: spearman (STS) or logistic_accuracy
         return None
     from codir_edge.data import get_task
 

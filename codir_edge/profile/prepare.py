@@ -59,6 +59,14 @@ def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
 
 
 def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
+    if is_embedding(config.task):  # raw is the data's EmbeddingData: its texts and how they are scored
+        from codir_edge.data.encode import encode
+        from codir_edge.data.examples import Examples
+        from codir_edge.onnx.embed import onnx_embeddings
+
+        texts = Examples(raw.texts, None, [0] * len(raw.texts), config.data.data)
+        encoded = encode(tokenizer, texts, config.max_length)
+        return raw.score(onnx_embeddings(target.path, encoded, max(config.threads), APP_BATCH))
     from codir_edge.data import get_task
     from codir_edge.data.encode import encode
     from codir_edge.data.labels import to_examples
@@ -70,9 +78,18 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
     return score_onnx(target.path, task, examples, encoded, max(config.threads), APP_BATCH).metrics
 
 
+def is_embedding(task: str | None) -> bool:
+    return (task or "").strip().lower() == "embedding"
+
+
 def read_dev_split(config: ProfileConfig) -> RawSplit | None:
+    """The dev split's texts; for --task embedding, the data's EmbeddingData (texts and their scoring)."""
     if config.data is None:
         return None
+    if is_embedding(config.task):
+        from codir_edge.data.embedding import read_embedding_data
+
+        return read_embedding_data(config.data, "dev", config.max_eval_samples, 0)
     from codir_edge.data import get_task
     from codir_edge.data.readers import read_split
 

@@ -15,6 +15,9 @@ def main() -> None:
     from codir_edge.models.scoring import score_model_folder
 
     try:
+        if spec["task"].strip().lower() == "embedding":
+            print(json.dumps({"metrics": _embedding_scores(spec)}))
+            return
         report = score_model_folder(
             spec["model"],
             spec["task"],
@@ -28,6 +31,17 @@ def main() -> None:
         print(json.dumps({"error": str(exc)}))
         return
     print(json.dumps({"metrics": report.metrics}))
+
+
+def _embedding_scores(spec: dict) -> dict[str, float]:
+    """A sentence-embedding folder's scores on the data, as evaluate --task embedding gives them."""
+    from codir_edge.data import DataSpec
+    from codir_edge.data.embedding import read_embedding_data
+    from codir_edge.models.embed import embed_folder
+
+    wanted = read_embedding_data(DataSpec(**spec["data"]), "dev", spec["max_samples"], 0)
+    embeddings, _ = embed_folder(spec["model"], wanted.texts, spec["max_length"], 128, "cpu")
+    return wanted.score(embeddings)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``evaluate --task embedding``: the scores users compare embedding models by, from the data's layout.
+"""``--task embedding``'s data and scores, the ones users compare embedding models by, from the data's
+layout; ``evaluate``, ``export`` (its variants on dev) and ``profile`` (``--data``) all score with these.
 
 - STS (pairs with a similarity score: GLUE STS-B's folder, or any file with ``sentence1``,
   ``sentence2`` and ``score`` columns): Spearman and Pearson correlation of the pair's cosine with
@@ -31,6 +32,7 @@ class EmbeddingData:
 
     kind: str  # sts | classification
     texts: list[str]  # every text to embed, once each
+    text_pairs = None  # read like a split's texts (profile's real inputs), one text per row
     score: Callable[[np.ndarray], dict[str, float]]  # embeddings of ``texts`` -> metrics
     examples: int  # pairs (STS) or scored texts (classification)
 
@@ -106,7 +108,11 @@ def classification_scores(train: np.ndarray, y_train: np.ndarray, test: np.ndarr
                           seed: int) -> dict[str, float]:  # fmt: skip
     """Logistic regression on the embeddings (sklearn's lbfgs, default C, up to 1,000 iterations) and
     1-nearest-neighbour by cosine, each scored by accuracy."""
-    from sklearn.linear_model import LogisticRegression
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        raise InputError("scoring labelled texts by embeddings needs scikit-learn: pip install scikit-learn, "
+                         "or give STS pairs") from None  # fmt: skip
 
     classifier = LogisticRegression(max_iter=1000, random_state=seed).fit(train, y_train)
     nearest = (_unit(test) @ _unit(train).T).argmax(axis=1)
