@@ -106,8 +106,11 @@ def build_tokenizer(family: str, sentences: list[str]):
     if family in ("roberta", "modernbert"):
         special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>",
                        pad_token="<pad>", mask_token="<mask>")  # fmt: skip
-        cls = t.RobertaTokenizerFast if family == "roberta" else t.PreTrainedTokenizerFast
-        return cls(tokenizer_object=_byte_bpe(sentences), **special)
+        if family == "roberta":
+            return t.RobertaTokenizerFast(tokenizer_object=_byte_bpe(sentences), **special)
+        # as answerdotai/ModernBERT-base's tokenizer_config.json says: the model takes no token type ids
+        return t.PreTrainedTokenizerFast(tokenizer_object=_byte_bpe(sentences), **special,
+                                         model_input_names=["input_ids", "attention_mask"])  # fmt: skip
     if family in ("xlm-roberta", "camembert"):
         special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>",
                        pad_token="<pad>", mask_token="<mask>")  # fmt: skip
