@@ -10,6 +10,12 @@ Rows beside the students: the teacher, and its skip-initialised 3 layers with no
 
     python benchmarks/embedding_distill.py [--seeds 1,2,3] [--arms mse,cosine,codir] [--texts 40000]
 
+Then the best arm's seed-1 student (by mean STS-B dev Spearman) is exported with ``export --task
+embedding`` and its bundle checked as apps load it: both files scored (``evaluate`` on the bundle), and
+every STS-B dev sentence embedded by sentence-transformers' ONNX backend and by transformers.js in Node
+(``examples/apps/node/embed.mjs``, when ``npm ci --prefix examples/apps`` has run), each compared by
+cosine with Python's embedding of the same file (PyTorch's for fp32).
+
 Each finished arm is saved under benchmarks/.work/embedding_distill and skipped when re-run. Writes
 results/embedding_distill.json.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -135,6 +142,63 @@ def summary(results: dict[str, list[dict]], baseline: str) -> dict:
     return out
 
 
+def _min_cosine(a, b) -> float:
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+
+
+def bundle_checks(student: Path) -> dict:
+    """Export ``student`` and hold its bundle to Python where apps load it (saved; skipped when re-run)."""
+    saved = SAVED / "bundle.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    from sentence_transformers import SentenceTransformer
+
+    from codir_edge.data import DataSpec
+    from codir_edge.data.embedding import read_embedding_data
+    from codir_edge.data.encode import encode
+    from codir_edge.data.examples import Examples
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.models.embed import embed_folder
+    from codir_edge.onnx.embed import onnx_embeddings
+
+    bundle = SAVED / "bundle"
+    export_s = run(["export", student, "--task", "embedding", "--data", SCORES["sts"][0], "--out", bundle,
+                    "--max-length", "128", "--overwrite", "-q"], SAVED / "bundle.log")  # fmt: skip
+    result = {"student": student.name, "export_s": export_s, "variants": {}}
+    for score, (data, split) in SCORES.items():
+        report = SAVED / f"bundle.{score}.json"
+        run(["evaluate", bundle, "--task", "embedding", "--data", data, "--split", split, "--json", report],
+            SAVED / f"bundle.{score}.log")  # fmt: skip
+        for variant in json.loads(report.read_text())["variants"]:
+            result["variants"].setdefault(variant["variant"], {})[score] = variant["metrics"]
+    texts = read_embedding_data(DataSpec(str(SCORES["sts"][0])), "dev", None, 0).texts
+    encoded = encode(find_tokenizer(bundle), Examples(texts, None, [0] * len(texts), "sts"), 128)
+    python = {"fp32": embed_folder(student, texts, 128, 64, "cpu")[0],
+              "q8": onnx_embeddings(bundle / "onnx" / "model_quantized.onnx", encoded)}  # fmt: skip
+    files = {"fp32": "onnx/model.onnx", "q8": "onnx/model_quantized.onnx"}
+    agreement = {"texts": len(texts), "sentence_transformers_onnx": {}, "transformers_js_node": {}}
+    for dtype, file in files.items():
+        model = SentenceTransformer(str(bundle), backend="onnx", model_kwargs={"file_name": file}, device="cpu")
+        agreement["sentence_transformers_onnx"][dtype] = _min_cosine(model.encode(texts, batch_size=1),
+                                                                     python[dtype])  # fmt: skip
+        agreement.setdefault("graph_output", {})[dtype] = _min_cosine(onnx_embeddings(bundle / file, encoded),
+                                                                      python[dtype])  # fmt: skip
+        apps = ROOT / "examples" / "apps"
+        if shutil.which("node") and (apps / "node_modules" / "@huggingface" / "transformers").is_dir():
+            lines = "\n".join(texts) + "\n"
+            done = subprocess.run(["node", "node/embed.mjs", str(bundle), "--dtype", dtype], cwd=apps, input=lines,
+                                  capture_output=True, text=True, check=True)  # fmt: skip
+            node = [json.loads(line)["embedding"] for line in done.stdout.splitlines()]
+            agreement["transformers_js_node"][dtype] = _min_cosine(node, python[dtype])
+    result["min_cosine_to_python"] = agreement
+    result["reference"] = "fp32: PyTorch (sentence-transformers' pooling); q8: onnxruntime in Python on the same file"
+    saved.write_text(json.dumps(result))
+    return result
+
+
 def main() -> None:
     from codir_edge.models.checkpoint import default_backbone
 
@@ -154,11 +218,13 @@ def main() -> None:
             results[name].append(arm(name, seed, teacher, texts, args.texts))
             done = results[name][-1]
             print(name, seed, {k: round(100 * done[s][k], 2) for s, k in FIGURES}, flush=True)
+    arms_summary = summary(results, "mse" if "mse" in results else arms[0])
+    best = max(arms_summary, key=lambda name: arms_summary[name]["spearman"]["mean"])
     write_result("embedding_distill", {
         "corpus_texts": sum(1 for _ in texts.open()), "texts_per_seed": args.texts, "seeds": seeds,
         "settings": COMMON, "rows": {name: {s: {k: 100 * v for k, v in f.items() if k != "seconds"}
                                             for s, f in r.items()} for name, r in rows.items()},
-        "arms": summary(results, "mse" if "mse" in results else arms[0]),
+        "arms": arms_summary, "best_arm": best, "bundle": bundle_checks(SAVED / f"{best}-s{seeds[0]}"),
     })  # fmt: skip
 
 

@@ -56,18 +56,21 @@ def ours(model_dir: Path, name: str) -> tuple[Path, float]:
     return out, time.perf_counter() - started
 
 
-def optimum_pipeline(model_dir: Path, name: str) -> tuple[dict[str, Path], float]:
+def optimum_pipeline(model_dir: Path, name: str, feature_extraction: bool = False) -> tuple[dict[str, Path], float]:
     """Export, O2 optimisation and avx512_vnni dynamic quantization, as Optimum's documentation shows.
 
     With onnxruntime 1.32, ORTQuantizer fails on the O2 graph ("Unable to find data type for
     .../attention/output/dense/MatMul_output_0": the fused contrib operators carry no inferred types,
     and Optimum passes the quantizer no DefaultTensorType). The smallest fix a user can make is
     onnxruntime's symbolic shape inference on the optimized file, so that is done here; the
-    quantization of the unoptimized export is measured too, as the other path a user may take."""
+    quantization of the unoptimized export is measured too, as the other path a user may take.
+    ``feature_extraction``: the model as a sentence-embedding model (``ORTModelForFeatureExtraction``),
+    what sentence-transformers' ONNX backend exports."""
     import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
     from optimum.onnxruntime import (
         AutoQuantizationConfig,
+        ORTModelForFeatureExtraction,
         ORTModelForSequenceClassification,
         ORTOptimizer,
         ORTQuantizer,
@@ -77,7 +80,8 @@ def optimum_pipeline(model_dir: Path, name: str) -> tuple[dict[str, Path], float
     base = WORK / f"optimum-{name}"
     started = time.perf_counter()
     config = AutoQuantizationConfig.avx512_vnni(is_static=False)
-    model = ORTModelForSequenceClassification.from_pretrained(str(model_dir), export=True)
+    model_class = ORTModelForFeatureExtraction if feature_extraction else ORTModelForSequenceClassification
+    model = model_class.from_pretrained(str(model_dir), export=True)
     exported = base / "exported"
     model.save_pretrained(exported)
     ORTQuantizer.from_pretrained(exported, file_name="model.onnx").quantize(config, base / "quantized-plain")
