@@ -103,18 +103,27 @@ class Distiller(nn.Module):
                 total, ce, kd = prediction_rows(logits, teacher_logits, targets, labeled, cfg, self.regression)
                 terms = {"ce": ce, "kd": kd}
         if self.contrastive is not None:
-            summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, cfg.pooling)
-            terms["contrastive"], terms["contrastive_top1"] = self.contrastive(summary, index, negatives)
-            weighted = cfg.contrastive_weight * terms["contrastive"]
-            if torch.is_grad_enabled() and self.last_of_window:  # once per log window: two extra backwards
-                terms["contrastive_grad_share"] = gradient_share(weighted, total, self.student)
-            total = total + weighted
+            total = add_contrastive(self, out.hidden_states, inputs["attention_mask"], index, negatives, total, terms,
+                                    cfg.pooling)  # fmt: skip
         if self.pkd is not None:
             student_cls = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, "cls")
             teacher_cls = self.bank.rows(self.bank.features, host_to(index, self.bank.features.device), logits.device)
             terms["pkd"] = self.pkd(student_cls, teacher_cls)
             total = total + cfg.mse_weight * terms["pkd"]
         return total * scale, {name: value.detach() for name, value in terms.items()}
+
+
+def add_contrastive(objective: nn.Module, hidden_states, attention_mask, index, negatives, total: torch.Tensor,
+                    terms: dict[str, torch.Tensor], pooling: str) -> torch.Tensor:  # fmt: skip
+    """``total`` plus lambda L_con of ``objective`` (its ``contrastive`` heads over its ``layers``, summarised
+    with ``pooling``, the bank's); L_con, its top-1 and, once per log window, its gradient share go into ``terms``."""
+    cfg = objective.config
+    summary = layer_summaries(hidden_states, attention_mask, objective.layers, pooling)
+    terms["contrastive"], terms["contrastive_top1"] = objective.contrastive(summary, index, negatives)
+    weighted = cfg.contrastive_weight * terms["contrastive"]
+    if torch.is_grad_enabled() and objective.last_of_window:  # once per log window: two extra backwards
+        terms["contrastive_grad_share"] = gradient_share(weighted, total, objective.student)
+    return total + weighted
 
 
 def gradient_share(term: torch.Tensor, rest: torch.Tensor, student: nn.Module) -> torch.Tensor:
@@ -250,10 +259,6 @@ class EmbedDistiller(nn.Module):
             terms = {"cosine": (1 - F.cosine_similarity(embedding, teacher, dim=-1)).mean()}
             total = terms["cosine"]
         if self.contrastive is not None:
-            summary = layer_summaries(out.hidden_states, inputs["attention_mask"], self.layers, self.pooling)
-            terms["contrastive"], terms["contrastive_top1"] = self.contrastive(summary, index, negatives)
-            weighted = cfg.contrastive_weight * terms["contrastive"]
-            if torch.is_grad_enabled() and self.last_of_window:
-                terms["contrastive_grad_share"] = gradient_share(weighted, total, self.student)
-            total = total + weighted
+            total = add_contrastive(self, out.hidden_states, inputs["attention_mask"], index, negatives, total, terms,
+                                    self.pooling)  # fmt: skip
         return total * scale, {name: value.detach() for name, value in terms.items()}

@@ -16,7 +16,9 @@ sentence-transformers' ONNX backend, transformers.js's feature-extraction pipeli
 
 from __future__ import annotations
 
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,19 @@ from codir_edge.models.sentence import SentenceHead
 
 PROBE_TEXTS = 64  # sentences the parity check and the INT8 cosine run on
 PARITY_BATCHES = (1, 4, 16)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What the export reads once and every step after the checks uses."""
+
+    model_dir: Path
+    config: ExportConfig
+    head: SentenceHead
+    spec: object  # export/spec.ExportSpec
+    tokenizer: object
+    model: object  # the bare encoder, eager attention
+    target: str  # resolved: native becomes this machine's instruction set
 
 
 def export_embedding(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None,
@@ -57,28 +72,30 @@ def export_embedding(model_dir: Path, out_dir: Path, config: ExportConfig, data:
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     probes = _probe_encoded(tokenizer, wanted, config.max_length)
     scored = _encode_texts(tokenizer, wanted.texts, config.max_length) if wanted is not None else None
-    model = _load_encoder(model_dir, config.trust_remote_code)
-    target = q.resolve_target(config.target)
+    source = _Source(model_dir, config, head, spec, tokenizer, _load_encoder(model_dir, config.trust_remote_code),
+                     q.resolve_target(config.target))  # fmt: skip
     with staged_output_dir(out_dir, overwrite) as stage:
         work = stage / ".work"
         work.mkdir()
         (stage / layout.GRAPH_DIR).mkdir()
         with avoidable("the fp32 graph", "try another --opset"):
-            parity = _fp32_graph(model, head, stage, work, probes, config)
+            parity = _fp32_graph(source, stage, work, probes)
         variants = [{"name": "fp32", "file": layout.FP32, "graph": "plain", "candidate": "plain"}]
         fused_counts = {}
         if config.quantize != "none":
             with avoidable("the INT8 variant", "pass --quantize none"):
-                entry, fused_counts = _int8_variant(stage, work, spec, target, config)
+                entry, fused_counts = _int8_variant(source, stage, work)
             variants.append(entry)
         _score(variants, stage, probes, scored, wanted, config)
         if config.ort:
             from codir_edge.export import steps
 
             with avoidable("the mobile .ort", "pass --no-ort"):
-                variants.append(steps.mobile_variant(stage, variants[-1]["file"], target))
-        return _finish(stage, work, variants, model, tokenizer, head, spec, parity, fused_counts, target, config,
-                       model_dir, command, started, out_dir, ExportReport)  # fmt: skip
+                variants.append(steps.mobile_variant(stage, variants[-1]["file"], source.target))
+        shutil.rmtree(work)
+        variants, deployment, tuning = _write_bundle(source, stage, variants, parity, fused_counts, command)
+    return ExportReport(out_dir, variants, parity, fused_counts, deployment, tuning, source.target,
+                        time.perf_counter() - started)  # fmt: skip
 
 
 def _check_options(config: ExportConfig) -> None:
@@ -133,7 +150,7 @@ def _load_encoder(model_dir: Path, trust_remote_code: bool):
         raise _weights_error(model_dir, exc) from exc
 
 
-def _fp32_graph(model, head: SentenceHead, stage: Path, work: Path, probes: Encoded, config: ExportConfig) -> dict:
+def _fp32_graph(source: _Source, stage: Path, work: Path, probes: Encoded) -> dict:
     """onnx/model.onnx with the sentence head, held to PyTorch: every probe batch, both outputs."""
     import torch
 
@@ -143,6 +160,7 @@ def _fp32_graph(model, head: SentenceHead, stage: Path, work: Path, probes: Enco
     from codir_edge.onnx.pooling import EMBEDDING, HIDDEN, add_sentence_embedding
     from codir_edge.onnx.session import create_session
 
+    model, head, config = source.model, source.head, source.config
     export_fp32(model, work / "hidden.onnx", config.opset, task="feature-extraction")
     add_sentence_embedding(work / "hidden.onnx", stage / layout.FP32, head)
     session = create_session(stage / layout.FP32, 1)
@@ -169,16 +187,17 @@ def _fp32_graph(model, head: SentenceHead, stage: Path, work: Path, probes: Enco
             "outputs": [HIDDEN, EMBEDDING], "cases": cases}  # fmt: skip
 
 
-def _int8_variant(stage: Path, work: Path, spec, target: str, config: ExportConfig) -> tuple[dict, dict]:
+def _int8_variant(source: _Source, stage: Path, work: Path) -> tuple[dict, dict]:
     """Dynamic INT8 with per-channel weights, of the fused graph where the family has fusions."""
     from codir_edge.export.graph import fuse, operator_counts
     from codir_edge.onnx.graph import dynamic_int8
 
-    source, graph, counts = stage / layout.FP32, "plain", operator_counts(stage / layout.FP32)
-    if spec.optimizer_type is not None and config.optimize:
-        counts = fuse(source, work / "fused.onnx", spec.optimizer_type, spec.heads, spec.hidden)
-        source, graph = work / "fused.onnx", "fused"
-    dynamic_int8(source, stage / layout.INT8, target, graph != "plain", per_channel=True)
+    spec = source.spec
+    graph_file, graph, counts = stage / layout.FP32, "plain", operator_counts(stage / layout.FP32)
+    if spec.optimizer_type is not None and source.config.optimize:
+        counts = fuse(graph_file, work / "fused.onnx", spec.optimizer_type, spec.heads, spec.hidden)
+        graph_file, graph = work / "fused.onnx", "fused"
+    dynamic_int8(graph_file, stage / layout.INT8, source.target, graph != "plain", per_channel=True)
     entry = {"name": "int8", "file": layout.INT8, "graph": graph, "quantization": "dynamic", "format": "QOperator",
              "per_channel": True, "candidate": f"{graph}.dynamic"}  # fmt: skip
     return entry, counts
@@ -215,32 +234,30 @@ def _score(variants: list[dict], stage: Path, probes: Encoded, scored: Encoded |
         raise CheckFailedError("; ".join(failures) + ": pass --quantize none, or allow a larger drop")
 
 
-def _finish(stage, work, variants, model, tokenizer, head, spec, parity, fused_counts, target, config, model_dir,
-            command, started, out_dir, report_type):  # fmt: skip
-    """Runtime claims, the files beside the graphs, the manifest; the report."""
-    import shutil
-
+def _write_bundle(source: _Source, stage: Path, variants: list[dict], parity: dict, fused_counts: dict,
+                  command: str | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
+    """Runtime claims, the files beside the graphs (tokenizer, config.json, the sentence-transformers
+    files) and the manifest; (variants kept, deployment, tuning)."""
     from codir_edge.export.bundle import write_manifest
     from codir_edge.export.graph import operator_counts
     from codir_edge.export.steps import claim_runtimes
     from codir_edge.models.sentence import write_sentence_head
     from codir_edge.onnx.pooling import EMBEDDING
 
+    config, tokenizer, spec, head = source.config, source.tokenizer, source.spec, source.head
     variants = claim_runtimes(variants, stage, config, {"fp32", "int8"})
-    shutil.rmtree(work)
     tokenizer.model_max_length = min(config.max_length, tokenizer.model_max_length)
     tokenizer.save_pretrained(stage)
-    model.config.save_pretrained(stage)
+    source.model.config.save_pretrained(stage)
     write_sentence_head(stage, head, spec.hidden, config.max_length)
     deployment = {"threads": {}, "note": "not tuned for --task embedding: load fp32 or int8 at any thread count"}
     tuning = {"timed": False}
     write_manifest(
-        stage, variants=variants, model_dir=model_dir, spec=spec,
-        config=config.to_dict() | {"target_resolved": target, "task": "embedding"}, parity=parity,
+        stage, variants=variants, model_dir=source.model_dir, spec=spec,
+        config=config.to_dict() | {"target_resolved": source.target, "task": "embedding"}, parity=parity,
         fused_operators=fused_counts, deployment=deployment, tuning=tuning, command=command,
         plain_counts=operator_counts(stage / layout.FP32),
         extra={"embedding": {"pooling": head.pooling, "normalize": head.normalize, "output": EMBEDDING,
                              "dimension": spec.hidden}},
     )  # fmt: skip
-    return report_type(out_dir, variants, parity, fused_counts, deployment, tuning, target,
-                       time.perf_counter() - started)  # fmt: skip
+    return variants, deployment, tuning
