@@ -39,6 +39,7 @@ ARMS = {  # name -> compress arguments
     "mse": ["--objective", "mse"],
     "cosine": ["--objective", "cosine"],
     "codir": ["--objective", "codir"],
+    "codir-hard": ["--objective", "codir", "--negative-sampling", "hard"],
 }
 SCORES = {  # name -> (data, split)
     "sts": (SHARED / "glue" / "STS-B", "dev"),

@@ -741,6 +741,77 @@ def codir_paired_sections() -> list[str]:
     return lines
 
 
+def embedding_section() -> list[str]:
+    lines, result = section("Sentence embeddings: 3-layer students of all-MiniLM-L6-v2", "embedding_distill",
+                            "python benchmarks/embedding_distill.py")  # fmt: skip
+    if result is None:
+        return lines
+    arms, rows = result["arms"], result["rows"]
+    base = next((name for name, arm in arms.items() if not any("minus_" in k for k in arm["spearman"])), None)
+    lines += [
+        f"`compress --task embedding` on {result['texts_per_seed']:,} texts per seed (a seeded sample of "
+        f"{result['corpus_texts']:,} train sentences of SST-2, CoLA, MRPC, RTE, STS-B and BANKING77; nothing from a "
+        f"scored split), settings `{' '.join(result['settings'])}`, seeds {', '.join(map(str, result['seeds']))}; "
+        "every arm with one seed on the same texts, batches and dropout masks. STS-B dev Spearman of cosine; "
+        "BANKING77 test accuracy of logistic regression and 1-NN on the embeddings (fit on train.csv). Per seed, "
+        f"and paired differences against `{base}` in points:",
+        "",
+        "| model | STS-B Spearman | BANKING77 logistic | BANKING77 1-NN | held-out cosine to teacher | wall s/arm |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['sts']['spearman']:.2f} | {row['banking77']['logistic_accuracy']:.2f} | "
+                     f"{row['banking77']['knn1_accuracy']:.2f} | - | - |")  # fmt: skip
+    for name, arm in arms.items():
+        cells = []
+        for metric in ("spearman", "logistic_accuracy", "knn1_accuracy"):
+            figures = arm[metric]
+            seeds = ", ".join(f"{v:.2f}" for v in figures["per_seed"].values())
+            diff = figures.get(f"minus_{base}")
+            paired = f"; {' '.join(f'{v:+.2f}' for v in diff.values())}" if diff else ""
+            cells.append(f"**{figures['mean']:.2f}** ({seeds}{paired})")
+        cosine = sum(arm["held_out_cosine"].values()) / len(arm["held_out_cosine"])
+        wall = sum(arm["wall_s"]) / len(arm["wall_s"])
+        lines.append(f"| {name} | {' | '.join(cells)} | {cosine:.4f} | {wall:.0f} |")
+    ends = {name: list(arm["contrastive_end"].values()) for name, arm in arms.items() if arm["contrastive_end"]}
+    for name, values in ends.items():
+        top1 = sum(v["contrastive_top1"] for v in values) / len(values)
+        share = sum(v["contrastive_grad_share"] for v in values) / len(values)
+        lines += ["", f"`{name}`'s contrastive term at the end of training: top-1 {top1:.3f}, gradient share "
+                      f"{share:.3f} (mean over seeds)."]  # fmt: skip
+    bundle = result.get("bundle")
+    if bundle:
+        lines += ["", f"The best arm, `{result['best_arm']}` (seed {result['seeds'][0]}), exported with "
+                      "`export --task embedding`; each file scored on the same splits (batch 1):", "",
+                  "| file | STS-B Spearman | BANKING77 logistic | BANKING77 1-NN |", "|---|---|---|---|"]  # fmt: skip
+        for variant, scores in bundle["variants"].items():
+            lines.append(f"| {variant} | {pct(scores['sts']['spearman'])} | "
+                         f"{pct(scores['banking77']['logistic_accuracy'])} | "
+                         f"{pct(scores['banking77']['knn1_accuracy'])} |")  # fmt: skip
+        agreement = bundle["min_cosine_to_python"]
+        lines += ["", f"Lowest cosine to Python's embedding over the {agreement['texts']:,} STS-B dev sentences "
+                      f"({bundle['reference']}):", "", "| loaded by | fp32 | q8 |", "|---|---|---|"]  # fmt: skip
+        for where in ("graph_output", "sentence_transformers_onnx", "transformers_js_node"):
+            got = agreement.get(where) or {}
+            cells = " | ".join(f"{got[d]:.6f}" if d in got else "not run" for d in ("fp32", "q8"))
+            lines.append(f"| {where.replace('_', ' ')} | {cells} |")
+    latency = load("embedding_latency")
+    if latency is not None:
+        lines += ["", "Latency, batch 1 (`benchmarks/embedding_latency.py`, medians over rounds, fresh process per "
+                      "figure): the student's INT8 file over the teacher's INT8 through Optimum (O2, avx512_vnni "
+                      "dynamic, as a feature-extraction model; target <= 0.5):", "",
+                  "| threads | length | teacher Optimum int8 ms | student fp32 ms | student int8 ms | ratio |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for ratio in latency["ratios"]:
+            got = {r["variant"]: r["median_ms"] for r in latency["rows"]
+                   if (r["threads"], r["seq"]) == (ratio["threads"], ratio["seq"])}  # fmt: skip
+            lines.append(f"| {ratio['threads']} | {ratio['seq']} | {got['teacher Optimum O2 int8']:.3f} | "
+                         f"{got['student ours fp32']:.3f} | {got['student ours int8']:.3f} | "
+                         f"**{ratio['student_int8_over_teacher_optimum_int8']:.3f}** |")  # fmt: skip
+        lines += ["", provenance(latency)]
+    return [*lines, "", provenance(result), ""]
+
+
 def suite_section() -> list[str]:
     lines, result = section("The README's test command", "test_suite", "python benchmarks/test_suite.py")
     if result is None:
@@ -814,7 +885,7 @@ def main() -> None:
     sections += (accuracy_aware_section, limit_section)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
     sections += (export_speed_section, budget_search_section, suite_section, apps_section, runtime_floor_section)
-    sections += (codir_paired_sections,)
+    sections += (codir_paired_sections, embedding_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

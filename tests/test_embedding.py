@@ -11,6 +11,8 @@ import pytest
 import torch
 from cli_helpers import assert_one_line_error, invoke, read_log
 from conftest import build_tiny_bert
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codir_edge.models.sentence import POOLINGS, SentenceHead, read_sentence_head, write_sentence_head
 
@@ -417,3 +419,34 @@ min_spearman = -1.0
     assert manifest["embedding"]["output"] == "sentence_embedding"
     report = json.loads((tmp_path / "runs" / "profile" / "report.json").read_text())
     assert report["passed"] and set(report["accuracy"]["int8"]) == {"spearman", "pearson"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(anchors=st.integers(1, 6), k=st.integers(1, 8), m=st.integers(1, 10), seed=st.integers(0, 2**16))
+def test_hard_negatives_replace_the_first_half_with_distinct_members_of_each_list(anchors, k, m, seed):
+    import math
+
+    from codir_edge.compress.embed import with_hard
+
+    rng = np.random.default_rng(seed)
+    negatives = rng.integers(0, 1000, size=(anchors, k + anchors))
+    lists = rng.permutation(2000)[: anchors * m].reshape(anchors, m) + 1000  # distinct, apart from the random ones
+    lists[rng.random(lists.shape) < 0.3] = -1  # lists that run short
+    count = math.ceil(k / 2)
+    out = with_hard(negatives, lists, count, np.random.default_rng(seed))
+    assert out.shape == negatives.shape and (out[:, count:] == negatives[:, count:]).all()
+    for row in range(anchors):
+        valid = set(lists[row][lists[row] >= 0].tolist())
+        taken = [x for x in out[row, :count].tolist() if x >= 1000]
+        assert set(taken) <= valid and len(taken) == len(set(taken)) == min(count, len(valid))
+
+
+def test_hard_negatives_are_computed_once_and_reported(tmp_path, teacher, corpus):
+    out = tmp_path / "hard"
+    result = invoke(*embed_args(teacher, corpus, out, "--epochs", "1", "--negative-sampling", "hard"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["hard_negatives"]["method"] == "exact cosine" and metrics["hard_negatives"]["per_row"] == 20
+    cosine_hard = ("--objective", "cosine", "--negative-sampling", "hard")
+    refused = invoke(*embed_args(teacher, corpus, tmp_path / "x", *cosine_hard))
+    assert_one_line_error(refused, 2, "--negative-sampling hard")

@@ -131,7 +131,8 @@ class FineConfig(DistillConfig):
     negative_sampling: str = setting(
         "label",
         help="How codir draws its K negatives: label (uniformly among examples of another label, or beyond "
-        "the margin) or hard (half of them from the teacher's own nearest such examples, the rest as label).",
+        "the margin) or hard (half of them from the teacher's own nearest such examples, the rest as label). "
+        "--task embedding: label draws random texts, hard half of them from the teacher's nearest texts.",
         panel=LOSS,
         choices=NEGATIVE_SAMPLING,
     )
@@ -316,8 +317,13 @@ class EmbedConfig(DistillConfig):
         panel=LOSS,
     )
     held_out: int = like(PreConfig, "held_out")
+    # label (the fine stage's name): random texts, as CoDIR-Pre draws them; hard: half from the teacher's nearest
+    negative_sampling: str = like(FineConfig, "negative_sampling")
 
     def __post_init__(self) -> None:
+        if self.negative_sampling == "hard" and self.objective != "codir":
+            raise InputError(f"--negative-sampling hard draws codir's negatives; --objective {self.objective} has "
+                             "none: drop it, or use --objective codir")  # fmt: skip
         if self.objective not in EMBED_OBJECTIVES:
             raise InputError(
                 f"--objective {self.objective} does not apply to --task embedding (an embedding has no logits): "

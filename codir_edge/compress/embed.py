@@ -11,6 +11,7 @@ held-out slice, and the student is written as a sentence-transformers folder wit
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +101,15 @@ class EmbedStage:
         setup.free_teacher()
         distiller = EmbedDistiller(student, bank, config, self.head.pooling, width(student.config),
                                    width(self.teacher_config)).to(runtime.device)  # fmt: skip
+        hard = self._hard_lists(bank) if config.negative_sampling == "hard" else None
 
         def make_batch(global_rows, rows, epoch, batch_no):
             """Random negatives for the whole global batch, from its position (as CoDIR-Pre draws them)."""
             rng = np.random.default_rng([config.seed, epoch, batch_no])
             padded = pad_batch(encoded, global_rows)
             negatives = random_negatives(global_rows, n_train, config.negatives, rng)
+            if hard is not None:
+                negatives = with_hard(negatives, hard[global_rows], math.ceil(config.negatives / 2), rng)
             part = slice(dist.rank, None, dist.world)
             longest = int(padded["attention_mask"][part].sum(axis=1).max())
             inputs = to_device({name: value[part, :longest] for name, value in padded.items()}, runtime)
@@ -121,6 +125,21 @@ class EmbedStage:
         )  # fmt: skip
         self.initial = evaluate()
         return distiller, loop
+
+    def _hard_lists(self, bank) -> np.ndarray:
+        """(N, 4K) each text's nearest training texts by the teacher's own summaries (near-duplicates and
+        held-out texts left out), computed once from the bank (``bank/hard.py``)."""
+        import torch
+
+        from codir_edge.compress.bank.hard import hard_neighbours
+
+        n_train = self.n_train
+
+        def is_negative(anchors: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return (torch.arange(len(targets)) < n_train).expand(len(anchors), -1)  # any training text
+
+        lists, self.hard_info = hard_neighbours(bank, is_negative, 4 * self.config.negatives, self.config.seed)
+        return lists.numpy()
 
     def save_files(self, folder: Path) -> None:
         """The sentence-transformers files beside the saved student: the teacher's head, the run's length."""
@@ -146,7 +165,19 @@ class EmbedStage:
             "held_out_examples": len(self.held),
             "data": str(self.corpus),
             "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
+            "hard_negatives": getattr(self, "hard_info", None),
         }
+
+
+def with_hard(negatives: np.ndarray, lists: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``negatives`` (G, K + G) with its first ``count`` columns replaced by distinct random members of
+    each anchor's hard list (G, M), -1 padded (kept where a list runs short)."""
+    keys = rng.random(lists.shape)
+    keys[lists < 0] = -1.0
+    chosen = np.take_along_axis(lists, np.argsort(-keys, axis=1, kind="stable")[:, :count], axis=1)  # (G, count)
+    out = negatives.copy()
+    out[:, : chosen.shape[1]] = np.where(chosen >= 0, chosen, negatives[:, : chosen.shape[1]])
+    return out
 
 
 def held_out_embedding_scores(distiller, held_enc: Encoded, held_rows, runtime, config, dist) -> dict[str, float]:
