@@ -285,22 +285,43 @@ def embedding_bundle(tmp_path_factory, backbone_dir) -> Path:
     return out
 
 
-def test_transformers_js_feature_extraction_gives_the_graphs_embedding(embedding_bundle, glue_dir):
-    """Every STS-B dev sentence, dtype fp32 and q8, through examples/apps/node/embed.mjs: cosine at least
-    0.999 to the same file's sentence_embedding output in Python's onnxruntime, one text per call."""
+def _sts_texts(glue_dir: Path) -> list[str]:
+    rows = [line.split("\t") for line in (glue_dir / "STS-B" / "dev.tsv").read_text().splitlines()[1:]]
+    return list(dict.fromkeys([r[7] for r in rows] + [r[8] for r in rows]))
+
+
+def _assert_embeddings_match(rows: list[dict], texts: list[str], bundle: Path, file: str) -> None:
+    """Cosine at least 0.999 to the same file's sentence_embedding output in Python's onnxruntime."""
     from codir_edge.data.encode import encode
     from codir_edge.data.examples import Examples
     from codir_edge.data.fast_tokenizer import find_tokenizer
     from codir_edge.onnx.embed import onnx_embeddings
 
-    rows = [line.split("\t") for line in (glue_dir / "STS-B" / "dev.tsv").read_text().splitlines()[1:]]
-    texts = list(dict.fromkeys([r[7] for r in rows] + [r[8] for r in rows]))
-    encoded = encode(find_tokenizer(embedding_bundle), Examples(texts, None, [0] * len(texts), "sts"), 64)
+    assert [r["text"] for r in rows] == texts
+    encoded = encode(find_tokenizer(bundle), Examples(texts, None, [0] * len(texts), "sts"), 64)
+    app = np.asarray([r["embedding"] for r in rows], dtype=np.float64)
+    python = onnx_embeddings(bundle / file, encoded).astype(np.float64)
+    cosine = (app * python).sum(1) / np.linalg.norm(app, axis=1) / np.linalg.norm(python, axis=1)
+    assert cosine.min() >= 0.999, (file, float(cosine.min()))
+
+
+def test_transformers_js_feature_extraction_gives_the_graphs_embedding(embedding_bundle, glue_dir):
+    """Every STS-B dev sentence, dtype fp32 and q8, through examples/apps/node/embed.mjs, one text per call."""
+    texts = _sts_texts(glue_dir)
     for dtype, file in (("fp32", "onnx/model.onnx"), ("q8", "onnx/model_quantized.onnx")):
         output = _node("node/embed.mjs", str(embedding_bundle), "--dtype", dtype, stdin="\n".join(texts) + "\n")
-        got = [json.loads(line) for line in output.splitlines()]
-        assert [r["text"] for r in got] == texts
-        node = np.asarray([r["embedding"] for r in got], dtype=np.float64)
-        python = onnx_embeddings(embedding_bundle / file, encoded).astype(np.float64)
-        cosine = (node * python).sum(1) / np.linalg.norm(node, axis=1) / np.linalg.norm(python, axis=1)
-        assert cosine.min() >= 0.999, (dtype, float(cosine.min()))
+        _assert_embeddings_match([json.loads(line) for line in output.splitlines()], texts, embedding_bundle, file)
+
+
+def test_the_web_page_embeds_with_an_embedding_bundle_in_headless_chromium(embedding_bundle, glue_dir, tmp_path):
+    """The same page reads the bundle's manifest and embeds instead of classifying: 100 STS-B sentences."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("the browser test needs Chromium (.ci/run installs Debian's chromium)")
+    texts = _sts_texts(glue_dir)[:100]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    for dtype, file in (("fp32", "onnx/model.onnx"), ("q8", "onnx/model_quantized.onnx")):
+        result = json.loads(_node("web/drive.mjs", str(embedding_bundle), str(tmp_path / "texts.json"), "--dtype",
+                                  dtype, "--chromium", chromium))  # fmt: skip
+        assert result["outside"] == []
+        _assert_embeddings_match(result["rows"], texts, embedding_bundle, file)
