@@ -155,6 +155,19 @@ def run_command(command: list[str], name: str) -> float:
     return time.perf_counter() - started
 
 
+def run_cli(command: list, log: Path) -> float:
+    """Seconds ``codir-edge COMMAND`` took, its output in ``log``; a failure stops the benchmark naming the log."""
+    import time
+
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        done = subprocess.run([sys.executable, "-m", "codir_edge", *map(str, command)], cwd=ROOT, stdout=out,
+                              stderr=subprocess.STDOUT)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"{command[0]} failed ({done.returncode}): see {log}")
+    return time.perf_counter() - started
+
+
 def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from _models import ROOT, WORK, write_result
+from _models import run_cli as run
 
 SAVED = WORK / "codir_paired"
 TASKS = {  # name -> (--task, data folder, extra arguments)
@@ -36,16 +34,6 @@ ARMS = {  # name -> compress arguments
     "codir": ["--objective", "codir"],
     "codir-hard": ["--objective", "codir", "--negative-sampling", "hard"],
 }
-
-
-def run(command: list, log: Path) -> float:
-    started = time.perf_counter()
-    with open(log, "w") as out:
-        done = subprocess.run([sys.executable, "-m", "codir_edge", *map(str, command)], cwd=ROOT, stdout=out,
-                              stderr=subprocess.STDOUT)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"{command[0]} failed ({done.returncode}): see {log}")
-    return time.perf_counter() - started
 
 
 def teacher(task: str) -> Path:

@@ -26,11 +26,10 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from _models import ROOT, WORK, write_result
+from _models import run_cli as run
 
 SAVED = WORK / "embedding_distill"
 SHARED = ROOT.parent / "shared" / "data"
@@ -46,16 +45,6 @@ SCORES = {  # name -> (data, split)
     "banking77": (SHARED / "banking77", "test"),
 }
 COMMON = ["--student-layers", "3", "--epochs", "1", "--max-length", "64", "--quiet"]
-
-
-def run(command: list, log: Path) -> float:
-    started = time.perf_counter()
-    with open(log, "w") as out:
-        done = subprocess.run([sys.executable, "-m", "codir_edge", *map(str, command)], cwd=ROOT, stdout=out,
-                              stderr=subprocess.STDOUT)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"{command[0]} failed ({done.returncode}): see {log}")
-    return time.perf_counter() - started
 
 
 def corpus() -> Path:

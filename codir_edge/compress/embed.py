@@ -17,13 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.compress.config import EmbedConfig
-from codir_edge.compress.pre import random_negatives, split_corpus, subset_encoded
+from codir_edge.compress.pre import encode_corpus, random_negatives, read_split_corpus, subset_encoded
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_student_layers, layer_map
 from codir_edge.core.errors import InputError
-from codir_edge.data.corpus import read_corpus
-from codir_edge.data.encode import Encoded, encode, pad_batch
-from codir_edge.data.examples import Examples
+from codir_edge.data.encode import Encoded, pad_batch
 from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config, weights_digest
 from codir_edge.models.families import family_of, width
 from codir_edge.models.sentence import SentenceHead, read_sentence_head, write_sentence_head
@@ -63,22 +61,15 @@ class EmbedStage:
         self.student_layers = check_student_layers(config.student_layers, self.teacher_layers, self.teacher_dir)
         check_max_length(self.teacher_config, config.max_length, self.teacher_dir)
         self.tokenizer = load_tokenizer(self.teacher_dir, config.trust_remote_code)
-        self.read = read_corpus(corpus, text_field)
-        texts = Examples(self.read.texts, None, [0] * len(self.read), str(corpus))
-        texts = texts.subsample(config.max_train_samples, config.seed)
-        self.train_texts, self.held_texts = split_corpus(texts.texts, config.held_out, config.seed)
+        self.read, self.train_texts, self.held_texts = read_split_corpus(corpus, text_field, config)
 
     def prepare(self, runtime, dist, run_dir: Path, bars) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
         """Training and held-out texts tokenized as one set (the bank covers both); the teacher loaded."""
         from codir_edge.models.loading import load_backbone
 
         config = self.config
-        everything = self.train_texts + self.held_texts
-        texts = Examples(everything, None, [0] * len(everything), str(self.corpus))
-        segments = family_of(self.teacher_config).takes_segments(self.teacher_config)
-        self.encoded = encode(self.tokenizer, texts, config.max_length, segments)
-        self.n_train = len(self.train_texts)
-        self.held = np.arange(self.n_train, len(self.encoded))
+        self.encoded, self.n_train, self.held = encode_corpus(self.tokenizer, self.train_texts, self.held_texts,
+                                                              self.teacher_config, config.max_length)  # fmt: skip
         teacher = load_backbone(self.teacher_dir, False, config.trust_remote_code).to(runtime.device)
         return Setup.for_bank(
             self.tokenizer, teacher, self.encoded, layer_map(self.teacher_layers, self.student_layers),

@@ -51,6 +51,23 @@ def check_backbone(config: dict, teacher_dir: Path) -> None:
         )
 
 
+def read_split_corpus(corpus: str | Path, text_field: str | None, config) -> tuple:
+    """(what was read, training texts, held-out texts): the corpus, sampled to ``--max-train-samples``
+    and split by ``--held-out``, both seeded (CoDIR-Pre and ``--task embedding`` read their text so)."""
+    read = read_corpus(corpus, text_field)
+    texts = Examples(read.texts, None, [0] * len(read), str(corpus)).subsample(config.max_train_samples, config.seed)
+    return (read, *split_corpus(texts.texts, config.held_out, config.seed))
+
+
+def encode_corpus(tokenizer, train: list[str], held: list[str], teacher_config: dict,
+                  max_length: int) -> tuple[Encoded, int, np.ndarray]:  # fmt: skip
+    """(training and held-out texts tokenized as one set, the bank covering both; the training count; the
+    held-out rows)."""
+    texts = Examples(train + held, None, [0] * (len(train) + len(held)), "corpus")
+    encoded = encode(tokenizer, texts, max_length, family_of(teacher_config).takes_segments(teacher_config))
+    return encoded, len(train), np.arange(len(train), len(encoded))
+
+
 def split_corpus(texts: list[str], held_out: int, seed: int) -> tuple[list[str], list[str]]:
     """(train, held-out): a seeded random slice of at most ``held_out`` texts and a tenth of the
     corpus is kept out of training, so the per-epoch score is on sentences the student never read."""
@@ -91,22 +108,15 @@ class PreStage:
         self.tokenizer = load_tokenizer(self.teacher_dir, config.trust_remote_code)
         if self.mlm and self.tokenizer.mask_token_id is None:
             raise InputError(f"the tokenizer of --teacher {teacher_dir} has no mask token, so nothing can be masked")
-        self.read = read_corpus(corpus, text_field)
-        texts = Examples(self.read.texts, None, [0] * len(self.read), str(corpus))
-        texts = texts.subsample(config.max_train_samples, config.seed)
-        self.train_texts, self.held_texts = split_corpus(texts.texts, config.held_out, config.seed)
+        self.read, self.train_texts, self.held_texts = read_split_corpus(corpus, text_field, config)
 
     def prepare(self, runtime, dist, run_dir: Path, bars) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
         """Training and held-out texts tokenized as one set (the bank covers both); the teacher loaded."""
         from codir_edge.models.loading import load_backbone
 
         config = self.config
-        everything = self.train_texts + self.held_texts
-        texts = Examples(everything, None, [0] * len(everything), str(self.corpus))
-        segments = family_of(self.teacher_config).takes_segments(self.teacher_config)
-        self.encoded = encode(self.tokenizer, texts, config.max_length, segments)
-        self.n_train = len(self.train_texts)
-        self.held = np.arange(self.n_train, len(self.encoded))
+        self.encoded, self.n_train, self.held = encode_corpus(self.tokenizer, self.train_texts, self.held_texts,
+                                                              self.teacher_config, config.max_length)  # fmt: skip
         teacher = load_backbone(self.teacher_dir, self.mlm, config.trust_remote_code).to(runtime.device)
         return Setup.for_bank(
             self.tokenizer, teacher, self.encoded, layer_map(self.teacher_layers, self.student_layers),
