@@ -54,6 +54,7 @@ class EmbedStage:
         from codir_edge.models.loading import load_tokenizer
 
         self.teacher_dir, self.corpus, self.config = Path(teacher_dir), corpus, config
+        self.hard_info: dict | None = None  # --negative-sampling hard: how the neighbour lists were computed
         self.teacher_config = read_model_config(self.teacher_dir, "--teacher")
         family_of(self.teacher_config)  # an unknown family is refused before anything loads
         self.head = teacher_head(self.teacher_dir, config)
@@ -95,7 +96,8 @@ class EmbedStage:
         hard = self._hard_lists(bank) if config.negative_sampling == "hard" else None
 
         def make_batch(global_rows, rows, epoch, batch_no):
-            """Random negatives for the whole global batch, from its position (as CoDIR-Pre draws them)."""
+            """Negatives for the whole global batch from its position, as CoDIR-Pre draws them (random texts and
+            the batch), half of the random ones from the anchor's hard list with --negative-sampling hard."""
             rng = np.random.default_rng([config.seed, epoch, batch_no])
             padded = pad_batch(encoded, global_rows)
             negatives = random_negatives(global_rows, n_train, config.negatives, rng)
@@ -156,7 +158,7 @@ class EmbedStage:
             "held_out_examples": len(self.held),
             "data": str(self.corpus),
             "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
-            "hard_negatives": getattr(self, "hard_info", None),
+            "hard_negatives": self.hard_info,
         }
 
 
