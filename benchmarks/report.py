@@ -754,7 +754,8 @@ def embedding_section() -> list[str]:
         f"scored split), settings `{' '.join(result['settings'])}`, seeds {', '.join(map(str, result['seeds']))}; "
         "every arm with one seed on the same texts, batches and dropout masks. STS-B dev Spearman of cosine; "
         "BANKING77 test accuracy of logistic regression and 1-NN on the embeddings (fit on train.csv). Per seed, "
-        f"and paired differences against `{base}` in points:",
+        f"and paired differences against `{base}` in points. Wall time per arm includes the bank (once per seed, "
+        "reused after) and both scorings; the arms ran beside the test suite, so their times are not comparable:",
         "",
         "| model | STS-B Spearman | BANKING77 logistic | BANKING77 1-NN | held-out cosine to teacher | wall s/arm |",
         "|---|---|---|---|---|---|",
