@@ -21,11 +21,11 @@ from typing import Any, ClassVar
 from codir_edge.core.config_checks import require_counts, require_positive
 from codir_edge.core.errors import InputError
 from codir_edge.core.settings import DATA, TRAINING, like, optional_str, setting
+from codir_edge.data.embedding import EMBEDDING_TASK, is_embedding
 from codir_edge.training.config import TrainingConfig
 
 OBJECTIVES = ("codir", "kd", "mse", "none")
 EMBED_OBJECTIVES = ("codir", "mse", "cosine")  # --task embedding: no logits, so no kd and no plain fine-tuning
-EMBEDDING = "embedding"  # the --task that distils a sentence-embedding model (the embed stage)
 POOLINGS = ("mean", "cls", "max")
 CONTRASTIVE_FORMS = ("infonce", "nce")
 NEGATIVE_SAMPLING = ("label", "hard")
@@ -354,12 +354,12 @@ def stage_config(stage: str, values: dict[str, Any]) -> CompressConfig:
     """The config of ``stage`` (``--task embedding`` picks the embed stage) from the settings of every stage
     (the command takes all of them); one that only another stage reads, set away from its default, is refused
     rather than silently ignored."""
-    task = str(values.get("task") or "").strip().lower()
+    task = values.get("task")
     if stage == "pre" and task:
         raise InputError(
             f"--task {values['task']} does not apply to --stage pre (it distils on unlabelled text): drop --task"
         )
-    cls = CONFIGS["embed" if task == EMBEDDING else stage]
+    cls = CONFIGS["embed" if is_embedding(task) else stage]
     own = {f.name for f in fields(cls)}
     for other in CONFIGS.values():
         for item in fields(other):
@@ -368,5 +368,5 @@ def stage_config(stage: str, values: dict[str, Any]) -> CompressConfig:
                                  f"{_stage_name(other)}")  # fmt: skip
     chosen = {name: value for name, value in values.items() if name in own}
     if cls is EmbedConfig:
-        chosen["task"] = EMBEDDING
+        chosen["task"] = EMBEDDING_TASK
     return cls(**chosen)

@@ -23,7 +23,12 @@ from codir_edge.data.labels import label_set, to_examples
 from codir_edge.data.readers import read_split
 from codir_edge.data.tasks import TASKS
 
-Embed = Callable[[list[str]], np.ndarray]  # texts -> (N, d) embeddings
+EMBEDDING_TASK = "embedding"  # the --task every command reads as "a sentence-embedding model"
+
+
+def is_embedding(task: str | None) -> bool:
+    """Whether ``--task`` names the embedding task (forgivingly, as ``get_task`` reads names)."""
+    return (task or "").strip().lower() == EMBEDDING_TASK
 
 
 @dataclass(frozen=True)

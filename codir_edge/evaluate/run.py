@@ -15,6 +15,7 @@ from codir_edge.bundle import layout
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec, get_task, load_split
+from codir_edge.data.embedding import is_embedding
 from codir_edge.evaluate.config import EvaluateConfig
 from codir_edge.models.scoring import score_model_folder
 
@@ -51,7 +52,7 @@ def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[Ev
     from codir_edge.onnx.session import check_onnx_file
 
     model = Path(model)
-    if task_name.strip().lower() == "embedding":
+    if is_embedding(task_name):
         return _score_embedding(model, data, config)
     if model.is_dir() and (model / MANIFEST).is_file():
         manifest = read_manifest(model)

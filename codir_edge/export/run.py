@@ -27,6 +27,7 @@ from codir_edge.core.extras import require_extra
 from codir_edge.core.notes import note
 from codir_edge.core.progress import Bars, stage_progress
 from codir_edge.data import DataSpec
+from codir_edge.data.embedding import is_embedding
 from codir_edge.data.encode import Encoded
 from codir_edge.export import candidates, fixed, ship, steps
 from codir_edge.export import quantize as q
@@ -78,7 +79,7 @@ def run_export(
 
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    if (config.task or "").strip().lower() == "embedding":
+    if is_embedding(config.task):
         from codir_edge.export.embedding import export_embedding
 
         with _quiet_root_logger():

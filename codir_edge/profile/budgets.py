@@ -93,9 +93,13 @@ def _number(value: object, key: str, where: str, minimum: float = 0.0, inclusive
     return float(value)
 
 
+CORRELATIONS = ("min_spearman", "min_pearson", "min_matthews_correlation")  # floors that may be below 0
+
+
 def _fraction(value: object, key: str, where: str) -> float:
-    """A metric floor: a number up to 1 (correlations and accuracies are fractions here, 0.9 for 90%)."""
-    number = _number(value, key, where, minimum=-1.0, inclusive=True)
+    """A metric floor: a number up to 1 (correlations and accuracies are fractions here, 0.9 for 90%), at
+    least 0, or at least -1 for a correlation."""
+    number = _number(value, key, where, minimum=-1.0 if key in CORRELATIONS else 0.0, inclusive=True)
     if number > 1:
         raise InputError(f"{where}: {key} is a fraction (0.9 for 90%), found {number:g}: fix the budgets file")
     return number

@@ -56,7 +56,9 @@ def judge_budgets(report: ProfileReport, config: ProfileConfig) -> None:
 def _primary_metric(config: ProfileConfig) -> str | None:
     if config.task is None:
         return None
-    if config.task.strip().lower() == "embedding":  # its first score: spearman (STS) or logistic_accuracy
+    from codir_edge.data.embedding import is_embedding
+
+    if is_embedding(config.task):  # its first score: spearman (STS) or logistic_accuracy
         return None
     from codir_edge.data import get_task
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from codir_edge.core.errors import InputError
 from codir_edge.core.inputs import REAL, real_batches, synthetic_token_ids
+from codir_edge.data.embedding import is_embedding
 from codir_edge.data.split import RawSplit
 from codir_edge.devices.session import Group, write_batches
 from codir_edge.onnx.scoring import APP_BATCH
@@ -76,10 +77,6 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
     examples = to_examples(raw, task, model_label_order(target.folder, task)).subsample(config.max_eval_samples, 0)
     encoded = encode(tokenizer, examples, config.max_length)  # a fixed-shape graph is fed padded to its shape
     return score_onnx(target.path, task, examples, encoded, max(config.threads), APP_BATCH).metrics
-
-
-def is_embedding(task: str | None) -> bool:
-    return (task or "").strip().lower() == "embedding"
 
 
 def read_dev_split(config: ProfileConfig) -> RawSplit | None:

@@ -15,7 +15,9 @@ def main() -> None:
     from codir_edge.models.scoring import score_model_folder
 
     try:
-        if spec["task"].strip().lower() == "embedding":
+        from codir_edge.data.embedding import is_embedding
+
+        if is_embedding(spec["task"]):
             print(json.dumps({"metrics": _embedding_scores(spec)}))
             return
         report = score_model_folder(
