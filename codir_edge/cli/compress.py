@@ -23,6 +23,9 @@ def compress(args: Args) -> None:
     --task embedding: a sentence-embedding model (a sentence-transformers folder, or an encoder with
     --pooling and --normalize) on unlabelled text, into a smaller sentence-transformers model.
 
+    --task ner: a token classifier (finetune --task ner) on word-tagged sentences (CoNLL or jsonl),
+    per-token kd, mse or codir (a token-level contrastive term); the teacher runs beside the student.
+
     Writes a Hugging Face folder with metrics.json and train_log.jsonl. Several GPUs or CPUs:
 
     \b
@@ -63,7 +66,9 @@ def compress(args: Args) -> None:
 
 
 def fine_line(report) -> str:
-    if report.objective == "none":
+    if report.compress_stage == "token":
+        bank = "none (the teacher runs beside the student)"
+    elif report.objective == "none":
         bank = "not needed"
     else:
         bank = "reused" if report.bank.reused_from else f"built in {report.bank.build_seconds:.0f} s"

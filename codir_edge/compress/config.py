@@ -22,6 +22,7 @@ from codir_edge.core.config_checks import require_counts, require_positive
 from codir_edge.core.errors import InputError
 from codir_edge.core.settings import DATA, TRAINING, like, optional_str, setting
 from codir_edge.data.embedding import EMBEDDING_TASK, is_embedding
+from codir_edge.data.ner import NER_TASK, is_ner
 from codir_edge.training.config import TrainingConfig
 
 OBJECTIVES = ("codir", "kd", "mse", "none")
@@ -342,12 +343,42 @@ class EmbedConfig(DistillConfig):
         return self.pooling
 
 
-CompressConfig = FineConfig | PreConfig | EmbedConfig  # what run_compress takes: its class picks the stage
-CONFIGS = {config.stage: config for config in (FineConfig, PreConfig, EmbedConfig)}
+@dataclass(frozen=True, kw_only=True)
+class TokenConfig(DistillConfig):
+    """``--task ner``: a token classifier distilled on word-tagged sentences (``compress/tokens.py``). The
+    teacher runs beside the student on each batch (its per-token logits and states are the targets), so
+    there is no bank; codir's contrastive term is per token, its negatives the batch's tokens of another label."""
+
+    stage: ClassVar[str] = "token"
+    task: str | None = like(FineConfig, "task")
+    objective: str = like(FineConfig, "objective")
+    mse_weight: float = like(FineConfig, "mse_weight")
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"--objective {self.objective} does not apply to --task ner: use one of "
+                             f"{', '.join(OBJECTIVES)}")  # fmt: skip
+        super().__post_init__()
+        if self.mse_weight < 0:
+            raise InputError(f"--mse-weight must not be negative, got {self.mse_weight}")
+        # the token term contrasts every labelled position with the batch's positions of another label
+        for name in ("pooling", "contrastive", "negatives"):
+            if getattr(self, name) != next(f.default for f in fields(self) if f.name == name):
+                raise InputError(f"{_flag(name)} does not apply to --task ner (its contrastive term is per token, "
+                                 "against the batch's tokens of another label): drop it")  # fmt: skip
+
+    @property
+    def bank_pooling(self) -> str:
+        return self.pooling
+
+
+# what run_compress takes: its class picks the stage
+CompressConfig = FineConfig | PreConfig | EmbedConfig | TokenConfig
+CONFIGS = {config.stage: config for config in (FineConfig, PreConfig, EmbedConfig, TokenConfig)}
 
 
 def _stage_name(config: type) -> str:
-    return "--task embedding" if config is EmbedConfig else f"--stage {config.stage}"
+    return {EmbedConfig: "--task embedding", TokenConfig: "--task ner"}.get(config, f"--stage {config.stage}")
 
 
 def stage_config(stage: str, values: dict[str, Any]) -> CompressConfig:
@@ -359,7 +390,9 @@ def stage_config(stage: str, values: dict[str, Any]) -> CompressConfig:
         raise InputError(
             f"--task {values['task']} does not apply to --stage pre (it distils on unlabelled text): drop --task"
         )
-    cls = CONFIGS["embed" if is_embedding(task) else stage]
+    if is_ner(task) and stage == "pre":
+        raise InputError("--task ner does not apply to --stage pre: drop --stage")
+    cls = CONFIGS["embed" if is_embedding(task) else "token" if is_ner(task) else stage]
     own = {f.name for f in fields(cls)}
     for other in CONFIGS.values():
         for item in fields(other):
@@ -369,4 +402,6 @@ def stage_config(stage: str, values: dict[str, Any]) -> CompressConfig:
     chosen = {name: value for name, value in values.items() if name in own}
     if cls is EmbedConfig:
         chosen["task"] = EMBEDDING_TASK
+    if cls is TokenConfig:
+        chosen["task"] = NER_TASK
     return cls(**chosen)

@@ -24,6 +24,7 @@ from codir_edge.compress.fine import FineStage
 from codir_edge.compress.pre import PreStage
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import count_parameters
+from codir_edge.compress.tokens import TokenStage
 from codir_edge.core.extras import require_extra
 from codir_edge.core.progress import Bars, stage_progress
 from codir_edge.core.provenance import provenance
@@ -41,7 +42,7 @@ class CompressReport:
     metrics.json; a field that is None does not apply to the stage and is left out of it."""
 
     stage: str  # always "compress": the metrics file says which command made it
-    compress_stage: str  # fine | pre | embed (--task embedding)
+    compress_stage: str  # fine | pre | embed (--task embedding) | token (--task ner)
     metric: str
     dev: dict
     teacher_dev: dict
@@ -83,6 +84,7 @@ class CompressReport:
     contrastive_end: dict | None = None
     hard_negatives: dict | None = None  # --negative-sampling hard: how the neighbour lists were computed, and cost
     embedding: dict | None = None  # embed: the sentence head the student was written with (pooling, normalize)
+    truncation: dict | None = None  # token: words --max-length cut off, per split (None: none were)
 
     def metrics(self) -> dict:
         """The student's metrics.json."""
@@ -157,6 +159,8 @@ def run_compress(
         stage = PreStage(teacher_dir, data, config, text_field)
     elif config.stage == "embed":
         stage = EmbedStage(teacher_dir, data, config, text_field)
+    elif config.stage == "token":
+        stage = TokenStage(teacher_dir, data, config, student_dir, eval_data)
     else:
         stage = FineStage(teacher_dir, data, config, student_dir, eval_data)
     with training_run(config, out_dir, overwrite, resume, "compress") as (dist, runtime, run_dir):

@@ -44,7 +44,8 @@ class JsonTokenizer:
             self._tokenizer.enable_truncation(max_length, strategy="longest_first")
         batch = list(zip(texts, pairs, strict=True)) if pairs is not None else list(texts)
         encodings = self._tokenizer.encode_batch(batch)
-        return {"input_ids": [e.ids for e in encodings], "token_type_ids": [e.type_ids for e in encodings]}
+        return {"input_ids": [e.ids for e in encodings], "token_type_ids": [e.type_ids for e in encodings],
+                "offset_mapping": [e.offsets for e in encodings]}  # fmt: skip
 
 
 def find_tokenizer(folder: Path) -> JsonTokenizer | None:

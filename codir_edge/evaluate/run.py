@@ -16,6 +16,7 @@ from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec, get_task, load_split
 from codir_edge.data.embedding import is_embedding
+from codir_edge.data.ner import is_ner
 from codir_edge.evaluate.config import EvaluateConfig
 from codir_edge.models.scoring import score_model_folder
 
@@ -54,6 +55,10 @@ def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[Ev
     model = Path(model)
     if is_embedding(task_name):
         return _score_embedding(model, data, config)
+    if is_ner(task_name):
+        from codir_edge.evaluate.ner import score_ner
+
+        return score_ner(model, data, config, EvalReport)
     if model.is_dir() and (model / MANIFEST).is_file():
         manifest = read_manifest(model)
         scored = [v for v in manifest.variants if v.takes == "token_ids"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from codir_edge.core.provenance import provenance
 from codir_edge.data import DataSpec, get_task, load_train_dev
 from codir_edge.data.encode import Encoded, encode, pad_batch, train_batches, update_digest
 from codir_edge.data.metrics import score
+from codir_edge.data.ner import NER_TASK, is_ner
 from codir_edge.finetune.config import FinetuneConfig
 from codir_edge.models.checkpoint import check_max_length, default_backbone, read_model_config, weights_digest
 from codir_edge.models.families import family_of
@@ -37,7 +39,8 @@ _SUMMARY_FIELDS = ("out_dir", "task", "metric", "best_score", "best_epoch", "dev
                    "world_size", "rank")  # fmt: skip
 _METRICS_FIELDS = ("task", "labels", "metric", "dev_metrics", "best_epoch", "history", "train_examples",
                    "dev_examples", "wall_time_s", "train_seconds", "train_examples_per_s", "resumed_from_step",
-                   "device", "precision", "world_size", "source_model", "data", "config", "provenance")  # fmt: skip
+                   "device", "precision", "world_size", "truncation", "source_model", "data", "config",
+                   "provenance")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class FinetuneReport:
     resumed_from_step: int | None = None
     world_size: int = 1
     rank: int = 0  # the process that made this report; only rank 0 speaks for the run
+    truncation: dict | None = None  # --task ner: words --max-length cut off, per split (None: none were)
 
     def metrics(self) -> dict:
         """The teacher's metrics.json."""
@@ -89,41 +93,35 @@ def run_finetune(
 ) -> FinetuneReport:
     require_extra("train", "finetune")
     from codir_edge.finetune.objective import LabelLoss
-    from codir_edge.models.loading import load_classifier, load_tokenizer
+    from codir_edge.models.loading import load_tokenizer
     from codir_edge.models.runtime import seed_everything
     from codir_edge.training.engine import train
 
     started = time.perf_counter()
-    task = get_task(config.task)
     model_dir = Path(model_dir) if model_dir is not None else default_backbone()
     out_dir = Path(out_dir)
     model_config = read_model_config(model_dir)
     check_max_length(model_config, config.max_length, model_dir)
     segments = family_of(model_config).takes_segments(model_config)
-    train_set, dev, labels = load_train_dev(task, data, eval_data)
-    train_set = train_set.subsample(config.max_train_samples, config.seed)
-    dev = dev.subsample(config.max_eval_samples, config.seed)
+    recipe = TokenRecipe(data, eval_data, config) if is_ner(config.task) else SequenceRecipe(data, eval_data, config)
     with training_run(config, out_dir, overwrite, resume, "finetune") as (dist, runtime, run_dir):
         seed_everything(config.seed)
         tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
-        train_enc = encode(tokenizer, train_set, config.max_length, segments)
-        dev_enc = encode(tokenizer, dev, config.max_length, segments)
-        model = load_classifier(model_dir, labels, task.is_regression, config.trust_remote_code).to(runtime.device)
-        objective = LabelLoss(model)
-        loop = _loop(config, task, model, train_enc, dev_enc, runtime, dist, run_dir, _data_key(model_dir, train_enc))
-        trained = train(loop, objective, runtime, dist, run_dir, resume, show_progress)
-        best = max(trained.history, key=lambda entry: (entry[task.primary_metric], -entry["epoch"]))
+        model, loop = recipe.build(tokenizer, model_dir, segments, runtime, dist, run_dir)
+        trained = train(loop, LabelLoss(model), runtime, dist, run_dir, resume, show_progress)
+        metric = recipe.metric
+        best = max(trained.history, key=lambda entry: (entry[metric], -entry["epoch"]))
         best_metrics = {k: v for k, v in best.items() if k not in ("epoch", "step")}
         report = FinetuneReport(
-            out_dir=out_dir, task=task.name, labels=labels, metric=task.primary_metric,
-            best_score=best[task.primary_metric], best_epoch=best["epoch"], dev_metrics=best_metrics,
+            out_dir=out_dir, task=recipe.task_name, labels=recipe.labels, metric=metric,
+            best_score=best[metric], best_epoch=best["epoch"], dev_metrics=best_metrics,
             history=[{k: v for k, v in entry.items() if k != "step"} for entry in trained.history],
             wall_time_s=time.perf_counter() - started, train_seconds=trained.train_seconds,
-            train_examples_per_s=len(train_enc) * config.epochs / max(trained.train_seconds, 1e-9),
-            train_examples=len(train_enc), dev_examples=len(dev_enc), device=runtime.device,
+            train_examples_per_s=recipe.train_count * config.epochs / max(trained.train_seconds, 1e-9),
+            train_examples=recipe.train_count, dev_examples=recipe.dev_count, device=runtime.device,
             precision=runtime.precision, source_model=str(model_dir), data=data.data, config=config.to_dict(),
             provenance=provenance() if dist.is_main else {}, resumed_from_step=trained.resumed_from,
-            world_size=dist.world, rank=dist.rank,
+            world_size=dist.world, rank=dist.rank, truncation=recipe.truncation,
         )  # fmt: skip
         if dist.is_main:
 
@@ -138,18 +136,102 @@ def run_finetune(
         return report
 
 
-def _loop(config, task, model, train_enc: Encoded, dev_enc: Encoded, runtime, dist, run_dir: Path, key: str) -> Loop:
-    """How finetune makes a batch, orders an epoch and scores it, for the engine."""
+class SequenceRecipe:
+    """A sentence (or pair) classifier or regressor on a GLUE or custom task."""
+
+    truncation = None
+
+    def __init__(self, data: DataSpec, eval_data: DataSpec | None, config: FinetuneConfig):
+        self.config = config
+        self.task = get_task(config.task)
+        self.task_name, self.metric = self.task.name, self.task.primary_metric
+        train_set, dev, self.labels = load_train_dev(self.task, data, eval_data)
+        self.train_set = train_set.subsample(config.max_train_samples, config.seed)
+        self.dev = dev.subsample(config.max_eval_samples, config.seed)
+
+    def build(self, tokenizer, model_dir: Path, segments: bool, runtime, dist, run_dir: Path):
+        """(model, the engine's loop) once the tokenizer is loaded."""
+        from codir_edge.models.loading import load_classifier
+        from codir_edge.models.predict import predict_logits
+
+        config, task = self.config, self.task
+        train_enc = encode(tokenizer, self.train_set, config.max_length, segments)
+        dev_enc = encode(tokenizer, self.dev, config.max_length, segments)
+        self.train_count, self.dev_count = len(train_enc), len(dev_enc)
+        model = load_classifier(model_dir, self.labels, task.is_regression, config.trust_remote_code)
+        model = model.to(runtime.device)
+        targets = dev_enc.targets.tolist()
+
+        def evaluate() -> dict[str, float]:
+            return score(task, predict_logits(model, dev_enc, runtime, config.eval_batch_size), targets)
+
+        key = _data_key(model_dir, train_enc)
+        return model, _loop(config, self.metric, model, train_enc, lambda rows: train_enc.targets[rows], evaluate,
+                            runtime, dist, run_dir, key)  # fmt: skip
+
+
+class TokenRecipe:
+    """A token classifier (``--task ner``) on word-tagged sentences: first pieces carry the labels."""
+
+    task_name, metric = NER_TASK, "f1"
+
+    def __init__(self, data: DataSpec, eval_data: DataSpec | None, config: FinetuneConfig):
+        from codir_edge.data.ner import load_tagged_train_dev
+
+        self.config = config
+        given = list(data.labels) if data.labels else None
+        self.train_set, self.dev, self.labels = load_tagged_train_dev(
+            data.data, eval_data.data if eval_data else None, given, config.max_train_samples,
+            config.max_eval_samples, config.seed,
+        )  # fmt: skip
+
+    def build(self, tokenizer, model_dir: Path, segments: bool, runtime, dist, run_dir: Path):
+        from codir_edge.data.ner_encode import encode_tagged, pad_labels, score_token_logits
+        from codir_edge.models.loading import load_token_classifier
+        from codir_edge.models.predict import predict_token_logits
+
+        config = self.config
+        train_tok = encode_tagged(tokenizer, self.train_set, self.labels, config.max_length, segments)
+        dev_tok = encode_tagged(tokenizer, self.dev, self.labels, config.max_length, segments)
+        self.truncation = truncation_note(train_tok, dev_tok, config.max_length)
+        self.train_count, self.dev_count = len(train_tok), len(dev_tok)
+        model = load_token_classifier(model_dir, self.labels, config.trust_remote_code).to(runtime.device)
+
+        def evaluate() -> dict[str, float]:
+            logits = predict_token_logits(model, dev_tok.encoded, runtime, config.eval_batch_size)
+            return score_token_logits(logits, dev_tok, self.dev, self.labels)
+
+        key = _data_key(model_dir, train_tok.encoded, train_tok.labels)
+        return model, _loop(config, self.metric, model, train_tok.encoded, lambda rows: pad_labels(train_tok, rows),
+                            evaluate, runtime, dist, run_dir, key)  # fmt: skip
+
+
+def truncation_note(train, dev, max_length: int) -> dict | None:
+    """How many words --max-length cut off (counted, said once, never silently dropped)."""
+    from codir_edge.core.notes import note
+
+    counts = {"train_words_cut": train.words_cut, "train_sentences_cut": train.sentences_cut,
+              "dev_words_cut": dev.words_cut, "dev_sentences_cut": dev.sentences_cut}  # fmt: skip
+    if not train.words_cut and not dev.words_cut:
+        return None
+    note(f"--max-length {max_length} cuts {train.words_cut} of {train.words} training words "
+         f"({train.sentences_cut} sentences) and {dev.words_cut} of {dev.words} dev words: those words are "
+         "unlabelled in training and count as missed in the dev scores; raise --max-length to keep them")  # fmt: skip
+    return counts
+
+
+def _loop(config, metric: str, model, train_enc: Encoded, batch_targets: Callable[[np.ndarray], np.ndarray],
+          evaluate: Callable[[], dict], runtime, dist, run_dir: Path, key: str) -> Loop:  # fmt: skip
+    """How finetune makes a batch (``batch_targets``: a batch's rows -> its targets), orders an epoch
+    and keeps the best one, for the engine."""
     import torch
 
-    from codir_edge.models.predict import host_to, predict_logits, to_device
-
-    targets = torch.from_numpy(train_enc.targets)
-    metric = task.primary_metric
+    from codir_edge.models.predict import host_to, to_device
 
     def make_batch(global_rows, rows, epoch, batch_no):  # noqa: ARG001 - nothing random beyond the order
-        index = torch.from_numpy(rows)
-        return to_device(pad_batch(train_enc, rows), runtime), index, host_to(targets[index], runtime.device), None
+        targets = torch.from_numpy(batch_targets(rows))
+        inputs = to_device(pad_batch(train_enc, rows), runtime)
+        return inputs, torch.from_numpy(rows), host_to(targets, runtime.device), None
 
     def order(epoch: int) -> list[np.ndarray]:
         """One generator seeded once and drawn from epoch after epoch (as finetune always has), replayed
@@ -158,9 +240,6 @@ def _loop(config, task, model, train_enc: Encoded, dev_enc: Encoded, runtime, di
         for _ in range(epoch):
             batches = train_batches(train_enc.lengths, config.batch_size, rng, config.group_by_length)
         return batches
-
-    def evaluate() -> dict[str, float]:
-        return score(task, predict_logits(model, dev_enc, runtime, config.eval_batch_size), dev_enc.targets.tolist())
 
     def keep_best(history: list[dict]) -> None:
         """The first epoch with the best dev metric so far is saved (rank 0), before its checkpoint."""
@@ -175,8 +254,10 @@ def _loop(config, task, model, train_enc: Encoded, dev_enc: Encoded, runtime, di
                 evaluate=evaluate, headline=metric, order=order, after_epoch=keep_best)  # fmt: skip
 
 
-def _data_key(model_dir: Path, encoded: Encoded) -> str:
+def _data_key(model_dir: Path, encoded: Encoded, labels: list[np.ndarray] | None = None) -> str:
     """What a checkpoint must have been trained from: the starting weights and the tokenized data."""
     digest = hashlib.sha256(weights_digest(model_dir).encode())
     update_digest(digest, encoded)
+    for row in labels or ():
+        digest.update(row.tobytes())
     return digest.hexdigest()[:20]

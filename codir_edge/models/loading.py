@@ -98,6 +98,50 @@ def load_trained_classifier(model_dir: Path, trust_remote_code: bool = False, **
         raise _weights_error(model_dir, exc) from exc
 
 
+def load_token_classifier(model_dir: Path, labels: list[str], trust_remote_code: bool = False):
+    """A token classifier (``*ForTokenClassification``) with one output per label and ``id2label``
+    written; a saved token classifier with other labels gets a new head, said in one ``note:`` line."""
+    import torch
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    _quiet_transformers()
+    config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+    saved = dict(getattr(config, "id2label", {}) or {})
+    was_tagger = any("TokenClassification" in a for a in (config.architectures or []))
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in enumerate(labels)}
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(
+            str(model_dir), config=config, ignore_mismatched_sizes=True, trust_remote_code=trust_remote_code,
+            torch_dtype=torch.float32,
+        )  # fmt: skip
+    except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
+        raise _weights_error(model_dir, exc) from exc
+    if was_tagger and [saved.get(i, saved.get(str(i))) for i in range(len(saved))] != labels:
+        note(f"{model_dir} tags {len(saved)} labels of its own; its head is replaced by a new one for "
+             f"{len(labels)} labels")  # fmt: skip
+    return model
+
+
+def load_trained_token_classifier(model_dir: Path, trust_remote_code: bool = False, **kwargs):
+    """A fine-tuned token classifier exactly as saved; a folder that is not one is refused."""
+    import torch
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    _quiet_transformers()
+    config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+    if not any("TokenClassification" in a for a in (config.architectures or [])):
+        raise InputError(f"{model_dir} is not a token classifier (architectures: {config.architectures}): "
+                         "fine-tune one with finetune --task ner")  # fmt: skip
+    try:
+        return AutoModelForTokenClassification.from_pretrained(
+            str(model_dir), trust_remote_code=trust_remote_code, torch_dtype=torch.float32, **kwargs
+        )
+    except Exception as exc:  # safetensors, torch and transformers each raise their own types for bad files
+        raise _weights_error(model_dir, exc) from exc
+
+
 def load_backbone(model_dir: Path, with_mlm_head: bool, trust_remote_code: bool = False):
     """A pretrained encoder as saved: with its masked-LM head (``AutoModelForMaskedLM``, which also
     reads ``*ForPreTraining`` checkpoints) or bare (``AutoModel``; a sentence-transformers folder

@@ -35,3 +35,17 @@ def predict_logits(model, encoded: Encoded, runtime: Runtime, batch_size: int = 
             for row, value in zip(indices, logits.float().cpu().numpy(), strict=True):
                 outputs[row] = value
     return np.stack(outputs) if outputs else np.zeros((0, 1), dtype=np.float32)
+
+
+def predict_token_logits(model, encoded: Encoded, runtime: Runtime, batch_size: int = 128) -> list[np.ndarray]:
+    """Per-token outputs for every sentence, each (T_i, num_labels) float32 at its own length, in order."""
+    import torch
+
+    model.eval()
+    outputs: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
+    with torch.inference_mode(), runtime.autocast():
+        for indices in eval_batches(encoded.lengths, batch_size):
+            logits = model(**to_device(pad_batch(encoded, indices), runtime)).logits.float().cpu().numpy()
+            for row, i in enumerate(indices):
+                outputs[i] = logits[row, : len(encoded.input_ids[i])]
+    return outputs

@@ -1,0 +1,137 @@
+"""Named-entity taggers on CoNLL-2003, paired: a teacher fine-tuned from the bundled all-MiniLM-L6-v2,
+3-layer students distilled from it with ``compress --task ner`` (one per objective and seed, every arm
+of one seed on the same batches and dropout masks), and the same 3 layers fine-tuned with no teacher.
+
+Chosen on dev (the teacher's best epoch), reported on test: micro entity F1 (strict IOB2, seqeval's
+reading), per-type F1 and token accuracy, from ``evaluate --task ner``. The best student's seed-1
+folder is then exported (``export --task ner``), its INT8 file scored on test beside its fp32 one.
+
+    python benchmarks/ner_distill.py [--seeds 1,2,3] [--arms kd,mse,codir] [--only train]
+
+The teacher uses the issue's recipe (lr 5e-5, batch 16, 3 epochs); the students and the no-teacher
+baseline use the same epochs and batch. Each finished run and score is saved under
+benchmarks/.work/ner_distill and skipped when re-run. Writes results/ner_distill.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from _models import ROOT, WORK, write_result
+from _models import run_cli as run
+
+SAVED = WORK / "ner_distill"
+DATA = ROOT.parent / "shared" / "data" / "conll2003"
+TRAIN = ["--data", DATA, "--task", "ner", "--epochs", "3", "--batch-size", "16", "--quiet"]
+ARMS = {  # name -> compress arguments
+    "kd": ["--objective", "kd"],
+    "mse": ["--objective", "mse"],
+    "codir": ["--objective", "codir"],
+}
+
+
+def teacher() -> Path:
+    """The bundled backbone fine-tuned as a token classifier (the issue's recipe)."""
+    from codir_edge.models.checkpoint import default_backbone
+
+    out = SAVED / "teacher"
+    if not (out / "metrics.json").is_file():
+        SAVED.mkdir(parents=True, exist_ok=True)
+        run(["finetune", "--model", default_backbone(), *TRAIN, "--lr", "5e-5", "--seed", "1", "--out", out,
+             "--overwrite"], SAVED / "teacher.log")  # fmt: skip
+    return out
+
+
+def cut(source: Path) -> Path:
+    """The backbone's layers 2, 4 and 6 (the students' skip map), as a bare encoder to fine-tune."""
+    from codir_edge.compress.student import skip_student
+    from codir_edge.models.loading import load_backbone, load_tokenizer
+
+    out = SAVED / "cut-3l"
+    if not (out / "config.json").is_file():
+        skip_student(load_backbone(source, False), 3).save_pretrained(out)
+        load_tokenizer(source).save_pretrained(out)
+    return out
+
+
+def baseline(seed: int) -> Path:
+    """The 3 layers fine-tuned on the labels alone, as a user without a teacher would."""
+    from codir_edge.models.checkpoint import default_backbone
+
+    out = SAVED / f"no-teacher-s{seed}"
+    if not (out / "metrics.json").is_file():
+        run(["finetune", "--model", cut(Path(default_backbone())), *TRAIN, "--lr", "1e-4", "--seed", seed,
+             "--out", out, "--overwrite"], SAVED / f"no-teacher-s{seed}.log")  # fmt: skip
+    return out
+
+
+def student(name: str, seed: int, teacher_dir: Path) -> Path:
+    out = SAVED / f"{name}-s{seed}"
+    if not (out / "metrics.json").is_file():
+        run(["compress", "--teacher", teacher_dir, *TRAIN, "--student-layers", "3", "--seed", seed, *ARMS[name],
+             "--out", out, "--overwrite"], SAVED / f"{name}-s{seed}.log")  # fmt: skip
+    return out
+
+
+def scores(model: Path, split: str = "test") -> dict:
+    """Test (or dev) figures of one model folder or bundle file, saved beside the run."""
+    saved = SAVED / f"{model.name}.{split}.json"
+    if not saved.is_file():
+        seconds = run(["evaluate", model, "--task", "ner", "--data", DATA, "--split", split, "--json", saved],
+                      SAVED / f"{model.name}.{split}.log")  # fmt: skip
+        report = json.loads(saved.read_text())
+        report["seconds"] = seconds
+        saved.write_text(json.dumps(report))
+    return json.loads(saved.read_text())
+
+
+def row(model: Path) -> dict:
+    metrics = json.loads((model / "metrics.json").read_text())
+    test = scores(model)["metrics"]
+    return {"test": {k: 100 * v for k, v in test.items()},
+            "dev_f1": 100 * metrics["dev" if "dev" in metrics else "dev_metrics"]["f1"],
+            "wall_s": metrics["wall_time_s"], "examples_per_s": metrics["train_examples_per_s"],
+            "contrastive_end": metrics.get("contrastive_end")}  # fmt: skip
+
+
+def paired(rows: dict[str, dict[int, dict]], against: str) -> dict:
+    """Per arm: test F1 per seed, its mean, and the per-seed difference (points) from ``against``."""
+    out = {}
+    for name, seeds in rows.items():
+        f1 = {s: r["test"]["f1"] for s, r in seeds.items()}
+        entry = {"f1": f1, "mean_f1": sum(f1.values()) / len(f1)}
+        if name != against and against in rows:
+            entry[f"minus_{against}"] = {s: v - rows[against][s]["test"]["f1"] for s, v in f1.items()
+                                         if s in rows[against]}  # fmt: skip
+        out[name] = entry
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--only", choices=("train", "all"), default="all", help="train: runs only, no scoring")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    arms = [a for a in args.arms.split(",") if a]
+    teacher_dir = teacher()
+    folders: dict[str, dict[int, Path]] = {"no-teacher": {}, **{name: {} for name in arms}}
+    for seed in seeds:  # seed by seed: a stopped run leaves complete pairs behind
+        folders["no-teacher"][seed] = baseline(seed)
+        for name in arms:
+            folders[name][seed] = student(name, seed, teacher_dir)
+            print(name, seed, "trained", flush=True)
+    if args.only == "train":
+        return
+    rows = {name: {seed: row(folder) for seed, folder in runs.items()} for name, runs in folders.items()}
+    write_result("ner_distill", {
+        "data": str(DATA), "seeds": seeds, "settings": [str(x) for x in TRAIN], "teacher": row(teacher_dir),
+        "arms": rows, "paired": paired(rows, "no-teacher"), "paired_kd": paired(rows, "kd") if "kd" in rows else None,
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""``--task ner``: what the token stage adds to the compress spine (``compress/run.py``).
+
+The teacher is a token classifier (``finetune --task ner``); the data is word-tagged sentences with
+the teacher's own label list; the student is the teacher's skip-initialised layers with its head.
+There is no bank: per-token targets for every piece of every sentence would be the size of the
+teacher's activations (CoNLL-2003's train split: 270k pieces x 3 layers x 384 x 2 bytes = 0.6 GB
+in fp16 for codir), and a teacher forward in inference mode costs less than the student's forward and
+backward, so the teacher runs beside the student on each batch. Each epoch is scored by dev entity F1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from codir_edge.compress.config import TokenConfig
+from codir_edge.compress.setup import Setup
+from codir_edge.compress.student import check_student_layers, count_parameters, layer_map
+from codir_edge.core.errors import InputError
+from codir_edge.data import DataSpec
+from codir_edge.data.encode import update_digest
+from codir_edge.data.ner import NER_TASK, load_tagged_train_dev
+from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config, weights_digest
+from codir_edge.models.families import family_of
+from codir_edge.training.engine import Loop
+
+
+def tagger_labels(config: dict, teacher_dir: Path) -> list[str]:
+    """A token classifier's label names in id order; anything else is refused with the fix."""
+    if not any(a.endswith("ForTokenClassification") for a in config.get("architectures") or []):
+        architectures = ", ".join(config.get("architectures") or []) or "no architecture"
+        raise InputError(f"--teacher {teacher_dir} is not a token classifier ({architectures}): fine-tune one first "
+                         "with codir-edge finetune --task ner")  # fmt: skip
+    id2label = config.get("id2label") or {}
+    return [id2label.get(str(i), id2label.get(i, "")) for i in range(len(id2label))]
+
+
+class TokenStage:
+    """The token stage's part of a run, from its cheap checks (the constructor) to its report fields."""
+
+    name = "token"
+
+    def __init__(self, teacher_dir: Path, data: DataSpec, config: TokenConfig, student_dir: Path | None = None,
+                 eval_data: DataSpec | None = None):  # fmt: skip
+        from codir_edge.models.loading import load_tokenizer
+
+        if student_dir is not None:
+            raise InputError("--student does not apply to --task ner: the student is the teacher's skip-initialised "
+                             "layers (use --student-layers)")  # fmt: skip
+        self.teacher_dir, self.data, self.config = Path(teacher_dir), data, config
+        self.teacher_config = read_model_config(self.teacher_dir, "--teacher")
+        self.labels = tagger_labels(self.teacher_config, self.teacher_dir)
+        if data.labels and list(data.labels) != self.labels:
+            raise InputError(f"--labels differs from the teacher's own ({', '.join(self.labels)}): drop --labels, "
+                             "the teacher's order is used")  # fmt: skip
+        self.segments = family_of(self.teacher_config).takes_segments(self.teacher_config)
+        self.teacher_layers = num_layers(self.teacher_config)
+        self.student_layers = check_student_layers(config.student_layers, self.teacher_layers, self.teacher_dir)
+        check_max_length(self.teacher_config, config.max_length, self.teacher_dir)
+        self.tokenizer = load_tokenizer(self.teacher_dir, config.trust_remote_code)
+        self.train_set, self.dev, _ = load_tagged_train_dev(
+            data.data, eval_data.data if eval_data else None, self.labels, config.max_train_samples,
+            config.max_eval_samples, config.seed,
+        )  # fmt: skip
+
+    def prepare(self, runtime, dist, run_dir: Path, bars) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
+        """Sentences tokenized with first-piece labels; the teacher loaded, frozen, to run beside the student."""
+        from codir_edge.data.ner_encode import encode_tagged
+        from codir_edge.finetune.run import truncation_note
+        from codir_edge.models.loading import load_trained_token_classifier
+
+        config = self.config
+        self.train_tok = encode_tagged(self.tokenizer, self.train_set, self.labels, config.max_length, self.segments)
+        self.dev_tok = encode_tagged(self.tokenizer, self.dev, self.labels, config.max_length, self.segments)
+        self.truncation = truncation_note(self.train_tok, self.dev_tok, config.max_length)
+        teacher = load_trained_token_classifier(self.teacher_dir, config.trust_remote_code).to(runtime.device).eval()
+        teacher.requires_grad_(False)
+        digest = hashlib.sha256(weights_digest(self.teacher_dir).encode())
+        update_digest(digest, self.train_tok.encoded)
+        for row in self.train_tok.labels:
+            digest.update(row.tobytes())
+        mapping = layer_map(self.teacher_layers, self.student_layers)
+        return Setup(self.tokenizer, teacher, self.train_tok.encoded, mapping, digest.hexdigest()[:20], "mean",
+                     with_logits=False, needs_bank=False, teacher_parameters=count_parameters(teacher))  # fmt: skip
+
+    def build(self, setup: Setup, bank, runtime, dist):  # noqa: ARG002 - no bank: the teacher runs online
+        """(the student wrapped with its objective, the engine's loop); the teacher is scored on dev once."""
+        import torch
+
+        from codir_edge.compress.student import skip_student
+        from codir_edge.compress.token_objective import TokenDistiller
+        from codir_edge.data.encode import pad_batch
+        from codir_edge.data.ner_encode import pad_labels, score_token_logits
+        from codir_edge.models.predict import host_to, predict_token_logits, to_device
+
+        config, train_tok, dev_tok = self.config, self.train_tok, self.dev_tok
+        teacher = setup.teacher
+        student = skip_student(teacher, self.student_layers).train()
+        student.requires_grad_(True)
+        distiller = TokenDistiller(student, teacher, config, setup.mapping).to(runtime.device)
+
+        def dev_scores(model) -> dict[str, float]:
+            logits = predict_token_logits(model, dev_tok.encoded, runtime, config.eval_batch_size)
+            return score_token_logits(logits, dev_tok, self.dev, self.labels)
+
+        self.teacher_dev = dev_scores(teacher)
+
+        def make_batch(global_rows, rows, epoch, batch_no):  # noqa: ARG001 - nothing random beyond the order
+            targets = torch.from_numpy(pad_labels(train_tok, rows))
+            inputs = to_device(pad_batch(train_tok.encoded, rows), runtime)
+            return inputs, torch.from_numpy(rows), host_to(targets, runtime.device), None
+
+        def evaluate() -> dict[str, float]:
+            scores = dev_scores(student)
+            student.train()
+            return scores
+
+        loop = Loop(label="compress (ner)", config=config, data_key=setup.key, lengths=train_tok.encoded.lengths,
+                    make_batch=make_batch, evaluate=evaluate, headline="f1",
+                    hints={"contrastive": " or raise --contrastive-temperature"})  # fmt: skip
+        return distiller, loop
+
+    def fields(self, trained) -> dict:
+        """The report fields only this stage has (and the ones whose value it decides)."""
+        from codir_edge.compress.fine import last_window_terms
+
+        final = trained.history[-1]
+        return {
+            "task": NER_TASK,
+            "labels": self.labels,
+            "metric": "f1",
+            "dev": {k: v for k, v in final.items() if k not in ("epoch", "step")},
+            "teacher_dev": self.teacher_dev,
+            "objective": self.config.objective,
+            "student_init": "skip",
+            "train_examples": len(self.train_tok),
+            "dev_examples": len(self.dev_tok),
+            "data": self.data.data,
+            "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
+            "truncation": self.truncation,
+        }

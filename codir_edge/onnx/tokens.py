@@ -1,0 +1,33 @@
+"""Per-token logits from an exported token classifier (numpy and onnxruntime only): what export
+checks its variants with and what ``evaluate`` and ``profile --data`` score for ``--task ner``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from codir_edge.data.encode import Encoded, eval_batches, pad_batch
+
+
+def onnx_token_logits(model: Path, encoded: Encoded, threads: int = 1, batch_size: int = 1) -> list[np.ndarray]:
+    """Each sentence's (T_i, C) float32 logits at its own length, in the order of ``encoded``;
+    ``batch_size`` sentences per call (1: as an app calls it)."""
+    from codir_edge.core.errors import InputError
+    from codir_edge.onnx.session import create_session
+
+    session = create_session(model, threads)
+    output = session.get_outputs()[0]
+    if len(output.shape) != 3:
+        raise InputError(f"{model} outputs {output.name} of rank {len(output.shape)}, not per-token logits "
+                         "[batch, sequence, labels]: export the token classifier with --task ner")  # fmt: skip
+    declared = {i.name: (np.int32 if i.type == "tensor(int32)" else np.int64) for i in session.get_inputs()}
+    out: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
+    for rows in eval_batches(encoded.lengths, batch_size):
+        batch = pad_batch(encoded, rows)
+        batch.setdefault("token_type_ids", np.zeros_like(batch["input_ids"]))
+        feeds = {name: batch[name].astype(kind) for name, kind in declared.items()}
+        (logits,) = session.run([output.name], feeds)
+        for row, i in enumerate(rows):
+            out[i] = logits[row, : len(encoded.input_ids[i])].astype(np.float32)
+    return out
