@@ -25,7 +25,8 @@ def evaluate(args: Args) -> None:
         model = resolve_model_dir(model, "MODEL")
     reports = run_evaluate(model, data_spec(args), args.config(EvaluateConfig))
     for report in reports:
-        figures = "  ".join(f"{name} {value:.4f}" for name, value in report.metrics.items())
+        figures = "  ".join(f"{name} {value:.4f}" for name, value in report.metrics.items()
+                            if not name.startswith(("precision_", "recall_")))  # ner: per-type F1 only  # fmt: skip
         name = f"{report.variant:<6} " if report.variant else ""
         where = f"{report.examples} examples, {report.runtime}, batch {report.batch_size}"
         typer.echo(f"{name}{report.task} {report.split} ({where}): {figures}")

@@ -37,10 +37,14 @@ def export(args: Args) -> None:
         size = (out / variant["file"]).stat().st_size / 1e6
         typer.echo(f"{variant['name']:<10} {variant['file']:<22} {size:7.1f} MB  {variant_line(variant)}")
     parity = report.parity
-    agreement = (f"embeddings' cosine at least {parity['min_cosine']:.6f}" if "min_cosine" in parity
-                 else f"labels agree {parity['label_agreement']:.2%}")  # fmt: skip
+    if "min_cosine" in parity:
+        agreement = f", embeddings' cosine at least {parity['min_cosine']:.6f}"
+    elif "label_agreement" in parity:
+        agreement = f", labels agree {parity['label_agreement']:.2%}"
+    else:  # per-token logits (--task ner): the difference is the check
+        agreement = f" over {len(parity['cases'])} batches of per-token logits"
     typer.echo(
-        f"parity: max |diff| {parity['max_abs_diff']:.2e}, {agreement}; "
+        f"parity: max |diff| {parity['max_abs_diff']:.2e}{agreement}; "
         f"fused {report.fused_operators.get('Attention', 0)} Attention"
     )
     for line in deployment_lines(report.deployment, report.tuning):
@@ -51,11 +55,15 @@ def export(args: Args) -> None:
         typer.echo(f"report: {args.json_path}")
 
 
+_PER_TYPE = ("precision", "recall", "f1")  # prefixes of --task ner's per-type scores (f1_PER, ...)
+
+
 def variant_line(variant: dict) -> str:
     """A variant's accuracy, or its agreement with tokenizer + model for the strings graph."""
     accuracy, agreement = variant.get("accuracy"), variant.get("agreement")
-    if accuracy:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items())
+    if accuracy:  # --task ner's per-type scores stay in the manifest: the line shows the headline ones
+        headline = {k: v for k, v in accuracy.items() if not ("_" in k and k.split("_")[0] in _PER_TYPE)}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in headline.items())
     elif agreement:
         worst = agreement["max_abs_diff"]
         ties, texts = agreement.get("equal_score_ties", 0), agreement["texts"]
@@ -64,6 +72,8 @@ def variant_line(variant: dict) -> str:
             shown += f"; {ties} split differently between equal-score pieces (known gap)"
     else:
         shown = "not scored"
+    if variant.get("agreement_with_fp32") is not None:
+        shown += f"; argmax label equal to fp32 on {variant['agreement_with_fp32']:.2%} of probe pieces"
     if variant.get("cosine_to_fp32"):
         shown += f"; cosine to fp32 at least {variant['cosine_to_fp32']['min']:.4f}"
     if variant.get("keep_float"):

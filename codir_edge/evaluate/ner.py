@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from codir_edge.bundle import layout
 from codir_edge.bundle.manifest import MANIFEST, read_manifest
 from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec
@@ -14,12 +15,16 @@ from codir_edge.data.ner import NER_TASK, read_tagged
 from codir_edge.data.ner_encode import encode_tagged, score_token_logits
 
 
-def tagger_folder_labels(folder: Path, option: str) -> tuple[dict, list[str]]:
-    """(config.json, label names in id order) of a token classifier's folder; anything else refused."""
+def tagger_folder_labels(folder: Path, option: str, onnx: bool = False) -> tuple[dict, list[str]]:
+    """(config.json, label names in id order) of a token classifier's folder (``onnx``: a bundle's, which
+    has no PyTorch weights); anything else refused."""
     from codir_edge.compress.tokens import tagger_labels
-    from codir_edge.models.checkpoint import read_model_config
+    from codir_edge.models.checkpoint import read_model_config, read_model_json
 
-    config = read_model_config(folder, option)
+    config = read_model_json(folder) if onnx else read_model_config(folder, option)
+    if onnx and not config:
+        raise InputError(f"{option} {folder} has no readable config.json beside the model: evaluate the bundle "
+                         "it came from")  # fmt: skip
     try:
         return config, tagger_labels(config, folder)
     except InputError:
@@ -32,14 +37,15 @@ def tagger_folder_labels(folder: Path, option: str) -> tuple[dict, list[str]]:
 def score_ner(model: Path, data: DataSpec, config, report_type) -> list:
     """One report for a model folder or ONNX file, one per token-id variant for a bundle."""
     bundle = model.is_dir() and (model / MANIFEST).is_file()
-    folder = model if model.is_dir() else model.parent
-    model_config, labels = tagger_folder_labels(folder, "MODEL")
+    onnx = bundle or model.suffix in (".onnx", ".ort")
+    folder = layout.folder_of(model) if onnx and not bundle else model  # config.json and tokenizer beside it
+    model_config, labels = tagger_folder_labels(folder, "MODEL", onnx)
     from codir_edge.models.checkpoint import check_max_length
     from codir_edge.models.families import family_of
 
     check_max_length(model_config, config.max_length, folder)
     split = read_tagged(data.data, config.split, labels).subsample(config.max_samples, config.seed)
-    if bundle or model.suffix in (".onnx", ".ort"):
+    if onnx:
         return _score_onnx(model, bundle, folder, split, labels, config, report_type)
     from codir_edge.core.extras import require_extra
 

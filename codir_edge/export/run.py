@@ -29,6 +29,7 @@ from codir_edge.core.progress import Bars, stage_progress
 from codir_edge.data import DataSpec
 from codir_edge.data.embedding import is_embedding
 from codir_edge.data.encode import Encoded
+from codir_edge.data.ner import is_ner
 from codir_edge.export import candidates, fixed, ship, steps
 from codir_edge.export import quantize as q
 from codir_edge.export.bundle import write_manifest
@@ -84,6 +85,11 @@ def run_export(
 
         with _quiet_root_logger():
             return export_embedding(model_dir, out_dir, config, data, overwrite, command)
+    if is_ner(config.task):
+        from codir_edge.export.tokens import export_tokens
+
+        with _quiet_root_logger():
+            return export_tokens(model_dir, out_dir, config, data, overwrite, command)
     plan = plan_export(model_dir, out_dir, config, data, overwrite)
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     with_strings = _tokenizer_in_graph(tokenizer, config)

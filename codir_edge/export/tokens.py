@@ -1,0 +1,231 @@
+"""``export --task ner``: a token classifier in, a bundle whose graphs output per-token logits
+``[batch, sequence, labels]``, as Optimum exports token-classification models and as transformers.js's
+token-classification pipeline loads them.
+
+1. Checks before anything loads: a token classifier, the length, the opset, the options, the output
+   folder, the dev data (read with the model's labels).
+2. The fp32 graph (optimum's token-classification export, eager attention), held to PyTorch on dev
+   sentences (the longest first) and generated ones, at batch 1, 4 and 16 (hard failure beyond --atol).
+3. INT8: dynamic quantization of the fused graph, per-channel weights and, beside it, per-tensor ones;
+   with dev data the one with the better entity F1 at batch 1 ships (the faster per-channel one on a
+   tie), and a drop beyond ``--max-accuracy-drop`` points of F1 fails the export. Without data the
+   per-channel graph ships and its agreement with fp32 on the probe sentences is recorded.
+4. The .ort form, the runtime claims, the tokenizer, config.json (id2label) and the manifest, all in a
+   staging folder that becomes ``--out`` only when complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from codir_edge.bundle import layout
+from codir_edge.core.atomic import check_output_dir, staged_output_dir
+from codir_edge.core.errors import CheckFailedError, InputError, avoidable
+from codir_edge.core.notes import note
+from codir_edge.data import DataSpec
+from codir_edge.data.ner import NER_TASK, read_tagged
+from codir_edge.data.ner_encode import TokenEncoded, encode_tagged, score_token_logits
+from codir_edge.export.config import ExportConfig
+
+PROBE_TEXTS = 64
+PARITY_BATCHES = (1, 4, 16)
+
+
+def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None, overwrite: bool,
+                  command: str | None):  # fmt: skip
+    """The bundle at ``out_dir``; returns the export's report (``export/run.ExportReport``)."""
+    from codir_edge.evaluate.ner import tagger_folder_labels
+    from codir_edge.export import quantize as q
+    from codir_edge.export.plan import check_opset
+    from codir_edge.export.run import ExportReport
+    from codir_edge.export.spec import read_spec
+    from codir_edge.models.checkpoint import check_max_length
+    from codir_edge.models.families import family_of
+    from codir_edge.models.loading import load_tokenizer, load_trained_token_classifier
+
+    started = time.perf_counter()
+    model_config, labels = tagger_folder_labels(model_dir, "MODEL_DIR")
+    spec = read_spec(model_config, model_dir)
+    check_max_length(model_config, config.max_length, model_dir)
+    check_opset(config.opset, spec)
+    _check_options(config)
+    check_output_dir(out_dir, overwrite)
+    dev = read_tagged(data.data, "dev", labels).subsample(config.max_eval_samples, 0) if data is not None else None
+    tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
+    segments = family_of(model_config).takes_segments(model_config)
+    dev_tok = encode_tagged(tokenizer, dev, labels, config.max_length, segments) if dev is not None else None
+    probes = _probes(tokenizer, dev_tok, config.max_length)
+    model = load_trained_token_classifier(model_dir, config.trust_remote_code, attn_implementation="eager").eval()
+    target = q.resolve_target(config.target)
+    with staged_output_dir(out_dir, overwrite) as stage:
+        work = stage / ".work"
+        work.mkdir()
+        (stage / layout.GRAPH_DIR).mkdir()
+        with avoidable("the fp32 graph", "try another --opset"):
+            parity = _fp32_graph(model, stage, work, probes, config)
+        variants = [{"name": "fp32", "file": layout.FP32, "graph": "plain", "candidate": "plain"}]
+        fused_counts: dict = {}
+        if config.quantize != "none":
+            with avoidable("the INT8 variant", "pass --quantize none"):
+                entry, fused_counts = _int8_variant(spec, config, target, stage, work, probes, dev, dev_tok, labels)
+            variants.append(entry)
+        if dev is not None:
+            _score(variants, stage, dev, dev_tok, labels, config)
+        if config.ort:
+            from codir_edge.export import steps
+
+            with avoidable("the mobile .ort", "pass --no-ort"):
+                variants.append(steps.mobile_variant(stage, variants[-1]["file"], target))
+        shutil.rmtree(work)
+        variants, deployment, tuning = _write_bundle(model_dir, model, tokenizer, spec, config, target, stage,
+                                                     variants, parity, fused_counts, labels, command)  # fmt: skip
+    return ExportReport(out_dir, variants, parity, fused_counts, deployment, tuning, target,
+                        time.perf_counter() - started)  # fmt: skip
+
+
+def _check_options(config: ExportConfig) -> None:
+    """Settings this export does not read yet are refused by name, not ignored."""
+    if config.quantize == "static":
+        raise InputError("--quantize static is not available for --task ner: use --quantize dynamic or none")
+    if config.tokenizer_in_graph:
+        raise InputError("--tokenizer-in-graph is not available for --task ner yet (the strings graph returns one "
+                         "label per text, not per piece with offsets): drop it")  # fmt: skip
+    if config.fixed_shape not in ("auto", "off"):
+        raise InputError("--fixed-shape is not available for --task ner yet: drop it")
+    if config.fp16:
+        raise InputError("--fp16 is not available for --task ner yet: drop it")
+    note("--task ner: no model.strings.onnx and no fixed-shape variant yet (token ids in, per-token logits out)")
+
+
+def _probes(tokenizer, dev_tok: TokenEncoded | None, max_length: int):
+    """Dev sentences (the longest first, so truncation is exercised), topped up with generated ones."""
+    from codir_edge.data.encode import Encoded, encode
+    from codir_edge.data.examples import Examples
+    from codir_edge.export.strings.check import generated_sentences
+
+    ids, types = [], []
+    if dev_tok is not None:
+        enc = dev_tok.encoded
+        for i in np.argsort(-enc.lengths, kind="stable")[:PROBE_TEXTS]:
+            ids.append(enc.input_ids[i])
+            types.append(enc.token_type_ids[i] if enc.token_type_ids is not None else np.zeros_like(enc.input_ids[i]))
+    texts = generated_sentences(tokenizer, PROBE_TEXTS - len(ids), seed=0)
+    made = encode(tokenizer, Examples(texts, None, [0] * len(texts), "probes"), max_length, segments=True)
+    ids += made.input_ids
+    types += made.token_type_ids or [np.zeros_like(x) for x in made.input_ids]
+    return Encoded(ids, types, np.zeros(len(ids), dtype=np.int64), made.pad_id)
+
+
+def _fp32_graph(model, stage: Path, work: Path, probes, config: ExportConfig) -> dict:
+    """onnx/model.onnx, held to PyTorch's logits on the probe sentences at several batch sizes."""
+    import torch
+
+    from codir_edge.data.encode import pad_batch
+    from codir_edge.onnx.graph import export_fp32
+    from codir_edge.onnx.session import create_session
+
+    export_fp32(model, stage / layout.FP32, config.opset, task="token-classification")
+    session = create_session(stage / layout.FP32, 1)
+    names = [i.name for i in session.get_inputs()]
+    cases, rng = [], np.random.default_rng(0)
+    for batch in PARITY_BATCHES:
+        rows = np.argsort(-probes.lengths)[:1] if batch == 1 else rng.choice(len(probes), batch, replace=False)
+        feed = pad_batch(probes, np.asarray(rows))
+        feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
+        with torch.inference_mode():
+            expected = model(**{k: torch.from_numpy(v) for k, v in feed.items() if k in names}).logits.numpy()
+        (got,) = session.run(None, {n: feed[n] for n in names})
+        mask = feed["attention_mask"].astype(bool)
+        diff = float(np.abs(expected - got)[mask].max())
+        cases.append({"batch": int(batch), "length": int(feed["input_ids"].shape[1]), "max_abs_diff": diff})
+    worst = max(c["max_abs_diff"] for c in cases)
+    if not worst <= config.atol:
+        raise CheckFailedError(f"ONNX logits differ from PyTorch by up to {worst:.2e} (--atol {config.atol:g}): "
+                               "the export is wrong; try another --opset")  # fmt: skip
+    return {"max_abs_diff": worst, "atol": config.atol, "source": "dev and generated sentences",
+            "outputs": ["logits"], "cases": cases}  # fmt: skip
+
+
+def _agreement(path: Path, reference: Path, probes) -> float:
+    """Share of the probe pieces whose argmax label matches the reference graph's."""
+    from codir_edge.onnx.tokens import onnx_token_logits
+
+    mine, theirs = onnx_token_logits(path, probes), onnx_token_logits(reference, probes)
+    same = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(mine, theirs, strict=True))
+    return same / max(1, sum(len(a) for a in mine))
+
+
+def _int8_variant(spec, config: ExportConfig, target: str, stage: Path, work: Path, probes, dev, dev_tok,
+                  labels: list[str]) -> tuple[dict, dict]:  # fmt: skip
+    """Dynamic INT8 of the fused graph (where the family has fusions), per channel and per tensor; the
+    better on dev F1 ships (per channel on a tie or without data)."""
+    from codir_edge.export.graph import fuse, operator_counts
+    from codir_edge.onnx.graph import dynamic_int8
+    from codir_edge.onnx.tokens import onnx_token_logits
+
+    graph_file, graph, counts = stage / layout.FP32, "plain", operator_counts(stage / layout.FP32)
+    if spec.optimizer_type is not None and config.optimize:
+        counts = fuse(graph_file, work / "fused.onnx", spec.optimizer_type, spec.heads, spec.hidden)
+        graph_file, graph = work / "fused.onnx", "fused"
+    choices = (True, False) if dev is not None else (True,)
+    scored = {}
+    for per_channel in choices:
+        out = work / f"int8.{'pc' if per_channel else 'pt'}.onnx"
+        dynamic_int8(graph_file, out, target, graph != "plain", per_channel=per_channel)
+        f1 = score_token_logits(onnx_token_logits(out, dev_tok.encoded), dev_tok, dev, labels)["f1"] if dev else None
+        scored[per_channel] = (out, f1)
+    best = max(choices, key=lambda pc: (scored[pc][1] or 0.0, pc))
+    shutil.copy2(scored[best][0], stage / layout.INT8)
+    entry = {"name": "int8", "file": layout.INT8, "graph": graph, "quantization": "dynamic", "format": "QOperator",
+             "per_channel": best, "candidate": f"{graph}.dynamic{'-pc' if best else ''}",
+             "agreement_with_fp32": _agreement(stage / layout.INT8, stage / layout.FP32, probes)}  # fmt: skip
+    if dev is not None:
+        entry["int8_choice"] = {("per_channel" if pc else "per_tensor"): f1 for pc, (_, f1) in scored.items()}
+    return entry, counts
+
+
+def _score(variants: list[dict], stage: Path, dev, dev_tok, labels: list[str], config: ExportConfig) -> None:
+    """Each variant's dev entity scores at batch 1; a drop beyond ``--max-accuracy-drop`` F1 points fails."""
+    from codir_edge.onnx.tokens import onnx_token_logits
+
+    for variant in variants:
+        logits = onnx_token_logits(stage / variant["file"], dev_tok.encoded)
+        variant["accuracy"] = score_token_logits(logits, dev_tok, dev, labels)
+    failures = []
+    for variant in variants[1:]:
+        drop = 100 * (variants[0]["accuracy"]["f1"] - variant["accuracy"]["f1"])
+        variant["accuracy_drop_points"] = drop
+        if drop > config.max_accuracy_drop:
+            failures.append(f"the {variant['name']} variant loses {drop:.2f} points of entity F1 against fp32 "
+                            f"(--max-accuracy-drop {config.max_accuracy_drop})")  # fmt: skip
+    if failures:
+        raise CheckFailedError("; ".join(failures) + ": pass --quantize none, or allow a larger drop")
+
+
+def _write_bundle(model_dir: Path, model, tokenizer, spec, config: ExportConfig, target: str, stage: Path,
+                  variants: list[dict], parity: dict, fused_counts: dict, labels: list[str],
+                  command: str | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
+    """Runtime claims, the tokenizer and config.json beside the graphs, and the manifest."""
+    from codir_edge.export.bundle import write_manifest
+    from codir_edge.export.graph import operator_counts
+    from codir_edge.export.steps import claim_runtimes
+
+    variants = claim_runtimes(variants, stage, config, {"fp32", "int8"})
+    tokenizer.model_max_length = min(config.max_length, tokenizer.model_max_length)
+    tokenizer.save_pretrained(stage)
+    model.config.save_pretrained(stage)
+    deployment = {"threads": {}, "note": "not tuned for --task ner: load fp32 or int8 at any thread count"}
+    tuning = {"timed": False}
+    write_manifest(
+        stage, variants=variants, model_dir=model_dir, spec=spec,
+        config=config.to_dict() | {"target_resolved": target, "task": NER_TASK}, parity=parity,
+        fused_operators=fused_counts, deployment=deployment, tuning=tuning, command=command,
+        plain_counts=operator_counts(stage / layout.FP32),
+        extra={"token_classification": {"labels": labels, "output": "logits", "aligned_by": "first piece of each word",
+                                        "scheme": "IOB2"}},
+    )  # fmt: skip
+    return variants, deployment, tuning
