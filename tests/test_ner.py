@@ -1,0 +1,183 @@
+"""--task ner through the chain, on real CoNLL-2003 sentences and the real MiniLM tokenizer: finetune
+writes a token classifier, compress distils it (kd and codir paired bit for bit at weight 0), export
+writes per-token logits held to PyTorch, evaluate scores folder and bundle alike, transformers.js tags
+the bundle as Python does, and bad input is one line with file and line, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import invoke
+from conftest import build_tiny_bert
+
+CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
+
+
+def cut_conll(folder: Path, train: int, dev: int) -> Path:
+    """The first ``train`` and ``dev`` sentences of CoNLL-2003's train and dev files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", train), ("dev", dev)):
+        sentences = (CONLL / f"{split}.txt").read_text(encoding="utf-8").split("\n\n")[:count]
+        (folder / f"{split}.txt").write_text("\n\n".join(sentences) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ner_data(tmp_path_factory) -> Path:
+    return cut_conll(tmp_path_factory.mktemp("conll"), 160, 48)
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory, backbone_dir, ner_data) -> Path:
+    """A tiny 4-layer BERT fine-tuned as a tagger for one epoch (finetune --task ner)."""
+    root = tmp_path_factory.mktemp("tagger")
+    backbone = build_tiny_bert(root / "backbone", backbone_dir, num_labels=None, layers=4, hidden=64)
+    out = root / "tagger"
+    result = invoke("finetune", "--model", backbone, "--task", "ner", "--data", ner_data, "--epochs", "1",
+                    "--batch-size", "16", "--lr", "1e-3", "--out", out, "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_finetune_writes_a_token_classifier_with_its_labels(tagger):
+    config = json.loads((tagger / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert [config["id2label"][str(i)] for i in range(9)] == [
+        "O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]  # fmt: skip
+    metrics = json.loads((tagger / "metrics.json").read_text())
+    assert metrics["task"] == "ner" and metrics["metric"] == "f1" and 0 <= metrics["dev"]["f1"] <= 1
+    assert {"precision", "recall", "token_accuracy", "f1_PER"} <= set(metrics["dev"])
+
+
+def test_evaluate_scores_the_folder_as_finetune_did(tagger, ner_data, tmp_path):
+    report = tmp_path / "e.json"
+    result = invoke("evaluate", tagger, "--task", "token-classification", "--data", ner_data, "--json", report)
+    assert result.exit_code == 0, result.output
+    scored = json.loads(report.read_text())["metrics"]
+    assert scored["f1"] == pytest.approx(json.loads((tagger / "metrics.json").read_text())["dev"]["f1"], abs=1e-9)
+
+
+def test_codir_at_weight_zero_is_kd_bit_for_bit_and_the_term_is_logged(tagger, ner_data, tmp_path):
+    from safetensors.numpy import load_file
+
+    common = ["--teacher", tagger, "--task", "ner", "--data", ner_data, "--student-layers", "2", "--epochs", "1",
+              "--batch-size", "16", "--quiet"]  # fmt: skip
+    runs = {}
+    arms = {"kd": ["--objective", "kd"], "codir0": ["--objective", "codir", "--contrastive-weight", "0"],
+            "codir": ["--objective", "codir"]}  # fmt: skip
+    for name, extra in arms.items():
+        result = invoke("compress", *common, *extra, "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        runs[name] = load_file(str(tmp_path / name / "model.safetensors"))
+    assert all(np.array_equal(runs["kd"][k], runs["codir0"][k]) for k in runs["kd"])
+    assert any(not np.array_equal(runs["kd"][k], runs["codir"][k]) for k in runs["kd"])
+    metrics = json.loads((tmp_path / "codir" / "metrics.json").read_text())
+    assert metrics["compress_stage"] == "token" and metrics["student_layers"] == 2
+    assert {"contrastive", "contrastive_top1", "contrastive_grad_share"} <= set(metrics["contrastive_end"])
+    config = json.loads((tmp_path / "codir" / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"] and config["num_hidden_layers"] == 2
+
+
+LABELS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def random_tagger(folder: Path, backbone_dir: Path) -> Path:
+    """An untrained 2-layer BERT tagger whose large random weights give every label somewhere: what the
+    app test needs (a briefly trained tiny tagger says O for every word, which any alignment matches)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=128, initializer_range=0.3,
+                        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})  # fmt: skip
+    BertForTokenClassification(config).save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(backbone_dir)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ner_bundle(backbone_dir, ner_data, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ner-bundle")
+    tagger = random_tagger(root / "tagger", backbone_dir)
+    out = root / "bundle"
+    result = invoke("export", tagger, "--task", "ner", "--data", ner_data, "--out", out, "--max-length", "64",
+                    "--max-accuracy-drop", "100", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tmp_path):
+    import onnxruntime as ort
+
+    manifest = json.loads((ner_bundle / "manifest.json").read_text())
+    assert manifest["token_classification"]["labels"][0] == "O"
+    assert manifest["parity"]["max_abs_diff"] <= manifest["parity"]["atol"]
+    output = ort.InferenceSession(str(ner_bundle / "onnx" / "model.onnx")).get_outputs()[0]
+    assert output.name == "logits" and len(output.shape) == 3
+    int8 = next(v for v in manifest["variants"] if v["name"] == "int8")
+    assert set(int8["int8_choice"]) == {"per_channel", "per_tensor"} and "f1" in int8["accuracy"]
+    report = tmp_path / "b.json"
+    assert invoke("evaluate", ner_bundle, "--task", "ner", "--data", ner_data, "--json", report).exit_code == 0
+    scored = {v["variant"]: v["metrics"] for v in json.loads(report.read_text())["variants"]}
+    assert scored["int8"]["f1"] == pytest.approx(int8["accuracy"]["f1"], abs=1e-9)
+    assert invoke("verify", ner_bundle).exit_code == 0
+
+
+def test_transformers_js_tags_the_bundle_as_python_does(ner_bundle, ner_data):
+    """Every dev sentence, fp32 and q8, one per call through examples/apps/node/tag.mjs: the same tag for
+    every word (first piece) and so the same strict IOB2 entities as Python's onnxruntime."""
+    from test_bundle_apps import _node
+
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.ner import read_tagged
+    from codir_edge.data.ner_encode import encode_tagged, word_tags
+    from codir_edge.data.ner_metrics import entities
+    from codir_edge.onnx.tokens import onnx_token_logits
+
+    dev = read_tagged(ner_data, "dev")
+    labels = json.loads((ner_bundle / "manifest.json").read_text())["token_classification"]["labels"]
+    tokens = encode_tagged(find_tokenizer(ner_bundle), dev, labels, 64, True)
+    sentences = "\n".join(" ".join(words) for words in dev.words) + "\n"
+    for dtype, file in (("fp32", "model.onnx"), ("q8", "model_quantized.onnx")):
+        logits = onnx_token_logits(ner_bundle / "onnx" / file, tokens.encoded)
+        python = [word_tags(row.argmax(-1), tokens.word_of[i], len(dev.words[i]), labels)
+                  for i, row in enumerate(logits)]  # fmt: skip
+        rows = [json.loads(line) for line in _node("node/tag.mjs", str(ner_bundle), "--dtype", dtype,
+                                                   stdin=sentences).splitlines()]  # fmt: skip
+        assert [r["words"] for r in rows] == dev.words
+        assert len({tag for row in python for tag in row}) >= 5  # labels vary from word to word: alignment shows
+        assert [r["tags"] for r in rows] == python, dtype
+        found = [{(e["type"], e["first"], e["last"]) for e in r["entities"]} for r in rows]
+        assert found == [entities(p) for p in python]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("EU B-ORG\nrejects\n", "train.txt:2: 'rejects' has no tag"),
+        ("EU B-ORG\n\nsaid O\nBrussels I-LOC\n", "train.txt:4: 'I-LOC' follows 'O'"),
+        ("", "holds no tagged sentences"),
+    ],
+)
+def test_bad_tagged_data_is_one_line_and_leaves_nothing(tmp_path, tagger, text, says):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text(text)
+    (data / "dev.txt").write_text("Peter B-PER\n")
+    out = tmp_path / "out"
+    for command in (["finetune", "--model", tagger], ["compress", "--teacher", tagger]):
+        result = invoke(*command, "--task", "ner", "--data", data, "--out", out, "--quiet")
+        assert result.exit_code == 2, result.output
+        assert says in result.output and "Traceback" not in result.output
+        assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
+def test_a_teacher_that_is_not_a_tagger_is_refused(tmp_path, tiny_classifier, ner_data):
+    result = invoke("compress", "--teacher", tiny_classifier, "--task", "ner", "--data", ner_data, "--out",
+                    tmp_path / "s")  # fmt: skip
+    assert result.exit_code == 2 and "is not a token classifier" in result.output
+    assert "finetune --task ner" in result.output
