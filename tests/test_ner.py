@@ -181,3 +181,19 @@ def test_a_teacher_that_is_not_a_tagger_is_refused(tmp_path, tiny_classifier, ne
                     tmp_path / "s")  # fmt: skip
     assert result.exit_code == 2 and "is not a token classifier" in result.output
     assert "finetune --task ner" in result.output
+
+
+def test_profile_scores_entity_f1_as_evaluate_does_and_gates_on_min_f1(ner_bundle, ner_data, tmp_path):
+    scored = tmp_path / "e.json"
+    assert invoke("evaluate", ner_bundle, "--task", "ner", "--data", ner_data, "--json", scored).exit_code == 0
+    f1 = {v["variant"]: v["metrics"]["f1"] for v in json.loads(scored.read_text())["variants"]}["int8"]
+    assert f1 > 0  # the random tagger finds some entities: a floor above it must fail, one below it pass
+    for floor, code in ((f1 + 0.01, 1), (f1 - 0.01, 0)):
+        budgets = tmp_path / "budgets.toml"
+        budgets.write_text(f'[[budget]]\nname = "tagger"\ntarget = "int8"\nthreads = 1\nseq_len = 16\n'
+                           f"min_f1 = {floor}\n")  # fmt: skip
+        report = tmp_path / "p.json"
+        result = invoke("profile", ner_bundle, "--task", "ner", "--data", ner_data, "--seq-lens", "16", "--threads",
+                        "1", "--runs", "5", "--budgets", budgets, "--json", report)  # fmt: skip
+        assert result.exit_code == code, result.output
+        assert json.loads(report.read_text())["accuracy"]["int8"]["f1"] == pytest.approx(f1, abs=1e-12)

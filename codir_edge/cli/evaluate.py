@@ -16,6 +16,7 @@ def evaluate(args: Args) -> None:
     ONNX models run on this machine's CPU with every core (--device applies to PyTorch folders). The
     --json file holds one report, or for a bundle {"bundle", "task", "split", "variants": [reports]}.
     """
+    from codir_edge.data.ner_metrics import headline
     from codir_edge.data.options import data_spec
     from codir_edge.evaluate import EvaluateConfig, run_evaluate
     from codir_edge.models.hub_ids import resolve_model_dir
@@ -25,8 +26,7 @@ def evaluate(args: Args) -> None:
         model = resolve_model_dir(model, "MODEL")
     reports = run_evaluate(model, data_spec(args), args.config(EvaluateConfig))
     for report in reports:
-        figures = "  ".join(f"{name} {value:.4f}" for name, value in report.metrics.items()
-                            if not name.startswith(("precision_", "recall_")))  # ner: per-type F1 only  # fmt: skip
+        figures = "  ".join(f"{name} {value:.4f}" for name, value in headline(report.metrics).items())
         name = f"{report.variant:<6} " if report.variant else ""
         where = f"{report.examples} examples, {report.runtime}, batch {report.batch_size}"
         typer.echo(f"{name}{report.task} {report.split} ({where}): {figures}")

@@ -55,15 +55,13 @@ def export(args: Args) -> None:
         typer.echo(f"report: {args.json_path}")
 
 
-_PER_TYPE = ("precision", "recall", "f1")  # prefixes of --task ner's per-type scores (f1_PER, ...)
-
-
 def variant_line(variant: dict) -> str:
     """A variant's accuracy, or its agreement with tokenizer + model for the strings graph."""
     accuracy, agreement = variant.get("accuracy"), variant.get("agreement")
-    if accuracy:  # --task ner's per-type scores stay in the manifest: the line shows the headline ones
-        headline = {k: v for k, v in accuracy.items() if not ("_" in k and k.split("_")[0] in _PER_TYPE)}
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in headline.items())
+    if accuracy:  # --task ner's per-type precision and recall stay in the manifest
+        from codir_edge.data.ner_metrics import headline
+
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in headline(accuracy).items())
     elif agreement:
         worst = agreement["max_abs_diff"]
         ties, texts = agreement.get("equal_score_ties", 0), agreement["texts"]

@@ -40,8 +40,15 @@ class TaggedSplit:
     lines: list[int]
     source: str
 
+    text_pairs = None  # read like a split's texts (profile's real inputs): one sentence per row
+
     def __len__(self) -> int:
         return len(self.words)
+
+    @property
+    def texts(self) -> list[str]:
+        """Each sentence as an app receives it: its words joined by single spaces."""
+        return [" ".join(words) for words in self.words]
 
     def subsample(self, count: int | None, seed: int) -> TaggedSplit:
         """A seeded sample of ``count`` sentences in their file order (all of them when None)."""

@@ -53,3 +53,8 @@ def ner_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, f
         for name, value in _prf(tp[kind], n_pred[kind], n_gold[kind]).items():
             scores[f"{name}_{kind}"] = value
     return scores
+
+
+def headline(scores: dict[str, float]) -> dict[str, float]:
+    """The scores a console line shows: all but the per-type precision and recall (reports keep those)."""
+    return {name: value for name, value in scores.items() if not name.startswith(("precision_", "recall_"))}

@@ -60,6 +60,10 @@ def _primary_metric(config: ProfileConfig) -> str | None:
 
     if is_embedding(config.task):  # its first score: spearman (STS) or logistic_accuracy
         return None
+    from codir_edge.data.ner import is_ner
+
+    if is_ner(config.task):
+        return "f1"
     from codir_edge.data import get_task
 
     return get_task(config.task).primary_metric

@@ -12,6 +12,7 @@ from pathlib import Path
 from codir_edge.core.errors import InputError
 from codir_edge.core.inputs import REAL, real_batches, synthetic_token_ids
 from codir_edge.data.embedding import is_embedding
+from codir_edge.data.ner import is_ner
 from codir_edge.data.split import RawSplit
 from codir_edge.devices.session import Group, write_batches
 from codir_edge.onnx.scoring import APP_BATCH
@@ -60,6 +61,15 @@ def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
 
 
 def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
+    if is_ner(config.task):  # raw is the dev split's tagged sentences, scored with the target's own labels
+        from codir_edge.data.ner_encode import encode_tagged, score_token_logits
+        from codir_edge.evaluate.ner import tagger_folder_labels
+        from codir_edge.onnx.tokens import onnx_token_logits
+
+        _, labels = tagger_folder_labels(target.folder, target.name, onnx=True)
+        tokens = encode_tagged(tokenizer, raw, labels, config.max_length, segments=True)
+        logits = onnx_token_logits(target.path, tokens.encoded, max(config.threads), APP_BATCH)
+        return score_token_logits(logits, tokens, raw, labels)
     if is_embedding(config.task):  # raw is the data's EmbeddingData: its texts and how they are scored
         from codir_edge.data.encode import encode
         from codir_edge.data.examples import Examples
@@ -80,13 +90,18 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
 
 
 def read_dev_split(config: ProfileConfig) -> RawSplit | None:
-    """The dev split's texts; for --task embedding, the data's EmbeddingData (texts and their scoring)."""
+    """The dev split's texts; for --task embedding, the data's EmbeddingData (texts and their scoring); for
+    --task ner, its tagged sentences (texts: the words joined by spaces)."""
     if config.data is None:
         return None
     if is_embedding(config.task):
         from codir_edge.data.embedding import read_embedding_data
 
         return read_embedding_data(config.data, "dev", config.max_eval_samples, 0)
+    if is_ner(config.task):
+        from codir_edge.data.ner import read_tagged
+
+        return read_tagged(config.data.data, "dev").subsample(config.max_eval_samples, 0)
     from codir_edge.data import get_task
     from codir_edge.data.readers import read_split
 

@@ -8,6 +8,7 @@ from xml.sax.saxutils import quoteattr
 from rich.console import Console
 from rich.table import Table
 
+from codir_edge.data.ner_metrics import headline
 from codir_edge.profile.budgets import Budget
 from codir_edge.profile.judging import ProfileReport
 
@@ -116,7 +117,8 @@ def print_table(report: ProfileReport, console: Console) -> None:
     where = " (scored on this machine)" if with_device else ""
     for name, scores in report.accuracy.items():
         basis = f" ({report.accuracy_basis[name]})" if name in report.accuracy_basis else ""
-        console.print(f"accuracy {name}{where}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()) + basis)
+        shown = headline(scores)  # --task ner: per-type F1 only
+        console.print(f"accuracy {name}{where}: " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()) + basis)
     for row in budget_rows(report):
         status = "[green]PASS[/green]" if row.passed else "[red]FAIL[/red]"
         console.print(f"budget {status} {row.label}" + (": " + "; ".join(row.failures) if row.failures else ""))

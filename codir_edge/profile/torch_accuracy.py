@@ -20,6 +20,11 @@ def main() -> None:
         if is_embedding(spec["task"]):
             print(json.dumps({"metrics": _embedding_scores(spec)}))
             return
+        from codir_edge.data.ner import is_ner
+
+        if is_ner(spec["task"]):
+            print(json.dumps({"metrics": _ner_scores(spec)}))
+            return
         report = score_model_folder(
             spec["model"],
             spec["task"],
@@ -44,6 +49,19 @@ def _embedding_scores(spec: dict) -> dict[str, float]:
     wanted = read_embedding_data(DataSpec(**spec["data"]), "dev", spec["max_samples"], 0)
     embeddings, _ = embed_folder(spec["model"], wanted.texts, spec["max_length"], 128, "cpu")
     return wanted.score(embeddings)
+
+
+def _ner_scores(spec: dict) -> dict[str, float]:
+    """A token classifier folder's entity scores on the data's dev split, as evaluate --task ner gives them."""
+    from pathlib import Path
+
+    from codir_edge.data import DataSpec
+    from codir_edge.evaluate.config import EvaluateConfig
+    from codir_edge.evaluate.ner import score_ner
+    from codir_edge.evaluate.run import EvalReport
+
+    config = EvaluateConfig(task="ner", max_length=spec["max_length"], max_samples=spec["max_samples"], device="cpu")
+    return score_ner(Path(spec["model"]), DataSpec(**spec["data"]), config, EvalReport)[0].metrics
 
 
 if __name__ == "__main__":
