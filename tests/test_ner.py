@@ -197,3 +197,40 @@ def test_profile_scores_entity_f1_as_evaluate_does_and_gates_on_min_f1(ner_bundl
                         "1", "--runs", "5", "--budgets", budgets, "--json", report)  # fmt: skip
         assert result.exit_code == code, result.output
         assert json.loads(report.read_text())["accuracy"]["int8"]["f1"] == pytest.approx(f1, abs=1e-12)
+
+
+def test_a_pipeline_toml_runs_the_ner_chain(tagger, ner_data, tmp_path):
+    """task = "ner" once, for every stage: compress, export and profile with a min_f1 budget."""
+    toml = tmp_path / "pipeline.toml"
+    toml.write_text(f"""[pipeline]
+work = "{tmp_path / 'runs'}"
+task = "ner"
+data = "{ner_data}"
+
+[compress]
+teacher = "{tagger}"
+student-layers = 2
+epochs = 1
+max-length = 64
+
+[export]
+max-length = 64
+max-accuracy-drop = 100
+
+[profile]
+threads = 1
+seq-lens = "16"
+runs = 5
+[[profile.budget]]
+name = "tagger"
+target = "int8"
+threads = 1
+seq_len = 16
+min_f1 = 0.0
+""")
+    result = invoke("pipeline", toml)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "runs" / "profile" / "report.json").read_text())
+    assert report["passed"] and "f1" in report["accuracy"]["int8"]
+    manifest = json.loads((tmp_path / "runs" / "export" / "manifest.json").read_text())
+    assert manifest["token_classification"]["labels"][0] == "O"
