@@ -9,7 +9,13 @@ folder is then exported (``export --task ner``), its INT8 file scored on test be
     python benchmarks/ner_distill.py [--seeds 1,2,3] [--arms kd,mse,codir] [--only train]
 
 The teacher uses the issue's recipe (lr 5e-5, batch 16, 3 epochs); the students and the no-teacher
-baseline use the same epochs and batch. Each finished run and score is saved under
+baseline share one budget: 2 epochs at batch 16 and lr 1e-4 (compress's default), so that every
+3-layer model is trained the same way and the three seeds of four arms fit one working session.
+
+The best arm (by mean dev F1) has its seed-1 student exported with ``export --task ner``; both files
+are scored on test, and every dev sentence is tagged by transformers.js in Node
+(``examples/apps/node/tag.mjs``, when ``npm ci --prefix examples/apps`` has run) and compared word by
+word with Python's onnxruntime on the same file. Each finished run and score is saved under
 benchmarks/.work/ner_distill and skipped when re-run. Writes results/ner_distill.json.
 """
 
@@ -24,7 +30,9 @@ from _models import run_cli as run
 
 SAVED = WORK / "ner_distill"
 DATA = ROOT.parent / "shared" / "data" / "conll2003"
-TRAIN = ["--data", DATA, "--task", "ner", "--epochs", "3", "--batch-size", "16", "--quiet"]
+TRAIN = ["--data", DATA, "--task", "ner", "--batch-size", "16", "--quiet"]
+TEACHER_EPOCHS = ["--epochs", "3"]  # the issue's recipe for the teacher
+STUDENT_EPOCHS = ["--epochs", "2"]  # every 3-layer model, with a teacher or without: one budget for all
 ARMS = {  # name -> compress arguments
     "kd": ["--objective", "kd"],
     "mse": ["--objective", "mse"],
@@ -39,8 +47,8 @@ def teacher() -> Path:
     out = SAVED / "teacher"
     if not (out / "metrics.json").is_file():
         SAVED.mkdir(parents=True, exist_ok=True)
-        run(["finetune", "--model", default_backbone(), *TRAIN, "--lr", "5e-5", "--seed", "1", "--out", out,
-             "--overwrite"], SAVED / "teacher.log")  # fmt: skip
+        run(["finetune", "--model", default_backbone(), *TRAIN, *TEACHER_EPOCHS, "--lr", "5e-5", "--seed", "1",
+             "--out", out, "--overwrite"], SAVED / "teacher.log")  # fmt: skip
     return out
 
 
@@ -62,16 +70,16 @@ def baseline(seed: int) -> Path:
 
     out = SAVED / f"no-teacher-s{seed}"
     if not (out / "metrics.json").is_file():
-        run(["finetune", "--model", cut(Path(default_backbone())), *TRAIN, "--lr", "1e-4", "--seed", seed,
-             "--out", out, "--overwrite"], SAVED / f"no-teacher-s{seed}.log")  # fmt: skip
+        run(["finetune", "--model", cut(Path(default_backbone())), *TRAIN, *STUDENT_EPOCHS, "--lr", "1e-4", "--seed",
+             seed, "--out", out, "--overwrite"], SAVED / f"no-teacher-s{seed}.log")  # fmt: skip
     return out
 
 
 def student(name: str, seed: int, teacher_dir: Path) -> Path:
     out = SAVED / f"{name}-s{seed}"
     if not (out / "metrics.json").is_file():
-        run(["compress", "--teacher", teacher_dir, *TRAIN, "--student-layers", "3", "--seed", seed, *ARMS[name],
-             "--out", out, "--overwrite"], SAVED / f"{name}-s{seed}.log")  # fmt: skip
+        run(["compress", "--teacher", teacher_dir, *TRAIN, *STUDENT_EPOCHS, "--student-layers", "3", "--seed", seed,
+             *ARMS[name], "--out", out, "--overwrite"], SAVED / f"{name}-s{seed}.log")  # fmt: skip
     return out
 
 
@@ -109,6 +117,58 @@ def paired(rows: dict[str, dict[int, dict]], against: str) -> dict:
     return out
 
 
+def bundle_checks(student_dir: Path) -> dict:
+    """Export the student, score fp32 and INT8 on test, and tag every dev sentence with transformers.js."""
+    bundle = SAVED / "bundle"
+    if not (bundle / "manifest.json").is_file():
+        run(["export", student_dir, "--task", "ner", "--data", DATA, "--out", bundle, "--max-length", "128",
+             "--overwrite", "-q"], SAVED / "export.log")  # fmt: skip
+    saved = SAVED / "bundle.test.json"
+    if not saved.is_file():
+        run(["evaluate", bundle, "--task", "ner", "--data", DATA, "--split", "test", "--json", saved],
+            SAVED / "bundle.test.log")  # fmt: skip
+    files = {v["variant"]: {k: 100 * x for k, x in v["metrics"].items()}
+             for v in json.loads(saved.read_text())["variants"]}  # fmt: skip
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    int8 = next(v for v in manifest["variants"] if v["name"] == "int8")
+    drop = files["int8"]["f1"] - files["fp32"]["f1"]
+    return {"student": str(student_dir.name), "test": files, "int8_minus_fp32_f1": drop,
+            "int8_choice_dev_f1": int8.get("int8_choice"), "parity": manifest["parity"]["max_abs_diff"],
+            "sizes_mb": {v["name"]: (bundle / v["file"]).stat().st_size / 1e6 for v in manifest["variants"]},
+            "transformers_js": js_checks(bundle)}  # fmt: skip
+
+
+def js_checks(bundle: Path) -> dict | None:
+    """Sentences of CoNLL dev whose tags (and so entities) transformers.js gives differently from Python."""
+    import shutil
+    import subprocess
+
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.ner import read_tagged
+    from codir_edge.data.ner_encode import encode_tagged, word_tags
+    from codir_edge.onnx.tokens import onnx_token_logits
+
+    apps = ROOT / "examples" / "apps"
+    if shutil.which("node") is None or not (apps / "node_modules" / "@huggingface" / "transformers").is_dir():
+        return None
+    dev = read_tagged(DATA, "dev")
+    labels = json.loads((bundle / "manifest.json").read_text())["token_classification"]["labels"]
+    tokens = encode_tagged(find_tokenizer(bundle), dev, labels, 128, True)
+    out = {}
+    for dtype, file in (("fp32", "model.onnx"), ("q8", "model_quantized.onnx")):
+        logits = onnx_token_logits(bundle / "onnx" / file, tokens.encoded)
+        python = [word_tags(row.argmax(-1), tokens.word_of[i], len(dev.words[i]), labels)
+                  for i, row in enumerate(logits)]  # fmt: skip
+        sentences = "\n".join(" ".join(w) for w in dev.words) + "\n"
+        done = subprocess.run(["node", "node/tag.mjs", str(bundle), "--dtype", dtype], cwd=apps, capture_output=True,
+                              text=True, input=sentences, check=True)  # fmt: skip
+        js = [json.loads(line)["tags"] for line in done.stdout.splitlines()]
+        differ = [i for i, (a, b) in enumerate(zip(js, python, strict=True)) if a != b]
+        words = sum(x != y for i in differ for x, y in zip(js[i], python[i], strict=True))
+        out[dtype] = {"sentences": len(dev), "differ": len(differ), "first": differ[:5], "words_differ": words}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="1,2,3")
@@ -127,9 +187,12 @@ def main() -> None:
     if args.only == "train":
         return
     rows = {name: {seed: row(folder) for seed, folder in runs.items()} for name, runs in folders.items()}
+    best = max(arms, key=lambda name: sum(r["dev_f1"] for r in rows[name].values()) / len(rows[name]))
     write_result("ner_distill", {
-        "data": str(DATA), "seeds": seeds, "settings": [str(x) for x in TRAIN], "teacher": row(teacher_dir),
-        "arms": rows, "paired": paired(rows, "no-teacher"), "paired_kd": paired(rows, "kd") if "kd" in rows else None,
+        "data": str(DATA), "seeds": seeds, "settings": [str(x) for x in TRAIN], "teacher_epochs": TEACHER_EPOCHS,
+        "student_epochs": STUDENT_EPOCHS, "teacher": row(teacher_dir), "arms": rows,
+        "paired": paired(rows, "no-teacher"), "paired_kd": paired(rows, "kd") if "kd" in rows else None,
+        "best_arm": best, "bundle": bundle_checks(folders[best][seeds[0]]),
     })  # fmt: skip
 
 
