@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
-from _models import ROOT, WORK, rotated, write_result
+from _models import ROOT, WORK, write_result
+from _side_by_side import STUDENT, TEACHER, side_by_side
 from export_latency import optimum_pipeline
-from latency import time_variant
 
 SEQS: tuple[int | str, ...] = (16, 128, "real")
 STSB = ROOT.parent / "shared" / "data" / "glue" / "STS-B"
@@ -61,27 +60,11 @@ def main() -> None:
         optimum = optimum_pipeline(teacher, "embedding-teacher", feature_extraction=True)[0]["optimum O2 int8"]
     bundle = student_bundle()
     sentences = sts_ids(teacher)
-    variants = {"teacher Optimum O2 int8": optimum, "student ours fp32": bundle / "onnx" / "model.onnx",
-                "student ours int8": bundle / "onnx" / "model_quantized.onnx"}  # fmt: skip
-    rows, ratios = [], []
-    for threads in (int(t) for t in args.threads.split(",")):
-        for seq in SEQS:
-            seq_arg = str(sentences) if seq == "real" else str(seq)
-            measured: dict[str, list[dict]] = {name: [] for name in variants}
-            for r in range(args.rounds):
-                for name in rotated(list(variants), r):
-                    measured[name].append(time_variant("onnx", variants[name], threads, seq_arg, args.runs,
-                                                       args.warmup))  # fmt: skip
-            got = {}
-            for name, runs in measured.items():
-                got[name] = statistics.median(m["median_ms"] for m in runs)
-                rows.append({"variant": name, "threads": threads, "seq": seq, "median_ms": got[name],
-                             "p95_ms": statistics.median(m["p95_ms"] for m in runs), "rounds": runs,
-                             "file": str(variants[name].relative_to(ROOT))})  # fmt: skip
-            ratio = got["student ours int8"] / got["teacher Optimum O2 int8"]
-            ratios.append({"threads": threads, "seq": seq, "student_int8_over_teacher_optimum_int8": ratio})
-            print(f"threads {threads} seq {seq}: " + "  ".join(f"{k} {v:.3f} ms" for k, v in got.items())
-                  + f"  ratio {ratio:.3f}", flush=True)  # fmt: skip
+    variants = {TEACHER: optimum, "student ours fp32": bundle / "onnx" / "model.onnx",
+                STUDENT: bundle / "onnx" / "model_quantized.onnx"}  # fmt: skip
+    seqs = {seq: str(sentences) if seq == "real" else str(seq) for seq in SEQS}
+    threads = [int(t) for t in args.threads.split(",")]
+    rows, ratios = side_by_side(variants, seqs, threads, args.rounds, args.runs, args.warmup)
     write_result("embedding_latency", {"rounds": args.rounds, "runs": args.runs, "rows": rows, "ratios": ratios})
 
 

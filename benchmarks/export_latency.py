@@ -56,7 +56,8 @@ def ours(model_dir: Path, name: str) -> tuple[Path, float]:
     return out, time.perf_counter() - started
 
 
-def optimum_pipeline(model_dir: Path, name: str, feature_extraction: bool = False) -> tuple[dict[str, Path], float]:
+def optimum_pipeline(model_dir: Path, name: str, feature_extraction: bool = False,
+                     token_classification: bool = False) -> tuple[dict[str, Path], float]:  # fmt: skip
     """Export, O2 optimisation and avx512_vnni dynamic quantization, as Optimum's documentation shows.
 
     With onnxruntime 1.32, ORTQuantizer fails on the O2 graph ("Unable to find data type for
@@ -65,13 +66,15 @@ def optimum_pipeline(model_dir: Path, name: str, feature_extraction: bool = Fals
     onnxruntime's symbolic shape inference on the optimized file, so that is done here; the
     quantization of the unoptimized export is measured too, as the other path a user may take.
     ``feature_extraction``: the model as a sentence-embedding model (``ORTModelForFeatureExtraction``),
-    what sentence-transformers' ONNX backend exports."""
+    what sentence-transformers' ONNX backend exports; ``token_classification``: a tagger
+    (``ORTModelForTokenClassification``)."""
     import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
     from optimum.onnxruntime import (
         AutoQuantizationConfig,
         ORTModelForFeatureExtraction,
         ORTModelForSequenceClassification,
+        ORTModelForTokenClassification,
         ORTOptimizer,
         ORTQuantizer,
     )
@@ -81,6 +84,7 @@ def optimum_pipeline(model_dir: Path, name: str, feature_extraction: bool = Fals
     started = time.perf_counter()
     config = AutoQuantizationConfig.avx512_vnni(is_static=False)
     model_class = ORTModelForFeatureExtraction if feature_extraction else ORTModelForSequenceClassification
+    model_class = ORTModelForTokenClassification if token_classification else model_class
     model = model_class.from_pretrained(str(model_dir), export=True)
     exported = base / "exported"
     model.save_pretrained(exported)

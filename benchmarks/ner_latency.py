@@ -1,0 +1,62 @@
+"""Latency of the NER student against its teacher, side by side at batch 1: the teacher (the bundled
+MiniLM fine-tuned as a tagger by ``ner_distill.py``) through Optimum's O2 + avx512_vnni dynamic INT8
+(``ORTModelForTokenClassification``, what a user without this tool would ship), and our ``export --task
+ner`` bundle of the best student (its fp32 and INT8 files). Length 64 (the issue's) and every CoNLL-2003
+dev sentence at its own length; 1 and 2 threads; a fresh process per figure, variants interleaved in
+rotated order, the median over rounds of each process's median (``latency.py``'s timer).
+
+Target (issue 39): student INT8 / teacher INT8 through Optimum <= 0.5 at 1 and 2 threads, length 64.
+
+    python benchmarks/ner_latency.py [--rounds 3] [--runs 200] [--threads 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from _models import ROOT, WORK, write_result
+from _side_by_side import STUDENT, TEACHER, side_by_side
+from export_latency import optimum_pipeline
+
+SEQS: tuple[int | str, ...] = (64, "real")
+CONLL = ROOT.parent / "shared" / "data" / "conll2003"
+SAVED = WORK / "ner_distill"
+
+
+def dev_ids(tokenizer_dir: Path) -> Path:
+    """CoNLL-2003 dev sentences' token ids (truncated at 128) as JSON for the timer."""
+    from codir_edge.data.ner import read_tagged
+    from codir_edge.models.loading import load_tokenizer
+
+    texts = read_tagged(CONLL, "dev").texts
+    path = WORK / "conll-dev-ids.json"
+    path.write_text(json.dumps(load_tokenizer(tokenizer_dir)(texts, truncation=True, max_length=128)["input_ids"]))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", default="1,2")
+    args = parser.parse_args()
+    teacher, bundle = SAVED / "teacher", SAVED / "bundle"
+    if not (teacher / "metrics.json").is_file() or not (bundle / "manifest.json").is_file():
+        raise SystemExit("no NER teacher or bundle: run benchmarks/ner_distill.py first")
+    optimum = WORK / "optimum-ner-teacher" / "quantized" / "model_optimized_quantized.onnx"
+    if not optimum.is_file():
+        optimum = optimum_pipeline(teacher, "ner-teacher", token_classification=True)[0]["optimum O2 int8"]
+    sentences = dev_ids(teacher)
+    variants = {TEACHER: optimum, "student ours fp32": bundle / "onnx" / "model.onnx",
+                STUDENT: bundle / "onnx" / "model_quantized.onnx"}  # fmt: skip
+    seqs = {seq: str(sentences) if seq == "real" else str(seq) for seq in SEQS}
+    threads = [int(t) for t in args.threads.split(",")]
+    rows, ratios = side_by_side(variants, seqs, threads, args.rounds, args.runs, args.warmup)
+    write_result("ner_latency", {"rounds": args.rounds, "runs": args.runs, "rows": rows, "ratios": ratios})
+
+
+if __name__ == "__main__":
+    main()
