@@ -22,17 +22,8 @@ from codir_edge.data.encode import update_digest
 from codir_edge.data.ner import NER_TASK, load_tagged_train_dev
 from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config, weights_digest
 from codir_edge.models.families import family_of
+from codir_edge.models.tagger import tagger_labels
 from codir_edge.training.engine import Loop
-
-
-def tagger_labels(config: dict, teacher_dir: Path) -> list[str]:
-    """A token classifier's label names in id order; anything else is refused with the fix."""
-    if not any(a.endswith("ForTokenClassification") for a in config.get("architectures") or []):
-        architectures = ", ".join(config.get("architectures") or []) or "no architecture"
-        raise InputError(f"--teacher {teacher_dir} is not a token classifier ({architectures}): fine-tune one first "
-                         "with codir-edge finetune --task ner")  # fmt: skip
-    id2label = config.get("id2label") or {}
-    return [id2label.get(str(i), id2label.get(i, "")) for i in range(len(id2label))]
 
 
 class TokenStage:
@@ -65,8 +56,7 @@ class TokenStage:
 
     def prepare(self, runtime, dist, run_dir: Path, bars) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
         """Sentences tokenized with first-piece labels; the teacher loaded, frozen, to run beside the student."""
-        from codir_edge.data.ner_encode import encode_tagged
-        from codir_edge.finetune.run import truncation_note
+        from codir_edge.data.ner_encode import encode_tagged, truncation_note
         from codir_edge.models.loading import load_trained_token_classifier
 
         config = self.config

@@ -127,3 +127,17 @@ def score_token_logits(logits: list[np.ndarray], tokens: TokenEncoded, split: Ta
     predicted = [word_tags(row.argmax(axis=-1), tokens.word_of[i], len(split.words[i]), labels)
                  for i, row in enumerate(logits)]  # fmt: skip
     return ner_scores(split.tags, predicted)
+
+
+def truncation_note(train: TokenEncoded, dev: TokenEncoded, max_length: int) -> dict | None:
+    """How many words --max-length cut off (counted, said once, never silently dropped)."""
+    from codir_edge.core.notes import note
+
+    counts = {"train_words_cut": train.words_cut, "train_sentences_cut": train.sentences_cut,
+              "dev_words_cut": dev.words_cut, "dev_sentences_cut": dev.sentences_cut}  # fmt: skip
+    if not train.words_cut and not dev.words_cut:
+        return None
+    note(f"--max-length {max_length} cuts {train.words_cut} of {train.words} training words "
+         f"({train.sentences_cut} sentences) and {dev.words_cut} of {dev.words} dev words: those words are "
+         "unlabelled in training and count as missed in the dev scores; raise --max-length to keep them")  # fmt: skip
+    return counts

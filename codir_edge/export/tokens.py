@@ -38,7 +38,6 @@ PARITY_BATCHES = (1, 4, 16)
 def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None, overwrite: bool,
                   command: str | None):  # fmt: skip
     """The bundle at ``out_dir``; returns the export's report (``export/run.ExportReport``)."""
-    from codir_edge.evaluate.ner import tagger_folder_labels
     from codir_edge.export import quantize as q
     from codir_edge.export.plan import check_opset
     from codir_edge.export.run import ExportReport
@@ -46,6 +45,7 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
     from codir_edge.models.checkpoint import check_max_length
     from codir_edge.models.families import family_of
     from codir_edge.models.loading import load_tokenizer, load_trained_token_classifier
+    from codir_edge.models.tagger import tagger_folder_labels
 
     started = time.perf_counter()
     model_config, labels = tagger_folder_labels(model_dir, "MODEL_DIR")

@@ -186,7 +186,7 @@ class TokenRecipe:
         )  # fmt: skip
 
     def build(self, tokenizer, model_dir: Path, segments: bool, runtime, dist, run_dir: Path):
-        from codir_edge.data.ner_encode import encode_tagged, pad_labels, score_token_logits
+        from codir_edge.data.ner_encode import encode_tagged, pad_labels, score_token_logits, truncation_note
         from codir_edge.models.loading import load_token_classifier
         from codir_edge.models.predict import predict_token_logits
 
@@ -204,20 +204,6 @@ class TokenRecipe:
         key = _data_key(model_dir, train_tok.encoded, train_tok.labels)
         return model, _loop(config, self.metric, model, train_tok.encoded, lambda rows: pad_labels(train_tok, rows),
                             evaluate, runtime, dist, run_dir, key)  # fmt: skip
-
-
-def truncation_note(train, dev, max_length: int) -> dict | None:
-    """How many words --max-length cut off (counted, said once, never silently dropped)."""
-    from codir_edge.core.notes import note
-
-    counts = {"train_words_cut": train.words_cut, "train_sentences_cut": train.sentences_cut,
-              "dev_words_cut": dev.words_cut, "dev_sentences_cut": dev.sentences_cut}  # fmt: skip
-    if not train.words_cut and not dev.words_cut:
-        return None
-    note(f"--max-length {max_length} cuts {train.words_cut} of {train.words} training words "
-         f"({train.sentences_cut} sentences) and {dev.words_cut} of {dev.words} dev words: those words are "
-         "unlabelled in training and count as missed in the dev scores; raise --max-length to keep them")  # fmt: skip
-    return counts
 
 
 def _loop(config, metric: str, model, train_enc: Encoded, batch_targets: Callable[[np.ndarray], np.ndarray],

@@ -62,14 +62,13 @@ def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
 
 def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
     if is_ner(config.task):  # raw is the dev split's tagged sentences, scored with the target's own labels
-        from codir_edge.data.ner_encode import encode_tagged, score_token_logits
-        from codir_edge.evaluate.ner import tagger_folder_labels
-        from codir_edge.onnx.tokens import onnx_token_logits
+        from codir_edge.data.ner_encode import encode_tagged
+        from codir_edge.models.tagger import tagger_folder_labels
+        from codir_edge.onnx.tokens import score_tagger_onnx
 
         _, labels = tagger_folder_labels(target.folder, target.name, onnx=True)
         tokens = encode_tagged(tokenizer, raw, labels, config.max_length, segments=True)
-        logits = onnx_token_logits(target.path, tokens.encoded, max(config.threads), APP_BATCH)
-        return score_token_logits(logits, tokens, raw, labels)
+        return score_tagger_onnx(target.path, tokens, raw, labels, max(config.threads), APP_BATCH)[0]
     if is_embedding(config.task):  # raw is the data's EmbeddingData: its texts and how they are scored
         from codir_edge.data.encode import encode
         from codir_edge.data.examples import Examples

@@ -55,13 +55,13 @@ def _ner_scores(spec: dict) -> dict[str, float]:
     """A token classifier folder's entity scores on the data's dev split, as evaluate --task ner gives them."""
     from pathlib import Path
 
-    from codir_edge.data import DataSpec
-    from codir_edge.evaluate.config import EvaluateConfig
-    from codir_edge.evaluate.ner import score_ner
-    from codir_edge.evaluate.run import EvalReport
+    from codir_edge.data.ner import read_tagged
+    from codir_edge.models.tagger import score_tagger_folder, tagger_folder_labels
 
-    config = EvaluateConfig(task="ner", max_length=spec["max_length"], max_samples=spec["max_samples"], device="cpu")
-    return score_ner(Path(spec["model"]), DataSpec(**spec["data"]), config, EvalReport)[0].metrics
+    folder = Path(spec["model"])
+    config, labels = tagger_folder_labels(folder, "target")
+    split = read_tagged(spec["data"]["data"], "dev", labels).subsample(spec["max_samples"], 0)
+    return score_tagger_folder(folder, split, labels, config, spec["max_length"], 128, "cpu")[0]
 
 
 if __name__ == "__main__":
