@@ -36,3 +36,28 @@ def side_by_side(variants: dict[str, Path], seqs: dict[int | str, str], threads:
             print(f"threads {thread_count} seq {seq}: " + "  ".join(f"{k} {v:.3f} ms" for k, v in got.items())
                   + f"  ratio {ratio:.3f}", flush=True)  # fmt: skip
     return rows, ratios
+
+
+def parse_args(description: str):
+    """The options every side-by-side benchmark takes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", default="1,2")
+    return parser.parse_args()
+
+
+def token_ids_file(texts: list[str], tokenizer_dir: Path, name: str) -> Path:
+    """``texts``' token ids (truncated at 128) as JSON for the timer's real-sentence runs."""
+    import json
+
+    from _models import WORK
+
+    from codir_edge.models.loading import load_tokenizer
+
+    path = WORK / f"{name}-ids.json"
+    path.write_text(json.dumps(load_tokenizer(tokenizer_dir)(texts, truncation=True, max_length=128)["input_ids"]))
+    return path

@@ -13,12 +13,10 @@ Target (issue 38): student INT8 / teacher INT8 through Optimum <= 0.5 at 1 and 2
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 from _models import ROOT, WORK, write_result
-from _side_by_side import STUDENT, TEACHER, side_by_side
+from _side_by_side import STUDENT, TEACHER, parse_args, side_by_side, token_ids_file
 from export_latency import optimum_pipeline
 
 SEQS: tuple[int | str, ...] = (16, 128, "real")
@@ -37,23 +35,14 @@ def sts_ids(tokenizer_dir: Path) -> Path:
     """STS-B dev sentences' token ids (truncated at 128) as JSON for the timer."""
     from codir_edge.data import DataSpec
     from codir_edge.data.embedding import read_embedding_data
-    from codir_edge.models.loading import load_tokenizer
-
     texts = read_embedding_data(DataSpec(str(STSB)), "dev", None, 0).texts
-    path = WORK / "stsb-dev-ids.json"
-    path.write_text(json.dumps(load_tokenizer(tokenizer_dir)(texts, truncation=True, max_length=128)["input_ids"]))
-    return path
+    return token_ids_file(texts, tokenizer_dir, "stsb-dev")
 
 
 def main() -> None:
     from codir_edge.models.checkpoint import default_backbone
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--threads", default="1,2")
-    args = parser.parse_args()
+    args = parse_args(__doc__.splitlines()[0])
     teacher = Path(default_backbone())
     optimum = WORK / "optimum-embedding-teacher" / "quantized" / "model_optimized_quantized.onnx"
     if not optimum.is_file():

@@ -12,12 +12,10 @@ Target (issue 39): student INT8 / teacher INT8 through Optimum <= 0.5 at 1 and 2
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 from _models import ROOT, WORK, write_result
-from _side_by_side import STUDENT, TEACHER, side_by_side
+from _side_by_side import STUDENT, TEACHER, parse_args, side_by_side, token_ids_file
 from export_latency import optimum_pipeline
 
 SEQS: tuple[int | str, ...] = (64, "real")
@@ -28,21 +26,13 @@ SAVED = WORK / "ner_distill"
 def dev_ids(tokenizer_dir: Path) -> Path:
     """CoNLL-2003 dev sentences' token ids (truncated at 128) as JSON for the timer."""
     from codir_edge.data.ner import read_tagged
-    from codir_edge.models.loading import load_tokenizer
 
     texts = read_tagged(CONLL, "dev").texts
-    path = WORK / "conll-dev-ids.json"
-    path.write_text(json.dumps(load_tokenizer(tokenizer_dir)(texts, truncation=True, max_length=128)["input_ids"]))
-    return path
+    return token_ids_file(texts, tokenizer_dir, "conll-dev")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--threads", default="1,2")
-    args = parser.parse_args()
+    args = parse_args(__doc__.splitlines()[0])
     teacher, bundle = SAVED / "teacher", SAVED / "bundle"
     if not (teacher / "metrics.json").is_file() or not (bundle / "manifest.json").is_file():
         raise SystemExit("no NER teacher or bundle: run benchmarks/ner_distill.py first")

@@ -238,26 +238,13 @@ def _write_bundle(source: _Source, stage: Path, variants: list[dict], parity: di
                   command: str | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
     """Runtime claims, the files beside the graphs (tokenizer, config.json, the sentence-transformers
     files) and the manifest; (variants kept, deployment, tuning)."""
-    from codir_edge.export.bundle import write_manifest
-    from codir_edge.export.graph import operator_counts
-    from codir_edge.export.steps import claim_runtimes
+    from codir_edge.export.bundle import write_untuned_bundle
     from codir_edge.models.sentence import write_sentence_head
     from codir_edge.onnx.pooling import EMBEDDING
 
-    config, tokenizer, spec, head = source.config, source.tokenizer, source.spec, source.head
-    variants = claim_runtimes(variants, stage, config, {"fp32", "int8"})
-    tokenizer.model_max_length = min(config.max_length, tokenizer.model_max_length)
-    tokenizer.save_pretrained(stage)
-    source.model.config.save_pretrained(stage)
+    config, spec, head = source.config, source.spec, source.head
     write_sentence_head(stage, head, spec.hidden, config.max_length)
-    deployment = {"threads": {}, "note": "not tuned for --task embedding: load fp32 or int8 at any thread count"}
-    tuning = {"timed": False}
-    write_manifest(
-        stage, variants=variants, model_dir=source.model_dir, spec=spec,
-        config=config.to_dict() | {"target_resolved": source.target, "task": "embedding"}, parity=parity,
-        fused_operators=fused_counts, deployment=deployment, tuning=tuning, command=command,
-        plain_counts=operator_counts(stage / layout.FP32),
-        extra={"embedding": {"pooling": head.pooling, "normalize": head.normalize, "output": EMBEDDING,
-                             "dimension": spec.hidden}},
-    )  # fmt: skip
-    return variants, deployment, tuning
+    extra = {"embedding": {"pooling": head.pooling, "normalize": head.normalize, "output": EMBEDDING,
+                           "dimension": spec.hidden}}  # fmt: skip
+    return write_untuned_bundle(stage, source.model_dir, source.model, source.tokenizer, spec, config, source.target,
+                                variants, parity, fused_counts, "embedding", extra, command)  # fmt: skip

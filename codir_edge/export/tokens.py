@@ -209,23 +209,10 @@ def _score(variants: list[dict], stage: Path, dev, dev_tok, labels: list[str], c
 def _write_bundle(model_dir: Path, model, tokenizer, spec, config: ExportConfig, target: str, stage: Path,
                   variants: list[dict], parity: dict, fused_counts: dict, labels: list[str],
                   command: str | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
-    """Runtime claims, the tokenizer and config.json beside the graphs, and the manifest."""
-    from codir_edge.export.bundle import write_manifest
-    from codir_edge.export.graph import operator_counts
-    from codir_edge.export.steps import claim_runtimes
+    """Runtime claims, the tokenizer and config.json beside the graphs, and the manifest with the labels."""
+    from codir_edge.export.bundle import write_untuned_bundle
 
-    variants = claim_runtimes(variants, stage, config, {"fp32", "int8"})
-    tokenizer.model_max_length = min(config.max_length, tokenizer.model_max_length)
-    tokenizer.save_pretrained(stage)
-    model.config.save_pretrained(stage)
-    deployment = {"threads": {}, "note": "not tuned for --task ner: load fp32 or int8 at any thread count"}
-    tuning = {"timed": False}
-    write_manifest(
-        stage, variants=variants, model_dir=model_dir, spec=spec,
-        config=config.to_dict() | {"target_resolved": target, "task": NER_TASK}, parity=parity,
-        fused_operators=fused_counts, deployment=deployment, tuning=tuning, command=command,
-        plain_counts=operator_counts(stage / layout.FP32),
-        extra={"token_classification": {"labels": labels, "output": "logits", "aligned_by": "first piece of each word",
-                                        "scheme": "IOB2"}},
-    )  # fmt: skip
-    return variants, deployment, tuning
+    extra = {"token_classification": {"labels": labels, "output": "logits", "aligned_by": "first piece of each word",
+                                      "scheme": "IOB2"}}  # fmt: skip
+    return write_untuned_bundle(stage, model_dir, model, tokenizer, spec, config, target, variants, parity,
+                                fused_counts, NER_TASK, extra, command)  # fmt: skip
