@@ -234,3 +234,43 @@ min_f1 = 0.0
     assert report["passed"] and "f1" in report["accuracy"]["int8"]
     manifest = json.loads((tmp_path / "runs" / "export" / "manifest.json").read_text())
     assert manifest["token_classification"]["labels"][0] == "O"
+
+
+def test_unlabelled_sentences_join_through_the_teacher_alone(tagger, ner_data, tmp_path):
+    """--unlabeled: repeats and tagged train or dev sentences are dropped and counted; the rest carry no
+    cross-entropy (their words have only the teacher's outputs as targets)."""
+    from codir_edge.data.ner import read_tagged
+
+    train, dev = read_tagged(ner_data, "train"), read_tagged(ner_data, "dev")
+    fresh = [" ".join(w) for w in read_tagged(CONLL / "test.txt", "test").words[:30]]
+    (tmp_path / "u.txt").write_text("\n".join([*fresh, fresh[0], train.texts[3], dev.texts[5].upper()]) + "\n")
+    out = tmp_path / "student"
+    result = invoke("compress", "--teacher", tagger, "--task", "ner", "--data", ner_data, "--unlabeled",
+                    tmp_path / "u.txt", "--student-layers", "2", "--epochs", "1", "--objective", "kd", "--out", out,
+                    "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    transfer = json.loads((out / "metrics.json").read_text())["transfer_set"]
+    assert transfer["unlabeled"] == {"read": 33, "kept": 30, "dropped_repeats": 1, "dropped_labeled": 1,
+                                     "dropped_dev": 1}  # fmt: skip
+    assert transfer["rows_per_epoch"] == len(train) + 30
+    assert "transfer set: 160 labelled rows + 30 unlabelled texts" in result.output
+
+
+def test_untagged_words_carry_kd_and_no_cross_entropy(tagger):
+    import torch
+
+    from codir_edge.compress.config import TokenConfig
+    from codir_edge.compress.student import skip_student
+    from codir_edge.compress.token_objective import TokenDistiller
+    from codir_edge.data.ner_encode import IGNORE, UNLABELED
+    from codir_edge.models.loading import load_trained_token_classifier
+
+    teacher = load_trained_token_classifier(tagger).eval()
+    student = skip_student(teacher, 2)
+    objective = TokenDistiller(student, teacher, TokenConfig(task="ner", objective="kd"), [2, 4])
+    inputs = {"input_ids": torch.tensor([[101, 7592, 2088, 102]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    targets = torch.tensor([[IGNORE, UNLABELED, UNLABELED, IGNORE]])
+    _, terms = objective(inputs, torch.tensor([0]), targets)
+    assert terms["ce"] == 0 and terms["kd"] > 0
+    _, tagged = objective(inputs, torch.tensor([0]), torch.tensor([[IGNORE, 0, 7, IGNORE]]))
+    assert tagged["ce"] > 0

@@ -353,6 +353,9 @@ class TokenConfig(DistillConfig):
     task: str | None = like(FineConfig, "task")
     objective: str = like(FineConfig, "objective")
     mse_weight: float = like(FineConfig, "mse_weight")
+    # --task ner: sentences without tags, split into words on whitespace; the teacher's per-token outputs
+    # are their only targets (KD, PKD, contrastive by the teacher's argmax), never CE
+    unlabeled: str | None = like(FineConfig, "unlabeled")
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -361,6 +364,9 @@ class TokenConfig(DistillConfig):
         super().__post_init__()
         if self.mse_weight < 0:
             raise InputError(f"--mse-weight must not be negative, got {self.mse_weight}")
+        if self.objective == "none" and self.unlabeled:
+            raise InputError("--unlabeled needs a teacher term, and --objective none is plain fine-tuning on tags: "
+                             "use --objective codir or kd, or drop it")  # fmt: skip
         # the token term contrasts every labelled position with the batch's positions of another label
         for name in ("pooling", "contrastive", "negatives"):
             if getattr(self, name) != next(f.default for f in fields(self) if f.name == name):

@@ -3,7 +3,8 @@ beside it on the same batch (frozen, in inference mode, outside the module tree)
 
 Every term reads the labelled positions only (each word's first piece), as the metric does:
 - ``none``: cross-entropy on the gold tags (plain fine-tuning of the same student);
-- ``kd``: (1 - beta) CE + beta T^2 KL(teacher || student) per token;
+- ``kd``: (1 - beta) CE + beta T^2 KL(teacher || student) per token (KD alone on the transfer set's
+  untagged words, whose contrastive label is the teacher's argmax);
 - ``mse``: kd plus BERT-PKD's normalised MSE between the student's hidden states and the mapped
   teacher layers', per token;
 - ``codir``: kd plus lambda L_con per token: the student's states at its layers (concatenated) and
@@ -81,16 +82,19 @@ class TokenDistiller(nn.Module):
         cfg = self.config
         hidden = self.contrastive is not None or self.pkd is not None
         out = self.student(**inputs, output_hidden_states=hidden)
-        chosen = targets != IGNORE  # (B, T)
+        chosen = targets != IGNORE  # (B, T): first pieces, tagged (>= 0) or from the transfer set (UNLABELED)
         logits = out.logits.float()[chosen]  # (M, C)
         gold = targets[chosen]
-        ce = F.cross_entropy(logits, gold) if len(gold) else logits.sum() * 0.0
+        tagged = gold >= 0
+        ce = F.cross_entropy(logits[tagged], gold[tagged]) if bool(tagged.any()) else logits.sum() * 0.0
         terms = {"ce": ce}
         if cfg.objective == "none":
             return ce * scale, {"ce": ce.detach()}
         with torch.no_grad():
             teacher_out = self._teacher[0](**inputs, output_hidden_states=hidden)
-        terms["kd"] = kd_loss(logits, teacher_out.logits.float()[chosen], cfg.kd_temperature, False,
+        teacher_logits = teacher_out.logits.float()[chosen]
+        gold = torch.where(tagged, gold, teacher_logits.argmax(dim=-1))  # untagged words: the teacher's tag
+        terms["kd"] = kd_loss(logits, teacher_logits, cfg.kd_temperature, False,
                               divisor=chosen.sum().clamp_min(1))  # fmt: skip
         total = (1 - cfg.kd_weight) * ce + cfg.kd_weight * terms["kd"]
         if hidden:

@@ -19,7 +19,7 @@ from codir_edge.compress.student import check_student_layers, count_parameters, 
 from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec
 from codir_edge.data.encode import update_digest
-from codir_edge.data.ner import NER_TASK, load_tagged_train_dev
+from codir_edge.data.ner import NER_TASK, TaggedSplit, load_tagged_train_dev
 from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config, weights_digest
 from codir_edge.models.families import family_of
 from codir_edge.models.tagger import tagger_labels
@@ -53,14 +53,19 @@ class TokenStage:
             data.data, eval_data.data if eval_data else None, self.labels, config.max_train_samples,
             config.max_eval_samples, config.seed,
         )  # fmt: skip
+        self.unlabeled = untagged_sentences(config.unlabeled, self.train_set, self.dev) if config.unlabeled else None
 
     def prepare(self, runtime, dist, run_dir: Path, bars) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
         """Sentences tokenized with first-piece labels; the teacher loaded, frozen, to run beside the student."""
-        from codir_edge.data.ner_encode import encode_tagged, truncation_note
+        from codir_edge.data.ner_encode import concat_tokens, encode_tagged, truncation_note
         from codir_edge.models.loading import load_trained_token_classifier
 
         config = self.config
         self.train_tok = encode_tagged(self.tokenizer, self.train_set, self.labels, config.max_length, self.segments)
+        if self.unlabeled is not None:  # after the tagged rows: the teacher's outputs are their only targets
+            extra = encode_tagged(self.tokenizer, self.unlabeled[0], self.labels, config.max_length, self.segments,
+                                  tagged=False)  # fmt: skip
+            self.train_tok = concat_tokens(self.train_tok, extra)
         self.dev_tok = encode_tagged(self.tokenizer, self.dev, self.labels, config.max_length, self.segments)
         self.truncation = truncation_note(self.train_tok, self.dev_tok, config.max_length)
         teacher = load_trained_token_classifier(self.teacher_dir, config.trust_remote_code).to(runtime.device).eval()
@@ -123,9 +128,25 @@ class TokenStage:
             "teacher_dev": self.teacher_dev,
             "objective": self.config.objective,
             "student_init": "skip",
-            "train_examples": len(self.train_tok),
+            "train_examples": len(self.train_set),
+            "transfer_set": None if self.unlabeled is None else {
+                "labeled_rows": len(self.train_set), "unlabeled": self.unlabeled[1], "augmented": None,
+                "rows_per_epoch": len(self.train_tok)},
             "dev_examples": len(self.dev_tok),
             "data": self.data.data,
             "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
             "truncation": self.truncation,
         }
+
+
+def untagged_sentences(path: str, train: TaggedSplit, dev: TaggedSplit) -> tuple[TaggedSplit, dict]:
+    """``--unlabeled`` as sentences of whitespace-separated words (placeholder tags), with repeats and the
+    tagged train and dev sentences dropped and counted (``data/unlabeled.py``, as CoDIR-Fine keeps them)."""
+    from codir_edge.data.tasks import TASKS
+    from codir_edge.data.unlabeled import keep_new, read_unlabeled, text_key
+
+    texts, _ = read_unlabeled(path, TASKS["classification"])
+    kept = keep_new(texts, None, (text_key(t) for t in train.texts), (text_key(t) for t in dev.texts), str(path))
+    words = [text.split() for text in kept.examples.texts]
+    split = TaggedSplit(words, [["O"] * len(w) for w in words], list(range(1, len(words) + 1)), str(path))
+    return split, kept.counts()

@@ -19,6 +19,7 @@ from codir_edge.data.encode import Encoded, pad_batch
 from codir_edge.data.ner import TaggedSplit
 
 IGNORE = -100  # transformers' ignore_index: the position is in no loss and no metric
+UNLABELED = -1  # a word's first piece in a sentence without tags (the transfer set): teacher terms only
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ def first_pieces(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -
 
 
 def encode_tagged(tokenizer, split: TaggedSplit, labels: list[str], max_length: int, segments: bool,
-                  chunk: int = 2048) -> TokenEncoded:  # fmt: skip
-    """Tokenize every sentence, truncating at ``max_length`` pieces, with first-piece labels."""
+                  chunk: int = 2048, tagged: bool = True) -> TokenEncoded:  # fmt: skip
+    """Tokenize every sentence, truncating at ``max_length`` pieces, with first-piece labels (``tagged``
+    False: the split's tags are placeholders, and first pieces get UNLABELED)."""
     index = {name: i for i, name in enumerate(labels)}
     ids, types, word_of, targets = [], [], [], []
     cut_words = cut_sentences = 0
@@ -82,7 +84,7 @@ def encode_tagged(tokenizer, split: TaggedSplit, labels: list[str], max_length: 
             firsts = first_pieces(out["offset_mapping"][row], spans)
             labelled = np.full(len(firsts), IGNORE, dtype=np.int64)
             present = firsts >= 0
-            labelled[present] = [index[sentence_tags[w]] for w in firsts[present]]
+            labelled[present] = [index[sentence_tags[w]] for w in firsts[present]] if tagged else UNLABELED
             missing = len(spans) - int(present.sum())
             cut_words += missing
             cut_sentences += missing > 0
@@ -94,6 +96,16 @@ def encode_tagged(tokenizer, split: TaggedSplit, labels: list[str], max_length: 
     encoded = Encoded(ids, types or None, np.arange(len(ids), dtype=np.int64), int(tokenizer.pad_token_id or 0))
     total = sum(len(w) for w in split.words)
     return TokenEncoded(encoded, word_of, targets, total, cut_words, cut_sentences)
+
+
+def concat_tokens(first: TokenEncoded, second: TokenEncoded) -> TokenEncoded:
+    """``first``'s sentences then ``second``'s, as one set (rows keep their order)."""
+    a, b = first.encoded, second.encoded
+    types = a.token_type_ids + b.token_type_ids if a.token_type_ids is not None else None
+    encoded = Encoded(a.input_ids + b.input_ids, types, np.arange(len(a) + len(b), dtype=np.int64), a.pad_id)
+    return TokenEncoded(encoded, first.word_of + second.word_of, first.labels + second.labels,
+                        first.words + second.words, first.words_cut + second.words_cut,
+                        first.sentences_cut + second.sentences_cut)  # fmt: skip
 
 
 def pad_labels(tokens: TokenEncoded, indices: np.ndarray) -> np.ndarray:
