@@ -127,32 +127,58 @@ def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tm
     assert invoke("verify", ner_bundle).exit_code == 0
 
 
+def python_tags(bundle: Path, data: Path, file: str) -> tuple[list[list[str]], list[list[str]]]:
+    """(words, tags) of every dev sentence by Python's onnxruntime on ``file``, each word by its first piece."""
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.ner import read_tagged
+    from codir_edge.data.ner_encode import encode_tagged, word_tags
+    from codir_edge.onnx.tokens import onnx_token_logits
+
+    dev = read_tagged(data, "dev")
+    labels = json.loads((bundle / "manifest.json").read_text())["token_classification"]["labels"]
+    tokens = encode_tagged(find_tokenizer(bundle), dev, labels, 64, True)
+    logits = onnx_token_logits(bundle / "onnx" / file, tokens.encoded)
+    tags = [word_tags(row.argmax(-1), tokens.word_of[i], len(dev.words[i]), labels) for i, row in enumerate(logits)]
+    assert len({tag for row in tags for tag in row}) >= 5  # labels vary from word to word: alignment shows
+    return dev.words, tags
+
+
+def assert_same_tags(rows: list[dict], words: list[list[str]], tags: list[list[str]]) -> None:
+    from codir_edge.data.ner_metrics import entities
+
+    assert [r["words"] for r in rows] == words
+    assert [r["tags"] for r in rows] == tags
+    assert [{(e["type"], e["first"], e["last"]) for e in r["entities"]} for r in rows] == [entities(t) for t in tags]
+
+
 def test_transformers_js_tags_the_bundle_as_python_does(ner_bundle, ner_data):
     """Every dev sentence, fp32 and q8, one per call through examples/apps/node/tag.mjs: the same tag for
     every word (first piece) and so the same strict IOB2 entities as Python's onnxruntime."""
     from test_bundle_apps import _node
 
-    from codir_edge.data.fast_tokenizer import find_tokenizer
-    from codir_edge.data.ner import read_tagged
-    from codir_edge.data.ner_encode import encode_tagged, word_tags
-    from codir_edge.data.ner_metrics import entities
-    from codir_edge.onnx.tokens import onnx_token_logits
-
-    dev = read_tagged(ner_data, "dev")
-    labels = json.loads((ner_bundle / "manifest.json").read_text())["token_classification"]["labels"]
-    tokens = encode_tagged(find_tokenizer(ner_bundle), dev, labels, 64, True)
-    sentences = "\n".join(" ".join(words) for words in dev.words) + "\n"
     for dtype, file in (("fp32", "model.onnx"), ("q8", "model_quantized.onnx")):
-        logits = onnx_token_logits(ner_bundle / "onnx" / file, tokens.encoded)
-        python = [word_tags(row.argmax(-1), tokens.word_of[i], len(dev.words[i]), labels)
-                  for i, row in enumerate(logits)]  # fmt: skip
-        rows = [json.loads(line) for line in _node("node/tag.mjs", str(ner_bundle), "--dtype", dtype,
-                                                   stdin=sentences).splitlines()]  # fmt: skip
-        assert [r["words"] for r in rows] == dev.words
-        assert len({tag for row in python for tag in row}) >= 5  # labels vary from word to word: alignment shows
-        assert [r["tags"] for r in rows] == python, dtype
-        found = [{(e["type"], e["first"], e["last"]) for e in r["entities"]} for r in rows]
-        assert found == [entities(p) for p in python]
+        words, tags = python_tags(ner_bundle, ner_data, file)
+        sentences = "\n".join(" ".join(w) for w in words) + "\n"
+        output = _node("node/tag.mjs", str(ner_bundle), "--dtype", dtype, stdin=sentences)
+        assert_same_tags([json.loads(line) for line in output.splitlines()], words, tags)
+
+
+def test_the_web_page_tags_with_a_ner_bundle_in_headless_chromium(ner_bundle, ner_data, tmp_path):
+    """The same page reads the manifest and tags instead of classifying, in onnxruntime-web's wasm."""
+    import shutil
+
+    from test_bundle_apps import _node
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("the browser test needs Chromium (.ci/run installs Debian's chromium)")
+    for dtype, file in (("fp32", "model.onnx"), ("q8", "model_quantized.onnx")):
+        words, tags = python_tags(ner_bundle, ner_data, file)
+        (tmp_path / "texts.json").write_text(json.dumps([" ".join(w) for w in words]))
+        result = json.loads(_node("web/drive.mjs", str(ner_bundle), str(tmp_path / "texts.json"), "--dtype", dtype,
+                                  "--chromium", chromium))  # fmt: skip
+        assert result["outside"] == []
+        assert_same_tags(result["rows"], words, tags)
 
 
 @pytest.mark.parametrize(

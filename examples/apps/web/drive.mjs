@@ -4,7 +4,8 @@
 //   node web/drive.mjs BUNDLE TEXTS.json [--dtype q8|fp32] [--chromium /usr/bin/chromium]
 //
 // Prints {"rows": [{text, label, score}], "outside": [every request that tried to leave 127.0.0.1]};
-// for an embedding bundle (export --task embedding) the rows are {text, embedding}.
+// for an embedding bundle (export --task embedding) the rows are {text, embedding}; for a tagger
+// (export --task ner) {text, words, tags, entities}.
 // Requests to any other host are refused, so the page proves it needs nothing from the network.
 import fs from "node:fs";
 import { chromium } from "playwright-core";
@@ -29,7 +30,7 @@ export async function drive(bundle, texts, { dtype = "q8", executablePath = "/us
     await page.waitForFunction(() => window.appReady || window.appError, null, { timeout: 120_000 });
     const error = await page.evaluate(() => window.appError);
     if (error) throw new Error(`the page failed to load the bundle: ${error}`);
-    const rows = await page.evaluate((t) => (window.embed ?? window.classify)(t), texts);
+    const rows = await page.evaluate((t) => (window.embed ?? window.tag ?? window.classify)(t), texts);
     return { rows, outside };
   } finally {
     await browser.close();
