@@ -179,11 +179,14 @@ def main() -> None:
     arms = [a for a in args.arms.split(",") if a]
     teacher_dir = teacher()
     folders: dict[str, dict[int, Path]] = {"no-teacher": {}, **{name: {} for name in arms}}
-    for seed in seeds:  # seed by seed: a stopped run leaves complete pairs behind
-        folders["no-teacher"][seed] = baseline(seed)
-        for name in arms:
-            folders[name][seed] = student(name, seed, teacher_dir)
-            print(name, seed, "trained", flush=True)
+    first, last = [a for a in arms if a != "mse"], [a for a in arms if a == "mse"]
+    for group in (first, last):  # seed by seed, mse after the others: a stopped run leaves complete pairs
+        for seed in seeds:
+            if group is first:
+                folders["no-teacher"][seed] = baseline(seed)
+            for name in group:
+                folders[name][seed] = student(name, seed, teacher_dir)
+                print(name, seed, "trained", flush=True)
     if args.only == "train":
         return
     rows = {name: {seed: row(folder) for seed, folder in runs.items()} for name, runs in folders.items()}
