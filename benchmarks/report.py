@@ -796,20 +796,93 @@ def embedding_section() -> list[str]:
             got = agreement.get(where) or {}
             cells = " | ".join(f"{got[d]:.6f}" if d in got else "not run" for d in ("fp32", "q8"))
             lines.append(f"| {where.replace('_', ' ')} | {cells} |")
-    latency = load("embedding_latency")
-    if latency is not None:
-        lines += ["", "Latency, batch 1 (`benchmarks/embedding_latency.py`, medians over rounds, fresh process per "
-                      "figure): the student's INT8 file over the teacher's INT8 through Optimum (O2, avx512_vnni "
-                      "dynamic, as a feature-extraction model; target <= 0.5):", "",
-                  "| threads | length | teacher Optimum int8 ms | student fp32 ms | student int8 ms | ratio |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
-        for ratio in latency["ratios"]:
-            got = {r["variant"]: r["median_ms"] for r in latency["rows"]
-                   if (r["threads"], r["seq"]) == (ratio["threads"], ratio["seq"])}  # fmt: skip
-            lines.append(f"| {ratio['threads']} | {ratio['seq']} | {got['teacher Optimum O2 int8']:.3f} | "
-                         f"{got['student ours fp32']:.3f} | {got['student ours int8']:.3f} | "
-                         f"**{ratio['student_int8_over_teacher_optimum_int8']:.3f}** |")  # fmt: skip
-        lines += ["", provenance(latency)]
+    lines += side_by_side_lines("embedding_latency", "as a feature-extraction model")
+    return [*lines, "", provenance(result), ""]
+
+
+def side_by_side_lines(name: str, how: str) -> list[str]:
+    """The student's INT8 file against its teacher's INT8 through Optimum (``_side_by_side.py``)."""
+    latency = load(name)
+    if latency is None:
+        return []
+    lines = ["", f"Latency, batch 1 (`benchmarks/{name}.py`, medians over rounds, fresh process per figure): the "
+                 f"student's INT8 file over the teacher's INT8 through Optimum (O2, avx512_vnni dynamic, {how}; "
+                 "target <= 0.5):", "",
+             "| threads | length | teacher Optimum int8 ms | student fp32 ms | student int8 ms | ratio |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for ratio in latency["ratios"]:
+        got = {r["variant"]: r["median_ms"] for r in latency["rows"]
+               if (r["threads"], r["seq"]) == (ratio["threads"], ratio["seq"])}  # fmt: skip
+        lines.append(f"| {ratio['threads']} | {ratio['seq']} | {got['teacher Optimum O2 int8']:.3f} | "
+                     f"{got['student ours fp32']:.3f} | {got['student ours int8']:.3f} | "
+                     f"**{ratio['student_int8_over_teacher_optimum_int8']:.3f}** |")  # fmt: skip
+    return [*lines, "", provenance(latency)]
+
+
+NER_TYPES = ("LOC", "MISC", "ORG", "PER")
+
+
+def ner_section() -> list[str]:
+    lines, result = section("Named entities: 3-layer taggers on CoNLL-2003", "ner_distill",
+                            "python benchmarks/ner_distill.py")  # fmt: skip
+    if result is None:
+        return lines
+    teacher, arms, paired = result["teacher"], result["arms"], result["paired"]
+    kd = result.get("paired_kd") or {}
+    lines += [
+        "A teacher fine-tuned from the bundled all-MiniLM-L6-v2 (uncased) with `finetune --task ner` "
+        f"(`{' '.join(result['teacher_epochs'])}`, lr 5e-5, batch 16, best dev epoch); 3-layer models (its layers "
+        f"2, 4, 6) trained `{' '.join(result['student_epochs'])}` at batch 16 and lr 1e-4, with `compress --task ner` "
+        "(kd, codir, mse) or with `finetune` and no teacher; every arm of one seed on the same batches and dropout "
+        f"masks, seeds {', '.join(map(str, result['seeds']))}. Test entity F1 (strict IOB2, seqeval's reading), "
+        "mean over seeds and per seed, paired differences in points; per-type F1 and token accuracy are means:",
+        "",
+        "| model | test F1 | minus no-teacher | minus kd | " + " | ".join(NER_TYPES)
+        + " | token acc | dev F1 | wall s |",
+        "|---|---|---|---|" + "---|" * len(NER_TYPES) + "---|---|---|",
+    ]  # fmt: skip
+    test = teacher["test"]
+    types = " | ".join(f"{test[f'f1_{k}']:.2f}" for k in NER_TYPES)
+    lines.append(f"| teacher (6 layers) | **{test['f1']:.2f}** | - | - | {types} | {test['token_accuracy']:.2f} | "
+                 f"{teacher['dev_f1']:.2f} | {teacher['wall_s']:.0f} |")  # fmt: skip
+    for name, seeds in arms.items():
+        rows = list(seeds.values())
+        mean = {k: sum(r["test"][k] for r in rows) / len(rows) for k in rows[0]["test"]}
+        per_seed = ", ".join(f"{r['test']['f1']:.2f}" for r in rows)
+        diff = " ".join(f"{v:+.2f}" for v in paired[name].get("minus_no-teacher", {}).values()) or "-"
+        diff_kd = " ".join(f"{v:+.2f}" for v in kd.get(name, {}).get("minus_kd", {}).values()) or "-"
+        wall = sum(r["wall_s"] for r in rows) / len(rows)
+        dev = sum(r["dev_f1"] for r in rows) / len(rows)
+        lines.append(f"| {name} | **{mean['f1']:.2f}** ({per_seed}) | {diff} | {diff_kd} | "
+                     + " | ".join(f"{mean[f'f1_{k}']:.2f}" for k in NER_TYPES)
+                     + f" | {mean['token_accuracy']:.2f} | {dev:.2f} | {wall:.0f} |")  # fmt: skip
+    ends = [r["contrastive_end"] for r in arms.get("codir", {}).values() if r.get("contrastive_end")]
+    if ends:
+        top1 = sum(e["contrastive_top1"] for e in ends) / len(ends)
+        share = sum(e["contrastive_grad_share"] for e in ends) / len(ends)
+        lines += ["", f"codir's token-level contrastive term at the end of training: top-1 {top1:.3f}, gradient "
+                      f"share {share:.3f} (means over seeds)."]  # fmt: skip
+    bundle = result.get("bundle")
+    if bundle:
+        files = bundle["test"]
+        lines += ["", f"The best arm by mean dev F1, `{result['best_arm']}` (`{bundle['student']}`), exported with "
+                      "`export --task ner` and scored on test at batch 1:", "",
+                  "| file | size MB | test F1 | " + " | ".join(NER_TYPES) + " |",
+                  "|---|---|---|" + "---|" * len(NER_TYPES)]  # fmt: skip
+        for variant, scores in files.items():
+            lines.append(f"| {variant} | {bundle['sizes_mb'][variant]:.1f} | {scores['f1']:.2f} | "
+                         + " | ".join(f"{scores[f'f1_{k}']:.2f}" for k in NER_TYPES) + " |")  # fmt: skip
+        choice = bundle.get("int8_choice_dev_f1") or {}
+        lines += ["", f"INT8 minus fp32: {bundle['int8_minus_fp32_f1']:+.2f} F1 points (target within 0.5); the "
+                      "INT8 graph was chosen by dev F1 among " + ", ".join(f"{k} {100 * v:.2f}" for k, v in
+                                                                           choice.items()) + "."]  # fmt: skip
+        js = bundle.get("transformers_js")
+        if js:
+            lines += ["", "transformers.js in Node (`examples/apps/node/tag.mjs`) against Python's onnxruntime on "
+                          "the same file, every CoNLL-2003 dev sentence: "
+                          + "; ".join(f"{d}: {v['differ']} of {v['sentences']:,} sentences differ "
+                                      f"({v['words_differ']} words)" for d, v in js.items()) + "."]  # fmt: skip
+    lines += side_by_side_lines("ner_latency", "as a token-classification model")
     return [*lines, "", provenance(result), ""]
 
 
@@ -886,7 +959,7 @@ def main() -> None:
     sections += (accuracy_aware_section, limit_section)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
     sections += (export_speed_section, budget_search_section, suite_section, apps_section, runtime_floor_section)
-    sections += (codir_paired_sections, embedding_section)
+    sections += (codir_paired_sections, embedding_section, ner_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
