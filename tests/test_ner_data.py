@@ -143,3 +143,40 @@ def test_the_bundled_tokenizer_labels_first_pieces_and_counts_cut_words(backbone
     assert short.words_cut == 2 and short.sentences_cut == 1
     assert word_tags(first, tokens.word_of[0], 4, labels) == split.tags[0]
     assert np.all(tokens.word_of[0][first == IGNORE] == -1)
+
+
+_WORDS = st.lists(st.text(st.characters(categories=("L", "N", "P", "S")), min_size=1, max_size=12), min_size=1,
+                  max_size=20)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(_WORDS)
+def test_any_words_get_one_first_piece_each_in_order(words):
+    """Letters, digits, punctuation and symbols of any script: each word that fits is labelled exactly once,
+    on a piece that starts where the word starts, and the labels come out in word order."""
+    from transformers import AutoTokenizer
+
+    from codir_edge.data.ner import TaggedSplit
+    from codir_edge.models.checkpoint import default_backbone
+
+    tokenizer = _tokenizer(AutoTokenizer, default_backbone())
+    labels = ["O", "B-X", "I-X"]
+    tags = [labels[i % 3] for i in range(len(words))]
+    tokens = encode_tagged(tokenizer, TaggedSplit([words], [tags], [1], "t"), labels, 512, True)
+    text, spans = word_spans(words)
+    offsets = tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    firsts = np.flatnonzero(tokens.word_of[0] >= 0)
+    kept = tokens.word_of[0][firsts].tolist()
+    assert kept == sorted(kept) and len(set(kept)) == len(kept)
+    assert all(offsets[p][0] == spans[w][0] for p, w in zip(firsts, kept, strict=True))
+    assert [labels[i] for i in tokens.labels[0][firsts]] == [tags[w] for w in kept]
+    assert tokens.words_cut == len(words) - len(kept)  # a word made only of characters BERT drops has no piece
+
+
+_CACHE: dict = {}
+
+
+def _tokenizer(auto, folder):
+    if folder not in _CACHE:
+        _CACHE[folder] = auto.from_pretrained(str(folder))
+    return _CACHE[folder]
