@@ -300,3 +300,23 @@ def test_untagged_words_carry_kd_and_no_cross_entropy(tagger):
     assert terms["ce"] == 0 and terms["kd"] > 0
     _, tagged = objective(inputs, torch.tensor([0]), torch.tensor([[IGNORE, 0, 7, IGNORE]]))
     assert tagged["ce"] > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--pooling", "cls"], "--pooling does not apply to --task ner"),
+        (["--objective", "cosine"], "--objective cosine does not apply to --task ner"),
+        (["--student", "TAGGER"], "--student does not apply to --task ner"),
+        (["--objective", "none", "--unlabeled", "TEXT"], "--unlabeled needs a teacher term"),
+        (["--stage", "pre"], "--task ner does not apply to --stage pre"),
+    ],
+)
+def test_settings_ner_does_not_read_are_refused_by_name(tagger, ner_data, tmp_path, extra, says):
+    text = tmp_path / "u.txt"
+    text.write_text("EU rejects German call\n")
+    extra = [str(tagger) if x == "TAGGER" else str(text) if x == "TEXT" else x for x in extra]
+    out = tmp_path / "s"
+    result = invoke("compress", "--teacher", tagger, "--task", "ner", "--data", ner_data, "--out", out, *extra)
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output, result.output
+    assert not out.exists()

@@ -112,7 +112,7 @@ class FineConfig(DistillConfig):
         None,
         help="--stage fine: the teacher's GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli) or "
         "'classification' / 'regression' for custom data. 'embedding': distil a sentence-embedding model on "
-        "unlabelled text (--data as --stage pre reads it).",
+        "unlabelled text (--data as --stage pre reads it). 'ner': a token classifier on word-tagged sentences.",
         flags=("--task", "-t"),
         panel=DATA,
     )

@@ -10,7 +10,8 @@ from codir_edge.data import DataSpec
 TASK_HELP = (
     "GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli) or 'classification' / 'regression' for custom "
     "data. 'embedding': a sentence-embedding model, scored on STS pairs (sentence1, sentence2, score: Spearman and "
-    "Pearson of cosine) or labelled texts (logistic regression and 1-NN on the embeddings, fit on train)."
+    "Pearson of cosine) or labelled texts (logistic regression and 1-NN on the embeddings, fit on train). 'ner' "
+    "(or 'token-classification'): a token classifier on word-tagged CoNLL or jsonl files, scored by entity F1."
 )
 DATA_HELP = (
     "A GLUE folder (task folder or the glue root), a .tsv/.csv/.jsonl file, a save_to_disk folder, or "
