@@ -37,6 +37,8 @@ ARMS = {  # name -> compress arguments
     "kd": ["--objective", "kd"],
     "mse": ["--objective", "mse"],
     "codir": ["--objective", "codir"],
+    # every other token a negative, same tag included: the label-aware term is solved in the first epoch
+    "codir-instance": ["--objective", "codir", "--token-negatives", "instance"],
 }
 
 
@@ -119,7 +121,7 @@ def paired(rows: dict[str, dict[int, dict]], against: str) -> dict:
 
 def bundle_checks(student_dir: Path) -> dict:
     """Export the student, score fp32 and INT8 on test, and tag every dev sentence with transformers.js."""
-    bundle = SAVED / "bundle"
+    bundle = SAVED / f"bundle-{student_dir.name}"
     if not (bundle / "manifest.json").is_file():
         run(["export", student_dir, "--task", "ner", "--data", DATA, "--out", bundle, "--max-length", "128",
              "--overwrite", "-q"], SAVED / "export.log")  # fmt: skip
@@ -132,7 +134,8 @@ def bundle_checks(student_dir: Path) -> dict:
     manifest = json.loads((bundle / "manifest.json").read_text())
     int8 = next(v for v in manifest["variants"] if v["name"] == "int8")
     drop = files["int8"]["f1"] - files["fp32"]["f1"]
-    return {"student": str(student_dir.name), "test": files, "int8_minus_fp32_f1": drop,
+    return {"student": str(student_dir.name), "path": str(bundle.relative_to(ROOT)), "test": files,
+            "int8_minus_fp32_f1": drop,
             "int8_choice_dev_f1": int8.get("int8_choice"), "parity": manifest["parity"]["max_abs_diff"],
             "sizes_mb": {v["name"]: (bundle / v["file"]).stat().st_size / 1e6 for v in manifest["variants"]},
             "transformers_js": js_checks(bundle)}  # fmt: skip

@@ -1,9 +1,10 @@
 """Latency of the NER student against its teacher, side by side at batch 1: the teacher (the bundled
 MiniLM fine-tuned as a tagger by ``ner_distill.py``) through Optimum's O2 + avx512_vnni dynamic INT8
 (``ORTModelForTokenClassification``, what a user without this tool would ship), and our ``export --task
-ner`` bundle of the best student (its fp32 and INT8 files). Length 64 (the issue's) and every CoNLL-2003
-dev sentence at its own length; 1 and 2 threads; a fresh process per figure, variants interleaved in
-rotated order, the median over rounds of each process's median (``latency.py``'s timer).
+ner`` bundle of the best student (its fp32 and INT8 files), as results/ner_distill.json names it.
+Length 64 (the issue's) and every CoNLL-2003 dev sentence at its own length; 1 and 2 threads; a fresh
+process per figure, variants interleaved in rotated order, the median over rounds of each process's
+median (``latency.py``'s timer).
 
 Target (issue 39): student INT8 / teacher INT8 through Optimum <= 0.5 at 1 and 2 threads, length 64.
 
@@ -12,9 +13,10 @@ Target (issue 39): student INT8 / teacher INT8 through Optimum <= 0.5 at 1 and 2
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from _models import ROOT, WORK, write_result
+from _models import RESULTS, ROOT, WORK, write_result
 from _side_by_side import STUDENT, TEACHER, parse_args, side_by_side, token_ids_file
 from export_latency import optimum_pipeline
 
@@ -33,9 +35,10 @@ def dev_ids(tokenizer_dir: Path) -> Path:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    teacher, bundle = SAVED / "teacher", SAVED / "bundle"
-    if not (teacher / "metrics.json").is_file() or not (bundle / "manifest.json").is_file():
+    distilled = RESULTS / "ner_distill.json"
+    if not distilled.is_file():
         raise SystemExit("no NER teacher or bundle: run benchmarks/ner_distill.py first")
+    teacher, bundle = SAVED / "teacher", ROOT / json.loads(distilled.read_text())["bundle"]["path"]
     optimum = WORK / "optimum-ner-teacher" / "quantized" / "model_optimized_quantized.onnx"
     if not optimum.is_file():
         optimum = optimum_pipeline(teacher, "ner-teacher", token_classification=True)[0]["optimum O2 int8"]

@@ -30,6 +30,7 @@ EMBED_OBJECTIVES = ("codir", "mse", "cosine")  # --task embedding: no logits, so
 POOLINGS = ("mean", "cls", "max")
 CONTRASTIVE_FORMS = ("infonce", "nce")
 NEGATIVE_SAMPLING = ("label", "hard")
+TOKEN_NEGATIVES = ("label", "instance")
 STAGES = ("fine", "pre")  # --task embedding picks the third, "embed", by itself
 BUDGET_FIELDS = ("budget_threads", "budget_seq_len", "budget_device", "devices")
 LOSS = "Objective"
@@ -356,6 +357,15 @@ class TokenConfig(DistillConfig):
     # --task ner: sentences without tags, split into words on whitespace; the teacher's per-token outputs
     # are their only targets (KD, PKD, contrastive by the teacher's argmax), never CE
     unlabeled: str | None = like(FineConfig, "unlabeled")
+    # label: a token's negatives are the batch's tokens of another tag (CoDIR's label-aware rule); instance:
+    # every other token of the batch, same tag included (CRD's instance discrimination), a harder task
+    token_negatives: str = setting(
+        "label",
+        help="--task ner: codir's negatives for each token: the batch's tokens of another tag (label), or every "
+        "other token of the batch, same tag included (instance).",
+        panel=LOSS,
+        choices=TOKEN_NEGATIVES,
+    )
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -364,6 +374,11 @@ class TokenConfig(DistillConfig):
         super().__post_init__()
         if self.mse_weight < 0:
             raise InputError(f"--mse-weight must not be negative, got {self.mse_weight}")
+        if self.token_negatives not in TOKEN_NEGATIVES:
+            raise InputError(f"unknown --token-negatives '{self.token_negatives}': use label or instance")
+        if self.token_negatives != "label" and self.objective != "codir":
+            raise InputError(f"--token-negatives draws codir's negatives; --objective {self.objective} has none: "
+                             "drop it, or use --objective codir")  # fmt: skip
         if self.objective == "none" and self.unlabeled:
             raise InputError("--unlabeled needs a teacher term, and --objective none is plain fine-tuning on tags: "
                              "use --objective codir or kd, or drop it")  # fmt: skip

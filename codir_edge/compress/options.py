@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codir_edge.compress.config import STAGES, EmbedConfig, FineConfig, PreConfig
+from codir_edge.compress.config import STAGES, EmbedConfig, FineConfig, PreConfig, TokenConfig
 from codir_edge.core.command_options import OutputOptions, ResumeOption
 from codir_edge.core.settings import CHECKPOINTS, DATA, CommandSpec, setting
 from codir_edge.data.options import TrainDataOptions
@@ -44,12 +44,13 @@ class CompressInputs(OutputOptions, ResumeOption, TrainDataOptions):
 
 
 COMPRESS = CommandSpec(
-    (CompressInputs, FineConfig, PreConfig, EmbedConfig),
+    (CompressInputs, FineConfig, PreConfig, EmbedConfig, TokenConfig),
     order=(
         "teacher", "data", "out", "stage", "task", "student_layers", "student", "heads_keep", "ffn_keep",
         "importance_samples", "latency_budget", "budget_threads", "budget_seq_len", "budget_device", "devices",
-        "objective", "pooling", "contrastive", "negatives", "contrastive_temperature", "projection_dim",
-        "contrastive_weight", "kd_temperature", "kd_weight", "mse_weight", "negative_margin", "normalize",
+        "objective", "pooling", "contrastive", "negatives", "token_negatives", "contrastive_temperature",
+        "projection_dim", "contrastive_weight", "kd_temperature", "kd_weight", "mse_weight", "negative_margin",
+        "normalize",
         "mlm_probability", "held_out", "unlabeled", "unlabeled_per_epoch", "labeled_repeat", "augment", "epochs", "lr",
         "batch_size", "max_length", "max_train_samples", "max_eval_samples", "seed", "device", "precision", "resume",
         "checkpoint_every", "cache_from", "eval_data", "text_column", "text_pair_column", "label_column", "labels",

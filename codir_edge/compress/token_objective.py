@@ -31,11 +31,13 @@ MAX_ANCHORS = 512  # tokens contrasted per step: the score matrix is anchors x a
 class TokenContrast(nn.Module):
     """L_con over tokens: (loss, top-1). student: (M, L * d_S); teacher: (M, L * d_T); labels: (M,)."""
 
-    def __init__(self, student_dim: int, teacher_dim: int, projection_dim: int, temperature: float):
+    def __init__(self, student_dim: int, teacher_dim: int, projection_dim: int, temperature: float,
+                 label_aware: bool = True):  # fmt: skip
         super().__init__()
         self.student_head = nn.Linear(student_dim, projection_dim)
         self.teacher_head = nn.Linear(teacher_dim, projection_dim)
         self.temperature = temperature
+        self.label_aware = label_aware  # False: every other token is a negative, same tag included
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor):
         if len(labels) > MAX_ANCHORS:  # evenly spaced, drawing nothing: the global generator stays paired
@@ -44,9 +46,10 @@ class TokenContrast(nn.Module):
         z_s = F.normalize(self.student_head(student.float()), dim=-1)
         z_t = F.normalize(self.teacher_head(teacher.float()), dim=-1)
         scores = z_s @ z_t.T / self.temperature  # (M, M): the diagonal holds each token's positive
-        same = labels.unsqueeze(0) == labels.unsqueeze(1)
-        own = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-        scores = scores.masked_fill(same & ~own, float("-inf"))  # negatives: tokens of another tag only
+        if self.label_aware:  # negatives: tokens of another tag only
+            same = labels.unsqueeze(0) == labels.unsqueeze(1)
+            own = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+            scores = scores.masked_fill(same & ~own, float("-inf"))
         target = torch.arange(len(labels), device=labels.device)
         loss = F.cross_entropy(scores, target)
         top1 = (scores.argmax(dim=1) == target).float().mean()
@@ -70,8 +73,9 @@ class TokenDistiller(nn.Module):
         with torch.random.fork_rng(devices=[]):  # the global generator (dropout) stays as kd's
             torch.manual_seed(config.seed + 1)
             if config.objective == "codir":
+                label_aware = config.token_negatives == "label"
                 self.contrastive = TokenContrast(layers * s_width, layers * t_width, config.projection_dim,
-                                                 config.contrastive_temperature)  # fmt: skip
+                                                 config.contrastive_temperature, label_aware)  # fmt: skip
             elif config.objective == "mse":
                 self.pkd = PkdLoss(layers, s_width, t_width)
         pooler = getattr(student.base_model, "pooler", None)
