@@ -320,3 +320,22 @@ def test_settings_ner_does_not_read_are_refused_by_name(tagger, ner_data, tmp_pa
     result = invoke("compress", "--teacher", tagger, "--task", "ner", "--data", ner_data, "--out", out, *extra)
     assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output, result.output
     assert not out.exists()
+
+
+def test_label_aware_negatives_leave_same_tag_tokens_out_and_instance_ones_keep_them():
+    """Tokens of one tag only: the label-aware term has no negative left (top-1 1, loss 0); with
+    --token-negatives instance every other token is one, so the same heads score a real task."""
+    import torch
+
+    from codir_edge.compress.token_objective import TokenContrast
+
+    torch.manual_seed(0)
+    student, teacher, labels = torch.randn(40, 24), torch.randn(40, 24), torch.zeros(40, dtype=torch.long)
+    torch.manual_seed(1)
+    aware = TokenContrast(24, 24, 8, 0.07, label_aware=True)
+    torch.manual_seed(1)
+    instance = TokenContrast(24, 24, 8, 0.07, label_aware=False)
+    loss, top1 = aware(student, teacher, labels)
+    assert float(loss.detach()) == pytest.approx(0.0, abs=1e-6) and float(top1) == 1.0
+    loss, top1 = instance(student, teacher, labels)
+    assert float(loss.detach()) > 1.0 and float(top1) < 0.5
