@@ -33,6 +33,7 @@ DATA = ROOT.parent / "shared" / "data" / "conll2003"
 TRAIN = ["--data", DATA, "--task", "ner", "--batch-size", "16", "--quiet"]
 TEACHER_EPOCHS = ["--epochs", "3"]  # the recipe for the teacher
 STUDENT_EPOCHS = ["--epochs", "2"]  # every 3-layer model, with a teacher or without: one budget for all
+ONE_SEED = ("codir-instance",)  # exploratory arms, trained on the first seed only (the session's time)
 ARMS = {  # name -> compress arguments
     "kd": ["--objective", "kd"],
     "mse": ["--objective", "mse"],
@@ -182,7 +183,8 @@ def main() -> None:
     arms = [a for a in args.arms.split(",") if a]
     teacher_dir = teacher()
     folders: dict[str, dict[int, Path]] = {"no-teacher": {}, **{name: {} for name in arms}}
-    first, last = [a for a in arms if a != "mse"], [a for a in arms if a == "mse"]
+    first = [a for a in arms if a not in ("mse", *ONE_SEED)]
+    last = [a for a in arms if a == "mse"]
     for group in (first, last):  # seed by seed, mse after the others: a stopped run leaves complete pairs
         for seed in seeds:
             if group is first:
@@ -190,10 +192,13 @@ def main() -> None:
             for name in group:
                 folders[name][seed] = student(name, seed, teacher_dir)
                 print(name, seed, "trained", flush=True)
+    for name in (a for a in arms if a in ONE_SEED):  # exploratory: the first seed only, paired with it
+        folders[name][seeds[0]] = student(name, seeds[0], teacher_dir)
     if args.only == "train":
         return
     rows = {name: {seed: row(folder) for seed, folder in runs.items()} for name, runs in folders.items()}
-    best = max(arms, key=lambda name: sum(r["dev_f1"] for r in rows[name].values()) / len(rows[name]))
+    full = [name for name in arms if name not in ONE_SEED]  # the best arm is chosen among the seeded ones
+    best = max(full, key=lambda name: sum(r["dev_f1"] for r in rows[name].values()) / len(rows[name]))
     write_result("ner_distill", {
         "data": str(DATA), "seeds": seeds, "settings": [str(x) for x in TRAIN], "teacher_epochs": TEACHER_EPOCHS,
         "student_epochs": STUDENT_EPOCHS, "teacher": row(teacher_dir), "arms": rows,
