@@ -853,7 +853,8 @@ def ner_section() -> list[str]:
         diff_kd = " ".join(f"{v:+.2f}" for v in kd.get(name, {}).get("minus_kd", {}).values()) or "-"
         wall = sum(r["wall_s"] for r in rows) / len(rows)
         dev = sum(r["dev_f1"] for r in rows) / len(rows)
-        lines.append(f"| {name} | **{mean['f1']:.2f}** ({per_seed}) | {diff} | {diff_kd} | "
+        shown = name if len(rows) == len(result["seeds"]) else f"{name} (seed {', '.join(map(str, seeds))} only)"
+        lines.append(f"| {shown} | **{mean['f1']:.2f}** ({per_seed}) | {diff} | {diff_kd} | "
                      + " | ".join(f"{mean[f'f1_{k}']:.2f}" for k in NER_TYPES)
                      + f" | {mean['token_accuracy']:.2f} | {dev:.2f} | {wall:.0f} |")  # fmt: skip
     ends = [r["contrastive_end"] for r in arms.get("codir", {}).values() if r.get("contrastive_end")]
