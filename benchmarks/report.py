@@ -835,7 +835,8 @@ def ner_section() -> list[str]:
         f"2, 4, 6) trained `{' '.join(result['student_epochs'])}` at batch 16 and lr 1e-4, with `compress --task ner` "
         "(kd, codir, mse) or with `finetune` and no teacher; every arm of one seed on the same batches and dropout "
         f"masks, seeds {', '.join(map(str, result['seeds']))}. Test entity F1 (strict IOB2, seqeval's reading), "
-        "mean over seeds and per seed, paired differences in points; per-type F1 and token accuracy are means:",
+        "mean over seeds and per seed, paired differences in points; per-type F1 and token accuracy are means; "
+        "wall times are means, and some runs shared the machine with the test suite, so they are not costs:",
         "",
         "| model | test F1 | minus no-teacher | minus kd | " + " | ".join(NER_TYPES)
         + " | token acc | dev F1 | wall s |",
@@ -882,7 +883,7 @@ def ner_section() -> list[str]:
             lines += ["", "transformers.js in Node (`examples/apps/node/tag.mjs`) against Python's onnxruntime on "
                           "the same file, every CoNLL-2003 dev sentence: "
                           + "; ".join(f"{d}: {v['differ']} of {v['sentences']:,} sentences differ "
-                                      f"({v['words_differ']} words)" for d, v in js.items()) + "."]  # fmt: skip
+                                      f"({v['words_differ']} word(s))" for d, v in js.items()) + "."]  # fmt: skip
     lines += side_by_side_lines("ner_latency", "as a token-classification model")
     return [*lines, "", provenance(result), ""]
 
