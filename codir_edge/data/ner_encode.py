@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codir_edge.data.encode import Encoded, pad_batch
+from codir_edge.data.encode import Encoded
 from codir_edge.data.ner import TaggedSplit
 
 IGNORE = -100  # transformers' ignore_index: the position is in no loss and no metric
@@ -115,11 +115,6 @@ def pad_labels(tokens: TokenEncoded, indices: np.ndarray) -> np.ndarray:
     for row, i in enumerate(indices):
         out[row, : len(tokens.labels[i])] = tokens.labels[i]
     return out
-
-
-def token_batch(tokens: TokenEncoded, indices: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Model inputs and (B, T) labels for ``indices``."""
-    return pad_batch(tokens.encoded, indices), pad_labels(tokens, indices)
 
 
 def word_tags(label_ids: np.ndarray, word_of: np.ndarray, words: int, labels: list[str]) -> list[str]:

@@ -32,7 +32,6 @@ from codir_edge.data.ner_encode import TokenEncoded, encode_tagged, score_token_
 from codir_edge.export.config import ExportConfig
 
 PROBE_TEXTS = 64
-PARITY_BATCHES = (1, 4, 16)
 
 
 def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None, overwrite: bool,
@@ -124,24 +123,20 @@ def _fp32_graph(model, stage: Path, work: Path, probes, config: ExportConfig) ->
     """onnx/model.onnx, held to PyTorch's logits on the probe sentences at several batch sizes."""
     import torch
 
-    from codir_edge.data.encode import pad_batch
+    from codir_edge.export.parity import sentence_feeds
     from codir_edge.onnx.graph import export_fp32
     from codir_edge.onnx.session import create_session
 
     export_fp32(model, stage / layout.FP32, config.opset, task="token-classification")
     session = create_session(stage / layout.FP32, 1)
     names = [i.name for i in session.get_inputs()]
-    cases, rng = [], np.random.default_rng(0)
-    for batch in PARITY_BATCHES:
-        rows = np.argsort(-probes.lengths)[:1] if batch == 1 else rng.choice(len(probes), batch, replace=False)
-        feed = pad_batch(probes, np.asarray(rows))
-        feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
+    cases = []
+    for batch, length, feed in sentence_feeds({config.max_length: probes}):  # the longest first, then random
         with torch.inference_mode():
             expected = model(**{k: torch.from_numpy(v) for k, v in feed.items() if k in names}).logits.numpy()
         (got,) = session.run(None, {n: feed[n] for n in names})
         mask = feed["attention_mask"].astype(bool)
-        diff = float(np.abs(expected - got)[mask].max())
-        cases.append({"batch": int(batch), "length": int(feed["input_ids"].shape[1]), "max_abs_diff": diff})
+        cases.append({"batch": batch, "length": length, "max_abs_diff": float(np.abs(expected - got)[mask].max())})
     worst = max(c["max_abs_diff"] for c in cases)
     if not worst <= config.atol:
         raise CheckFailedError(f"ONNX logits differ from PyTorch by up to {worst:.2e} (--atol {config.atol:g}): "
