@@ -151,13 +151,36 @@ def assert_same_tags(rows: list[dict], words: list[list[str]], tags: list[list[s
     assert [{(e["type"], e["first"], e["last"]) for e in r["entities"]} for r in rows] == [entities(t) for t in tags]
 
 
-def test_transformers_js_tags_the_bundle_as_python_does(ner_bundle, ner_data):
+def with_long_sentences(data: Path, bundle: Path, folder: Path, count: int = 4) -> Path:
+    """``data`` with CoNLL dev's first ``count`` sentences longer than the bundle's 64 pieces added to its
+    dev file, so that the cut before the first word that does not fit is exercised."""
+    import shutil
+
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+
+    tokenizer = find_tokenizer(bundle)
+    sentences = (CONLL / "dev.txt").read_text(encoding="utf-8").split("\n\n")
+    words = [[line.split()[0] for line in s.splitlines() if not line.startswith("-DOCSTART-")] for s in sentences]
+    pieces = tokenizer([" ".join(w) for w in words], truncation=False)["input_ids"]
+    long = [s for s, ids in zip(sentences, pieces, strict=True) if len(ids) > 64]
+    shutil.copytree(data, folder)
+    with (folder / "dev.txt").open("a", encoding="utf-8") as dev:
+        dev.write("\n" + "\n\n".join(long[:count]) + "\n")
+    return folder
+
+
+def test_transformers_js_tags_the_bundle_as_python_does(ner_bundle, ner_data, tmp_path):
     """Every dev sentence, fp32 and q8, one per call through examples/apps/node/tag.mjs: the same tag for
-    every word (first piece) and so the same strict IOB2 entities as Python's onnxruntime."""
+    every word (first piece) and so the same strict IOB2 entities as Python's onnxruntime, sentences
+    longer than the bundle's length included (the pipeline's own truncation would drop the end token)."""
     from test_bundle_apps import _node
 
+    from codir_edge.data.ner import read_tagged
+
+    data = with_long_sentences(ner_data, ner_bundle, tmp_path / "long")
     for dtype, file in (("fp32", "model.onnx"), ("q8", "model_quantized.onnx")):
-        words, tags = python_tags(ner_bundle, ner_data, file)
+        words, tags = python_tags(ner_bundle, data, file)
+        assert len(words) == len(read_tagged(ner_data, "dev")) + 4
         sentences = "\n".join(" ".join(w) for w in words) + "\n"
         output = _node("node/tag.mjs", str(ner_bundle), "--dtype", dtype, stdin=sentences)
         assert_same_tags([json.loads(line) for line in output.splitlines()], words, tags)

@@ -180,3 +180,30 @@ def _tokenizer(auto, folder):
     if folder not in _CACHE:
         _CACHE[folder] = auto.from_pretrained(str(folder))
     return _CACHE[folder]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["the", "Teichmann", "Westhuizen", "Joubert", "-", "15", "captain", "(", "Stransky"]),
+                min_size=1, max_size=30), st.integers(2, 24), st.booleans())  # fmt: skip
+def test_a_long_sentence_is_cut_before_the_first_word_that_does_not_fit(words, max_length, bundled):
+    """The model sees whole words and its own end token: the row is the tokenization of the longest word
+    prefix that fits, which an app reproduces by tokenizing prefixes (examples/apps/web/tagging.js); with
+    transformers' tokenizer (folders) and the tokenizer.json reader that bundles are scored with alike."""
+    from transformers import AutoTokenizer
+
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.ner import TaggedSplit
+    from codir_edge.models.checkpoint import default_backbone
+
+    tokenizer = find_tokenizer(default_backbone()) if bundled else _tokenizer(AutoTokenizer, default_backbone())
+    tokens = encode_tagged(tokenizer, TaggedSplit([words], [["O"] * len(words)], [1], "t"), ["O"], max_length, True)
+    kept = int((tokens.word_of[0] >= 0).sum())
+    row = tokens.encoded.input_ids[0].tolist()
+
+    def ids(n: int) -> list[int]:
+        return tokenizer([" ".join(words[:n])], truncation=False)["input_ids"][0]
+
+    assert row == ids(kept) and len(row) <= max_length
+    if kept < len(words):
+        assert len(ids(kept + 1)) > max_length
+    assert tokens.words_cut == len(words) - kept and tokens.sentences_cut == (kept < len(words))

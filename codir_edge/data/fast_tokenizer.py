@@ -42,6 +42,10 @@ class JsonTokenizer:
     def __call__(self, texts, pairs=None, truncation=True, max_length=512, **_ignored) -> dict:
         if truncation:
             self._tokenizer.enable_truncation(max_length, strategy="longest_first")
+        else:  # the setting is the Rust tokenizer's state: a call without truncation must clear it
+            self._tokenizer.no_truncation()
+        if isinstance(texts, str):
+            raise TypeError("JsonTokenizer takes a list of texts, not one string")
         batch = list(zip(texts, pairs, strict=True)) if pairs is not None else list(texts)
         encodings = self._tokenizer.encode_batch(batch)
         return {"input_ids": [e.ids for e in encodings], "token_type_ids": [e.type_ids for e in encodings],

@@ -7,6 +7,11 @@ tokenizer kind of the family registry: WordPiece, byte-level BPE (whose leading-
 piece covers only the space and so belongs to no word). A piece that starts a word carries the
 word's label; the others, and the special tokens, carry ``IGNORE`` and are left out of every loss
 and metric. Words cut off by ``--max-length`` are counted so the caller can say so.
+
+A sentence longer than ``--max-length`` pieces is cut before its first word that does not fit whole,
+and that prefix is tokenized again: the model sees whole words and its own end token, and an app can
+reproduce the cut exactly by tokenizing word prefixes (examples/apps/web/tagging.js does; the
+tokenizer's own truncation would keep half a word, and transformers.js's cuts the end token off).
 """
 
 from __future__ import annotations
@@ -69,33 +74,65 @@ def first_pieces(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -
 
 def encode_tagged(tokenizer, split: TaggedSplit, labels: list[str], max_length: int, segments: bool,
                   chunk: int = 2048, tagged: bool = True) -> TokenEncoded:  # fmt: skip
-    """Tokenize every sentence, truncating at ``max_length`` pieces, with first-piece labels (``tagged``
-    False: the split's tags are placeholders, and first pieces get UNLABELED)."""
+    """Tokenize every sentence, cut to the whole words that fit in ``max_length`` pieces, with first-piece
+    labels (``tagged`` False: the split's tags are placeholders, and first pieces get UNLABELED)."""
     index = {name: i for i, name in enumerate(labels)}
     ids, types, word_of, targets = [], [], [], []
     cut_words = cut_sentences = 0
     for start in range(0, len(split), chunk):
         joined = [word_spans(words) for words in split.words[start : start + chunk]]
-        out = tokenizer([text for text, _ in joined], truncation=True, max_length=max_length,
-                        return_offsets_mapping=True, return_attention_mask=False,
-                        return_token_type_ids=segments)  # fmt: skip
+        out = _tokenize(tokenizer, [text for text, _ in joined], max_length + 1, segments)  # one over: cut ones
         for row, (_, spans) in enumerate(joined):
             sentence_tags = split.tags[start + row]
-            firsts = first_pieces(out["offset_mapping"][row], spans)
+            piece_ids = out["input_ids"][row]
+            offsets, segment_ids = out["offset_mapping"][row], (out["token_type_ids"][row] if segments else None)
+            if len(piece_ids) > max_length:
+                piece_ids, offsets, segment_ids = _whole_words(tokenizer, split.words[start + row], max_length,
+                                                               segments)  # fmt: skip
+            firsts = first_pieces(offsets, spans)
             labelled = np.full(len(firsts), IGNORE, dtype=np.int64)
             present = firsts >= 0
             labelled[present] = [index[sentence_tags[w]] for w in firsts[present]] if tagged else UNLABELED
             missing = len(spans) - int(present.sum())
             cut_words += missing
             cut_sentences += missing > 0
-            ids.append(np.asarray(out["input_ids"][row], dtype=np.int64))
+            ids.append(np.asarray(piece_ids, dtype=np.int64))
             if segments:
-                types.append(np.asarray(out["token_type_ids"][row], dtype=np.int64))
+                types.append(np.asarray(segment_ids, dtype=np.int64))
             word_of.append(firsts)
             targets.append(labelled)
     encoded = Encoded(ids, types or None, np.arange(len(ids), dtype=np.int64), int(tokenizer.pad_token_id or 0))
     total = sum(len(w) for w in split.words)
     return TokenEncoded(encoded, word_of, targets, total, cut_words, cut_sentences)
+
+
+def _tokenize(tokenizer, texts: list[str], max_length: int, segments: bool):
+    return tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True,
+                     return_attention_mask=False, return_token_type_ids=segments)  # fmt: skip
+
+
+def whole_words_that_fit(count_pieces, words: list[str], max_length: int) -> int:
+    """How many leading words fit whole in ``max_length`` pieces, ``count_pieces(text)`` counting the
+    specials too (a binary search: a longer prefix never has fewer pieces)."""
+    fits, over = 0, len(words)  # a prefix of ``fits`` words fits; one of ``over`` words does not
+    while over - fits > 1:
+        mid = (fits + over) // 2
+        if count_pieces(" ".join(words[:mid])) <= max_length:
+            fits = mid
+        else:
+            over = mid
+    return fits
+
+
+def _whole_words(tokenizer, words: list[str], max_length: int, segments: bool):
+    """(ids, offsets, segment ids) of the longest prefix of whole words that fits in ``max_length``."""
+
+    def count(text: str) -> int:
+        return len(tokenizer([text], truncation=True, max_length=max_length + 1)["input_ids"][0])
+
+    kept = whole_words_that_fit(count, words, max_length)
+    out = _tokenize(tokenizer, [" ".join(words[:kept])], max_length, segments)
+    return out["input_ids"][0], out["offset_mapping"][0], (out["token_type_ids"][0] if segments else None)
 
 
 def concat_tokens(first: TokenEncoded, second: TokenEncoded) -> TokenEncoded:

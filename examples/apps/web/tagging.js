@@ -14,7 +14,7 @@ export function firstPieces(tokenizer, words) {
     if (flat.every((id, k) => ids[s + k] === id)) start = s;
   }
   const firsts = [];
-  let at = start >= 0 ? start : 1; // cut by the length: the pieces that fit are still in order
+  let at = start >= 0 ? start : 1; // not found (a tokenizer that merges across spaces): assume one leading special
   for (const pieces of perWord) {
     firsts.push(at < ids.length ? at : -1);
     at += pieces.length;
@@ -36,11 +36,35 @@ export function strictEntities(tags, words) {
   return found;
 }
 
+// How many leading words fit whole in the model's length, special tokens included (a binary search:
+// a longer prefix never has fewer pieces). The pipeline's own truncation would cut the end token off
+// and keep half a word; codir-edge cuts a long sentence before its first word that does not fit, so
+// the app's model sees what evaluate scored.
+export function wordsThatFit(tokenizer, words, maxLength) {
+  const fits = (n) => tokenizer.encode(words.slice(0, n).join(" ")).length <= maxLength;
+  if (fits(words.length)) return words.length;
+  let [lo, hi] = [0, words.length];
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
 // One sentence, one call (as an app tags a message; dynamic INT8 quantizes each call with one range).
+// Words past the model's length are tagged "O", as codir-edge evaluate scores them.
 export async function tagSentence(tagger, text) {
   const words = text.split(" ").filter((w) => w.length);
-  const pieces = await tagger(words.join(" "), { ignore_labels: [] }); // a label for every piece
-  const byIndex = new Map(pieces.map((p) => [p.index, p.entity]));
-  const tags = firstPieces(tagger.tokenizer, words).map((at) => (at >= 0 && byIndex.has(at) ? byIndex.get(at) : "O"));
+  const maxLength = tagger.tokenizer.model_max_length ?? Infinity; // the length the export wrote
+  const kept = words.slice(0, wordsThatFit(tagger.tokenizer, words, maxLength));
+  const tags = Array(words.length).fill("O");
+  if (kept.length) {
+    const pieces = await tagger(kept.join(" "), { ignore_labels: [] }); // a label for every piece
+    const byIndex = new Map(pieces.map((p) => [p.index, p.entity]));
+    firstPieces(tagger.tokenizer, kept).forEach((at, i) => {
+      if (at >= 0 && byIndex.has(at)) tags[i] = byIndex.get(at);
+    });
+  }
   return { text, words, tags, entities: strictEntities(tags, words) };
 }
