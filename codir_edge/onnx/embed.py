@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.data.encode import Encoded, eval_batches, pad_batch
+from codir_edge.data.encode import Encoded
 from codir_edge.onnx.pooling import EMBEDDING
+from codir_edge.onnx.predict import run_batches
 
 
 def onnx_embeddings(model: Path, encoded: Encoded, threads: int = 1, batch_size: int = 1) -> np.ndarray:
@@ -20,12 +21,8 @@ def onnx_embeddings(model: Path, encoded: Encoded, threads: int = 1, batch_size:
     session = create_session(model, threads)
     if EMBEDDING not in [o.name for o in session.get_outputs()]:
         raise InputError(f"{model} has no {EMBEDDING} output: export the model with --task embedding")
-    declared = {i.name: (np.int32 if i.type == "tensor(int32)" else np.int64) for i in session.get_inputs()}
     out: np.ndarray | None = None
-    for rows in eval_batches(encoded.lengths, batch_size):
-        batch = pad_batch(encoded, rows)
-        batch.setdefault("token_type_ids", np.zeros_like(batch["input_ids"]))
-        (values,) = session.run([EMBEDDING], {name: batch[name].astype(kind) for name, kind in declared.items()})
+    for rows, (values,) in run_batches(session, encoded, batch_size, [EMBEDDING]):
         if out is None:
             out = np.zeros((len(encoded), values.shape[-1]), dtype=np.float32)
         out[rows] = values

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from codir_edge.data.encode import Encoded, eval_batches, pad_batch
+
+
+def declared_inputs(session) -> dict[str, type]:
+    """The graph's inputs and the integer type each takes: feeds are built from these alone, so a graph
+    without token_type_ids, or one exported with int32 ids (NNAPI, Core ML), is fed what it declares."""
+    return {i.name: (np.int32 if i.type == "tensor(int32)" else np.int64) for i in session.get_inputs()}
+
+
+def run_batches(session, encoded: Encoded, batch_size: int, outputs: list[str] | None = None
+                ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:  # fmt: skip
+    """(row indices, the session's outputs) per batch of ``batch_size`` rows of similar length, each batch
+    right-padded to its longest row (token_type_ids zeros where the data has none)."""
+    inputs = declared_inputs(session)
+    for rows in eval_batches(encoded.lengths, batch_size):
+        batch = pad_batch(encoded, rows)
+        batch.setdefault("token_type_ids", np.zeros_like(batch["input_ids"]))
+        yield rows, session.run(outputs, {name: batch[name].astype(kind) for name, kind in inputs.items()})
 
 
 def onnx_logits(
@@ -18,18 +36,12 @@ def onnx_logits(
     from codir_edge.onnx.session import create_session
 
     session = create_session(model, threads, provider)
-    declared = session.get_inputs()
-    inputs = {i.name: (np.int32 if i.type == "tensor(int32)" else np.int64) for i in declared}
-    fixed = [d for d in declared[0].shape if isinstance(d, int)] if len(declared[0].shape) == 2 else []
+    first = session.get_inputs()[0]
+    fixed = [d for d in first.shape if isinstance(d, int)] if len(first.shape) == 2 else []
     if len(fixed) == 2:
-        return _fixed_logits(session, encoded, inputs, *fixed)
+        return _fixed_logits(session, encoded, declared_inputs(session), *fixed)
     outputs: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
-    for indices in eval_batches(encoded.lengths, batch_size):
-        batch = pad_batch(encoded, indices)
-        if "token_type_ids" not in batch:
-            batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
-        feed = {name: batch[name].astype(dtype) for name, dtype in inputs.items()}
-        logits = session.run(None, feed)[0]
+    for indices, (logits, *_) in run_batches(session, encoded, batch_size):
         for row, value in zip(indices, np.asarray(logits, dtype=np.float32), strict=True):
             outputs[row] = value
     return np.stack(outputs)

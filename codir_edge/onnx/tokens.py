@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codir_edge.data.encode import Encoded, eval_batches, pad_batch
+from codir_edge.data.encode import Encoded
+from codir_edge.onnx.predict import run_batches
 
 
 def onnx_token_logits(model: Path, encoded: Encoded, threads: int = 1, batch_size: int = 1) -> list[np.ndarray]:
@@ -21,13 +22,8 @@ def onnx_token_logits(model: Path, encoded: Encoded, threads: int = 1, batch_siz
     if len(output.shape) != 3:
         raise InputError(f"{model} outputs {output.name} of rank {len(output.shape)}, not per-token logits "
                          "[batch, sequence, labels]: export the token classifier with --task ner")  # fmt: skip
-    declared = {i.name: (np.int32 if i.type == "tensor(int32)" else np.int64) for i in session.get_inputs()}
     out: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
-    for rows in eval_batches(encoded.lengths, batch_size):
-        batch = pad_batch(encoded, rows)
-        batch.setdefault("token_type_ids", np.zeros_like(batch["input_ids"]))
-        feeds = {name: batch[name].astype(kind) for name, kind in declared.items()}
-        (logits,) = session.run([output.name], feeds)
+    for rows, (logits,) in run_batches(session, encoded, batch_size, [output.name]):
         for row, i in enumerate(rows):
             out[i] = logits[row, : len(encoded.input_ids[i])].astype(np.float32)
     return out
