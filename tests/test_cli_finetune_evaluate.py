@@ -222,7 +222,7 @@ def test_evaluate_refuses_a_model_of_another_task(tmp_path, tiny_classifier, glu
     ok = invoke(
         "evaluate", tiny_classifier, "--task", "sst2", "--data", glue_dir, "--max-samples", "16", "--max-length", "64"
     )
-    assert ok.exit_code == 0 and "sst2 dev (16 examples, pytorch, batch 128): accuracy" in ok.output
+    assert ok.exit_code == 0 and "sst2 dev (16 examples, pytorch, batch 128, length 64): accuracy" in ok.output
 
 
 def test_evaluate_scores_a_held_out_test_file(tmp_path, tiny_classifier, glue_dir):

@@ -146,6 +146,7 @@ def test_evaluate_scores_what_ships(bundle, classifier, sst2_small, tmp_path):
     assert invoke("evaluate", classifier, "--task", "sst2", "--data", sst2_small, "--json", torch_json).exit_code == 0
     torch_report = json.loads(torch_json.read_text())
     assert torch_report["runtime"] == "pytorch"
+    assert {v["max_length"] for v in report["variants"]} == {64} and torch_report["max_length"] == 128  # as exported
     fp32, int8, ort = scored["fp32"], scored["int8"], scored["ort"]
     assert fp32["metrics"] == torch_report["metrics"]  # the fp32 graph is held to PyTorch
     assert ort["metrics"] == int8["metrics"]  # the .ort file is the INT8 graph in mobile form
@@ -155,6 +156,7 @@ def test_evaluate_scores_what_ships(bundle, classifier, sst2_small, tmp_path):
     args = ("--task", "sst2", "--data", sst2_small, "--json", single)
     assert invoke("evaluate", bundle / "onnx/model_quantized.onnx", *args).exit_code == 0
     assert json.loads(single.read_text())["metrics"] == int8["metrics"]
+    assert json.loads(single.read_text())["max_length"] == 64  # a file in a bundle: the bundle's length
 
     alone = tmp_path / "alone"
     alone.mkdir()

@@ -127,6 +127,20 @@ def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tm
     assert invoke("verify", ner_bundle).exit_code == 0
 
 
+def test_evaluate_truncates_a_bundle_where_its_apps_do(ner_bundle, ner_data, tmp_path):
+    """Exported at 64 pieces, the bundle's tokenizer tells apps to cut there: evaluate does too unless told."""
+    data = with_long_sentences(ner_data, ner_bundle, tmp_path / "long")
+    scores = {}
+    for name, extra in (("default", []), ("64", ["--max-length", "64"]), ("128", ["--max-length", "128"])):
+        report = tmp_path / f"{name}.json"
+        result = invoke("evaluate", ner_bundle, "--task", "ner", "--data", data, "--json", report, *extra)
+        assert result.exit_code == 0, result.output
+        variants = json.loads(report.read_text())["variants"]
+        scores[name] = {v["variant"]: (v["max_length"], v["metrics"]) for v in variants}
+    assert scores["default"] == scores["64"] and {n for n, _ in scores["default"].values()} == {64}
+    assert {n for n, _ in scores["128"].values()} == {128} and scores["128"] != scores["64"]
+
+
 def python_tags(bundle: Path, data: Path, file: str) -> tuple[list[list[str]], list[list[str]]]:
     """(words, tags) of every dev sentence by Python's onnxruntime on ``file``, each word by its first piece."""
     from codir_edge.data.fast_tokenizer import find_tokenizer

@@ -28,7 +28,7 @@ def evaluate(args: Args) -> None:
     for report in reports:
         figures = "  ".join(f"{name} {value:.4f}" for name, value in headline(report.metrics).items())
         name = f"{report.variant:<6} " if report.variant else ""
-        where = f"{report.examples} examples, {report.runtime}, batch {report.batch_size}"
+        where = f"{report.examples} examples, {report.runtime}, batch {report.batch_size}, length {report.max_length}"
         typer.echo(f"{name}{report.task} {report.split} ({where}): {figures}")
     first = reports[0]
     if first.variant is None:

@@ -18,7 +18,13 @@ class EvaluateConfig:
         "test split: report on it, choose on dev).",
         choices=("dev", "train", "test"),
     )
-    max_length: int = like(TrainingConfig, "max_length")
+    # None: the length a bundle (or a bundle's ONNX file) was exported at, which its tokenizer tells apps
+    # to truncate at; 128 (training's default) for a model folder or a loose ONNX file
+    max_length: int | None = like(
+        TrainingConfig, "max_length", None,
+        help="Truncate inputs to this many tokens. Default: the length a bundle was exported at (its manifest: "
+        "what apps truncate at), else 128.", show_default=False,
+    )  # fmt: skip
     # None: 1 for ONNX models (onnx/scoring.APP_BATCH: how an app runs them, and what profile scores
     # at), 128 for PyTorch folders (fp32, where batch mates do not change predictions)
     batch_size: int | None = setting(

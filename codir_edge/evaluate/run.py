@@ -8,7 +8,7 @@ the INT8 model" has an answer without profiling it.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from codir_edge.bundle import layout
@@ -37,6 +37,7 @@ class EvalReport:
     variant: str | None = None  # the bundle variant's name, for a bundle
     batch_size: int | None = None  # examples per inference call: what the metric was measured at
     data_kind: str | None = None  # --task embedding: sts or classification (by embeddings)
+    max_length: int | None = None  # tokens per input at most: what the metric was measured at
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,15 +45,35 @@ class EvalReport:
 
 def run_evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:
     """One report for a model folder or an ONNX file, one per variant for a bundle (in manifest
-    order; the tokenizer-in-graph variant is scored through the token-id graph it wraps)."""
+    order; the tokenizer-in-graph variant is scored through the token-id graph it wraps), each saying
+    the length it truncated at."""
+    model = Path(model)
+    config = replace(config, max_length=length_for(model, config.max_length))
+    return [replace(report, max_length=config.max_length) for report in _evaluate(model, data, config)]
+
+
+def length_for(model: Path, given: int | None) -> int:
+    """``--max-length`` when given, else the length a bundle was exported at (the manifest's; its tokenizer
+    tells apps to truncate there, so the score is the app's), else training's default."""
+    from codir_edge.training.config import TrainingConfig
+
+    if given is not None:
+        return given
+    root = model if model.is_dir() else layout.folder_of(model)
+    if (root / MANIFEST).is_file():
+        length = read_manifest(root).raw.get("config", {}).get("max_length")
+        if isinstance(length, int) and not isinstance(length, bool) and length > 0:
+            return length
+    return TrainingConfig.max_length
+
+
+def _evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:
     from codir_edge.onnx.scoring import APP_BATCH
+    from codir_edge.onnx.session import check_onnx_file
 
     task_name, split, max_length = config.task, config.split, config.max_length
     batch_size = config.batch_size or APP_BATCH  # ONNX; a PyTorch folder's default is below
     max_samples, device, seed = config.max_samples, config.device, config.seed
-    from codir_edge.onnx.session import check_onnx_file
-
-    model = Path(model)
     if is_embedding(task_name):
         return _score_embedding(model, data, config)
     if is_ner(task_name):
