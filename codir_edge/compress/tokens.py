@@ -10,7 +10,6 @@ backward, so the teacher runs beside the student on each batch. Each epoch is sc
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from codir_edge.compress.config import TokenConfig
@@ -18,11 +17,11 @@ from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_student_layers, count_parameters, layer_map
 from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec
-from codir_edge.data.encode import update_digest
 from codir_edge.data.ner import NER_TASK, TaggedSplit, load_tagged_train_dev
-from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config, weights_digest
+from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config
 from codir_edge.models.families import family_of
 from codir_edge.models.tagger import tagger_labels
+from codir_edge.training.checkpoints import data_key
 from codir_edge.training.engine import Loop
 
 
@@ -70,12 +69,9 @@ class TokenStage:
         self.truncation = truncation_note(self.train_tok, self.dev_tok, config.max_length)
         teacher = load_trained_token_classifier(self.teacher_dir, config.trust_remote_code).to(runtime.device).eval()
         teacher.requires_grad_(False)
-        digest = hashlib.sha256(weights_digest(self.teacher_dir).encode())
-        update_digest(digest, self.train_tok.encoded)
-        for row in self.train_tok.labels:
-            digest.update(row.tobytes())
+        key = data_key(self.teacher_dir, self.train_tok.encoded, self.train_tok.labels)
         mapping = layer_map(self.teacher_layers, self.student_layers)
-        return Setup(self.tokenizer, teacher, self.train_tok.encoded, mapping, digest.hexdigest()[:20], "mean",
+        return Setup(self.tokenizer, teacher, self.train_tok.encoded, mapping, key, "mean",
                      with_logits=False, needs_bank=False, teacher_parameters=count_parameters(teacher))  # fmt: skip
 
     def build(self, setup: Setup, bank, runtime, dist):  # noqa: ARG002 - no bank: the teacher runs online

@@ -8,7 +8,6 @@ best epoch's weights are kept in the working folder and become ``--out`` when th
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from collections.abc import Callable
@@ -20,12 +19,13 @@ import numpy as np
 from codir_edge.core.extras import require_extra
 from codir_edge.core.provenance import provenance
 from codir_edge.data import DataSpec, get_task, load_train_dev
-from codir_edge.data.encode import Encoded, encode, pad_batch, train_batches, update_digest
+from codir_edge.data.encode import Encoded, encode, pad_batch, train_batches
 from codir_edge.data.metrics import score
 from codir_edge.data.ner import NER_TASK, is_ner
 from codir_edge.finetune.config import FinetuneConfig
-from codir_edge.models.checkpoint import check_max_length, default_backbone, read_model_config, weights_digest
+from codir_edge.models.checkpoint import check_max_length, default_backbone, read_model_config
 from codir_edge.models.families import family_of
+from codir_edge.training.checkpoints import data_key
 from codir_edge.training.distributed import barrier
 from codir_edge.training.engine import Loop
 from codir_edge.training.run_folder import training_run, write_output
@@ -165,7 +165,7 @@ class SequenceRecipe:
         def evaluate() -> dict[str, float]:
             return score(task, predict_logits(model, dev_enc, runtime, config.eval_batch_size), targets)
 
-        key = _data_key(model_dir, train_enc)
+        key = data_key(model_dir, train_enc)
         return model, _loop(config, self.metric, model, train_enc, lambda rows: train_enc.targets[rows], evaluate,
                             runtime, dist, run_dir, key)  # fmt: skip
 
@@ -201,7 +201,7 @@ class TokenRecipe:
             logits = predict_token_logits(model, dev_tok.encoded, runtime, config.eval_batch_size)
             return score_token_logits(logits, dev_tok, self.dev, self.labels)
 
-        key = _data_key(model_dir, train_tok.encoded, train_tok.labels)
+        key = data_key(model_dir, train_tok.encoded, train_tok.labels)
         return model, _loop(config, self.metric, model, train_tok.encoded, lambda rows: pad_labels(train_tok, rows),
                             evaluate, runtime, dist, run_dir, key)  # fmt: skip
 
@@ -238,12 +238,3 @@ def _loop(config, metric: str, model, train_enc: Encoded, batch_targets: Callabl
 
     return Loop(label="finetune", config=config, data_key=key, lengths=train_enc.lengths, make_batch=make_batch,
                 evaluate=evaluate, headline=metric, order=order, after_epoch=keep_best)  # fmt: skip
-
-
-def _data_key(model_dir: Path, encoded: Encoded, labels: list[np.ndarray] | None = None) -> str:
-    """What a checkpoint must have been trained from: the starting weights and the tokenized data."""
-    digest = hashlib.sha256(weights_digest(model_dir).encode())
-    update_digest(digest, encoded)
-    for row in labels or ():
-        digest.update(row.tobytes())
-    return digest.hexdigest()[:20]

@@ -21,6 +21,22 @@ FOLDER = "checkpoints"
 _PREFIX = "step-"
 
 
+def data_key(model_dir: Path, encoded, labels=None) -> str:
+    """What a checkpoint must have been trained from: the starting weights (``model_dir``: the model
+    finetune starts from, the teacher compress distils), the tokenized data (an ``Encoded``) and, for
+    per-token targets, each row's labels. A resume refuses a checkpoint written under another key."""
+    import hashlib
+
+    from codir_edge.data.encode import update_digest
+    from codir_edge.models.checkpoint import weights_digest
+
+    digest = hashlib.sha256(weights_digest(model_dir).encode())
+    update_digest(digest, encoded)
+    for row in labels or ():
+        digest.update(row.tobytes())
+    return digest.hexdigest()[:20]
+
+
 @dataclass(frozen=True)
 class Position:
     """Where training stands: ``batch`` batches of ``epoch`` (1-based) are done, ``step`` in all."""
