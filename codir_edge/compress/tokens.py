@@ -81,8 +81,9 @@ class TokenStage:
         from codir_edge.compress.student import skip_student
         from codir_edge.compress.token_objective import TokenDistiller
         from codir_edge.data.encode import pad_batch
-        from codir_edge.data.ner_encode import pad_labels, score_token_logits
-        from codir_edge.models.predict import host_to, predict_token_logits, to_device
+        from codir_edge.data.ner_encode import pad_labels
+        from codir_edge.models.predict import host_to, to_device
+        from codir_edge.models.tagger import score_tagger
 
         config, train_tok, dev_tok = self.config, self.train_tok, self.dev_tok
         teacher = setup.teacher
@@ -91,8 +92,7 @@ class TokenStage:
         distiller = TokenDistiller(student, teacher, config, setup.mapping).to(runtime.device)
 
         def dev_scores(model) -> dict[str, float]:
-            logits = predict_token_logits(model, dev_tok.encoded, runtime, config.eval_batch_size)
-            return score_token_logits(logits, dev_tok, self.dev, self.labels)
+            return score_tagger(model, dev_tok, self.dev, self.labels, runtime, config.eval_batch_size)
 
         self.teacher_dev = dev_scores(teacher)
 

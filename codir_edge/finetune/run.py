@@ -186,9 +186,9 @@ class TokenRecipe:
         )  # fmt: skip
 
     def build(self, tokenizer, model_dir: Path, segments: bool, runtime, dist, run_dir: Path):
-        from codir_edge.data.ner_encode import encode_tagged, pad_labels, score_token_logits, truncation_note
+        from codir_edge.data.ner_encode import encode_tagged, pad_labels, truncation_note
         from codir_edge.models.loading import load_token_classifier
-        from codir_edge.models.predict import predict_token_logits
+        from codir_edge.models.tagger import score_tagger
 
         config = self.config
         train_tok = encode_tagged(tokenizer, self.train_set, self.labels, config.max_length, segments)
@@ -198,8 +198,7 @@ class TokenRecipe:
         model = load_token_classifier(model_dir, self.labels, config.trust_remote_code).to(runtime.device)
 
         def evaluate() -> dict[str, float]:
-            logits = predict_token_logits(model, dev_tok.encoded, runtime, config.eval_batch_size)
-            return score_token_logits(logits, dev_tok, self.dev, self.labels)
+            return score_tagger(model, dev_tok, self.dev, self.labels, runtime, config.eval_batch_size)
 
         key = data_key(model_dir, train_tok.encoded, train_tok.labels)
         return model, _loop(config, self.metric, model, train_tok.encoded, lambda rows: pad_labels(train_tok, rows),

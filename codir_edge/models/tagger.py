@@ -32,16 +32,25 @@ def tagger_folder_labels(folder: Path, option: str, onnx: bool = False) -> tuple
     return config, tagger_labels(config, folder, option)
 
 
+def score_tagger(model, tokens, split: TaggedSplit, labels: list[str], runtime, batch_size: int) -> dict[str, float]:
+    """Entity scores of a loaded token classifier (PyTorch) on ``split``, tokenized as ``tokens``: how
+    finetune and compress score dev each epoch and evaluate scores a folder."""
+    from codir_edge.data.ner_encode import score_token_logits
+    from codir_edge.models.predict import predict_token_logits
+
+    logits = predict_token_logits(model, tokens.encoded, runtime, batch_size)
+    return score_token_logits(logits, tokens, split, labels)
+
+
 def score_tagger_folder(folder: Path, split: TaggedSplit, labels: list[str], config: dict, max_length: int,
                         batch_size: int, device: str) -> tuple[dict[str, float], float]:  # fmt: skip
-    """(entity scores, inference seconds) of a token classifier folder in PyTorch on ``split``."""
+    """(entity scores, seconds) of a token classifier folder in PyTorch on ``split``."""
     from codir_edge.core.extras import require_extra
 
     require_extra("train", "scoring a model folder")
-    from codir_edge.data.ner_encode import encode_tagged, score_token_logits
+    from codir_edge.data.ner_encode import encode_tagged
     from codir_edge.models.families import family_of
     from codir_edge.models.loading import load_tokenizer, load_trained_token_classifier
-    from codir_edge.models.predict import predict_token_logits
     from codir_edge.models.runtime import resolve_runtime
 
     segments = family_of(config).takes_segments(config)
@@ -49,6 +58,5 @@ def score_tagger_folder(folder: Path, split: TaggedSplit, labels: list[str], con
     runtime = resolve_runtime(device, "fp32")
     tagger = load_trained_token_classifier(folder).to(runtime.device)
     started = time.perf_counter()
-    logits = predict_token_logits(tagger, tokens.encoded, runtime, batch_size)
-    seconds = time.perf_counter() - started
-    return score_token_logits(logits, tokens, split, labels), seconds
+    scores = score_tagger(tagger, tokens, split, labels, runtime, batch_size)
+    return scores, time.perf_counter() - started
