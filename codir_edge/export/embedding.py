@@ -30,10 +30,8 @@ from codir_edge.core.notes import note
 from codir_edge.data import DataSpec
 from codir_edge.data.encode import Encoded
 from codir_edge.export.config import ExportConfig
+from codir_edge.export.parity import probe_sentences
 from codir_edge.models.sentence import SentenceHead
-
-PROBE_TEXTS = 64  # sentences the parity check and the INT8 cosine run on
-PARITY_BATCHES = (1, 4, 16)
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def export_embedding(model_dir: Path, out_dir: Path, config: ExportConfig, data:
     check_output_dir(out_dir, overwrite)
     wanted = _dev_data(data, config)
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
-    probes = _probe_encoded(tokenizer, wanted, config.max_length)
+    probes = probe_sentences(tokenizer, wanted.texts if wanted is not None else [], config.max_length)
     scored = _encode_texts(tokenizer, wanted.texts, config.max_length) if wanted is not None else None
     source = _Source(model_dir, config, head, spec, tokenizer, _load_encoder(model_dir, config.trust_remote_code),
                      q.resolve_target(config.target))  # fmt: skip
@@ -126,15 +124,6 @@ def _encode_texts(tokenizer, texts: list[str], max_length: int) -> Encoded:
     return encode(tokenizer, Examples(list(texts), None, [0] * len(texts), "texts"), max_length)
 
 
-def _probe_encoded(tokenizer, wanted, max_length: int) -> Encoded:
-    """Dev texts (the longest first, so truncation is exercised), topped up with generated sentences."""
-    from codir_edge.export.strings.check import generated_sentences
-
-    texts = sorted(wanted.texts, key=len, reverse=True)[:PROBE_TEXTS] if wanted is not None else []
-    texts += generated_sentences(tokenizer, PROBE_TEXTS - len(texts), seed=0)
-    return _encode_texts(tokenizer, texts, max_length)
-
-
 def _load_encoder(model_dir: Path, trust_remote_code: bool):
     """The bare encoder with eager attention (the pattern onnxruntime's fusions recognise)."""
     import torch
@@ -154,7 +143,7 @@ def _fp32_graph(source: _Source, stage: Path, work: Path, probes: Encoded) -> di
     """onnx/model.onnx with the sentence head, held to PyTorch: every probe batch, both outputs."""
     import torch
 
-    from codir_edge.data.encode import pad_batch
+    from codir_edge.export.parity import sentence_feeds
     from codir_edge.models.sentence import embed_output
     from codir_edge.onnx.graph import export_fp32
     from codir_edge.onnx.pooling import EMBEDDING, HIDDEN, add_sentence_embedding
@@ -166,11 +155,7 @@ def _fp32_graph(source: _Source, stage: Path, work: Path, probes: Encoded) -> di
     session = create_session(stage / layout.FP32, 1)
     names = [i.name for i in session.get_inputs()]
     cases, worst_cos = [], 1.0
-    rng = np.random.default_rng(0)
-    for batch in PARITY_BATCHES:
-        rows = np.argsort(-probes.lengths)[:1] if batch == 1 else rng.choice(len(probes), batch, replace=False)
-        feed = pad_batch(probes, np.asarray(rows))
-        feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
+    for batch, _, feed in sentence_feeds({config.max_length: probes}):  # the parity rows classifiers get
         with torch.inference_mode():
             tensors = {k: torch.from_numpy(v) for k, v in feed.items() if k in names}
             hidden = model(**tensors).last_hidden_state

@@ -15,6 +15,19 @@ from codir_edge.core.errors import CheckFailedError
 from codir_edge.data.encode import Encoded, pad_batch
 
 BATCH_SIZES = (1, 4, 16)
+PROBE_TEXTS = 64  # sentences the parity check (and an embedding's INT8 cosine) runs on
+
+
+def probe_sentences(tokenizer, texts: list[str], max_length: int, segments: bool | None = None) -> Encoded:
+    """The data's ``PROBE_TEXTS`` longest texts (so truncation is exercised), topped up with generated
+    sentences when it has fewer or none; tokenized as ``data.encode`` tokenizes for the model."""
+    from codir_edge.data.encode import encode
+    from codir_edge.data.examples import Examples
+    from codir_edge.export.strings.check import generated_sentences
+
+    chosen = sorted(texts, key=len, reverse=True)[:PROBE_TEXTS]
+    chosen += generated_sentences(tokenizer, PROBE_TEXTS - len(chosen), seed=0)
+    return encode(tokenizer, Examples(chosen, None, [0] * len(chosen), "probes"), max_length, segments)
 
 
 @dataclass(frozen=True)

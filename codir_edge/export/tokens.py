@@ -28,10 +28,9 @@ from codir_edge.core.errors import CheckFailedError, InputError, avoidable
 from codir_edge.core.notes import note
 from codir_edge.data import DataSpec
 from codir_edge.data.ner import NER_TASK, read_tagged
-from codir_edge.data.ner_encode import TokenEncoded, encode_tagged, score_token_logits
+from codir_edge.data.ner_encode import encode_tagged, score_token_logits
 from codir_edge.export.config import ExportConfig
-
-PROBE_TEXTS = 64
+from codir_edge.export.parity import probe_sentences
 
 
 def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None, overwrite: bool,
@@ -57,7 +56,7 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     segments = family_of(model_config).takes_segments(model_config)
     dev_tok = encode_tagged(tokenizer, dev, labels, config.max_length, segments) if dev is not None else None
-    probes = _probes(tokenizer, dev_tok, config.max_length)
+    probes = probe_sentences(tokenizer, dev.texts if dev is not None else [], config.max_length, segments)
     model = load_trained_token_classifier(model_dir, config.trust_remote_code, attn_implementation="eager").eval()
     target = q.resolve_target(config.target)
     with staged_output_dir(out_dir, overwrite) as stage:
@@ -98,25 +97,6 @@ def _check_options(config: ExportConfig) -> None:
     if config.fp16:
         raise InputError("--fp16 is not available for --task ner yet: drop it")
     note("--task ner: no model.strings.onnx and no fixed-shape variant yet (token ids in, per-token logits out)")
-
-
-def _probes(tokenizer, dev_tok: TokenEncoded | None, max_length: int):
-    """Dev sentences (the longest first, so truncation is exercised), topped up with generated ones."""
-    from codir_edge.data.encode import Encoded, encode
-    from codir_edge.data.examples import Examples
-    from codir_edge.export.strings.check import generated_sentences
-
-    ids, types = [], []
-    if dev_tok is not None:
-        enc = dev_tok.encoded
-        for i in np.argsort(-enc.lengths, kind="stable")[:PROBE_TEXTS]:
-            ids.append(enc.input_ids[i])
-            types.append(enc.token_type_ids[i] if enc.token_type_ids is not None else np.zeros_like(enc.input_ids[i]))
-    texts = generated_sentences(tokenizer, PROBE_TEXTS - len(ids), seed=0)
-    made = encode(tokenizer, Examples(texts, None, [0] * len(texts), "probes"), max_length, segments=True)
-    ids += made.input_ids
-    types += made.token_type_ids or [np.zeros_like(x) for x in made.input_ids]
-    return Encoded(ids, types, np.zeros(len(ids), dtype=np.int64), made.pad_id)
 
 
 def _fp32_graph(model, stage: Path, work: Path, probes, config: ExportConfig) -> dict:
