@@ -7,14 +7,10 @@
 // onnx/model.onnx is dtype "fp32", onnx/model_quantized.onnx (the INT8 pick for one thread) is "q8",
 // the label names come from config.json and texts are cut at tokenizer_config.json's
 // model_max_length, the length the export measured the bundle at.
-import path from "node:path";
-import readline from "node:readline";
-import { env, pipeline } from "@huggingface/transformers";
+import { bundlePipeline, runExample } from "./cli.mjs";
 
 export async function loadClassifier(bundle, dtype = "q8") {
-  env.allowRemoteModels = false; // nothing is fetched from the Hugging Face Hub
-  env.localModelPath = path.dirname(path.resolve(bundle)) + path.sep;
-  return pipeline("text-classification", path.basename(path.resolve(bundle)), { dtype });
+  return bundlePipeline("text-classification", bundle, dtype);
 }
 
 export async function classify(classifier, texts) {
@@ -28,25 +24,5 @@ export async function classify(classifier, texts) {
   return out;
 }
 
-async function readLines(stream) {
-  const lines = [];
-  for await (const line of readline.createInterface({ input: stream })) if (line.length) lines.push(line);
-  return lines;
-}
-
-async function main(argv) {
-  const args = [...argv];
-  const bundle = args.shift();
-  let dtype = "q8";
-  const at = args.indexOf("--dtype");
-  if (at >= 0) [, dtype] = args.splice(at, 2);
-  if (!bundle || !["q8", "fp32"].includes(dtype)) {
-    console.error('usage: node classify.mjs BUNDLE [--dtype q8|fp32] [TEXT ...]  (texts on stdin when none given)');
-    process.exit(2);
-  }
-  const texts = args.length ? args : await readLines(process.stdin);
-  const classifier = await loadClassifier(bundle, dtype);
-  for (const row of await classify(classifier, texts)) console.log(JSON.stringify(row));
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));
+if (import.meta.url === `file://${process.argv[1]}`)
+  await runExample("classify.mjs", process.argv.slice(2), loadClassifier, classify);

@@ -11,15 +11,11 @@
 // as codir-edge evaluate scores it, and entities are strict IOB2 spans (B-X then I-X). The pipeline's
 // own aggregation_strategy "simple" groups every piece, continuation pieces included, which the model
 // was never trained to label, so it is not used here.
-import path from "node:path";
-import readline from "node:readline";
-import { env, pipeline } from "@huggingface/transformers";
 import { tagSentence } from "../web/tagging.js"; // shared with the web page
+import { bundlePipeline, runExample } from "./cli.mjs";
 
 export async function loadTagger(bundle, dtype = "q8") {
-  env.allowRemoteModels = false; // nothing is fetched from the Hugging Face Hub
-  env.localModelPath = path.dirname(path.resolve(bundle)) + path.sep;
-  return pipeline("token-classification", path.basename(path.resolve(bundle)), { dtype });
+  return bundlePipeline("token-classification", bundle, dtype);
 }
 
 export async function tag(tagger, sentences) {
@@ -28,25 +24,5 @@ export async function tag(tagger, sentences) {
   return out;
 }
 
-async function readLines(stream) {
-  const lines = [];
-  for await (const line of readline.createInterface({ input: stream })) if (line.length) lines.push(line);
-  return lines;
-}
-
-async function main(argv) {
-  const args = [...argv];
-  const bundle = args.shift();
-  let dtype = "q8";
-  const at = args.indexOf("--dtype");
-  if (at >= 0) [, dtype] = args.splice(at, 2);
-  if (!bundle || !["q8", "fp32"].includes(dtype)) {
-    console.error("usage: node tag.mjs BUNDLE [--dtype q8|fp32] [SENTENCE ...]  (sentences on stdin when none given)");
-    process.exit(2);
-  }
-  const sentences = args.length ? args : await readLines(process.stdin);
-  const tagger = await loadTagger(bundle, dtype);
-  for (const row of await tag(tagger, sentences)) console.log(JSON.stringify(row));
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));
+if (import.meta.url === `file://${process.argv[1]}`)
+  await runExample("tag.mjs", process.argv.slice(2), loadTagger, tag);
