@@ -6,11 +6,14 @@ Chosen on dev (the teacher's best epoch), reported on test: micro entity F1 (str
 reading), per-type F1 and token accuracy, from ``evaluate --task ner``. The best student's seed-1
 folder is then exported (``export --task ner``), its INT8 file scored on test beside its fp32 one.
 
-    python benchmarks/ner_distill.py [--seeds 1,2,3] [--arms kd,mse,codir] [--only train]
+    python benchmarks/ner_distill.py [--seeds 1,2,3] [--arms kd,mse,codir,codir-instance,mse-e4]
+                                     [--longer-seeds 1,2] [--only train]
 
 The teacher uses the issue's recipe (lr 5e-5, batch 16, 3 epochs); the students and the no-teacher
 baseline share one budget: 2 epochs at batch 16 and lr 1e-4 (compress's default), so that every
 3-layer model is trained the same way and the three seeds of four arms fit one working session.
+``mse-e4`` and ``no-teacher-e4`` give the best objective and the no-teacher model twice that budget
+(4 epochs) on ``--longer-seeds``: both were still improving on dev at the end of epoch 2.
 
 The best arm (by mean dev F1) has its seed-1 student exported with ``export --task ner``; both files
 are scored on test, and every dev sentence is tagged by transformers.js in Node
@@ -33,13 +36,17 @@ DATA = ROOT.parent / "shared" / "data" / "conll2003"
 TRAIN = ["--data", DATA, "--task", "ner", "--batch-size", "16", "--quiet"]
 TEACHER_EPOCHS = ["--epochs", "3"]  # the issue's recipe for the teacher
 STUDENT_EPOCHS = ["--epochs", "2"]  # every 3-layer model, with a teacher or without: one budget for all
-ONE_SEED = ("codir-instance", "mse")  # arms trained on the first seed only (the session's time)
+LONGER = ["--epochs", "4"]  # the longer budget: dev F1 still rose from epoch 1 to 2 in every arm
+ONE_SEED = ("codir-instance",)  # arms trained on the first seed only (the session's time)
+LONG_ARMS = ("mse-e4",)  # trained on --longer-seeds only, each beside a no-teacher model trained as long
 ARMS = {  # name -> compress arguments
     "kd": ["--objective", "kd"],
     "mse": ["--objective", "mse"],
     "codir": ["--objective", "codir"],
     # every other token a negative, same tag included: the label-aware term is solved in the first epoch
     "codir-instance": ["--objective", "codir", "--token-negatives", "instance"],
+    # twice the epochs, paired with the no-teacher model given the same budget (no-teacher-e4)
+    "mse-e4": ["--objective", "mse", *LONGER],
 }
 
 
@@ -67,21 +74,27 @@ def cut(source: Path) -> Path:
     return out
 
 
-def baseline(seed: int) -> Path:
+def baseline(seed: int, epochs: list[str] = STUDENT_EPOCHS, suffix: str = "") -> Path:
     """The 3 layers fine-tuned on the labels alone, as a user without a teacher would."""
     from codir_edge.models.checkpoint import default_backbone
 
-    out = SAVED / f"no-teacher-s{seed}"
+    out = SAVED / f"no-teacher{suffix}-s{seed}"
     if not (out / "metrics.json").is_file():
-        run(["finetune", "--model", cut(Path(default_backbone())), *TRAIN, *STUDENT_EPOCHS, "--lr", "1e-4", "--seed",
-             seed, "--out", out, "--overwrite"], SAVED / f"no-teacher-s{seed}.log")  # fmt: skip
+        run(["finetune", "--model", cut(Path(default_backbone())), *TRAIN, *epochs, "--lr", "1e-4", "--seed",
+             seed, "--out", out, "--overwrite"], SAVED / f"{out.name}.log")  # fmt: skip
     return out
+
+
+def reference(arm: str) -> str:
+    """The no-teacher model an arm is paired with: the one trained for as many epochs."""
+    return "no-teacher-e4" if arm.endswith("-e4") else "no-teacher"
 
 
 def student(name: str, seed: int, teacher_dir: Path) -> Path:
     out = SAVED / f"{name}-s{seed}"
     if not (out / "metrics.json").is_file():
-        run(["compress", "--teacher", teacher_dir, *TRAIN, *STUDENT_EPOCHS, "--student-layers", "3", "--seed", seed,
+        epochs = [] if "--epochs" in ARMS[name] else STUDENT_EPOCHS
+        run(["compress", "--teacher", teacher_dir, *TRAIN, *epochs, "--student-layers", "3", "--seed", seed,
              *ARMS[name], "--out", out, "--overwrite"], SAVED / f"{name}-s{seed}.log")  # fmt: skip
     return out
 
@@ -108,14 +121,16 @@ def row(model: Path) -> dict:
 
 
 def paired(rows: dict[str, dict[int, dict]], against: str) -> dict:
-    """Per arm: test F1 per seed, its mean, and the per-seed difference (points) from ``against``."""
+    """Per arm: test F1 per seed, its mean, and the per-seed difference (points) from ``against`` (for
+    "no-teacher": the no-teacher model of the arm's own budget, see ``reference``)."""
     out = {}
     for name, seeds in rows.items():
         f1 = {s: r["test"]["f1"] for s, r in seeds.items()}
         entry = {"f1": f1, "mean_f1": sum(f1.values()) / len(f1)}
-        if name != against and against in rows:
-            entry[f"minus_{against}"] = {s: v - rows[against][s]["test"]["f1"] for s, v in f1.items()
-                                         if s in rows[against]}  # fmt: skip
+        other = reference(name) if against == "no-teacher" else against
+        if name != other and other in rows and reference(other) == reference(name):  # one budget
+            entry[f"minus_{against}"] = {s: v - rows[other][s]["test"]["f1"] for s, v in f1.items()
+                                         if s in rows[other]}  # fmt: skip
         out[name] = entry
     return out
 
@@ -125,11 +140,11 @@ def bundle_checks(student_dir: Path) -> dict:
     bundle = SAVED / f"bundle-{student_dir.name}"
     if not (bundle / "manifest.json").is_file():
         run(["export", student_dir, "--task", "ner", "--data", DATA, "--out", bundle, "--max-length", "128",
-             "--overwrite", "-q"], SAVED / "export.log")  # fmt: skip
-    saved = SAVED / "bundle.test.json"
+             "--overwrite", "-q"], SAVED / f"{bundle.name}.log")  # fmt: skip
+    saved = SAVED / f"{bundle.name}.test.json"
     if not saved.is_file():
         run(["evaluate", bundle, "--task", "ner", "--data", DATA, "--split", "test", "--json", saved],
-            SAVED / "bundle.test.log")  # fmt: skip
+            SAVED / f"{bundle.name}.test.log")  # fmt: skip
     files = {v["variant"]: {k: 100 * x for k, x in v["metrics"].items()}
              for v in json.loads(saved.read_text())["variants"]}  # fmt: skip
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -177,6 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--longer-seeds", default="1", help="seeds of the 4-epoch arms (LONG_ARMS)")
     parser.add_argument("--only", choices=("train", "all"), default="all", help="train: runs only, no scoring")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -190,10 +206,14 @@ def main() -> None:
             print(name, seed, "trained", flush=True)
     for name in (a for a in arms if a in ONE_SEED):  # the first seed only, paired with it
         folders[name][seeds[0]] = student(name, seeds[0], teacher_dir)
+    for name in (a for a in arms if a in LONG_ARMS):
+        for seed in (int(s) for s in args.longer_seeds.split(",")):
+            folders.setdefault(reference(name), {})[seed] = baseline(seed, LONGER, "-e4")
+            folders[name][seed] = student(name, seed, teacher_dir)
     if args.only == "train":
         return
     rows = {name: {seed: row(folder) for seed, folder in runs.items()} for name, runs in folders.items()}
-    full = [name for name in arms if name not in ONE_SEED]  # the best arm is chosen among the seeded ones
+    full = [a for a in arms if a not in ONE_SEED + LONG_ARMS]  # the bundle: the best arm of the default budget
     best = max(full, key=lambda name: sum(r["dev_f1"] for r in rows[name].values()) / len(rows[name]))
     write_result("ner_distill", {
         "data": str(DATA), "seeds": seeds, "settings": [str(x) for x in TRAIN], "teacher_epochs": TEACHER_EPOCHS,
