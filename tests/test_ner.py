@@ -247,6 +247,8 @@ def test_a_teacher_that_is_not_a_tagger_is_refused(tmp_path, tiny_classifier, ne
 
 
 def test_profile_scores_entity_f1_as_evaluate_does_and_gates_on_min_f1(ner_bundle, ner_data, tmp_path):
+    """Sentences longer than the bundle's 64 pieces included: both cut them where the bundle's apps do."""
+    ner_data = with_long_sentences(ner_data, ner_bundle, tmp_path / "long")
     scored = tmp_path / "e.json"
     assert invoke("evaluate", ner_bundle, "--task", "ner", "--data", ner_data, "--json", scored).exit_code == 0
     f1 = {v["variant"]: v["metrics"]["f1"] for v in json.loads(scored.read_text())["variants"]}["int8"]

@@ -75,6 +75,16 @@ def _inside(root: Path, relative: object, where: str) -> str:
     return relative
 
 
+def exported_max_length(root: Path) -> int | None:
+    """The ``--max-length`` the bundle at ``root`` was exported at, which its tokenizer_config.json tells
+    apps to truncate at (so evaluate and profile score there); None without a manifest that says."""
+    if not (root / MANIFEST).is_file():
+        return None
+    config = read_manifest(root).raw.get("config")
+    length = config.get("max_length") if isinstance(config, dict) else None
+    return length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else None
+
+
 def read_manifest(root: Path) -> Manifest:
     """Parse and validate; any malformed manifest is one :class:`InputError`, never a crash."""
     root = Path(root)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from codir_edge.bundle import layout
-from codir_edge.bundle.manifest import MANIFEST, read_manifest
+from codir_edge.bundle.manifest import MANIFEST, exported_max_length, read_manifest
 from codir_edge.core.errors import InputError
 from codir_edge.data import DataSpec, get_task, load_split
 from codir_edge.data.embedding import is_embedding
@@ -59,12 +59,7 @@ def length_for(model: Path, given: int | None) -> int:
 
     if given is not None:
         return given
-    root = model if model.is_dir() else layout.folder_of(model)
-    if (root / MANIFEST).is_file():
-        length = read_manifest(root).raw.get("config", {}).get("max_length")
-        if isinstance(length, int) and not isinstance(length, bool) and length > 0:
-            return length
-    return TrainingConfig.max_length
+    return exported_max_length(model if model.is_dir() else layout.folder_of(model)) or TrainingConfig.max_length
 
 
 def _evaluate(model: Path, data: DataSpec, config: EvaluateConfig) -> list[EvalReport]:

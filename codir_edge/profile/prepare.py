@@ -60,14 +60,15 @@ def _torch_accuracy(target: Target, config: ProfileConfig) -> dict[str, float]:
     return run_worker(json.dumps(spec), str(target.path), "codir_edge.profile.torch_accuracy")["metrics"]
 
 
-def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -> dict[str, float]:
+def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig, length: int) -> dict[str, float]:
+    """The target's task metric on ``raw``, its texts cut at ``length`` tokens (as evaluate cuts them)."""
     if is_ner(config.task):  # raw is the dev split's tagged sentences, scored with the target's own labels
         from codir_edge.data.ner_encode import encode_tagged
         from codir_edge.models.tagger import tagger_folder_labels
         from codir_edge.onnx.tokens import score_tagger_onnx
 
         _, labels = tagger_folder_labels(target.folder, target.name, onnx=True)
-        tokens = encode_tagged(tokenizer, raw, labels, config.max_length, segments=True)
+        tokens = encode_tagged(tokenizer, raw, labels, length, segments=True)
         return score_tagger_onnx(target.path, tokens, raw, labels, max(config.threads), APP_BATCH)[0]
     if is_embedding(config.task):  # raw is the data's EmbeddingData: its texts and how they are scored
         from codir_edge.data.encode import encode
@@ -75,7 +76,7 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
         from codir_edge.onnx.embed import onnx_embeddings
 
         texts = Examples(raw.texts, None, [0] * len(raw.texts), config.data.data)
-        encoded = encode(tokenizer, texts, config.max_length)
+        encoded = encode(tokenizer, texts, length)
         return raw.score(onnx_embeddings(target.path, encoded, max(config.threads), APP_BATCH))
     from codir_edge.data import get_task
     from codir_edge.data.encode import encode
@@ -84,7 +85,7 @@ def _accuracy(target: Target, raw: RawSplit, tokenizer, config: ProfileConfig) -
 
     task = get_task(config.task)
     examples = to_examples(raw, task, model_label_order(target.folder, task)).subsample(config.max_eval_samples, 0)
-    encoded = encode(tokenizer, examples, config.max_length)  # a fixed-shape graph is fed padded to its shape
+    encoded = encode(tokenizer, examples, length)  # a fixed-shape graph is fed padded to its shape
     return score_onnx(target.path, task, examples, encoded, max(config.threads), APP_BATCH).metrics
 
 
@@ -114,16 +115,20 @@ def prepare_inputs(targets: list[Target], configurations, raw, config: ProfileCo
     tokenizer), and accuracy where --data is given, scored here once for all devices (``basis`` says
     what each figure was measured on). Every target is scored on --data, fixed-shape ones included:
     the figure a bundle recorded at export is only shown without --data, and labelled as recorded."""
+    from codir_edge.bundle.manifest import exported_max_length
+
     inputs: dict[tuple[str, tuple], Group] = {}
     for target in targets:
         real_ids, pad_id = [], 0
+        length = exported_max_length(target.folder) or config.max_length  # a bundle: where its apps cut
         if raw is not None:
             tokenizer = _target_tokenizer(target)
-            real_ids = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=config.max_length)["input_ids"]
+            real_ids = tokenizer(raw.texts, raw.text_pairs, truncation=True, max_length=length)["input_ids"]
             pad_id = tokenizer.pad_token_id or 0
         if raw is not None and target.kind == "onnx":
-            accuracy[target.name] = _accuracy(target, raw, tokenizer, config)
-            basis[target.name] = f"measured on {config.data.data} dev, one text per call (batch {APP_BATCH})"
+            accuracy[target.name] = _accuracy(target, raw, tokenizer, config, length)
+            basis[target.name] = (f"measured on {config.data.data} dev, one text per call (batch {APP_BATCH}), "
+                                  f"cut at {length} tokens")  # fmt: skip
         elif raw is not None and target.kind == "torch":
             accuracy[target.name] = _torch_accuracy(target, config)
             basis[target.name] = f"measured on {config.data.data} dev in PyTorch"
