@@ -171,15 +171,15 @@ def with_long_sentences(data: Path, bundle: Path, folder: Path, count: int = 4) 
     import shutil
 
     from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.ner import read_tagged
 
-    tokenizer = find_tokenizer(bundle)
-    sentences = (CONLL / "dev.txt").read_text(encoding="utf-8").split("\n\n")
-    words = [[line.split()[0] for line in s.splitlines() if not line.startswith("-DOCSTART-")] for s in sentences]
-    pieces = tokenizer([" ".join(w) for w in words], truncation=False)["input_ids"]
-    long = [s for s, ids in zip(sentences, pieces, strict=True) if len(ids) > 64]
+    conll = read_tagged(CONLL, "dev")
+    pieces = find_tokenizer(bundle)(conll.texts, truncation=False)["input_ids"]
+    long = [i for i, ids in enumerate(pieces) if len(ids) > 64][:count]
     shutil.copytree(data, folder)
     with (folder / "dev.txt").open("a", encoding="utf-8") as dev:
-        dev.write("\n" + "\n\n".join(long[:count]) + "\n")
+        for i in long:
+            dev.write("\n" + "".join(f"{w} {t}\n" for w, t in zip(conll.words[i], conll.tags[i], strict=True)))
     return folder
 
 
