@@ -273,6 +273,33 @@ def test_a_dropped_candidate_is_never_in_the_leaders_tie(speeds, jitter):
     assert all(picked["scores"][n] > best * (1 + MAX_NOISE) for n in out)
 
 
+@given(st.floats(1.2, 3.0), st.floats(0.02, 0.15))
+def test_a_candidate_is_judged_on_the_rounds_it_ran_not_on_a_faster_machine(drift, lead):
+    """The machine slows by ``drift`` after the first rounds (a neighbour starts). ``fast`` leads
+    ``slow`` by ``lead`` in every round, but ``slow`` was dropped early, so its own rounds were all
+    fast ones: its median over them is below ``fast``'s over five. Paired by round, ``fast`` wins."""
+    from codir_edge.export.tune import MIN_ROUNDS, ROUNDS, Setting, choose
+
+    settings = [Setting(2, 16), Setting(2, 128)]
+    dropped_after = MIN_ROUNDS
+    machine = [1.0] * dropped_after + [drift] * (ROUNDS - dropped_after)
+    measured = {}
+    for s in settings:
+        fast = [s.length * m for m in machine]
+        slow = [v * (1 + lead) for v in fast[:dropped_after]]
+        measured[s.key] = {
+            name: {"rounds_ms": rounds, "median_ms": float(np.median(rounds)),
+                   "spread_ms": (max(rounds) - min(rounds)) / 2}
+            for name, rounds in (("int8:fused.dynamic", fast), ("int8:plain.dynamic", slow))
+        }  # fmt: skip
+    assert measured["t2/16"]["int8:plain.dynamic"]["median_ms"] < measured["t2/16"]["int8:fused.dynamic"]["median_ms"]
+    picked = choose(measured, settings, {})[2]
+    assert picked["fastest"] == "int8:fused.dynamic"
+    assert picked["scores"]["int8:plain.dynamic"] == pytest.approx(1 + lead, rel=1e-3)
+    if lead > picked["noise"]:  # beyond the tie band, the simpler plain graph is not preferred
+        assert picked["chosen"] == "int8:fused.dynamic"
+
+
 @pytest.mark.slow
 def test_re_exporting_an_unchanged_model_reuses_its_timings(tmp_path, backbone_dir, monkeypatch):
     """The same graphs on the same machine are timed once: the second export takes the first one's

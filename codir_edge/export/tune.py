@@ -6,9 +6,13 @@ plain graph won at one thread and length 128 on this project's machine. So every
 at every (threads, length) setting, in alternating rounds so that machine noise hits all of them,
 and each thread count gets its own winner.
 
-A candidate's score at one thread count is the geometric mean, over the lengths, of its median
-divided by the best median at that length: a graph that is 10% slower at every length scores 1.10
-whatever the lengths' absolute costs. Candidates within the measured noise of the winner are
+A candidate's score at one thread count is paired by round: in each round, the geometric mean over
+the lengths of its median divided by the best median of that round at that length (a graph that is
+10% slower at every length scores 1.10 whatever the lengths' absolute costs), then the median over
+the rounds it ran. Pairing matters on a shared machine: its speed drifts between rounds by more
+than the candidates differ (2-thread runs on this project's 2-core host move by up to 2x for a
+minute at a time), so a candidate dropped after two fast rounds could otherwise beat one timed
+through five slower ones on its unpaired median. Candidates within the measured noise of the winner are
 treated as tied (never beyond 5%), and the simplest of them is kept (fewer fused operators, fewer
 files to ship).
 
@@ -159,7 +163,9 @@ def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes:
     then the simplest, then the smallest. Only candidates ``keep(name)`` accepts (an INT8 graph
     within the accuracy limit) count, and it is asked lazily: of the fastest, then of the tied ones
     in the order they would be picked, so a candidate no choice reaches is never asked about (never
-    scored). The choice is the one made among the accepted candidates alone; None when none is."""
+    scored). Without per-round figures, the choice is exactly the one made among the accepted
+    candidates alone; with them, a candidate not yet asked about still sets its rounds' pace
+    (``paired_scores``). None when no candidate is accepted."""
     keep = keep or (lambda name: True)
     chosen: dict[int, dict | None] = {}
     for threads in sorted({s.threads for s in settings}):
@@ -167,12 +173,12 @@ def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes:
         names = list(measured[keys[0]])
         chosen[threads] = None
         while names:
-            best = {k: min(measured[k][n]["median_ms"] for n in names) for k in keys}
-            scores = {n: _geomean([measured[k][n]["median_ms"] / best[k] for k in keys]) for n in names}
+            scores = paired_scores(measured, keys, names)
             fastest = min(names, key=scores.__getitem__)
-            if not keep(fastest):  # (scores are ratios to the same best: dropping one keeps the others' order)
+            if not keep(fastest):
                 names.remove(fastest)
                 continue
+            scores = {n: s / scores[fastest] for n, s in scores.items()}  # 1.00 = the fastest
             # the fastest's own relative spread, averaged over lengths: what a difference must clear
             spread = statistics.fmean(measured[k][fastest]["spread_ms"] / measured[k][fastest]["median_ms"]
                                       for k in keys)  # fmt: skip
@@ -189,6 +195,24 @@ def choose(measured: dict[str, dict[str, dict]], settings: list[Setting], sizes:
             }
             break
     return chosen
+
+
+def paired_scores(measured: dict[str, dict[str, dict]], keys: list[str], names: list[str]) -> dict[str, float]:
+    """name -> median over its rounds of (geometric mean over ``keys`` of its median in that round over
+    the best median of that round among ``names``). A candidate dropped early has only its first
+    rounds, which are compared with the others' same rounds. Without per-round figures (an old
+    timing cache), the medians over all rounds are compared instead."""
+    if not all("rounds_ms" in measured[k][n] for k in keys for n in names):
+        best = {k: min(measured[k][n]["median_ms"] for n in names) for k in keys}
+        return {n: _geomean([measured[k][n]["median_ms"] / best[k] for k in keys]) for n in names}
+    rounds = {n: min(len(measured[k][n]["rounds_ms"]) for k in keys) for n in names}
+    per_round: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(max(rounds.values())):
+        present = [n for n in names if rounds[n] > r]
+        best = {k: min(measured[k][n]["rounds_ms"][r] for n in present) for k in keys}
+        for n in present:
+            per_round[n].append(_geomean([measured[k][n]["rounds_ms"][r] / best[k] for k in keys]))
+    return {n: statistics.median(values) for n, values in per_round.items()}
 
 
 def _geomean(values: list[float]) -> float:
