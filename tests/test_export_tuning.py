@@ -143,7 +143,8 @@ def test_deployment_table_is_what_profile_loads_per_thread_count(tmp_path, backb
     assert set(manifest["deployment"]["threads"]) == {"1", "2"}
     timed = manifest["tuning"]["median_ms"]
     assert set(timed) == {"t1/8", "t1/32", "t2/8", "t2/32"}
-    assert {"plain", "fused", "fused-noattn", "int8:plain.dynamic", "int8:fused.dynamic"} <= set(timed["t1/8"])
+    assert {"plain", "fused", "fused-noattn", "o2", "int8:plain.dynamic", "int8:fused.dynamic",
+            "int8:o2.optimum"} <= set(timed["t1/8"])  # fmt: skip
     # hand the 2-thread INT8 pick to the fused graph, as a tuning on another machine might
     variants = manifest["variants"]
     alternate = {"name": "int8-fused", "file": "onnx/model_quantized.fused.onnx", "alternate_of": "int8",
@@ -271,6 +272,52 @@ def test_a_dropped_candidate_is_never_in_the_leaders_tie(speeds, jitter):
     best = picked["scores"][picked["fastest"]]
     assert picked["chosen"] not in out and picked["fastest"] not in out
     assert all(picked["scores"][n] > best * (1 + MAX_NOISE) for n in out)
+
+
+@pytest.mark.parametrize("target", ["avx512_vnni", "avx2", "arm64"])
+def test_the_peer_recipe_the_tuner_times_is_the_graph_optimums_own_pipeline_writes(tmp_path, backbone_dir, target):
+    """``o2.optimum`` is what ORTOptimizer (O2) then ORTQuantizer (dynamic, for the target) write from
+    the same fp32 graph, after the shape inference Optimum's users need: the same operators, the same
+    outputs. A recipe that drifted from Optimum's would make "never slower than the peer" untrue."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    from optimum.onnxruntime import ORTOptimizer, ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig, AutoQuantizationConfig
+    from transformers import AutoModelForSequenceClassification
+
+    from codir_edge.core.inputs import synthetic_token_ids, to_feed
+    from codir_edge.export.graph import peer_o2
+    from codir_edge.export.quantize import peer_dynamic_int8
+    from codir_edge.onnx.graph import export_fp32
+
+    model_dir = build_tiny_bert(tmp_path / "m", backbone_dir, layers=2, hidden=64, id2label={0: "0", 1: "1"})
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+    folder = tmp_path / "fp32"
+    folder.mkdir()
+    export_fp32(model, folder / "model.onnx")
+    model.config.save_pretrained(folder)
+    optimizer = ORTOptimizer.from_pretrained(folder, file_names=["model.onnx"])
+    optimizer.optimize(AutoOptimizationConfig.O2(), tmp_path / "o")
+    optimized = tmp_path / "o" / "model_optimized.onnx"
+    onnx.save(SymbolicShapeInference.infer_shapes(onnx.load(str(optimized)), auto_merge=True), str(optimized))
+    config = getattr(AutoQuantizationConfig, target)(is_static=False)
+    ORTQuantizer.from_pretrained(tmp_path / "o", file_name="model_optimized.onnx").quantize(config, tmp_path / "q")
+    theirs = tmp_path / "q" / "model_optimized_quantized.onnx"
+
+    peer_o2(folder / "model.onnx", tmp_path / "o2.onnx", "bert", 2, 64)
+    peer_dynamic_int8(tmp_path / "o2.onnx", tmp_path / "ours.onnx", target)
+
+    def ops(path: Path) -> list[str]:
+        return sorted(n.op_type for n in onnx.load(str(path)).graph.node)
+
+    assert "QAttention" in ops(theirs) and ops(tmp_path / "ours.onnx") == ops(theirs)
+    outputs = []
+    for path in (theirs, tmp_path / "ours.onnx"):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feed = to_feed(synthetic_token_ids(2, 24), [i.name for i in session.get_inputs()])
+        outputs.append(session.run(None, feed)[0])
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=0, atol=1e-6)
 
 
 @given(st.floats(1.2, 3.0), st.floats(0.02, 0.15))

@@ -3,6 +3,11 @@
 The counts prove that the export is fusable (an export through SDPA attention shows Attention: 0)
 and go into the manifest; whether the fused graph is *kept* is decided by measurement
 (:mod:`codir_edge.export.tune`), because onnxruntime fuses at load time anyway.
+
+``peer_o2`` is the graph a user without this tool makes: Optimum's ``AutoOptimizationConfig.O2()``
+as ``ORTOptimizer`` applies it (onnxruntime's extended optimizations baked in offline, then the
+transformer fusions with Optimum's options, EmbedLayerNormalization left unfused). The tuner times
+it beside ours, so a shipped graph is never slower than the recipe a user would otherwise pick.
 """
 
 from __future__ import annotations
@@ -38,6 +43,29 @@ def fuse(model_path: Path, out_path: Path, optimizer_type: str, num_heads: int, 
         )
         optimized.save_model_to_file(str(out_path))
     return operator_counts(out_path)
+
+
+def peer_o2(model_path: Path, out_path: Path, optimizer_type: str, num_heads: int, hidden_size: int) -> None:
+    """Write Optimum's O2 graph of ``model_path``: its configuration object supplies the level and the
+    fusion options, so the recipe follows the installed Optimum; the call is the one ``ORTOptimizer``
+    makes for a CPU target."""
+    from onnxruntime.transformers import optimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+    config = AutoOptimizationConfig.O2()
+    with contextlib.redirect_stdout(io.StringIO()):
+        optimized = optimizer.optimize_model(
+            str(model_path),
+            model_type=optimizer_type,
+            num_heads=num_heads,
+            hidden_size=hidden_size,
+            opt_level=config.optimization_level,
+            optimization_options=config.create_fusion_options(optimizer_type),
+            use_gpu=False,
+            only_onnxruntime=not config.enable_transformers_specific_optimizations,
+        )
+        optimized.save_model_to_file(str(out_path))
 
 
 def operator_counts(model_path: Path) -> dict[str, int]:

@@ -8,6 +8,8 @@ as onnxruntime's own quantization tools are laid out.
   quantizer to treat them as float.
 - static INT8 in QDQ form, calibrated on task sentences with MinMax or Entropy (Percentile clips the
   large outliers BERT's activations carry, which is known to wreck its accuracy).
+- the peer's dynamic INT8 (``peer_dynamic_int8``): what Optimum's ``AutoQuantizationConfig`` for the
+  target asks of onnxruntime's quantizer, so the tuner can time the recipe a user would otherwise run.
 - FP16 for GPU targets, inputs and outputs kept in their original types.
 """
 
@@ -21,7 +23,8 @@ import numpy as np
 from codir_edge.core.errors import InputError
 from codir_edge.onnx.graph import dynamic_int8
 
-__all__ = ["CALIBRATION_METHODS", "TARGETS", "dynamic_int8", "fp16", "resolve_target", "static_int8"]
+__all__ = ["CALIBRATION_METHODS", "TARGETS", "dynamic_int8", "fp16", "peer_dynamic_int8", "resolve_target",
+           "static_int8"]  # fmt: skip
 
 TARGETS = ("native", "avx512_vnni", "avx2", "arm64", "cuda")
 CALIBRATION_METHODS = ("minmax", "entropy")
@@ -79,6 +82,35 @@ def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarra
         calibrate_method=CalibrationMethod.MinMax if method == "minmax" else CalibrationMethod.Entropy,
         op_types_to_quantize=op_types,
         extra_options={"ActivationSymmetric": False, "WeightSymmetric": not weights_u8_per_tensor},
+    )
+
+
+def peer_dynamic_int8(source: Path, destination: Path, target: str) -> None:
+    """Optimum's dynamic INT8 for ``target`` (``AutoQuantizationConfig.avx512_vnni``, ``avx2`` or
+    ``arm64``, ``is_static=False``): its per-channel, range, symmetry and operator settings, and, as
+    its ``ORTQuantizer`` calls onnxruntime's quantizer directly, activation-by-activation MatMuls
+    quantized too (``MatMulConstBOnly`` off, where ``quantize_dynamic`` turns it on). Optimum's own
+    quantizer cannot type the fused operators' outputs (its users run shape inference first);
+    ``DefaultTensorType`` reaches the same graph."""
+    import onnx
+    from onnxruntime.quantization import quantize_dynamic
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    config = getattr(AutoQuantizationConfig, target)(is_static=False)
+    quantize_dynamic(
+        str(source),
+        str(destination),
+        per_channel=config.per_channel,
+        reduce_range=config.reduce_range,
+        weight_type=config.weights_dtype,
+        op_types_to_quantize=[getattr(op, "value", op) for op in config.operators_to_quantize],
+        nodes_to_exclude=list(config.nodes_to_exclude),
+        extra_options={
+            "WeightSymmetric": config.weights_symmetric,
+            "ActivationSymmetric": config.activations_symmetric,
+            "MatMulConstBOnly": False,
+            "DefaultTensorType": onnx.TensorProto.FLOAT,
+        },
     )
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 from codir_edge.core.inputs import REAL
 
 # Simplest first: what is kept among candidates that time within the noise of each other.
-GRAPH_ORDER = ("plain", "fused-noattn", "fused")
-QUANT_ORDER = ("dynamic", "dynamic-pt", "qdq", "dynamic-mixed", "qdq-mixed")
+GRAPH_ORDER = ("plain", "fused-noattn", "fused", "o2")  # o2: Optimum's, extended optimisations baked in
+QUANT_ORDER = ("dynamic", "dynamic-pt", "optimum", "qdq", "dynamic-mixed", "qdq-mixed")
 
 
 @dataclass(frozen=True)
