@@ -12,7 +12,10 @@ Each is measured on the student's own linear shapes at sequence length 128 and o
 the machine's throughput is the best of all of them (the most favourable reference for the limit).
 In the same run, interleaved, the student's int8 model is timed at sequence length 128, and its
 multiply-accumulate count (every matmul of the encoder, attention products included, pooler and
-classifier) over its median latency is its achieved throughput.
+classifier) over its median latency is its achieved throughput. At each thread count the student
+is the file its bundle's deployment table names there, and onnxruntime's profiler splits that
+file's run by operator (``op_profile.profile``): the share outside the quantized GEMMs is what no
+faster GEMM can win back.
 
     python benchmarks/int8_matmul.py [--threads 1,2] [--rounds 5]
 """
@@ -27,10 +30,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from _models import WORK, bare_latency, rotated, teacher_folder, write_result
+from _models import bare_latency, rotated, teacher_folder, write_result
 from export_latency import student_folder
-
-from codir_edge.bundle import layout
+from latency import built, deployed
+from op_profile import profile
 
 SEQ = 128
 GEMM_SCRIPT = textwrap.dedent("""
@@ -77,42 +80,15 @@ def gemm_gmacs(op: str, m: int, k: int, n: int, threads: int, seconds: float) ->
     return float(done.stdout.strip())
 
 
-PROFILE_SCRIPT = textwrap.dedent("""
-    import json, sys, collections, onnxruntime as ort
-    from codir_edge.onnx.session import session_options
-    from codir_edge.core.inputs import synthetic_token_ids, to_feed
-    path, seq, runs, folder = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    options = session_options(1)
-    options.enable_profiling = True
-    options.profile_file_prefix = folder + "/student"
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    feed = to_feed(synthetic_token_ids(1, seq), [i.name for i in session.get_inputs()])
-    for _ in range(runs):
-        session.run(None, feed)
-    events = json.load(open(session.end_profiling()))
-    total = collections.Counter()
-    for event in events:
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            total[event["args"]["op_name"]] += event["dur"]
-    print(json.dumps(total))
-""")
+QUANTIZED_GEMMS = ("DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger", "QGemm")
 
 
-def op_breakdown(model: Path, seq: int, runs: int = 100) -> dict[str, float]:
-    """Share of kernel time per operator type (onnxruntime's own profiler, 1 thread): where the
-    time that is not int8 GEMM goes."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        done = subprocess.run(
-            [sys.executable, "-c", PROFILE_SCRIPT, str(model), str(seq), str(runs), folder],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    totals = json.loads(done.stdout)
-    whole = sum(totals.values())
-    return {op: us / whole for op, us in sorted(totals.items(), key=lambda kv: -kv[1])}
+def op_breakdown(model: Path, threads: int, runs: int = 100) -> dict[str, float]:
+    """Share of the run per operator type (onnxruntime's own profiler, ``op_profile.profile``),
+    "outside kernels" included: where the time that is not int8 GEMM goes. QAttention holds the
+    quantized QKV projection and the float attention products together, so it is shown apart."""
+    measured = profile(model, threads, SEQ, runs, 20)
+    return {op: ms / measured["run_ms"] for op, ms in sorted(measured["ops_ms"].items(), key=lambda kv: -kv[1])}
 
 
 def student_macs(config: dict, seq: int) -> dict[str, int]:
@@ -133,11 +109,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="timed runs of the student per measurement")
     args = parser.parse_args()
     student_dir = student_folder(teacher_folder())
-    bundle = WORK / "bundle-student"
-    if not (bundle / layout.INT8).is_file():
-        subprocess.run(
-            [sys.executable, "-m", "codir_edge", "export", str(student_dir), "--out", str(bundle)], check=True
-        )
+    bundle, _ = built(student_dir, "student")
     config = json.loads((student_dir / "config.json").read_text())
     hidden, inner = config["hidden_size"], config["intermediate_size"]
     shapes = {
@@ -149,15 +121,16 @@ def main() -> None:
         "large 256x1536x1536": (256, 1536, 1536),
     }
     macs = student_macs(config, SEQ)
-    rows, summary = [], []
+    rows, summary, breakdowns = [], [], {}
     for threads in (int(t) for t in args.threads.split(",")):
+        shipped = deployed(bundle, "int8", threads)  # the file the bundle's deployment table names here
         gemm: dict[tuple[str, str], list[float]] = {}
         student_ms: list[float] = []
         jobs = [(op, name) for op in ("MatMulInteger", "DynamicQuantizeMatMul") for name in shapes] + [("student", "")]
         for r in range(args.rounds):
             for op, name in rotated(jobs, r):
                 if op == "student":
-                    student_ms.append(bare_latency(bundle / layout.INT8, threads, SEQ, args.runs, 20))
+                    student_ms.append(bare_latency(shipped, threads, SEQ, args.runs, 20))
                 else:
                     gemm.setdefault((op, name), []).append(gemm_gmacs(op, *shapes[name], threads, args.seconds))
         for (op, name), values in gemm.items():
@@ -177,8 +150,11 @@ def main() -> None:
                 "student_gmacs": achieved,
                 "fraction_of_peak": achieved / best["gmacs"],
                 "student_linear_gmacs": macs["linear"] / (latency / 1e3) / 1e9,
+                "student_file": shipped.name,
             }
         )
+        breakdowns[str(threads)] = op_breakdown(shipped, threads)
+        summary[-1]["outside_quantized_gemms"] = 1 - sum(breakdowns[str(threads)].get(op, 0) for op in QUANTIZED_GEMMS)
         print(f"\nthreads {threads}")
         print("| op | shape | GMAC/s |\n|---|---|---|")
         for row in (r for r in rows if r["threads"] == threads):
@@ -188,8 +164,9 @@ def main() -> None:
             f"student int8 at seq {SEQ}: {latency:.3f} ms, {macs['total'] / 1e6:.0f} M MACs -> {achieved:.1f} GMAC/s = "
             f"{s['fraction_of_peak']:.1%} of the peak {best['gmacs']:.1f} GMAC/s ({s['peak_from']})"
         )
-    breakdown = op_breakdown(bundle / layout.INT8, SEQ)
-    print("\nkernel time by operator (1 thread): " + ", ".join(f"{op} {share:.1%}" for op, share in breakdown.items()))
+    for threads, breakdown in breakdowns.items():
+        shares = ", ".join(f"{op} {v:.1%}" for op, v in breakdown.items())
+        print(f"\nrun time by operator ({threads} threads): {shares}")
     path = write_result(
         "int8_matmul",
         {
@@ -198,7 +175,7 @@ def main() -> None:
             "student_macs": macs,
             "rows": rows,
             "summary": summary,
-            "op_breakdown": breakdown,
+            "op_breakdown": breakdowns,
         },
     )
     print(f"\nwrote {path}")
