@@ -133,6 +133,13 @@ def chosen(bundle: Path) -> dict:
     }
 
 
+def paired(rows: list[dict], threads: int, seq, mine: str, theirs: str) -> float:
+    """Median over rounds of ``mine``'s median over ``theirs``'s in the same round: the two were timed
+    side by side, so the host's drift between rounds (up to 40% on a shared VM) cancels."""
+    got = {r["variant"]: r["rounds"] for r in rows if (r["threads"], r["seq"]) == (threads, seq)}
+    return statistics.median(a["median_ms"] / b["median_ms"] for a, b in zip(got[mine], got[theirs], strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -190,6 +197,8 @@ def main() -> None:
                     "teacher_eager_over_student_int8": got["teacher PyTorch eager"] / student_int8,
                     "ours_over_optimum_same_student": student_int8 / got["student Optimum O2 int8"],
                     "ours_over_optimum_same_teacher": got["teacher ours int8"] / got["teacher Optimum O2 int8"],
+                    "ours_over_optimum_same_student_paired": paired(rows, threads, seq, "student ours int8",
+                                                                    "student Optimum O2 int8"),
                 }
             )
     print("\n| threads | seq | student int8 / teacher Optimum int8 (≤ 0.5) | eager teacher / student int8 (≥ 6) "

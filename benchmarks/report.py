@@ -476,6 +476,8 @@ def peer_section() -> list[str]:
                 lines.append(f"| {op} | " + " | ".join(cells) + " |")
             lines += ["| **run** | " + " | ".join(f"**{row['run_ms']:.3f}**" for row in columns) + " |", ""]
     lines += ["Files: " + "; ".join(f"{k}: `{Path(v['file']).name}`" for k, v in result["graphs"].items()), ""]
+    from latency import paired as latency_paired
+
     old, new = load("latency_before_peer"), load("latency")
     if old is not None and new is not None:
         commits = [r["environment"].get("commit", "?") for r in (old, new)]
@@ -487,7 +489,8 @@ def peer_section() -> list[str]:
                   "student int8 / teacher Optimum int8, before | after |",
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for a, b in zip(old["ratios"], new["ratios"], strict=True):
-            paired = paired_ratio(new, b["threads"], b["seq"], "student ours int8", "student Optimum O2 int8")
+            paired = b.get("ours_over_optimum_same_student_paired") or latency_paired(
+                new["rows"], b["threads"], b["seq"], "student ours int8", "student Optimum O2 int8")
             lines.append(f"| {a['threads']} | {a['seq']} | {a['ours_over_optimum_same_student']:.3f} | "
                          f"**{b['ours_over_optimum_same_student']:.3f}** | {paired:.3f} | "
                          f"{a['ours_over_optimum_same_teacher']:.3f} | {b['ours_over_optimum_same_teacher']:.3f} | "
@@ -496,15 +499,6 @@ def peer_section() -> list[str]:
         lines.append("")
     lines += [provenance(result), ""]
     return lines
-
-
-def paired_ratio(result: dict, threads: int, seq, mine: str, theirs: str) -> float:
-    """Median over rounds of (``mine``'s median / ``theirs``'s) in the same round of ``latency.py``."""
-    import statistics
-
-    rows = {r["variant"]: r for r in result["rows"] if (r["threads"], r["seq"]) == (threads, seq)}
-    pairs = zip(rows[mine]["rounds"], rows[theirs]["rounds"], strict=True)
-    return statistics.median(a["median_ms"] / b["median_ms"] for a, b in pairs)
 
 
 def cost_section() -> list[str]:
