@@ -5,6 +5,7 @@ process's median (``latency.py``'s timer). Shared by the embedding and NER laten
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from _models import ROOT, rotated
@@ -14,12 +15,16 @@ TEACHER = "teacher Optimum O2 int8"
 STUDENT = "student ours int8"
 
 
-def side_by_side(variants: dict[str, Path], seqs: dict[int | str, str], threads: list[int], rounds: int, runs: int,
-                 warmup: int) -> tuple[list[dict], list[dict]]:  # fmt: skip
+def side_by_side(variants: dict[str, Path] | Callable[[int], dict[str, Path]], seqs: dict[int | str, str],
+                 threads: list[int], rounds: int, runs: int, warmup: int) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(rows, ratios): each variant's median and p95 per (threads, seq), and the student INT8 / teacher
-    INT8 ratio; ``seqs`` maps a length's name to the timer's argument (a length, or a file of token ids)."""
+    INT8 ratio; ``seqs`` maps a length's name to the timer's argument (a length, or a file of token ids).
+    ``variants`` may be a function of the thread count: a bundle's files as its deployment table
+    names them there."""
     rows, ratios = [], []
+    for_threads = variants if callable(variants) else (lambda _: variants)
     for thread_count in threads:
+        variants = for_threads(thread_count)
         for seq, seq_arg in seqs.items():
             measured: dict[str, list[dict]] = {name: [] for name in variants}
             for r in range(rounds):

@@ -119,7 +119,16 @@ def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tm
     output = ort.InferenceSession(str(ner_bundle / "onnx" / "model.onnx")).get_outputs()[0]
     assert output.name == "logits" and len(output.shape) == 3
     int8 = next(v for v in manifest["variants"] if v["name"] == "int8")
-    assert set(int8["int8_choice"]) == {"per_channel", "per_tensor"} and "f1" in int8["accuracy"]
+    assert "f1" in int8["accuracy"] and manifest["tuning"]["timed"]
+    timed = manifest["tuning"]["median_ms"]["t1/real"]
+    assert {"int8:plain.dynamic", "int8:fused.dynamic", "int8:fused.dynamic-pt", "int8:o2.optimum"} <= set(timed)
+    table = manifest["deployment"]["threads"]
+    assert table["1"] == {"fp32": "fp32", "int8": "int8"} and all(t["fp32"] == "fp32" for t in table.values())
+    by_name = {v["name"]: v for v in manifest["variants"]}
+    for count, picks in table.items():  # each count's INT8 file is shipped, and is the candidate it timed fastest
+        chosen = manifest["tuning"]["per_threads"][count]["int8"]["chosen"].removeprefix("int8:")
+        assert by_name[picks["int8"]]["candidate"] == chosen and (ner_bundle / by_name[picks["int8"]]["file"]).is_file()
+    assert set(manifest["tuning"]["int8_dev_f1"]) <= {n.removeprefix("int8:") for n in timed}
     report = tmp_path / "b.json"
     assert invoke("evaluate", ner_bundle, "--task", "ner", "--data", ner_data, "--json", report).exit_code == 0
     scored = {v["variant"]: v["metrics"] for v in json.loads(report.read_text())["variants"]}

@@ -92,23 +92,27 @@ def write_manifest(
 
 def write_untuned_bundle(stage: Path, model_dir: Path, model, tokenizer, spec: ExportSpec, config, target: str,
                          variants: list[dict], parity: dict, fused_counts: dict, task: str, extra: dict,
-                         command: str | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
-    """What a bundle of a task kind without per-thread tuning (embedding, ner) holds beside its graphs: the
+                         command: str | None, deployment: dict | None = None,
+                         tuning: dict | None = None) -> tuple[list[dict], dict, dict]:  # fmt: skip
+    """What a bundle of a task kind with its own graph steps (embedding, ner) holds beside its graphs: the
     runtime claims, the tokenizer (cut at the export's length), config.json and the manifest with ``extra``
-    (the task kind's own entry); (variants kept, deployment, tuning)."""
+    (the task kind's own entry), and the deployment table when the kind tuned one (ner's INT8 per
+    thread count); (variants kept, deployment, tuning)."""
     from codir_edge.export.graph import operator_counts
     from codir_edge.export.steps import claim_runtimes
 
-    variants = claim_runtimes(variants, stage, config, {"fp32", "int8"})
+    if deployment is None:
+        deployment = {"threads": {}, "note": f"not tuned for --task {task}: load fp32 or int8 at any thread count"}
+        tuning = {"timed": False}
+    named = {name for picks in deployment["threads"].values() for name in picks.values()}
+    variants = claim_runtimes(variants, stage, config, named or {"fp32", "int8"})
     tokenizer.model_max_length = min(config.max_length, tokenizer.model_max_length)
     tokenizer.save_pretrained(stage)
     model.config.save_pretrained(stage)
-    deployment = {"threads": {}, "note": f"not tuned for --task {task}: load fp32 or int8 at any thread count"}
-    tuning = {"timed": False}
     write_manifest(
         stage, variants=variants, model_dir=model_dir, spec=spec,
         config=config.to_dict() | {"target_resolved": target, "task": task}, parity=parity,
-        fused_operators=fused_counts, deployment=deployment, tuning=tuning, command=command,
+        fused_operators=fused_counts, deployment=deployment, tuning=tuning or {"timed": False}, command=command,
         plain_counts=operator_counts(stage / layout.FP32), extra=extra,
     )  # fmt: skip
     return variants, deployment, tuning

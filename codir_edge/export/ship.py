@@ -27,13 +27,14 @@ SESSION_OPTIONS = {  # what every timing ran with; the manifest tells apps to do
 REAL_ROWS = 20  # dev sentences, spread over the split, that time the "real" length
 
 
-def settings(plan: ExportPlan) -> list[tune.Setting]:
+def settings(config, max_positions: int, with_dev: bool) -> list[tune.Setting]:
+    """(threads, length) pairs to time at: ``--tune-threads`` (1 and this machine's usable CPUs by
+    default) by ``--tune-lengths`` (dev sentences at their own lengths with data, else 16 and 128)."""
     from codir_edge.core.machine import usable_cpus
 
-    config = plan.config
     threads = config.tune_threads or tuple(dict.fromkeys((1, len(usable_cpus()))))
-    longest = min(config.max_length, plan.spec.max_positions)
-    lengths = config.tune_lengths or ((REAL,) if plan.dev is not None else (16, 128))
+    longest = min(config.max_length, max_positions)
+    lengths = config.tune_lengths or ((REAL,) if with_dev else (16, 128))
     lengths = tuple(dict.fromkeys(min(n, longest) if n != REAL else n for n in lengths))
     return [tune.Setting(t, n) for t in threads for n in lengths]
 
@@ -50,7 +51,7 @@ def tune_and_ship(graphs: dict[str, Path], judge: Int8Judge, plan: ExportPlan, e
     """(variants, deployment table, tuning record), the chosen files copied into ``stage``. INT8
     picks are scored as they are made (``judge``); when none holds the accuracy limit, the
     accuracy-aware search's graph is the INT8 pick at every thread count."""
-    wanted = settings(plan)
+    wanted = settings(plan.config, plan.spec.max_positions, plan.dev is not None)
     int8 = judge.result.files
     every = {**graphs, **{f"int8:{k}": v for k, v in int8.items()}}
     if plan.target == "cuda" or len(every) == 1:  # nothing to choose, or not timed on this CPU
@@ -60,7 +61,7 @@ def tune_and_ship(graphs: dict[str, Path], judge: Int8Judge, plan: ExportPlan, e
         picks = {s.threads: {"fp32": "plain", "int8": first} for s in wanted}
         record = {"timed": False}
     else:
-        measured, cached = _timed(every, wanted, plan, real_rows(encoded))
+        measured, cached = _timed(every, wanted, plan.spec.vocab_size, plan.config.timing_cache, real_rows(encoded))
         sizes = {name: path.stat().st_size for name, path in every.items()}
         fp32_choice = tune.choose(_only(measured, graphs), wanted, sizes)
         int8_choice = {}
@@ -77,46 +78,75 @@ def tune_and_ship(graphs: dict[str, Path], judge: Int8Judge, plan: ExportPlan, e
             else {"fp32": fp32_choice[t]["chosen"]}
             for t in fp32_choice
         }
-        record = {
-            "timed": True,
-            "from_cache": cached,
-            "dropped_early": {k: {n: v["dropped_after_round"] for n, v in row.items() if "dropped_after_round" in v}
-                              for k, row in measured.items()},  # fmt: skip
-            "batch": 1,
-            "settings": [s.key for s in wanted],
-            "median_ms": {k: {n: v["median_ms"] for n, v in row.items()} for k, row in measured.items()},
-            "spread_ms": {k: {n: v["spread_ms"] for n, v in row.items()} for k, row in measured.items()},
-            "per_threads": {
-                str(t): {"fp32": fp32_choice[t], **({"int8": int8_choice[t]} if int8 else {})} for t in fp32_choice
-            },  # fmt: skip
-        }
-    variants, table = _copy_winners(picks, graphs, int8, plan, stage)
-    deployment = {
+        per_threads = {str(t): {"fp32": fp32_choice[t], **({"int8": int8_choice[t]} if int8 else {})}
+                       for t in fp32_choice}  # fmt: skip
+        record = _record(measured, cached, wanted, per_threads)
+    variants, table = _copy_winners(picks, graphs, int8, stage)
+    return variants, _deployment(table, wanted, plan.target), record
+
+
+def tune_int8_only(int8: dict[str, Path], accurate, config, max_positions: int, vocab: int, encoded, target: str,
+                   stage: Path) -> tuple[list[dict], dict, dict]:  # fmt: skip
+    """For a task kind with one fp32 graph (``--task ner``): the INT8 candidates timed as above, each
+    thread count's fastest that ``accurate(name)`` accepts copied into ``stage`` (the first count's as
+    ``onnx/model_quantized.onnx``), the fp32 graph at every count. ``accurate`` is asked lazily, as
+    ``tune.choose`` asks; when it accepts none, the fastest is returned and the caller's accuracy
+    check says so. (INT8 variants, deployment, tuning record.)"""
+    wanted = settings(config, max_positions, encoded is not None)
+    measured, cached = _timed({f"int8:{k}": v for k, v in int8.items()}, wanted, vocab, config.timing_cache,
+                              real_rows(encoded))  # fmt: skip
+    sizes = {f"int8:{name}": path.stat().st_size for name, path in int8.items()}
+    choice = tune.choose(measured, wanted, sizes, keep=lambda name: accurate(name.removeprefix("int8:")))
+    fastest = tune.choose(measured, wanted, sizes)
+    choice = {t: c or fastest[t] for t, c in choice.items()}
+    picks = {t: {"int8": c["chosen"].removeprefix("int8:")} for t, c in choice.items()}
+    variants, table = _copy_winners(picks, {}, int8, stage)
+    for names in table.values():
+        names["fp32"] = "fp32"
+    record = _record(measured, cached, wanted, {str(t): {"int8": c} for t, c in choice.items()})
+    return variants, _deployment(table, wanted, target), record
+
+
+def _record(measured: dict, cached: bool, wanted: list[tune.Setting], per_threads: dict) -> dict:
+    return {
+        "timed": True,
+        "from_cache": cached,
+        "dropped_early": {k: {n: v["dropped_after_round"] for n, v in row.items() if "dropped_after_round" in v}
+                          for k, row in measured.items()},  # fmt: skip
+        "batch": 1,
+        "settings": [s.key for s in wanted],
+        "median_ms": {k: {n: v["median_ms"] for n, v in row.items()} for k, row in measured.items()},
+        "spread_ms": {k: {n: v["spread_ms"] for n, v in row.items()} for k, row in measured.items()},
+        "per_threads": per_threads,
+    }
+
+
+def _deployment(table: dict[int, dict], wanted: list[tune.Setting], target: str) -> dict:
+    return {
         "threads": {str(t): names for t, names in table.items()},
         "session_options": SESSION_OPTIONS,
         "tuned_on": {
             "threads": sorted({s.threads for s in wanted}),
             "lengths": list(dict.fromkeys(s.length for s in wanted)),
             "cpu_count": os.cpu_count(),
-            "target": plan.target,
+            "target": target,
         },
     }
-    return variants, deployment, record
 
 
-def _timed(every: dict[str, Path], wanted: list[tune.Setting], plan: ExportPlan,
+def _timed(every: dict[str, Path], wanted: list[tune.Setting], vocab: int, use_cache: bool,
            rows: list[list[int]] | None) -> tuple[dict, bool]:  # fmt: skip
     """(the candidates' timings, whether they came from the timing cache): the same graphs timed
     the same way on this machine before are not timed again."""
     from codir_edge.export import timing_cache
 
     pools = [[n for n in every if not n.startswith("int8:")], [n for n in every if n.startswith("int8:")]]
-    what = {"settings": [s.key for s in wanted], "rows": rows, "vocab": plan.spec.vocab_size, "rounds": tune.ROUNDS,
+    what = {"settings": [s.key for s in wanted], "rows": rows, "vocab": vocab, "rounds": tune.ROUNDS,
             "runs": tune.RUNS, "min_rounds": tune.MIN_ROUNDS, "clearly": tune.CLEARLY}  # fmt: skip
-    timing_key = timing_cache.timing_key(every, what) if plan.config.timing_cache else None
+    timing_key = timing_cache.timing_key(every, what) if use_cache else None
     if timing_key is not None and (found := timing_cache.load(timing_key)) is not None:
         return found, True
-    measured = tune.time_candidates(every, wanted, plan.spec.vocab_size, rows, pools=[p for p in pools if p])
+    measured = tune.time_candidates(every, wanted, vocab, rows, pools=[p for p in pools if p])
     if timing_key is not None:
         timing_cache.save(timing_key, measured)
     return measured, False
@@ -126,7 +156,7 @@ def _only(measured: dict, pool: dict, prefix: str = "") -> dict:
     return {k: {n: v for n, v in row.items() if n in pool and n.startswith(prefix)} for k, row in measured.items()}
 
 
-def _copy_winners(picks: dict[int, dict], graphs: dict, int8: dict, plan: ExportPlan,
+def _copy_winners(picks: dict[int, dict], graphs: dict, int8: dict,
                   stage: Path) -> tuple[list[dict], dict[int, dict]]:  # fmt: skip
     """One variant per distinct winner, in thread order; the first thread count's keep the plain names."""
     order = list(picks)
@@ -139,7 +169,7 @@ def _copy_winners(picks: dict[int, dict], graphs: dict, int8: dict, plan: Export
             if name is None:
                 continue
             if name not in shipped:
-                shipped[name] = _variant(kind, name, primary=not shipped, plan=plan)
+                shipped[name] = _variant(kind, name, primary=not shipped)
                 source = graphs[name] if kind == "fp32" else int8[name]
                 shutil.copy(source, stage / shipped[name]["file"])
                 variants.append(shipped[name])
@@ -148,7 +178,7 @@ def _copy_winners(picks: dict[int, dict], graphs: dict, int8: dict, plan: Export
     return variants, table
 
 
-def _variant(kind: str, candidate: str, primary: bool, plan: ExportPlan) -> dict:
+def _variant(kind: str, candidate: str, primary: bool) -> dict:
     graph, _, quant = candidate.partition(".")
     suffix = graph if quant in ("", "dynamic") else f"{graph}-{quant}"
     if kind == "fp32":

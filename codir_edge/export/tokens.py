@@ -6,10 +6,14 @@ token-classification pipeline loads them.
    folder, the dev data (read with the model's labels).
 2. The fp32 graph (optimum's token-classification export, eager attention), held to PyTorch on dev
    sentences (the longest first) and generated ones, at batch 1, 4 and 16 (hard failure beyond --atol).
-3. INT8: dynamic quantization of the fused graph, per-channel weights and, beside it, per-tensor ones;
-   with dev data the one with the better entity F1 at batch 1 ships (the faster per-channel one on a
-   tie), and a drop beyond ``--max-accuracy-drop`` points of F1 fails the export. Without data the
-   per-channel graph ships and its agreement with fp32 on the probe sentences is recorded.
+3. INT8 candidates: dynamic quantization of the plain and the fused graph with per-channel weights,
+   per-tensor ones beside them with dev data (which can catch their drop), and the peer's recipe
+   (Optimum's O2 graph and dynamic INT8, ``o2.optimum``). They are timed at every ``--tune-threads``
+   count as classification's are (``ship.tune_int8_only``), and each count ships its fastest whose
+   entity F1 on dev (batch 1) is within ``--max-accuracy-drop`` points of fp32's, scored only as picks
+   need it; the deployment table names the file per count. A drop beyond the limit everywhere fails
+   the export. The agreement of the first count's INT8 graph with fp32 on the probe sentences is
+   recorded.
 4. The .ort form, the runtime claims, the tokenizer, config.json (id2label) and the manifest, all in a
    staging folder that becomes ``--out`` only when complete.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,7 @@ from codir_edge.data.ner import NER_TASK, read_tagged
 from codir_edge.data.ner_encode import encode_tagged, score_token_logits
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.parity import probe_sentences
+from codir_edge.export.timing_cache import graph_digest
 
 
 def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None, overwrite: bool,
@@ -67,20 +73,26 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
             parity = _fp32_graph(model, stage, work, probes, config)
         variants = [{"name": "fp32", "file": layout.FP32, "graph": "plain", "candidate": "plain"}]
         fused_counts: dict = {}
+        deployment = tuning = None
+        scores = _Scores(dev, dev_tok, labels, config.max_accuracy_drop)
         if config.quantize != "none":
-            with avoidable("the INT8 variant", "pass --quantize none"):
-                entry, fused_counts = _int8_variant(spec, config, target, stage, work, probes, dev, dev_tok, labels)
-            variants.append(entry)
+            with avoidable("the INT8 variants", "pass --quantize none"):
+                int8, fused_counts = _int8_candidates(spec, config, target, stage, work)
+                int8_variants, deployment, tuning = _tuned(int8, scores, spec, config, target, stage)
+                int8_variants[0]["agreement_with_fp32"] = _agreement(stage / layout.INT8, stage / layout.FP32, probes)
+            variants += int8_variants
         if dev is not None:
-            _score(variants, stage, dev, dev_tok, labels, config)
+            _score(variants, stage, scores, config)
         if config.ort:
             from codir_edge.export import steps
 
             with avoidable("the mobile .ort", "pass --no-ort"):
-                variants.append(steps.mobile_variant(stage, variants[-1]["file"], target))
+                shipped = layout.INT8 if (stage / layout.INT8).is_file() else layout.FP32  # the first count's
+                variants.append(steps.mobile_variant(stage, shipped, target))
         shutil.rmtree(work)
         variants, deployment, tuning = _write_bundle(model_dir, model, tokenizer, spec, config, target, stage,
-                                                     variants, parity, fused_counts, labels, command)  # fmt: skip
+                                                     variants, parity, fused_counts, labels, command,
+                                                     deployment, tuning)  # fmt: skip
     return ExportReport(out_dir, variants, parity, fused_counts, deployment, tuning, target,
                         time.perf_counter() - started)  # fmt: skip
 
@@ -134,42 +146,89 @@ def _agreement(path: Path, reference: Path, probes) -> float:
     return same / max(1, sum(len(a) for a in mine))
 
 
-def _int8_variant(spec, config: ExportConfig, target: str, stage: Path, work: Path, probes, dev, dev_tok,
-                  labels: list[str]) -> tuple[dict, dict]:  # fmt: skip
-    """Dynamic INT8 of the fused graph (where the family has fusions), per channel and per tensor; the
-    better on dev F1 ships (per channel on a tie or without data)."""
-    from codir_edge.export.graph import fuse, operator_counts
-    from codir_edge.onnx.graph import dynamic_int8
-    from codir_edge.onnx.tokens import onnx_token_logits
+def _int8_candidates(spec, config: ExportConfig, target: str, stage: Path, work: Path) -> tuple[dict, dict]:
+    """(candidate name -> INT8 graph, fused-operator counts): the plain and, where the family fuses,
+    the fused graph quantized per channel, per tensor too with dev data, and the peer's recipe."""
+    from codir_edge.export import quantize as q
+    from codir_edge.export.candidates import PEER_TARGETS
+    from codir_edge.export.graph import fuse, operator_counts, peer_o2
 
-    graph_file, graph, counts = stage / layout.FP32, "plain", operator_counts(stage / layout.FP32)
+    graphs, counts = {"plain": stage / layout.FP32}, operator_counts(stage / layout.FP32)
+    shape = (spec.optimizer_type, spec.heads, spec.hidden)
     if spec.optimizer_type is not None and config.optimize:
-        counts = fuse(graph_file, work / "fused.onnx", spec.optimizer_type, spec.heads, spec.hidden)
-        graph_file, graph = work / "fused.onnx", "fused"
-    choices = (True, False) if dev is not None else (True,)
-    scored = {}
-    for per_channel in choices:
-        out = work / f"int8.{'pc' if per_channel else 'pt'}.onnx"
-        dynamic_int8(graph_file, out, target, graph != "plain", per_channel=per_channel)
-        f1 = score_token_logits(onnx_token_logits(out, dev_tok.encoded), dev_tok, dev, labels)["f1"] if dev else None
-        scored[per_channel] = (out, f1)
-    best = max(choices, key=lambda pc: (scored[pc][1] or 0.0, pc))
-    shutil.copy2(scored[best][0], stage / layout.INT8)
-    entry = {"name": "int8", "file": layout.INT8, "graph": graph, "quantization": "dynamic", "format": "QOperator",
-             "per_channel": best, "candidate": f"{graph}.dynamic{'-pc' if best else ''}",
-             "agreement_with_fp32": _agreement(stage / layout.INT8, stage / layout.FP32, probes)}  # fmt: skip
-    if dev is not None:
-        entry["int8_choice"] = {("per_channel" if pc else "per_tensor"): f1 for pc, (_, f1) in scored.items()}
-    return entry, counts
+        counts = fuse(stage / layout.FP32, work / "fused.onnx", *shape)
+        graphs["fused"] = work / "fused.onnx"
+    out: dict[str, Path] = {}
+    for graph, path in graphs.items():
+        for quant, per_channel in (("dynamic", True), ("dynamic-pt", False)):
+            out[f"{graph}.{quant}"] = work / f"{graph}.{quant}.onnx"
+            q.dynamic_int8(path, out[f"{graph}.{quant}"], target, graph != "plain", per_channel)
+    if "fused" in graphs and target in PEER_TARGETS:
+        peer_o2(stage / layout.FP32, work / "o2.onnx", *shape)
+        out["o2.optimum"] = work / "o2.optimum.onnx"
+        q.peer_dynamic_int8(work / "o2.onnx", out["o2.optimum"], target)
+    return out, counts
 
 
-def _score(variants: list[dict], stage: Path, dev, dev_tok, labels: list[str], config: ExportConfig) -> None:
+@dataclass
+class _Scores:
+    """Dev entity scores per file, computed once: the tuner asks about a candidate as its picks need
+    it, and the shipped copies are read back from here rather than scored again."""
+
+    dev: object
+    dev_tok: object
+    labels: list[str]
+    limit: float  # --max-accuracy-drop, in F1 points
+    by_file: dict = field(default_factory=dict)
+
+    def of(self, path: Path) -> dict:
+        from codir_edge.onnx.tokens import onnx_token_logits
+
+        key = graph_digest(path)
+        if key not in self.by_file:
+            logits = onnx_token_logits(path, self.dev_tok.encoded)
+            self.by_file[key] = score_token_logits(logits, self.dev_tok, self.dev, self.labels)
+        return self.by_file[key]
+
+    def within_limit(self, path: Path, reference: Path) -> bool:
+        return self.dev is None or 100 * (self.of(reference)["f1"] - self.of(path)["f1"]) <= self.limit
+
+
+def _tuned(int8: dict[str, Path], scores: _Scores, spec, config: ExportConfig, target: str,
+           stage: Path) -> tuple[list[dict], dict | None, dict | None]:  # fmt: skip
+    """The INT8 variants per thread count (``ship.tune_int8_only``); without dev data only the
+    per-channel candidates run (nothing can check the per-tensor ones), and for a GPU target, which
+    this CPU cannot time, the fused per-channel graph ships at every count untimed."""
+    from codir_edge.export import ship
+
+    if scores.dev is None:
+        int8 = {k: v for k, v in int8.items() if not k.endswith("-pt")}
+    if target == "cuda" or len(int8) == 1:
+        name = "fused.dynamic" if "fused.dynamic" in int8 else next(iter(int8))
+        shutil.copy2(int8[name], stage / layout.INT8)
+        graph, _, quant = name.partition(".")
+        return [{"name": "int8", "file": layout.INT8, "graph": graph, "quantization": "dynamic", "format": "QOperator",
+                 "per_channel": True, "candidate": name, "threads": []}], None, None  # fmt: skip
+
+    def accurate(name: str) -> bool:
+        return scores.within_limit(int8[name], stage / layout.FP32)
+
+    variants, deployment, tuning = ship.tune_int8_only(int8, accurate, config, spec.max_positions, spec.vocab_size,
+                                                       scores.dev_tok.encoded if scores.dev is not None else None,
+                                                       target, stage)  # fmt: skip
+    if scores.dev is not None:
+        scored = {n: scores.of(p)["f1"] for n, p in int8.items() if graph_digest(p) in scores.by_file}
+        reference = scores.of(stage / layout.FP32)["f1"]
+        tuning["int8_dev_f1"] = scored
+        tuning["rejected_int8"] = {n: round(100 * (reference - f1), 4) for n, f1 in scored.items()
+                                   if 100 * (reference - f1) > config.max_accuracy_drop}  # fmt: skip
+    return variants, deployment, tuning
+
+
+def _score(variants: list[dict], stage: Path, scores: _Scores, config: ExportConfig) -> None:
     """Each variant's dev entity scores at batch 1; a drop beyond ``--max-accuracy-drop`` F1 points fails."""
-    from codir_edge.onnx.tokens import onnx_token_logits
-
     for variant in variants:
-        logits = onnx_token_logits(stage / variant["file"], dev_tok.encoded)
-        variant["accuracy"] = score_token_logits(logits, dev_tok, dev, labels)
+        variant["accuracy"] = scores.of(stage / variant["file"])
     failures = []
     for variant in variants[1:]:
         drop = 100 * (variants[0]["accuracy"]["f1"] - variant["accuracy"]["f1"])
@@ -182,12 +241,12 @@ def _score(variants: list[dict], stage: Path, dev, dev_tok, labels: list[str], c
 
 
 def _write_bundle(model_dir: Path, model, tokenizer, spec, config: ExportConfig, target: str, stage: Path,
-                  variants: list[dict], parity: dict, fused_counts: dict, labels: list[str],
-                  command: str | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
+                  variants: list[dict], parity: dict, fused_counts: dict, labels: list[str], command: str | None,
+                  deployment: dict | None, tuning: dict | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
     """Runtime claims, the tokenizer and config.json beside the graphs, and the manifest with the labels."""
     from codir_edge.export.bundle import write_untuned_bundle
 
     extra = {"token_classification": {"labels": labels, "output": "logits", "aligned_by": "first piece of each word",
                                       "scheme": "IOB2"}}  # fmt: skip
     return write_untuned_bundle(stage, model_dir, model, tokenizer, spec, config, target, variants, parity,
-                                fused_counts, NER_TASK, extra, command)  # fmt: skip
+                                fused_counts, NER_TASK, extra, command, deployment, tuning)  # fmt: skip
