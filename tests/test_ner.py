@@ -136,6 +136,27 @@ def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tm
     assert invoke("verify", ner_bundle).exit_code == 0
 
 
+def test_export_without_data_times_only_what_needs_no_accuracy_check(backbone_dir, tmp_path):
+    """Without --data nothing can catch a per-tensor graph's drop: only per-channel candidates and the
+    peer's recipe are timed (at lengths 16 and 128), the table still names a file per thread count, and
+    --quantize none ships fp32 alone, untuned."""
+    tagger = random_tagger(tmp_path / "tagger", backbone_dir)
+    out = tmp_path / "b"
+    result = invoke("export", tagger, "--task", "ner", "--out", out, "--max-length", "32", "--no-ort",
+                    "--tune-threads", "1,2", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["tuning"]["settings"]) == {"t1/16", "t1/32", "t2/16", "t2/32"}
+    assert set(manifest["tuning"]["median_ms"]["t1/16"]) == {"int8:plain.dynamic", "int8:fused.dynamic",
+                                                              "int8:o2.optimum"}  # fmt: skip
+    assert set(manifest["deployment"]["threads"]) == {"1", "2"} and "int8_dev_f1" not in manifest["tuning"]
+    assert all("accuracy" not in v for v in manifest["variants"])
+    result = invoke("export", tagger, "--task", "ner", "--out", tmp_path / "f", "--quantize", "none", "--no-ort", "-q")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert [v["name"] for v in manifest["variants"]] == ["fp32"] and manifest["deployment"]["threads"] == {}
+
+
 def test_evaluate_truncates_a_bundle_where_its_apps_do(ner_bundle, ner_data, tmp_path):
     """Exported at 64 pieces, the bundle's tokenizer tells apps to cut there: evaluate does too unless told."""
     data = with_long_sentences(ner_data, ner_bundle, tmp_path / "long")

@@ -77,7 +77,7 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
         scores = _Scores(dev, dev_tok, labels, config.max_accuracy_drop)
         if config.quantize != "none":
             with avoidable("the INT8 variants", "pass --quantize none"):
-                int8, fused_counts = _int8_candidates(spec, config, target, stage, work)
+                int8, fused_counts = _int8_candidates(spec, config, target, stage, work, dev is not None)
                 int8_variants, deployment, tuning = _tuned(int8, scores, spec, config, target, stage)
                 int8_variants[0]["agreement_with_fp32"] = _agreement(stage / layout.INT8, stage / layout.FP32, probes)
             variants += int8_variants
@@ -146,7 +146,8 @@ def _agreement(path: Path, reference: Path, probes) -> float:
     return same / max(1, sum(len(a) for a in mine))
 
 
-def _int8_candidates(spec, config: ExportConfig, target: str, stage: Path, work: Path) -> tuple[dict, dict]:
+def _int8_candidates(spec, config: ExportConfig, target: str, stage: Path, work: Path,
+                     with_dev: bool) -> tuple[dict, dict]:  # fmt: skip
     """(candidate name -> INT8 graph, fused-operator counts): the plain and, where the family fuses,
     the fused graph quantized per channel, per tensor too with dev data, and the peer's recipe."""
     from codir_edge.export import quantize as q
@@ -160,7 +161,7 @@ def _int8_candidates(spec, config: ExportConfig, target: str, stage: Path, work:
         graphs["fused"] = work / "fused.onnx"
     out: dict[str, Path] = {}
     for graph, path in graphs.items():
-        for quant, per_channel in (("dynamic", True), ("dynamic-pt", False)):
+        for quant, per_channel in (("dynamic", True), ("dynamic-pt", False))[: 2 if with_dev else 1]:
             out[f"{graph}.{quant}"] = work / f"{graph}.{quant}.onnx"
             q.dynamic_int8(path, out[f"{graph}.{quant}"], target, graph != "plain", per_channel)
     if "fused" in graphs and target in PEER_TARGETS:
@@ -196,17 +197,14 @@ class _Scores:
 
 def _tuned(int8: dict[str, Path], scores: _Scores, spec, config: ExportConfig, target: str,
            stage: Path) -> tuple[list[dict], dict | None, dict | None]:  # fmt: skip
-    """The INT8 variants per thread count (``ship.tune_int8_only``); without dev data only the
-    per-channel candidates run (nothing can check the per-tensor ones), and for a GPU target, which
-    this CPU cannot time, the fused per-channel graph ships at every count untimed."""
+    """The INT8 variants per thread count (``ship.tune_int8_only``); for a GPU target, which this CPU
+    cannot time, the fused per-channel graph ships at every count untimed, as does a lone candidate."""
     from codir_edge.export import ship
 
-    if scores.dev is None:
-        int8 = {k: v for k, v in int8.items() if not k.endswith("-pt")}
     if target == "cuda" or len(int8) == 1:
         name = "fused.dynamic" if "fused.dynamic" in int8 else next(iter(int8))
         shutil.copy2(int8[name], stage / layout.INT8)
-        graph, _, quant = name.partition(".")
+        graph = name.partition(".")[0]
         return [{"name": "int8", "file": layout.INT8, "graph": graph, "quantization": "dynamic", "format": "QOperator",
                  "per_channel": True, "candidate": name, "threads": []}], None, None  # fmt: skip
 
