@@ -152,7 +152,8 @@ def bundle_checks(student_dir: Path) -> dict:
     drop = files["int8"]["f1"] - files["fp32"]["f1"]
     return {"student": str(student_dir.name), "path": str(bundle.relative_to(ROOT)), "test": files,
             "int8_minus_fp32_f1": drop,
-            "int8_choice_dev_f1": int8.get("int8_choice") or manifest["tuning"].get("int8_dev_f1"),
+            "int8_choice_dev_f1": int8.get("int8_choice") or {n: v["f1"] for n, v in
+                                                               manifest["tuning"].get("int8_dev_scores", {}).items()},
             "deployment": manifest["deployment"].get("threads"), "parity": manifest["parity"]["max_abs_diff"],
             "sizes_mb": {v["name"]: (bundle / v["file"]).stat().st_size / 1e6 for v in manifest["variants"]},
             "transformers_js": js_checks(bundle)}  # fmt: skip

@@ -313,6 +313,15 @@ def test_the_manifest_says_how_to_embed_and_verify_and_evaluate_read_the_bundle(
     assert [o["name"] for o in manifest["outputs"]] == ["last_hidden_state", "sentence_embedding"]
     int8 = next(v for v in manifest["variants"] if v["name"] == "int8")
     assert set(int8["accuracy"]) == {"spearman", "pearson"} and int8["cosine_to_fp32"]["min"] > 0.9
+    # INT8 tuned per thread count: every candidate timed, each count's pick shipped and scored on dev
+    timed = manifest["tuning"]["median_ms"]["t1/real"]
+    assert {"int8:plain.dynamic", "int8:fused.dynamic", "int8:fused.dynamic-pt", "int8:o2.optimum"} <= set(timed)
+    by_name = {v["name"]: v for v in manifest["variants"]}
+    for count, picks in manifest["deployment"]["threads"].items():
+        chosen = manifest["tuning"]["per_threads"][count]["int8"]["chosen"].removeprefix("int8:")
+        assert picks["fp32"] == "fp32" and by_name[picks["int8"]]["candidate"] == chosen
+        assert (embedding_bundle / by_name[picks["int8"]]["file"]).is_file() and "accuracy" in by_name[picks["int8"]]
+    assert all("spearman" in v for v in manifest["tuning"]["int8_dev_scores"].values())
     assert read_sentence_head(embedding_bundle) == SentenceHead("mean", True)
     assert invoke("verify", embedding_bundle).exit_code == 0
     result = invoke("evaluate", embedding_bundle, "--task", "embedding", "--data", sts_dev, "--max-length", "64",

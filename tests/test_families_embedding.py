@@ -66,7 +66,8 @@ def test_family_goes_through_the_embedding_chain(tmp_path, glue_dir, family):
 
     bundle = tmp_path / "bundle"
     result = invoke("export", student, "--task", "embedding", "--data", tmp_path / "STS-B", "--out", bundle,
-                    "--max-length", "64", "--max-accuracy-drop", "100", "-q")  # fmt: skip
+                    "--max-length", "64", "--max-accuracy-drop", "100", "--tune-threads", "1", "--tune-lengths", "16",
+                    "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["parity"]["max_abs_diff"] <= 1e-4 and manifest["parity"]["min_cosine"] >= 0.99999

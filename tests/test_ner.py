@@ -128,7 +128,9 @@ def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tm
     for count, picks in table.items():  # each count's INT8 file is shipped, and is the candidate it timed fastest
         chosen = manifest["tuning"]["per_threads"][count]["int8"]["chosen"].removeprefix("int8:")
         assert by_name[picks["int8"]]["candidate"] == chosen and (ner_bundle / by_name[picks["int8"]]["file"]).is_file()
-    assert set(manifest["tuning"]["int8_dev_f1"]) <= {n.removeprefix("int8:") for n in timed}
+    scored = manifest["tuning"]["int8_dev_scores"]
+    assert scored and set(scored) <= {n.removeprefix("int8:") for n in timed}
+    assert all("f1" in v for v in scored.values())
     report = tmp_path / "b.json"
     assert invoke("evaluate", ner_bundle, "--task", "ner", "--data", ner_data, "--json", report).exit_code == 0
     scored = {v["variant"]: v["metrics"] for v in json.loads(report.read_text())["variants"]}
@@ -149,7 +151,7 @@ def test_export_without_data_times_only_what_needs_no_accuracy_check(backbone_di
     assert set(manifest["tuning"]["settings"]) == {"t1/16", "t1/32", "t2/16", "t2/32"}
     assert set(manifest["tuning"]["median_ms"]["t1/16"]) == {"int8:plain.dynamic", "int8:fused.dynamic",
                                                               "int8:o2.optimum"}  # fmt: skip
-    assert set(manifest["deployment"]["threads"]) == {"1", "2"} and "int8_dev_f1" not in manifest["tuning"]
+    assert set(manifest["deployment"]["threads"]) == {"1", "2"} and "int8_dev_scores" not in manifest["tuning"]
     assert all("accuracy" not in v for v in manifest["variants"])
     result = invoke("export", tagger, "--task", "ner", "--out", tmp_path / "f", "--quantize", "none", "--no-ort", "-q")
     assert result.exit_code == 0, result.output

@@ -77,6 +77,29 @@ def int8_candidates(graphs: dict[str, Path], plan: ExportPlan, calibration: list
     return out
 
 
+def single_graph_int8(fp32: Path, spec, config, target: str, work: Path, with_dev: bool) -> tuple[dict, dict]:
+    """For the task kinds that ship one fp32 graph (ner, embedding): (candidate name -> INT8 graph,
+    fused-operator counts). The plain and, where the family fuses, the fused graph quantized per
+    channel, per tensor too with dev data (which can catch their drop), and the peer's recipe."""
+    from codir_edge.export.graph import fuse, operator_counts, peer_o2
+
+    graphs, counts = {"plain": fp32}, operator_counts(fp32)
+    shape = (spec.optimizer_type, spec.heads, spec.hidden)
+    if spec.optimizer_type is not None and config.optimize:
+        counts = fuse(fp32, work / "fused.onnx", *shape)
+        graphs["fused"] = work / "fused.onnx"
+    out: dict[str, Path] = {}
+    for graph, path in graphs.items():
+        for quant, per_channel in (("dynamic", True), ("dynamic-pt", False))[: 2 if with_dev else 1]:
+            out[f"{graph}.{quant}"] = work / f"{graph}.{quant}.onnx"
+            q.dynamic_int8(path, out[f"{graph}.{quant}"], target, graph != "plain", per_channel)
+    if "fused" in graphs and target in PEER_TARGETS:
+        peer_o2(fp32, work / "o2.onnx", *shape)
+        out["o2.optimum"] = work / "o2.optimum.onnx"
+        q.peer_dynamic_int8(work / "o2.onnx", out["o2.optimum"], target)
+    return out, counts
+
+
 def runnable(graphs: dict[str, Path], feeds: list[dict]) -> tuple[dict[str, Path], dict[str, str]]:
     """The graphs that run on the calibration inputs with finite outputs, and why each other one does
     not: a candidate that fails or gives NaN is set aside (and said), never timed, scored or shipped."""

@@ -6,10 +6,12 @@ sentence-transformers' ONNX backend, transformers.js's feature-extraction pipeli
 2. The fp32 graph (optimum's feature-extraction export, eager attention) with the sentence head appended
    (``onnx/pooling.py``): outputs ``last_hidden_state`` and ``sentence_embedding``; held to PyTorch on
    both (hard failure beyond ``--atol``).
-3. INT8: dynamic quantization of the fused graph, per-channel weights (the classifier tuner's usual pick);
-   every variant scored by the embedding metric on dev at batch 1 (Spearman for STS pairs, logistic
-   regression accuracy for labelled texts; a drop beyond ``--max-accuracy-drop`` fails) and by its cosine
-   to fp32 on the probe sentences.
+3. INT8 tuned per thread count as for ``--task ner`` (``ship.tune_single_graph_int8``): the plain and
+   fused graphs' dynamic INT8 (per channel; per tensor too with dev data) and the peer's recipe, timed
+   at every ``--tune-threads`` count; each count ships its fastest within the accuracy limit. Every
+   variant is scored by the embedding metric on dev at batch 1 (Spearman for STS pairs, logistic
+   regression accuracy for labelled texts; a drop beyond ``--max-accuracy-drop`` fails) and by its
+   cosine to fp32 on the probe sentences.
 4. The .ort form, the runtime claims, the tokenizer, config.json and the sentence-transformers files,
    and the manifest. All in a staging folder that becomes ``--out`` only when complete.
 """
@@ -29,6 +31,8 @@ from codir_edge.core.errors import CheckFailedError, InputError, avoidable
 from codir_edge.core.notes import note
 from codir_edge.data import DataSpec
 from codir_edge.data.encode import Encoded
+from codir_edge.export import ship
+from codir_edge.export.candidates import single_graph_int8
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.parity import probe_sentences
 from codir_edge.models.sentence import SentenceHead
@@ -79,19 +83,26 @@ def export_embedding(model_dir: Path, out_dir: Path, config: ExportConfig, data:
         with avoidable("the fp32 graph", "try another --opset"):
             parity = _fp32_graph(source, stage, work, probes)
         variants = [{"name": "fp32", "file": layout.FP32, "graph": "plain", "candidate": "plain"}]
-        fused_counts = {}
+        fused_counts: dict = {}
+        deployment = tuning = None
+        scores = ship.FileScores(_embedding_scorer(wanted, scored), None, config.max_accuracy_drop)
         if config.quantize != "none":
-            with avoidable("the INT8 variant", "pass --quantize none"):
-                entry, fused_counts = _int8_variant(source, stage, work)
-            variants.append(entry)
-        _score(variants, stage, probes, scored, wanted, config)
+            with avoidable("the INT8 variants", "pass --quantize none"):
+                int8, fused_counts = single_graph_int8(stage / layout.FP32, source.spec, config, source.target, work,
+                                                       scored is not None)  # fmt: skip
+                tuned = ship.tune_single_graph_int8(int8, scores, config, source.spec, scored, source.target, stage)
+                int8_variants, deployment, tuning = tuned
+            variants += int8_variants
+        _score(variants, stage, probes, scores, config)
         if config.ort:
             from codir_edge.export import steps
 
             with avoidable("the mobile .ort", "pass --no-ort"):
-                variants.append(steps.mobile_variant(stage, variants[-1]["file"], source.target))
+                shipped = layout.INT8 if (stage / layout.INT8).is_file() else layout.FP32  # the first count's
+                variants.append(steps.mobile_variant(stage, shipped, source.target))
         shutil.rmtree(work)
-        variants, deployment, tuning = _write_bundle(source, stage, variants, parity, fused_counts, command)
+        variants, deployment, tuning = _write_bundle(source, stage, variants, parity, fused_counts, command,
+                                                     deployment, tuning)  # fmt: skip
     return ExportReport(out_dir, variants, parity, fused_counts, deployment, tuning, source.target,
                         time.perf_counter() - started)  # fmt: skip
 
@@ -172,28 +183,24 @@ def _fp32_graph(source: _Source, stage: Path, work: Path, probes: Encoded) -> di
             "outputs": [HIDDEN, EMBEDDING], "cases": cases}  # fmt: skip
 
 
-def _int8_variant(source: _Source, stage: Path, work: Path) -> tuple[dict, dict]:
-    """Dynamic INT8 with per-channel weights, of the fused graph where the family has fusions."""
-    from codir_edge.export.graph import fuse, operator_counts
-    from codir_edge.onnx.graph import dynamic_int8
-
-    spec = source.spec
-    graph_file, graph, counts = stage / layout.FP32, "plain", operator_counts(stage / layout.FP32)
-    if spec.optimizer_type is not None and source.config.optimize:
-        counts = fuse(graph_file, work / "fused.onnx", spec.optimizer_type, spec.heads, spec.hidden)
-        graph_file, graph = work / "fused.onnx", "fused"
-    dynamic_int8(graph_file, stage / layout.INT8, source.target, graph != "plain", per_channel=True)
-    entry = {"name": "int8", "file": layout.INT8, "graph": graph, "quantization": "dynamic", "format": "QOperator",
-             "per_channel": True, "candidate": f"{graph}.dynamic"}  # fmt: skip
-    return entry, counts
-
-
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
-def _score(variants: list[dict], stage: Path, probes: Encoded, scored: Encoded | None, wanted,
-           config: ExportConfig) -> None:  # fmt: skip
+def _embedding_scorer(wanted, scored: Encoded | None):
+    """path -> the embedding metric on dev at batch 1, or None without dev data."""
+    if scored is None:
+        return None
+
+    def score(path: Path) -> dict:
+        from codir_edge.onnx.embed import onnx_embeddings
+
+        return wanted.score(onnx_embeddings(path, scored))
+
+    return score
+
+
+def _score(variants: list[dict], stage: Path, probes: Encoded, scores, config: ExportConfig) -> None:
     """Each variant's cosine to fp32 on the probes, and with dev data its embedding metric at batch 1;
     a variant whose primary metric drops more than ``--max-accuracy-drop`` points fails the export."""
     from codir_edge.onnx.embed import onnx_embeddings
@@ -203,9 +210,9 @@ def _score(variants: list[dict], stage: Path, probes: Encoded, scored: Encoded |
         mine = onnx_embeddings(stage / variant["file"], probes)
         variant["cosine_to_fp32"] = {"min": float(_cosines(mine, reference).min()),
                                      "mean": float(_cosines(mine, reference).mean()), "texts": len(probes)}  # fmt: skip
-        if scored is not None:
-            variant["accuracy"] = wanted.score(onnx_embeddings(stage / variant["file"], scored))
-    if scored is None:
+        if scores.score is not None:
+            variant["accuracy"] = scores.of(stage / variant["file"])
+    if scores.score is None:
         return
     metric = next(iter(variants[0]["accuracy"]))  # spearman (STS) or logistic_accuracy (labelled texts)
     failures = []
@@ -220,7 +227,8 @@ def _score(variants: list[dict], stage: Path, probes: Encoded, scored: Encoded |
 
 
 def _write_bundle(source: _Source, stage: Path, variants: list[dict], parity: dict, fused_counts: dict,
-                  command: str | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
+                  command: str | None, deployment: dict | None,
+                  tuning: dict | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
     """Runtime claims, the files beside the graphs (tokenizer, config.json, the sentence-transformers
     files) and the manifest; (variants kept, deployment, tuning)."""
     from codir_edge.export.bundle import write_untuned_bundle
@@ -232,4 +240,5 @@ def _write_bundle(source: _Source, stage: Path, variants: list[dict], parity: di
     extra = {"embedding": {"pooling": head.pooling, "normalize": head.normalize, "output": EMBEDDING,
                            "dimension": spec.hidden}}  # fmt: skip
     return write_untuned_bundle(stage, source.model_dir, source.model, source.tokenizer, spec, config, source.target,
-                                variants, parity, fused_counts, "embedding", extra, command)  # fmt: skip
+                                variants, parity, fused_counts, "embedding", extra, command, deployment,
+                                tuning)  # fmt: skip

@@ -26,22 +26,11 @@ def fuse(model_path: Path, out_path: Path, optimizer_type: str, num_heads: int, 
     """Write the offline-fused graph to ``out_path`` and return the count of each fused operator.
     ``attention=False`` fuses LayerNorm, SkipLayerNorm and Gelu but leaves attention as MatMuls, which
     dynamic quantization then takes one by one (and the accuracy-aware search can keep in float)."""
-    from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
 
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     options = FusionOptions(optimizer_type)
     options.enable_attention = attention
-    with contextlib.redirect_stdout(io.StringIO()):
-        optimized = optimizer.optimize_model(
-            str(model_path),
-            model_type=optimizer_type,
-            num_heads=num_heads,
-            hidden_size=hidden_size,
-            opt_level=0,
-            optimization_options=options,
-        )
-        optimized.save_model_to_file(str(out_path))
+    _optimize(model_path, out_path, optimizer_type, num_heads, hidden_size, opt_level=0, optimization_options=options)
     return operator_counts(out_path)
 
 
@@ -49,22 +38,23 @@ def peer_o2(model_path: Path, out_path: Path, optimizer_type: str, num_heads: in
     """Write Optimum's O2 graph of ``model_path``: its configuration object supplies the level and the
     fusion options, so the recipe follows the installed Optimum; the call is the one ``ORTOptimizer``
     makes for a CPU target."""
-    from onnxruntime.transformers import optimizer
     from optimum.onnxruntime.configuration import AutoOptimizationConfig
 
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     config = AutoOptimizationConfig.O2()
+    _optimize(model_path, out_path, optimizer_type, num_heads, hidden_size, opt_level=config.optimization_level,
+              optimization_options=config.create_fusion_options(optimizer_type), use_gpu=False,
+              only_onnxruntime=not config.enable_transformers_specific_optimizations)  # fmt: skip
+
+
+def _optimize(model_path: Path, out_path: Path, optimizer_type: str, num_heads: int, hidden_size: int,
+              **options) -> None:  # fmt: skip
+    """onnxruntime's transformer optimizer, its chatter silenced, the result written to ``out_path``."""
+    from onnxruntime.transformers import optimizer
+
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()):
-        optimized = optimizer.optimize_model(
-            str(model_path),
-            model_type=optimizer_type,
-            num_heads=num_heads,
-            hidden_size=hidden_size,
-            opt_level=config.optimization_level,
-            optimization_options=config.create_fusion_options(optimizer_type),
-            use_gpu=False,
-            only_onnxruntime=not config.enable_transformers_specific_optimizations,
-        )
+        optimized = optimizer.optimize_model(str(model_path), model_type=optimizer_type, num_heads=num_heads,
+                                             hidden_size=hidden_size, **options)  # fmt: skip
         optimized.save_model_to_file(str(out_path))
 
 

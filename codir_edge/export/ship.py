@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codir_edge.bundle import layout
@@ -85,13 +87,69 @@ def tune_and_ship(graphs: dict[str, Path], judge: Int8Judge, plan: ExportPlan, e
     return variants, _deployment(table, wanted, plan.target), record
 
 
+@dataclass
+class FileScores:
+    """Dev metrics per graph, computed once per file contents (``score(path)``): the tuner asks about
+    a candidate as its picks need it, and the shipped copies are read back from here rather than
+    scored again. ``score`` is None without dev data: every graph passes. ``metric``: the key a drop
+    is measured on (the first the scores hold when None)."""
+
+    score: Callable[[Path], dict] | None
+    metric: str | None
+    limit: float  # --max-accuracy-drop, in points
+    by_file: dict = field(default_factory=dict)
+
+    def of(self, path: Path) -> dict:
+        from codir_edge.export.timing_cache import graph_digest
+
+        key = graph_digest(path)
+        if key not in self.by_file:
+            self.by_file[key] = self.score(path)
+        return self.by_file[key]
+
+    def drop(self, path: Path, reference: Path) -> float:
+        metric = self.metric or next(iter(self.of(reference)))
+        return 100 * (self.of(reference)[metric] - self.of(path)[metric])
+
+    def within_limit(self, path: Path, reference: Path) -> bool:
+        return self.score is None or self.drop(path, reference) <= self.limit
+
+
+def tune_single_graph_int8(int8: dict[str, Path], scores: FileScores, config, spec, encoded, target: str,
+                           stage: Path) -> tuple[list[dict], dict | None, dict | None]:  # fmt: skip
+    """For a task kind with one fp32 graph (ner, embedding): the INT8 candidates timed as
+    classification's are, each thread count's fastest within the accuracy limit on dev copied into
+    ``stage`` (the first count's as ``onnx/model_quantized.onnx``), fp32 at every count. For a GPU
+    target, which this CPU cannot time, and for a lone candidate, the fused (else plain) per-channel
+    graph ships untimed: (variants, None, None). Else (INT8 variants, deployment, tuning record),
+    the record with every scored candidate's metrics and the ones beyond the limit."""
+    if target == "cuda" or len(int8) == 1:
+        name = "fused.dynamic" if "fused.dynamic" in int8 else next(iter(int8))
+        shutil.copy2(int8[name], stage / layout.INT8)
+        return [_variant("int8", name, primary=True)], None, None
+    reference = stage / layout.FP32
+    def accurate(name: str) -> bool:
+        return scores.within_limit(int8[name], reference)
+
+    variants, deployment, tuning = tune_int8_only(int8, accurate, config, spec.max_positions, spec.vocab_size,
+                                                  encoded, target, stage)  # fmt: skip
+    if scores.score is not None:
+        from codir_edge.export.timing_cache import graph_digest
+
+        scored = {n: p for n, p in int8.items() if graph_digest(p) in scores.by_file}
+        tuning["int8_dev_scores"] = {n: scores.of(p) for n, p in scored.items()}
+        tuning["rejected_int8"] = {n: round(scores.drop(p, reference), 4) for n, p in scored.items()
+                                   if not scores.within_limit(p, reference)}  # fmt: skip
+    return variants, deployment, tuning
+
+
 def tune_int8_only(int8: dict[str, Path], accurate, config, max_positions: int, vocab: int, encoded, target: str,
                    stage: Path) -> tuple[list[dict], dict, dict]:  # fmt: skip
-    """For a task kind with one fp32 graph (``--task ner``): the INT8 candidates timed as above, each
-    thread count's fastest that ``accurate(name)`` accepts copied into ``stage`` (the first count's as
-    ``onnx/model_quantized.onnx``), the fp32 graph at every count. ``accurate`` is asked lazily, as
-    ``tune.choose`` asks; when it accepts none, the fastest is returned and the caller's accuracy
-    check says so. (INT8 variants, deployment, tuning record.)"""
+    """The INT8 candidates timed as above, each thread count's fastest that ``accurate(name)`` accepts
+    copied into ``stage`` (the first count's as ``onnx/model_quantized.onnx``), the fp32 graph at
+    every count. ``accurate`` is asked lazily, as ``tune.choose`` asks; when it accepts none, the
+    fastest is returned and the caller's accuracy check says so. (INT8 variants, deployment, tuning
+    record.)"""
     wanted = settings(config, max_positions, encoded is not None)
     measured, cached = _timed({f"int8:{k}": v for k, v in int8.items()}, wanted, vocab, config.timing_cache,
                               real_rows(encoded))  # fmt: skip

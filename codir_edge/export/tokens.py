@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +33,10 @@ from codir_edge.core.notes import note
 from codir_edge.data import DataSpec
 from codir_edge.data.ner import NER_TASK, read_tagged
 from codir_edge.data.ner_encode import encode_tagged, score_token_logits
+from codir_edge.export import ship
+from codir_edge.export.candidates import single_graph_int8
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.parity import probe_sentences
-from codir_edge.export.timing_cache import graph_digest
 
 
 def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None, overwrite: bool,
@@ -74,11 +74,13 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
         variants = [{"name": "fp32", "file": layout.FP32, "graph": "plain", "candidate": "plain"}]
         fused_counts: dict = {}
         deployment = tuning = None
-        scores = _Scores(dev, dev_tok, labels, config.max_accuracy_drop)
+        scores = ship.FileScores(_entity_scorer(dev, dev_tok, labels), "f1", config.max_accuracy_drop)
         if config.quantize != "none":
             with avoidable("the INT8 variants", "pass --quantize none"):
-                int8, fused_counts = _int8_candidates(spec, config, target, stage, work, dev is not None)
-                int8_variants, deployment, tuning = _tuned(int8, scores, spec, config, target, stage)
+                int8, fused_counts = single_graph_int8(stage / layout.FP32, spec, config, target, work, dev is not None)
+                encoded = dev_tok.encoded if dev is not None else None
+                int8_variants, deployment, tuning = ship.tune_single_graph_int8(int8, scores, config, spec, encoded,
+                                                                                target, stage)  # fmt: skip
                 int8_variants[0]["agreement_with_fp32"] = _agreement(stage / layout.INT8, stage / layout.FP32, probes)
             variants += int8_variants
         if dev is not None:
@@ -146,84 +148,20 @@ def _agreement(path: Path, reference: Path, probes) -> float:
     return same / max(1, sum(len(a) for a in mine))
 
 
-def _int8_candidates(spec, config: ExportConfig, target: str, stage: Path, work: Path,
-                     with_dev: bool) -> tuple[dict, dict]:  # fmt: skip
-    """(candidate name -> INT8 graph, fused-operator counts): the plain and, where the family fuses,
-    the fused graph quantized per channel, per tensor too with dev data, and the peer's recipe."""
-    from codir_edge.export import quantize as q
-    from codir_edge.export.candidates import PEER_TARGETS
-    from codir_edge.export.graph import fuse, operator_counts, peer_o2
+def _entity_scorer(dev, dev_tok, labels: list[str]):
+    """path -> dev entity scores at batch 1, or None without dev data."""
+    if dev is None:
+        return None
 
-    graphs, counts = {"plain": stage / layout.FP32}, operator_counts(stage / layout.FP32)
-    shape = (spec.optimizer_type, spec.heads, spec.hidden)
-    if spec.optimizer_type is not None and config.optimize:
-        counts = fuse(stage / layout.FP32, work / "fused.onnx", *shape)
-        graphs["fused"] = work / "fused.onnx"
-    out: dict[str, Path] = {}
-    for graph, path in graphs.items():
-        for quant, per_channel in (("dynamic", True), ("dynamic-pt", False))[: 2 if with_dev else 1]:
-            out[f"{graph}.{quant}"] = work / f"{graph}.{quant}.onnx"
-            q.dynamic_int8(path, out[f"{graph}.{quant}"], target, graph != "plain", per_channel)
-    if "fused" in graphs and target in PEER_TARGETS:
-        peer_o2(stage / layout.FP32, work / "o2.onnx", *shape)
-        out["o2.optimum"] = work / "o2.optimum.onnx"
-        q.peer_dynamic_int8(work / "o2.onnx", out["o2.optimum"], target)
-    return out, counts
-
-
-@dataclass
-class _Scores:
-    """Dev entity scores per file, computed once: the tuner asks about a candidate as its picks need
-    it, and the shipped copies are read back from here rather than scored again."""
-
-    dev: object
-    dev_tok: object
-    labels: list[str]
-    limit: float  # --max-accuracy-drop, in F1 points
-    by_file: dict = field(default_factory=dict)
-
-    def of(self, path: Path) -> dict:
+    def score(path: Path) -> dict:
         from codir_edge.onnx.tokens import onnx_token_logits
 
-        key = graph_digest(path)
-        if key not in self.by_file:
-            logits = onnx_token_logits(path, self.dev_tok.encoded)
-            self.by_file[key] = score_token_logits(logits, self.dev_tok, self.dev, self.labels)
-        return self.by_file[key]
+        return score_token_logits(onnx_token_logits(path, dev_tok.encoded), dev_tok, dev, labels)
 
-    def within_limit(self, path: Path, reference: Path) -> bool:
-        return self.dev is None or 100 * (self.of(reference)["f1"] - self.of(path)["f1"]) <= self.limit
+    return score
 
 
-def _tuned(int8: dict[str, Path], scores: _Scores, spec, config: ExportConfig, target: str,
-           stage: Path) -> tuple[list[dict], dict | None, dict | None]:  # fmt: skip
-    """The INT8 variants per thread count (``ship.tune_int8_only``); for a GPU target, which this CPU
-    cannot time, the fused per-channel graph ships at every count untimed, as does a lone candidate."""
-    from codir_edge.export import ship
-
-    if target == "cuda" or len(int8) == 1:
-        name = "fused.dynamic" if "fused.dynamic" in int8 else next(iter(int8))
-        shutil.copy2(int8[name], stage / layout.INT8)
-        graph = name.partition(".")[0]
-        return [{"name": "int8", "file": layout.INT8, "graph": graph, "quantization": "dynamic", "format": "QOperator",
-                 "per_channel": True, "candidate": name, "threads": []}], None, None  # fmt: skip
-
-    def accurate(name: str) -> bool:
-        return scores.within_limit(int8[name], stage / layout.FP32)
-
-    variants, deployment, tuning = ship.tune_int8_only(int8, accurate, config, spec.max_positions, spec.vocab_size,
-                                                       scores.dev_tok.encoded if scores.dev is not None else None,
-                                                       target, stage)  # fmt: skip
-    if scores.dev is not None:
-        scored = {n: scores.of(p)["f1"] for n, p in int8.items() if graph_digest(p) in scores.by_file}
-        reference = scores.of(stage / layout.FP32)["f1"]
-        tuning["int8_dev_f1"] = scored
-        tuning["rejected_int8"] = {n: round(100 * (reference - f1), 4) for n, f1 in scored.items()
-                                   if 100 * (reference - f1) > config.max_accuracy_drop}  # fmt: skip
-    return variants, deployment, tuning
-
-
-def _score(variants: list[dict], stage: Path, scores: _Scores, config: ExportConfig) -> None:
+def _score(variants: list[dict], stage: Path, scores, config: ExportConfig) -> None:
     """Each variant's dev entity scores at batch 1; a drop beyond ``--max-accuracy-drop`` F1 points fails."""
     for variant in variants:
         variant["accuracy"] = scores.of(stage / variant["file"])
