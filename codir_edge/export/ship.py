@@ -128,6 +128,7 @@ def tune_single_graph_int8(int8: dict[str, Path], scores: FileScores, config, sp
         shutil.copy2(int8[name], stage / layout.INT8)
         return [_variant("int8", name, primary=True)], None, None
     reference = stage / layout.FP32
+
     def accurate(name: str) -> bool:
         return scores.within_limit(int8[name], reference)
 
