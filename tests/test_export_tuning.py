@@ -290,6 +290,7 @@ def test_the_peer_recipe_the_tuner_times_is_the_graph_optimums_own_pipeline_writ
     from codir_edge.export.graph import peer_o2
     from codir_edge.export.quantize import peer_dynamic_int8
     from codir_edge.onnx.graph import export_fp32
+    from codir_edge.onnx.runtime_needs import needs_of
 
     model_dir = build_tiny_bert(tmp_path / "m", backbone_dir, layers=2, hidden=64, id2label={0: "0", 1: "1"})
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
@@ -312,12 +313,36 @@ def test_the_peer_recipe_the_tuner_times_is_the_graph_optimums_own_pipeline_writ
         return sorted(n.op_type for n in onnx.load(str(path)).graph.node)
 
     assert "QAttention" in ops(theirs) and ops(tmp_path / "ours.onnx") == ops(theirs)
+    # the optimizer's unused opset domains are dropped: the file claims the runtime its operators need
+    assert needs_of(tmp_path / "ours.onnx")["min_onnxruntime"] == "1.15"
+    assert needs_of(theirs)["min_onnxruntime"] != "1.15"
     outputs = []
     for path in (theirs, tmp_path / "ours.onnx"):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feed = to_feed(synthetic_token_ids(2, 24), [i.name for i in session.get_inputs()])
         outputs.append(session.run(None, feed)[0])
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=0, atol=1e-6)
+
+
+def test_a_candidate_that_needs_a_newer_onnxruntime_is_set_aside_before_timing(tmp_path):
+    """Under --min-onnxruntime the tuner never times a graph the export could not ship; without it,
+    nothing is set aside."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from codir_edge.export.candidates import within_runtime
+    from codir_edge.export.config import ExportConfig
+
+    files = {}
+    for name, opset in (("old", 17), ("new", 18)):
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], name,
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])  # fmt: skip
+        files[name] = tmp_path / f"{name}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8), files[name])
+    kept, aside = within_runtime(files, ExportConfig(min_onnxruntime="1.17"))
+    assert list(kept) == ["old"] and "above --min-onnxruntime 1.17" in aside["new"]
+    assert within_runtime(files, ExportConfig()) == (files, {})
 
 
 @given(st.floats(1.2, 3.0), st.floats(0.02, 0.15))

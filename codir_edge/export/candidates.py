@@ -100,6 +100,25 @@ def single_graph_int8(fp32: Path, spec, config, target: str, work: Path, with_de
     return out, counts
 
 
+def within_runtime(graphs: dict[str, Path], config) -> tuple[dict[str, Path], dict[str, str]]:
+    """Under ``--min-onnxruntime``, the candidates that release runs, and why each other one is set
+    aside: the tuner must not pick a file the export would then refuse to ship."""
+    if not config.min_onnxruntime:
+        return graphs, {}
+    from codir_edge.export.config import min_onnxruntime
+    from codir_edge.onnx.runtime_needs import needs_of, version_tuple
+
+    wanted, kept, aside = min_onnxruntime(config.min_onnxruntime), {}, {}
+    for name, path in graphs.items():
+        needs = needs_of(path)
+        if version_tuple(needs["min_onnxruntime"]) > wanted:
+            aside[name] = (f"needs onnxruntime {needs['min_onnxruntime']}, above --min-onnxruntime "
+                           f"{config.min_onnxruntime}")
+        else:
+            kept[name] = path
+    return kept, aside
+
+
 def runnable(graphs: dict[str, Path], feeds: list[dict]) -> tuple[dict[str, Path], dict[str, str]]:
     """The graphs that run on the calibration inputs with finite outputs, and why each other one does
     not: a candidate that fails or gives NaN is set aside (and said), never timed, scored or shipped."""

@@ -44,6 +44,22 @@ def peer_o2(model_path: Path, out_path: Path, optimizer_type: str, num_heads: in
     _optimize(model_path, out_path, optimizer_type, num_heads, hidden_size, opt_level=config.optimization_level,
               optimization_options=config.create_fusion_options(optimizer_type), use_gpu=False,
               only_onnxruntime=not config.enable_transformers_specific_optimizations)  # fmt: skip
+    _drop_unused_domains(out_path)
+
+
+def _drop_unused_domains(path: Path) -> None:
+    """onnxruntime's optimizer, at level 2, saves every opset domain it knows (training, preview,
+    nchwc, aten) beside the ones the nodes use. They change nothing in the graph, but a runtime or a
+    checker reads them as requirements: the file would claim onnxruntime 1.32 where its operators
+    run on 1.15. Only the default domain and the ones a node uses are kept."""
+    import onnx
+
+    model = onnx.load(str(path))
+    used = {node.domain for node in model.graph.node} | {"", "ai.onnx"}
+    kept = [o for o in model.opset_import if o.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+    onnx.save(model, str(path))
 
 
 def _optimize(model_path: Path, out_path: Path, optimizer_type: str, num_heads: int, hidden_size: int,

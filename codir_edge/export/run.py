@@ -187,8 +187,11 @@ def _candidates(model, tokenizer, plan: ExportPlan, work: Path, progress: _Progr
         graphs, fused_counts = candidates.fp32_candidates(fp32.path, plan, work)
         feeds = steps.calibration_feeds(calibration, plan.spec.inputs)
         fused, broken = candidates.runnable({k: v for k, v in graphs.items() if k != "plain"}, feeds)
+        fused, too_new = candidates.within_runtime(fused, plan.config)
         graphs = {"plain": graphs["plain"], **fused}  # the plain graph passed parity: it runs
         int8, broken_int8 = candidates.runnable(candidates.int8_candidates(graphs, plan, feeds, work), feeds)
+        int8, too_new_int8 = candidates.within_runtime(int8, plan.config)
+        broken, broken_int8 = broken | too_new, broken_int8 | too_new_int8
         _check_some_int8_runs(int8, broken_int8, plan)
     reference = candidates.task_metrics(fp32.path, encoded, plan) if encoded is not None else None
     found = candidates.Int8Candidates(int8, broken=broken | broken_int8)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codir_edge.bundle import layout
+from codir_edge.core.errors import CheckFailedError
 from codir_edge.core.inputs import REAL
 from codir_edge.export import tune
 from codir_edge.export.candidates import Int8Judge
@@ -123,6 +124,13 @@ def tune_single_graph_int8(int8: dict[str, Path], scores: FileScores, config, sp
     target, which this CPU cannot time, and for a lone candidate, the fused (else plain) per-channel
     graph ships untimed: (variants, None, None). Else (INT8 variants, deployment, tuning record),
     the record with every scored candidate's metrics and the ones beyond the limit."""
+    from codir_edge.export.candidates import within_runtime
+
+    int8, too_new = within_runtime(int8, config)
+    if not int8:
+        name, why = next(iter(too_new.items()))
+        raise CheckFailedError(f"no INT8 graph runs on the oldest onnxruntime asked for ({name} {why}): pass a newer "
+                               "--min-onnxruntime, or --quantize none")  # fmt: skip
     if target == "cuda" or len(int8) == 1:
         name = "fused.dynamic" if "fused.dynamic" in int8 else next(iter(int8))
         shutil.copy2(int8[name], stage / layout.INT8)
@@ -134,6 +142,8 @@ def tune_single_graph_int8(int8: dict[str, Path], scores: FileScores, config, sp
 
     variants, deployment, tuning = tune_int8_only(int8, accurate, config, spec.max_positions, spec.vocab_size,
                                                   encoded, target, stage)  # fmt: skip
+    if too_new:
+        tuning["unusable"] = too_new
     if scores.score is not None:
         from codir_edge.export.timing_cache import graph_digest
 
