@@ -112,7 +112,7 @@ def write_untuned_bundle(stage: Path, model_dir: Path, model, tokenizer, spec: E
     write_manifest(
         stage, variants=variants, model_dir=model_dir, spec=spec,
         config=config.to_dict() | {"target_resolved": target, "task": task}, parity=parity,
-        fused_operators=fused_counts, deployment=deployment, tuning=tuning or {"timed": False}, command=command,
+        fused_operators=fused_counts, deployment=deployment, tuning=tuning, command=command,
         plain_counts=operator_counts(stage / layout.FP32), extra=extra,
     )  # fmt: skip
     return variants, deployment, tuning

@@ -62,15 +62,7 @@ def int8_candidates(graphs: dict[str, Path], plan: ExportPlan, calibration: list
     config, checked = plan.config, plan.dev is not None
     out: dict[str, Path] = {}
     if config.quantize in ("auto", "dynamic"):
-        for graph, path in graphs.items():
-            if graph == "o2":  # the peer's graph gets the peer's quantization only
-                out["o2.optimum"] = work / "o2.optimum.onnx"
-                q.peer_dynamic_int8(path, out["o2.optimum"], plan.target)
-                continue
-            for quant, per_channel in (("dynamic", True), ("dynamic-pt", False)):
-                if per_channel or checked:  # per-tensor weights only where dev data can catch their drop
-                    out[f"{graph}.{quant}"] = work / f"{graph}.{quant}.onnx"
-                    q.dynamic_int8(path, out[f"{graph}.{quant}"], plan.target, graph != "plain", per_channel)
+        out |= _dynamic_forms(graphs, plan.target, work, checked)
     if calibration is not None and (config.quantize == "static" or (config.quantize == "auto" and checked)):
         out["plain.qdq"] = work / "plain.qdq.onnx"
         q.static_int8(graphs["plain"], out["plain.qdq"], calibration, config.calibration_method, plan.target)
@@ -88,16 +80,27 @@ def single_graph_int8(fp32: Path, spec, config, target: str, work: Path, with_de
     if spec.optimizer_type is not None and config.optimize:
         counts = fuse(fp32, work / "fused.onnx", *shape)
         graphs["fused"] = work / "fused.onnx"
+        if target in PEER_TARGETS:
+            peer_o2(fp32, work / "o2.onnx", *shape)
+            graphs["o2"] = work / "o2.onnx"
+    return _dynamic_forms(graphs, target, work, with_dev), counts
+
+
+def _dynamic_forms(graphs: dict[str, Path], target: str, work: Path, with_dev: bool) -> dict[str, Path]:
+    """The dynamic INT8 forms of ``graphs``: ``<graph>.dynamic`` (per-channel weights) and, with dev
+    data, which can catch their drop, ``<graph>.dynamic-pt`` (per tensor); the peer's ``o2`` graph
+    gets the peer's quantization only (``o2.optimum``)."""
     out: dict[str, Path] = {}
     for graph, path in graphs.items():
-        for quant, per_channel in (("dynamic", True), ("dynamic-pt", False))[: 2 if with_dev else 1]:
-            out[f"{graph}.{quant}"] = work / f"{graph}.{quant}.onnx"
-            q.dynamic_int8(path, out[f"{graph}.{quant}"], target, graph != "plain", per_channel)
-    if "fused" in graphs and target in PEER_TARGETS:
-        peer_o2(fp32, work / "o2.onnx", *shape)
-        out["o2.optimum"] = work / "o2.optimum.onnx"
-        q.peer_dynamic_int8(work / "o2.onnx", out["o2.optimum"], target)
-    return out, counts
+        if graph == "o2":
+            out["o2.optimum"] = work / "o2.optimum.onnx"
+            q.peer_dynamic_int8(path, out["o2.optimum"], target)
+            continue
+        for quant, per_channel in (("dynamic", True), ("dynamic-pt", False)):
+            if per_channel or with_dev:
+                out[f"{graph}.{quant}"] = work / f"{graph}.{quant}.onnx"
+                q.dynamic_int8(path, out[f"{graph}.{quant}"], target, graph != "plain", per_channel)
+    return out
 
 
 def within_runtime(graphs: dict[str, Path], config) -> tuple[dict[str, Path], dict[str, str]]:

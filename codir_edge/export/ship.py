@@ -98,15 +98,27 @@ class FileScores:
     score: Callable[[Path], dict] | None
     metric: str | None
     limit: float  # --max-accuracy-drop, in points
-    by_file: dict = field(default_factory=dict)
+    by_file: dict = field(default_factory=dict)  # contents digest -> metrics
+    _digests: dict = field(default_factory=dict)  # (path, mtime, size) -> contents digest: each file hashed once
 
     def of(self, path: Path) -> dict:
-        from codir_edge.export.timing_cache import graph_digest
-
-        key = graph_digest(path)
+        key = self._digest(path)
         if key not in self.by_file:
             self.by_file[key] = self.score(path)
         return self.by_file[key]
+
+    def has(self, path: Path) -> bool:
+        """Whether ``path``'s contents were scored already."""
+        return self._digest(path) in self.by_file
+
+    def _digest(self, path: Path) -> str:
+        from codir_edge.export.timing_cache import graph_digest
+
+        stat = path.stat()
+        where = (str(path), stat.st_mtime_ns, stat.st_size)
+        if where not in self._digests:
+            self._digests[where] = graph_digest(path)
+        return self._digests[where]
 
     def drop(self, path: Path, reference: Path) -> float:
         metric = self.metric or next(iter(self.of(reference)))
@@ -145,9 +157,7 @@ def tune_single_graph_int8(int8: dict[str, Path], scores: FileScores, config, sp
     if too_new:
         tuning["unusable"] = too_new
     if scores.score is not None:
-        from codir_edge.export.timing_cache import graph_digest
-
-        scored = {n: p for n, p in int8.items() if graph_digest(p) in scores.by_file}
+        scored = {n: p for n, p in int8.items() if scores.has(p)}
         tuning["int8_dev_scores"] = {n: scores.of(p) for n, p in scored.items()}
         tuning["rejected_int8"] = {n: round(scores.drop(p, reference), 4) for n, p in scored.items()
                                    if not scores.within_limit(p, reference)}  # fmt: skip
@@ -166,8 +176,9 @@ def tune_int8_only(int8: dict[str, Path], accurate, config, max_positions: int, 
                               real_rows(encoded))  # fmt: skip
     sizes = {f"int8:{name}": path.stat().st_size for name, path in int8.items()}
     choice = tune.choose(measured, wanted, sizes, keep=lambda name: accurate(name.removeprefix("int8:")))
-    fastest = tune.choose(measured, wanted, sizes)
-    choice = {t: c or fastest[t] for t, c in choice.items()}
+    if any(c is None for c in choice.values()):  # none accurate enough there: the fastest, for the check to refuse
+        fastest = tune.choose(measured, wanted, sizes)
+        choice = {t: c or fastest[t] for t, c in choice.items()}
     picks = {t: {"int8": c["chosen"].removeprefix("int8:")} for t, c in choice.items()}
     variants, table = _copy_winners(picks, {}, int8, stage)
     for names in table.values():
