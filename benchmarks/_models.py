@@ -121,6 +121,19 @@ def bare_latency(model: Path, threads: int, seq: int, runs: int, warmup: int) ->
     return float(done.stdout.strip())
 
 
+def timing_parser(description: str, rounds: int = 3):
+    """The options every interleaved latency benchmark takes: rounds, timed runs and warm-up runs per
+    process, thread counts; a benchmark adds its own to the parser returned."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", default="1,2", help="thread counts to measure, comma-separated")
+    return parser
+
+
 def rotated(items: list, round_index: int) -> list:
     """``items`` starting at a different one each round, so that machine noise (a neighbour, a
     frequency change) hits every variant of an interleaved benchmark alike."""

@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from _models import ROOT, rotated
+from _models import ROOT, rotated, timing_parser
 from latency import time_variant
 
 TEACHER = "teacher Optimum O2 int8"
@@ -45,14 +45,7 @@ def side_by_side(variants: dict[str, Path] | Callable[[int], dict[str, Path]], s
 
 def parse_args(description: str):
     """The options every side-by-side benchmark takes."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--threads", default="1,2")
-    return parser.parse_args()
+    return timing_parser(description).parse_args()
 
 
 def token_ids_file(texts: list[str], tokenizer_dir: Path, name: str) -> Path:

@@ -16,14 +16,13 @@ most 0.5 points of SST-2 dev accuracy lost to INT8.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _models import ROOT, WORK, bare_latency, layer_cut, rotated, teacher_folder, write_result
+from _models import ROOT, WORK, bare_latency, layer_cut, rotated, teacher_folder, timing_parser, write_result
 
 from codir_edge.bundle import layout
 
@@ -125,12 +124,8 @@ def sst2_accuracy(path: Path, encoded) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser = timing_parser(__doc__.splitlines()[0], rounds=5)
     parser.add_argument("--models", default="teacher,student")
-    parser.add_argument("--threads", default="1,2", help="thread counts to measure, comma-separated")
     parser.add_argument("--name", default="export_latency", help="result file name under benchmarks/results")
     args = parser.parse_args()
     thread_counts = [int(t) for t in args.threads.split(",")]

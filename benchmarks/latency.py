@@ -15,7 +15,6 @@ least 6x faster than the teacher in PyTorch eager; on the same student, ours at 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from _models import ROOT, WORK, rotated, teacher_folder, write_result
+from _models import ROOT, WORK, rotated, teacher_folder, timing_parser, write_result
 from export_latency import GLUE_SST2, optimum_pipeline, ours, student_folder
 
 SEQS: tuple[int | str, ...] = (16, 128, "real")
@@ -141,12 +140,7 @@ def paired(rows: list[dict], threads: int, seq, mine: str, theirs: str) -> float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--threads", default="1,2")
-    args = parser.parse_args()
+    args = timing_parser(__doc__.splitlines()[0]).parse_args()
     teacher = teacher_folder()
     student = student_folder(teacher)
     teacher_bundle, teacher_optimum = built(teacher, "teacher")

@@ -16,7 +16,6 @@ are written beside.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import statistics
@@ -25,7 +24,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from _models import ROOT, WORK, rotated, teacher_folder, write_result
+from _models import ROOT, WORK, rotated, teacher_folder, timing_parser, write_result
 from export_latency import student_folder
 from latency import built, deployed
 
@@ -124,11 +123,7 @@ def table(rows: list[dict], threads: int, seq: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", default="1,2")
+    parser = timing_parser(__doc__.splitlines()[0])
     parser.add_argument("--extra", nargs="*", default=[], help="NAME=FILE: more graphs to profile beside")
     parser.add_argument("--name", default="op_profile")
     args = parser.parse_args()
