@@ -2,7 +2,7 @@
 configuration (768 wide, 12 heads, its own position and attention flags) with two layers, and a
 tokenizer made by the family's own transformers class from vocabulary files (its added tokens'
 ``normalized``/``lstrip`` flags and, for SentencePiece, the converted normalizer, as transformers
-writes them). Each is compressed to one layer and exported with ``--task --data`` and the default
+writes them). Each is compressed to one layer with its vocabulary pruned (``--vocab auto``) and exported with ``--task --data`` and the default
 quantization (static QDQ among the candidates), verified and evaluated. Tiny look-alikes
 (``test_families.py``) hide what these configurations and flags break.
 """
@@ -34,8 +34,14 @@ def test_a_base_config_checkpoint_goes_through_the_chain(tmp_path, glue_dir, bac
     student = tmp_path / "student"
     result = invoke("compress", "--teacher", teacher, "--task", "sst2", "--data", sst2, "--out", student,
                     "--student-layers", "1", "--max-length", "32", "--batch-size", "8", "--epochs", "1",
-                    "--negatives", "4", "--quiet")  # fmt: skip
+                    "--negatives", "4", "--vocab", "auto", "--quiet")  # fmt: skip
     assert result.exit_code == 0, result.output
+    # pruned to the tokens its training text uses (compress --vocab): the family's own tokenizer class
+    # loads the rewritten tokenizer, and the rest of the chain takes the student as any other
+    vocabulary = json.loads((student / "metrics.json").read_text())["vocabulary"]
+    assert vocabulary["train_rows_retokenized"] == 0
+    assert json.loads((student / "config.json").read_text())["vocab_size"] == vocabulary["kept"] < vocabulary[
+        "full_size"] == json.loads((teacher / "config.json").read_text())["vocab_size"]  # fmt: skip
 
     bundle = tmp_path / "bundle"
     # a random model's predictions sit on the decision boundary: one flipped sentence of 32 is 3 points,

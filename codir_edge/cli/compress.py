@@ -59,7 +59,7 @@ def compress(args: Args) -> None:
         return
     typer.echo(fine_line(report))
     for line, part in ((transfer_line, report.transfer_set), (shape_line, report.shape_search),
-                       (pruning_line, report.pruning)):  # fmt: skip
+                       (pruning_line, report.pruning), (vocab_line, report.vocabulary)):  # fmt: skip
         if part is not None:
             typer.echo(line(part))
     write_json(args.json_path, report.summary())
@@ -127,6 +127,17 @@ def pruning_line(pruning: dict) -> str:
         f"pruned: {pruning['heads_per_layer']} of {pruning['teacher_heads']} heads and {pruning['ffn_width']} of "
         f"{pruning['teacher_ffn_width']} FFN neurons per layer kept, ranked on {pruning['importance_samples']} "
         f"training sentences in {pruning['importance_seconds']:.1f} s"
+    )
+
+
+def vocab_line(vocabulary: dict) -> str:
+    return (
+        f"vocabulary ({vocabulary['mode']}): {vocabulary['kept']:,} of {vocabulary['full_size']:,} rows kept "
+        f"({vocabulary['used_kept']:,} of the {vocabulary['used']:,} tokens the training text uses, "
+        f"{vocabulary['fallback']:,} single characters or bytes, "
+        f"{vocabulary['special']} special), {vocabulary['embedding_bytes_saved_fp32'] / 1e6:.1f} MB of fp32 "
+        f"embeddings saved; {vocabulary['dev_texts_retokenized']} of {vocabulary['dev_texts']} dev texts and "
+        f"{vocabulary['train_rows_retokenized']} training rows tokenize differently than with the full vocabulary"
     )
 
 

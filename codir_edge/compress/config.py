@@ -23,6 +23,7 @@ from codir_edge.core.errors import InputError
 from codir_edge.core.settings import DATA, TRAINING, like, optional_str, setting
 from codir_edge.data.embedding import EMBEDDING_TASK, is_embedding
 from codir_edge.data.ner import NER_TASK, is_ner
+from codir_edge.models.vocab import parse_vocab
 from codir_edge.training.config import TrainingConfig
 
 OBJECTIVES = ("codir", "kd", "mse", "none")
@@ -170,6 +171,18 @@ class FineConfig(DistillConfig):
         "the teacher's nearest vocabulary words), labelled by the teacher only. 0: off.",
         panel=DATA,
     )
+    # vocabulary pruning (models/vocab.py): the student ships only the token rows its training text uses
+    vocab: str | int = setting(
+        "full",
+        help="--stage fine: the student's vocabulary. full: the teacher's; auto: only the tokens the training "
+        "text and transfer set use, plus special tokens and every single character (and byte) so any text still "
+        "tokenizes; N: those plus the most frequent used tokens, N rows in all. The student is distilled with "
+        "the vocabulary it ships with.",
+        panel=SHAPE,
+        cli_type=str,
+        cli_default="full",
+        parse=parse_vocab,
+    )
     # width pruning (compress/prune.py): the fraction of each block's heads and FFN neurons the student keeps,
     # ranked by the teacher's |dL/dmask| over this many training sentences
     heads_keep: float = setting(
@@ -232,6 +245,7 @@ class FineConfig(DistillConfig):
                 "use --objective codir or kd, or drop it"
             )
         self._check_width()
+        parse_vocab(self.vocab)
         if self.unlabeled_per_epoch is not None and not self.unlabeled:
             raise InputError("--unlabeled-per-epoch applies with --unlabeled only: give unlabelled text, or drop it")
         if not self.task:

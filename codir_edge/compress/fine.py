@@ -31,6 +31,7 @@ from codir_edge.models.checkpoint import (
 )
 from codir_edge.models.families import family_of, max_positions, width
 from codir_edge.models.labels import model_labels
+from codir_edge.models.vocab import parse_vocab
 from codir_edge.training.distributed import from_main
 from codir_edge.training.engine import Loop
 
@@ -83,6 +84,7 @@ class FineStage:
         self.heads_keep, self.ffn_keep = config.heads_keep, config.ffn_keep
         self.pruning: dict | None = None
         self.hard_negatives: dict | None = None  # --negative-sampling hard: method and cost of the neighbour lists
+        self.vocabulary: dict | None = None  # --vocab: rows kept, bytes saved, texts that tokenize differently
         if student_dir is not None:
             student_config = read_model_config(student_dir, "--student")
             if config.student_layers is not None:
@@ -126,6 +128,7 @@ class FineStage:
         self.dev_enc = encode(tokenizer, dev, config.max_length, segments)
         self.transfer, extra = build_transfer_set(train, full_dev, teacher, tokenizer, self.task, self.data, config)
         extra_enc = [encode(tokenizer, part, config.max_length, segments) for part in extra]
+        self.train_parts, self.dev, self.segments = (train, *extra), dev, segments  # re-encoded for a new vocabulary
         self.train_enc = concat_encoded([labeled_enc, *extra_enc]) if extra_enc else labeled_enc
         setup = Setup.for_bank(
             tokenizer, teacher.to(runtime.device), self.train_enc, layer_map(self.teacher_layers, self.student_layers),
@@ -159,6 +162,9 @@ class FineStage:
                 student.config.label2id = {label: i for i, label in enumerate(self.labels)}
         else:
             student = load_classifier(self.student_dir, self.labels, task.is_regression, config.trust_remote_code)
+        student_train, student_dev = self.train_enc, self.dev_enc
+        if parse_vocab(config.vocab) != "full":
+            student, student_train, student_dev = self._prune_vocab(student, setup, dist)
         setup.free_teacher()
         torch.manual_seed(config.seed)  # the heads start the same on every rank and in every objective
         teacher_width = width(self.teacher_config)
@@ -178,7 +184,7 @@ class FineStage:
             if dist.is_main:
                 for message in sampler.shortfalls:
                     stderr_console.print(f"warning: {message}", highlight=False)
-        train_enc, targets_all = self.train_enc, bank.targets.cpu()  # the teacher's labels on rows without one
+        train_enc, targets_all = student_train, bank.targets.cpu()  # the teacher's labels on rows without one
         transfer = self.transfer
 
         def make_batch(global_rows, rows, epoch, batch_no):  # noqa: ARG001 - the sampler holds the randomness
@@ -192,8 +198,8 @@ class FineStage:
             return inputs, index, host_to(targets_all[index], runtime.device), negatives
 
         def evaluate() -> dict[str, float]:
-            logits = predict_logits(distiller.student, self.dev_enc, runtime, config.eval_batch_size)
-            return score(task, logits, self.dev_enc.targets.tolist())
+            logits = predict_logits(distiller.student, student_dev, runtime, config.eval_batch_size)
+            return score(task, logits, student_dev.targets.tolist())
 
         order = None
         if transfer.teacher_labeled or config.labeled_repeat > 1:
@@ -208,6 +214,32 @@ class FineStage:
             hints={"contrastive": " or raise --contrastive-temperature"},
         )  # fmt: skip
         return distiller, loop
+
+    def _prune_vocab(self, student, setup: Setup, dist):
+        """(student, its training rows, its dev rows) over the pruned vocabulary (``--vocab``): the rows
+        the training text uses, decided once per run, and the tokenizer the student is saved with."""
+        from codir_edge.compress.transfer import concat_encoded
+        from codir_edge.models.vocab import VocabPlan, count_tokens, plan_vocab, pruned_model, pruned_tokenizer
+
+        config, full_tokenizer = self.config, setup.tokenizer
+        rows = student.get_input_embeddings().weight.shape[0]
+
+        def plan() -> dict:
+            made = plan_vocab(full_tokenizer, count_tokens(self.train_enc.input_ids), parse_vocab(config.vocab), rows)
+            return {**made.to_dict(), "keep": list(made.keep)}
+
+        decided = _decided_once(self.run_dir / "vocab_plan.json", dist, plan)
+        made = VocabPlan(tuple(decided["keep"]), decided["full_size"], decided["used"], decided["used_kept"],
+                         decided["fallback"], decided["special"], decided["mode"])  # fmt: skip
+        tokenizer = pruned_tokenizer(full_tokenizer, made.keep)
+        setup.tokenizer = tokenizer
+        length = config.max_length
+        train = concat_encoded([encode(tokenizer, part, length, self.segments) for part in self.train_parts])
+        dev = encode(tokenizer, self.dev, length, self.segments)
+        self.vocabulary = made.to_dict() | vocab_changes(made, self.train_enc, train, self.dev_enc, dev)
+        self.vocabulary["embedding_bytes_saved_fp32"] = (rows - len(made.keep)) * student.get_input_embeddings(
+        ).embedding_dim * 4  # fmt: skip
+        return pruned_model(student, made.keep), train, dev
 
     def _shape_for_budget(self, teacher_config, tokenizer, dev, dist, bars) -> None:
         """Time student shapes on the target (rank 0, once: a resumed run keeps the shape it trained)."""
@@ -301,7 +333,21 @@ class FineStage:
             "shape_search": self.shape_search,
             "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
             "hard_negatives": self.hard_negatives,
+            "vocabulary": self.vocabulary,
         }
+
+
+def vocab_changes(plan, full_train, train, full_dev, dev) -> dict:
+    """How many training rows and dev texts tokenize differently with the kept vocabulary than with the
+    full one (0 training rows under ``--vocab auto``: every piece they use is kept)."""
+    mapping = plan.id_map()
+
+    def differ(before, after) -> int:
+        return sum(len(a) != len(b) or any(mapping[int(i)] != int(j) for i, j in zip(a, b, strict=True))
+                   for a, b in zip(before.input_ids, after.input_ids, strict=True))  # fmt: skip
+
+    return {"train_rows_retokenized": differ(full_train, train), "dev_texts_retokenized": differ(full_dev, dev),
+            "dev_texts": len(dev)}  # fmt: skip
 
 
 def last_window_terms(log_path: Path, prefix: str) -> dict[str, float]:

@@ -83,6 +83,7 @@ class CompressReport:
     # codir: the last log window's L_con, contrastive top-1 and gradient share (is the term still teaching?)
     contrastive_end: dict | None = None
     hard_negatives: dict | None = None  # --negative-sampling hard: how the neighbour lists were computed, and cost
+    vocabulary: dict | None = None  # fine with --vocab: rows kept, bytes saved, texts that tokenize differently
     embedding: dict | None = None  # embed: the sentence head the student was written with (pooling, normalize)
     truncation: dict | None = None  # token: words --max-length cut off, per split (None: none were)
 
@@ -128,7 +129,7 @@ class CompressReport:
                 "out_dir": self.out_dir, "task": self.task, "metric": self.metric,
                 "student_score": self.student_score, "teacher_score": self.teacher_score, "objective": self.objective,
                 "train_examples": self.train_examples, "transfer_set": self.transfer_set, "pruning": self.pruning,
-                "shape_search": self.shape_search,
+                "shape_search": self.shape_search, "vocabulary": self.vocabulary,
             }  # fmt: skip
         return {**head, **common}
 
