@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.core.errors import InputError
+from codir_edge.export.accelerators import stricter_usability
 from codir_edge.export.config import AUTO, OFF, fixed_shape
 
 FIXED_OPS = ["MatMul"]  # what the QDQ pass quantizes: the weights that hold almost all of the work
 SHAPE_ROUNDING = 8
 ACCELERATORS = {  # name -> onnxruntime's supported-operator list for it
-    "nnapi": None,
+    "nnapi": "nnapi_supported_ops.md",
     "coreml": "coreml_supported_mlprogram_ops.md",
 }
 
@@ -59,9 +60,10 @@ def fix_shapes(source: Path, destination: Path, batch: int, length: int) -> None
     onnx.save(model, str(destination))
 
 
-def usability(path: Path) -> dict[str, dict]:
+def usability(path: Path, accelerators: tuple[str, ...] = tuple(ACCELERATORS)) -> dict[str, dict]:
     """Per accelerator: nodes it would take, their share, partitions, and onnxruntime's verdict
-    (YES / MAYBE / NO), after the basic optimisations the .ort conversion applies too."""
+    (YES / MAYBE / NO), after the basic optimisations the .ort conversion applies too; ``ours`` holds
+    the same figures with the limits onnxruntime's checker does not apply (``accelerators.py``)."""
     import contextlib
     import io
     import tempfile
@@ -76,8 +78,9 @@ def usability(path: Path) -> dict[str, dict]:
         model = onnx.shape_inference.infer_shapes(onnx.load(str(optimized)), strict_mode=True)
     out = {}
     with contextlib.redirect_stdout(io.StringIO()):
-        for name, ops_file in ACCELERATORS.items():
-            if ops_file is None:
+        for name in accelerators:
+            ops_file = ACCELERATORS[name]
+            if name == "nnapi":
                 info = checker.check_nnapi_partitions(model, require_fixed_input_sizes=True)
             else:
                 info = checker.check_coreml_partitions(model, True, ops_file)
@@ -88,5 +91,6 @@ def usability(path: Path) -> dict[str, dict]:
                 "partitions": info.num_partitions,
                 "verdict": info.suitability().name,
                 "unsupported_ops": sorted(info.unsupported_ops),
+                "ours": stricter_usability(model, Path(checker.__file__).parent / ops_file, name),
             }
     return out
