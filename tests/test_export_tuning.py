@@ -189,6 +189,11 @@ def test_fixed_shape_variant_is_static_qdq_checked_for_accelerators_and_profiled
     assert all([d.dim_value for d in i.type.tensor_type.shape.dim] == [1, length] for i in graph.input)
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
     assert (out / "onnx/model_quantized.fixed.ort").is_file() and invoke("verify", out).exit_code == 0
+    # our own check takes away what NNAPI's builder refuses: int64 Gather indices, 3-D quantized MatMul inputs
+    ours = fixed["usability"]["nnapi"]["ours"]
+    assert ours["caveats"]["Gather indices not int32"] >= 1 and ours["caveats"]["quantized MatMul input A not 2-D"] > 0
+    assert ours["supported_nodes"] < fixed["usability"]["nnapi"]["supported_nodes"]
+    _assert_core_ml_variant(out, manifest, length)
     report = tmp_path / "p.json"
     profiled = invoke("profile", out, "--runs", "3", "--warmup", "1", "--threads", "1", "--batch-sizes", "1,2",
                       "--seq-lens", f"8,{length + 8}", "--json", report)  # fmt: skip
@@ -202,6 +207,37 @@ def test_fixed_shape_variant_is_static_qdq_checked_for_accelerators_and_profiled
     fixed["fixed_shape"] = [1, length + 8]
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert_one_line_error(invoke("verify", out), 1, "onnx/model_quantized.fixed.onnx: input", f"says [1, {length + 8}]")
+
+
+def _assert_core_ml_variant(out: Path, manifest: dict, length: int) -> None:
+    """Core ML takes the variant whole after the embedding lookup, by onnxruntime's checker and ours; fp16
+    inside (no larger than its weights in fp16), int64 in and fp32 out, and it computes what fp32 does."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    coreml = next(v for v in manifest["variants"] if v["name"] == "coreml")
+    assert coreml["fixed_shape"] == [1, length] and "accuracy" in coreml
+    for figures in (coreml["usability"]["coreml"], coreml["usability"]["coreml"]["ours"]):
+        assert figures["share"] >= 0.95 and figures["partitions"] == 1 and figures["verdict"] == "YES", figures
+    model = onnx.load(str(out / "onnx/model.coreml.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert not {"QuantizeLinear", "DequantizeLinear"} & set(ops) and "Erf" in ops
+    assert ops.count("LayerNormalization") == 2 * 2 + 1  # one per sub-layer of 2 layers, plus the embeddings'
+    inputs = {i.name for i in model.graph.input}  # the one lookup left on the CPU: words (positions fold)
+    assert [n.input[1] for n in model.graph.node if n.op_type == "Gather" and n.input[1] in inputs] == ["input_ids"]
+    halves = sum(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    assert halves > 0 and not any(i.data_type == onnx.TensorProto.FLOAT and np.prod(i.dims) > 64
+                                  for i in model.graph.initializer)  # fmt: skip
+    fp32_bytes = sum(np.prod(i.dims) * 4 for i in onnx.load(str(out / "onnx/model.onnx")).graph.initializer
+                     if i.data_type == onnx.TensorProto.FLOAT)  # fmt: skip
+    assert (out / "onnx/model.coreml.onnx").stat().st_size <= fp32_bytes / 2 * 1.05
+    ids = np.random.default_rng(0).integers(5, 1000, size=(1, length))
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    feed["token_type_ids"][0, length // 2 :] = 1  # the token-type rows are arithmetic now: both must be right
+    half = ort.InferenceSession(str(out / "onnx/model.coreml.onnx")).run(None, feed)[0]
+    full = ort.InferenceSession(str(out / "onnx/model.onnx")).run(None, feed)[0]
+    assert half.dtype == np.float32 and np.abs(half - full).max() < 2e-2
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@
 configuration (768 wide, 12 heads, its own position and attention flags) with two layers, and a
 tokenizer made by the family's own transformers class from vocabulary files (its added tokens'
 ``normalized``/``lstrip`` flags and, for SentencePiece, the converted normalizer, as transformers
-writes them). Each is compressed to one layer with its vocabulary pruned (``--vocab auto``) and exported with ``--task --data`` and the default
-quantization (static QDQ among the candidates), verified and evaluated. Tiny look-alikes
-(``test_families.py``) hide what these configurations and flags break.
+writes them). Each is compressed to one layer with its vocabulary pruned (``--vocab auto``) and
+exported with ``--task --data`` and the default quantization (static QDQ among the candidates),
+verified and evaluated. Tiny look-alikes (``test_families.py``) hide what these configurations and
+flags break.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ STRINGS = f"{GRAPH_DIR}/model.strings.onnx"
 ORT = f"{GRAPH_DIR}/model.ort"
 OPS_CONFIG = f"{GRAPH_DIR}/required_operators.config"
 INT8_FIXED = f"{GRAPH_DIR}/model_quantized.fixed.onnx"
+COREML = f"{GRAPH_DIR}/model.coreml.onnx"  # fixed shapes, fp16 inside, for Core ML's MLProgram format
 ORT_FIXED = f"{GRAPH_DIR}/model_quantized.fixed.ort"
 OPS_CONFIG_FIXED = f"{GRAPH_DIR}/required_operators.fixed.config"
 

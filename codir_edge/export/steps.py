@@ -6,7 +6,7 @@
 3. ``ship.py``: every candidate timed at every deployment setting, the winners per thread count
    copied into the bundle.
 4. ``score_variants``: each variant's task metric; a drop beyond the limit is a hard failure.
-5. ``fixed_variants``: the fixed-shape QDQ graph (and its .ort) for NNAPI and Core ML.
+5. ``fixed_variants``: the fixed-shape QDQ graph (and its .ort) for NNAPI, and the fp16 Core ML graph.
 6. ``strings_variant``: raw text in, scores out, held to tokenizer + graph (hard failure).
 7. ``mobile_variant`` and ``write_model_files``: the .ort form, tokenizer, config and labels.
 """
@@ -121,7 +121,7 @@ def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: Ex
 
 
 def _remedy(variant: str, config: ExportConfig) -> str:
-    if variant.endswith("-fixed"):
+    if variant.endswith("-fixed") or variant == "coreml":
         return "pass --fixed-shape off, a longer --fixed-shape, or allow a larger drop"
     if variant == "fp16":
         return "drop --fp16 for this model, or allow a larger drop"
@@ -177,7 +177,37 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     if plan.config.ort:
         to_ort(stage / file, stage, plan.target, layout.ORT_FIXED, layout.OPS_CONFIG_FIXED, "Runtime")
         out.append({"name": "ort-fixed", "file": layout.ORT_FIXED, "from": file, "fixed_shape": [batch, length]})
-    return out
+    return [*out, *coreml_variant(stage, fixed_fp32, (batch, length), feeds, encoded, plan)]
+
+
+def coreml_variant(stage: Path, fixed_fp32: Path, shape: tuple[int, int], feeds: list[dict], encoded,
+                   plan: ExportPlan) -> list[dict]:  # fmt: skip
+    """The Core ML variant (``export/coreml.py``): the fixed-shape graph with the Gathers Core ML stops at
+    rewritten, fp16 inside; its usability by onnxruntime's checker and ours, and its dev accuracy at its
+    fixed shape (gated like every variant by ``score_variants``). A model it cannot be made for gets a
+    note under ``--fixed-shape auto``, and fails an explicit ``--fixed-shape``."""
+    from codir_edge.export import fixed
+    from codir_edge.export.candidates import CHECK_BATCHES, run_fault, task_metrics
+    from codir_edge.export.coreml import coreml_graph
+
+    try:
+        rewritten = coreml_graph(fixed_fp32, stage / layout.COREML)
+        fault = run_fault(stage / layout.COREML, feeds[:CHECK_BATCHES])
+    except Exception as exc:  # noqa: BLE001 - the converters' errors have no common type; the message says why
+        fault = f"could not be built ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+    if fault is not None:
+        (stage / layout.COREML).unlink(missing_ok=True)
+        if plan.config.fixed_shape != "auto":
+            raise CheckFailedError(f"the Core ML variant {fault}: pass --fixed-shape off")
+        note(f"no Core ML variant: it {fault}")
+        return []
+    entry = {
+        "name": "coreml", "file": layout.COREML, "fixed_shape": list(shape), "precision": "fp16 (inputs int64, "
+        "outputs fp32)", "rewritten": rewritten, "usability": fixed.usability(stage / layout.COREML, ("coreml",)),
+    }  # fmt: skip
+    if encoded is not None:
+        entry["accuracy"] = task_metrics(stage / layout.COREML, encoded, plan)
+    return [entry]
 
 
 def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: ExportConfig, pair: bool,
