@@ -140,7 +140,8 @@ def _python_outputs(bundle: Path, feeds: dict[str, dict]) -> dict[str, np.ndarra
     for file, feed in feeds.items():
         text = "text" in feed
         session = create_session(bundle / file, 1, custom_ops=text)
-        arrays = {k: np.array(v) if text else np.array(v, dtype=np.int64) for k, v in feed.items()}
+        types = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in session.get_inputs()}
+        arrays = {k: np.array(v) if text else np.array(v, dtype=types[k]) for k, v in feed.items()}
         out[file] = session.run(None, arrays)[0]
     return out
 

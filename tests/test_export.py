@@ -32,11 +32,11 @@ def bundle(tmp_path_factory, classifier) -> Path:
 def test_bundle_holds_every_variant_with_a_complete_manifest(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     names = [v["name"] for v in manifest["variants"] if not v.get("alternate_of")]  # per-thread picks aside
-    assert names == ["fp32", "int8", "int8-fixed", "ort-fixed", "coreml", "strings", "ort"]
+    assert names == ["fp32", "int8", "int8-fixed", "ort-fixed", "coreml", "nnapi", "strings", "ort"]
     for name in ("onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/model.strings.onnx", "onnx/model.ort",
                  "onnx/required_operators.config", "onnx/model_quantized.fixed.onnx", "onnx/model_quantized.fixed.ort",
-                 "onnx/required_operators.fixed.config", "onnx/model.coreml.onnx", "labels.json", "config.json",
-                 "tokenizer.json"):  # fmt: skip
+                 "onnx/required_operators.fixed.config", "onnx/model.coreml.onnx", "onnx/model.nnapi.onnx",
+                 "labels.json", "config.json", "tokenizer.json"):  # fmt: skip
         assert (bundle / name).is_file(), name
     listed = {entry["path"]: entry for entry in manifest["files"]}
     on_disk = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
@@ -140,7 +140,7 @@ def test_evaluate_scores_what_ships(bundle, classifier, sst2_small, tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     alternates = {v["name"] for v in manifest["variants"] if v.get("alternate_of")}
     scored = {v["variant"]: v for v in report["variants"]}
-    expected = ["fp32", "int8", "int8-fixed", "ort-fixed", "coreml", "ort"]
+    expected = ["fp32", "int8", "int8-fixed", "ort-fixed", "coreml", "nnapi", "ort"]
     assert [n for n in scored if n not in alternates] == expected  # strings:
     assert all(v["runtime"] == "onnxruntime" and v["examples"] == 32 for v in report["variants"])  # via its twin
     assert report["task"] == "sst2" and f"report: {out}" in result.output
@@ -426,7 +426,7 @@ def test_profile_measures_every_variant_of_an_exported_bundle(bundle, tmp_path):
                     "--threads", "1", "--json", out)  # fmt: skip
     assert result.exit_code == 0, result.output
     measured = {row["target"] for row in json.loads(out.read_text())["results"]}
-    assert measured == {"fp32", "int8", "ort", "int8-fixed", "ort-fixed", "coreml"}  # alternates: as their variant's
+    assert measured == {"fp32", "int8", "ort", "int8-fixed", "ort-fixed", "coreml", "nnapi"}  # alternates: as their
 
 
 def test_every_variant_beyond_the_allowed_drop_is_named_at_once(tmp_path):

@@ -194,6 +194,7 @@ def test_fixed_shape_variant_is_static_qdq_checked_for_accelerators_and_profiled
     assert ours["caveats"]["Gather indices not int32"] >= 1 and ours["caveats"]["quantized MatMul input A not 2-D"] > 0
     assert ours["supported_nodes"] < fixed["usability"]["nnapi"]["supported_nodes"]
     _assert_core_ml_variant(out, manifest, length)
+    _assert_nnapi_variant(out, manifest, length)
     report = tmp_path / "p.json"
     profiled = invoke("profile", out, "--runs", "3", "--warmup", "1", "--threads", "1", "--batch-sizes", "1,2",
                       "--seq-lens", f"8,{length + 8}", "--json", report)  # fmt: skip
@@ -238,6 +239,35 @@ def _assert_core_ml_variant(out: Path, manifest: dict, length: int) -> None:
     half = ort.InferenceSession(str(out / "onnx/model.coreml.onnx")).run(None, feed)[0]
     full = ort.InferenceSession(str(out / "onnx/model.onnx")).run(None, feed)[0]
     assert half.dtype == np.float32 and np.abs(half - full).max() < 2e-2
+
+
+def _assert_nnapi_variant(out: Path, manifest: dict, length: int) -> None:
+    """NNAPI takes the variant whole, by onnxruntime's checker and by ours (no int64 lookup, every quantized
+    MatMul on a 2-D input); no Erf, no LayerNormalization, u8 embeddings; at most 1.5 times the INT8 file."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    nnapi = next(v for v in manifest["variants"] if v["name"] == "nnapi")
+    assert nnapi["fixed_shape"] == [1, length] and "accuracy" in nnapi
+    for figures in (nnapi["usability"]["nnapi"], nnapi["usability"]["nnapi"]["ours"]):
+        assert figures["share"] == 1.0 and figures["partitions"] == 1 and figures["verdict"] == "YES", figures
+    assert nnapi["usability"]["nnapi"]["ours"]["caveats"] == {}
+    assert nnapi["rewritten"]["erf_to_tanh"] == 2 and nnapi["rewritten"]["layer_norms_decomposed"] == 5
+    model = onnx.load(str(out / "onnx/model.nnapi.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert not {"Erf", "LayerNormalization"} & ops and {"Tanh", "QuantizeLinear", "DequantizeLinear"} <= ops
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT32 for i in model.graph.input)
+    tables = {i.name: i.data_type for i in model.graph.initializer}
+    lookup = next(n for n in model.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids")
+    assert tables[lookup.input[0]] == onnx.TensorProto.UINT8
+    assert (out / "onnx/model.nnapi.onnx").stat().st_size <= 1.5 * (out / "onnx/model_quantized.onnx").stat().st_size
+    ids = np.random.default_rng(1).integers(5, 1000, size=(1, length))
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    got = ort.InferenceSession(str(out / "onnx/model.nnapi.onnx")).run(None, {k: v.astype(np.int32)
+                                                                             for k, v in feed.items()})[0]  # fmt: skip
+    full = ort.InferenceSession(str(out / "onnx/model.onnx")).run(None, feed)[0]
+    assert np.abs(got - full).max() < 0.1 * max(1.0, float(np.abs(full).max()))
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def test_family_goes_through_the_whole_chain(tmp_path, glue_dir, sst2, family):
     assert result.exit_code == 0, result.output
     manifest = json.loads((bundle / "manifest.json").read_text())
     variants = {v["name"]: v for v in manifest["variants"]}
-    assert {"fp32", "int8", "ort"} <= set(variants)
+    assert {"fp32", "int8", "ort", "coreml", "nnapi"} <= set(variants)  # the accelerator variants, for every family
     assert manifest["parity"]["max_abs_diff"] <= 1e-4
     assert ("strings" in variants) == (family in STRINGS_IN), variants
     assert variants["strings"]["tokenizer"] == FAMILIES[family].tokenizer  # the registry says what it is

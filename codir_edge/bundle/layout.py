@@ -20,6 +20,7 @@ ORT = f"{GRAPH_DIR}/model.ort"
 OPS_CONFIG = f"{GRAPH_DIR}/required_operators.config"
 INT8_FIXED = f"{GRAPH_DIR}/model_quantized.fixed.onnx"
 COREML = f"{GRAPH_DIR}/model.coreml.onnx"  # fixed shapes, fp16 inside, for Core ML's MLProgram format
+NNAPI = f"{GRAPH_DIR}/model.nnapi.onnx"  # fixed shapes, int32 ids, QDQ on 2-D MatMuls, for Android's NNAPI
 ORT_FIXED = f"{GRAPH_DIR}/model_quantized.fixed.ort"
 OPS_CONFIG_FIXED = f"{GRAPH_DIR}/required_operators.fixed.config"
 

@@ -78,7 +78,7 @@ class _Initializers:
         return next((a.i for a in node.attribute if a.name == "axis"), 0)
 
 
-def rewrite_for_coreml(model) -> dict[str, int]:
+def rewrite_gathers(model) -> dict[str, int]:
     """Replace, in place, the Gathers Core ML would stop at (see the module docstring); how many of each."""
     constants, g = _constants(model), _Initializers(model)
     graph_inputs = {i.name for i in model.graph.input}
@@ -103,12 +103,12 @@ def rewrite_for_coreml(model) -> dict[str, int]:
 
 def coreml_graph(fixed_fp32: Path, destination: Path) -> dict[str, int]:
     """The Core ML variant of a fixed-shape fp32 graph, written to ``destination`` (fp16 inside, int64
-    and fp32 at its inputs and outputs); returns what ``rewrite_for_coreml`` changed."""
+    and fp32 at its inputs and outputs); returns what ``rewrite_gathers`` changed."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(fixed_fp32))
-    done = rewrite_for_coreml(model)
+    done = rewrite_gathers(model)
     onnx.checker.check_model(model)
     half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     onnx.save(half, str(destination))

@@ -6,7 +6,7 @@
 3. ``ship.py``: every candidate timed at every deployment setting, the winners per thread count
    copied into the bundle.
 4. ``score_variants``: each variant's task metric; a drop beyond the limit is a hard failure.
-5. ``fixed_variants``: the fixed-shape QDQ graph (and its .ort) for NNAPI, and the fp16 Core ML graph.
+5. ``fixed_variants``: the fixed-shape QDQ graph (and its .ort), and the Core ML and NNAPI graphs.
 6. ``strings_variant``: raw text in, scores out, held to tokenizer + graph (hard failure).
 7. ``mobile_variant`` and ``write_model_files``: the .ort form, tokenizer, config and labels.
 """
@@ -121,7 +121,7 @@ def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: Ex
 
 
 def _remedy(variant: str, config: ExportConfig) -> str:
-    if variant.endswith("-fixed") or variant == "coreml":
+    if variant.endswith("-fixed") or variant in ("coreml", "nnapi"):
         return "pass --fixed-shape off, a longer --fixed-shape, or allow a larger drop"
     if variant == "fp16":
         return "drop --fp16 for this model, or allow a larger drop"
@@ -177,37 +177,56 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     if plan.config.ort:
         to_ort(stage / file, stage, plan.target, layout.ORT_FIXED, layout.OPS_CONFIG_FIXED, "Runtime")
         out.append({"name": "ort-fixed", "file": layout.ORT_FIXED, "from": file, "fixed_shape": [batch, length]})
-    return [*out, *coreml_variant(stage, fixed_fp32, (batch, length), feeds, encoded, plan)]
+    return [*out, *accelerator_variants(stage, work, fixed_fp32, (batch, length), feeds, encoded, plan)]
 
 
-def coreml_variant(stage: Path, fixed_fp32: Path, shape: tuple[int, int], feeds: list[dict], encoded,
-                   plan: ExportPlan) -> list[dict]:  # fmt: skip
-    """The Core ML variant (``export/coreml.py``): the fixed-shape graph with the Gathers Core ML stops at
-    rewritten, fp16 inside; its usability by onnxruntime's checker and ours, and its dev accuracy at its
-    fixed shape (gated like every variant by ``score_variants``). A model it cannot be made for gets a
-    note under ``--fixed-shape auto``, and fails an explicit ``--fixed-shape``."""
+def accelerator_variants(stage: Path, work: Path, fixed_fp32: Path, shape: tuple[int, int], feeds: list[dict],
+                         encoded, plan: ExportPlan) -> list[dict]:  # fmt: skip
+    """The Core ML variant (``export/coreml.py``: fp16 inside, the Gathers Core ML stops at rewritten) and
+    the NNAPI one (``export/nnapi.py``: int32 ids, 2-D QDQ MatMuls, tanh GELU, decomposed LayerNorm, u8
+    embeddings), each with its accelerator's usability by onnxruntime's checker and ours, and its dev
+    accuracy at its fixed shape (gated like every variant by ``score_variants``)."""
+    from codir_edge.export.coreml import coreml_graph
+    from codir_edge.export.nnapi import as_int32, nnapi_graph
+
+    config = plan.config
+    made = [
+        _accelerator_variant(stage, "coreml", layout.COREML, lambda: coreml_graph(fixed_fp32, stage / layout.COREML),
+                             feeds, shape, encoded, plan,
+                             {"precision": "fp16 inside; inputs int64, outputs fp32"}),
+        _accelerator_variant(stage, "nnapi", layout.NNAPI,
+                             lambda: nnapi_graph(fixed_fp32, stage / layout.NNAPI, work, feeds,
+                                                 config.calibration_method, plan.target),
+                             as_int32(feeds), shape, encoded, plan,
+                             {"precision": "QDQ u8 weight MatMuls and embeddings; outputs fp32",
+                              "input_dtype": "int32", "gelu": "tanh approximation"}),
+    ]  # fmt: skip
+    return [entry for entry in made if entry is not None]
+
+
+def _accelerator_variant(stage: Path, name: str, file: str, build, feeds: list[dict], shape: tuple[int, int],
+                         encoded, plan: ExportPlan, described: dict) -> dict | None:  # fmt: skip
+    """Build one accelerator variant (``build`` returns what it rewrote) and check it runs; a model it cannot
+    be made for gets a note under ``--fixed-shape auto`` and fails an explicit ``--fixed-shape``."""
     from codir_edge.export import fixed
     from codir_edge.export.candidates import CHECK_BATCHES, run_fault, task_metrics
-    from codir_edge.export.coreml import coreml_graph
 
     try:
-        rewritten = coreml_graph(fixed_fp32, stage / layout.COREML)
-        fault = run_fault(stage / layout.COREML, feeds[:CHECK_BATCHES])
+        rewritten = build()
+        fault = run_fault(stage / file, feeds[:CHECK_BATCHES])
     except Exception as exc:  # noqa: BLE001 - the converters' errors have no common type; the message says why
         fault = f"could not be built ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
     if fault is not None:
-        (stage / layout.COREML).unlink(missing_ok=True)
+        (stage / file).unlink(missing_ok=True)
         if plan.config.fixed_shape != "auto":
-            raise CheckFailedError(f"the Core ML variant {fault}: pass --fixed-shape off")
-        note(f"no Core ML variant: it {fault}")
-        return []
-    entry = {
-        "name": "coreml", "file": layout.COREML, "fixed_shape": list(shape), "precision": "fp16 (inputs int64, "
-        "outputs fp32)", "rewritten": rewritten, "usability": fixed.usability(stage / layout.COREML, ("coreml",)),
-    }  # fmt: skip
+            raise CheckFailedError(f"the {name} variant {fault}: pass --fixed-shape off")
+        note(f"no {name} variant: it {fault}")
+        return None
+    entry = {"name": name, "file": file, "fixed_shape": list(shape), **described, "rewritten": rewritten,
+             "usability": fixed.usability(stage / file, (name,))}  # fmt: skip
     if encoded is not None:
-        entry["accuracy"] = task_metrics(stage / layout.COREML, encoded, plan)
-    return [entry]
+        entry["accuracy"] = task_metrics(stage / file, encoded, plan)
+    return entry
 
 
 def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: ExportConfig, pair: bool,

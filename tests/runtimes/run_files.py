@@ -22,7 +22,9 @@ def run(bundle: str, file: str, feeds: dict) -> dict:
         options.register_custom_ops_library(get_library_path())
     try:
         session = ort.InferenceSession(f"{bundle}/{file}", options, providers=["CPUExecutionProvider"])
-        arrays = {k: np.array(v) if isinstance(v[0], str) else np.array(v, dtype=np.int64) for k, v in feeds.items()}
+        types = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in session.get_inputs()}
+        arrays = {k: np.array(v) if isinstance(v[0], str) else np.array(v, dtype=types.get(k, np.int64))
+                  for k, v in feeds.items()}  # fmt: skip
         return {"output": session.run(None, arrays)[0].tolist()}
     except Exception as exc:  # onnxruntime raises its own (pybind) types
         return {"error": str(exc).splitlines()[0][:300]}

@@ -22,14 +22,27 @@ export function sessionOptions(bundle, threads = 1) {
   };
 }
 
+// The id type each file takes: int64, except where the manifest says otherwise (the NNAPI variant's int32).
+export function inputTypes(bundle) {
+  const manifest = JSON.parse(fs.readFileSync(path.join(bundle, "manifest.json"), "utf8"));
+  return Object.fromEntries(manifest.variants.map((v) => [v.file, v.input_dtype ?? "int64"]));
+}
+
+function idTensor(type, data, dims) {
+  return type === "int32"
+    ? new ort.Tensor("int32", Int32Array.from(data), dims)
+    : new ort.Tensor("int64", BigInt64Array.from(data, BigInt), dims);
+}
+
 export async function logits(bundle, feedsByFile, threads = 1) {
   const options = sessionOptions(bundle, threads);
+  const types = inputTypes(bundle);
   const out = {};
   for (const [file, feeds] of Object.entries(feedsByFile)) {
     const session = await ort.InferenceSession.create(path.join(bundle, file), options);
     const inputs = {};
     for (const [name, { dims, data }] of Object.entries(feeds)) {
-      inputs[name] = new ort.Tensor("int64", BigInt64Array.from(data, BigInt), dims);
+      inputs[name] = idTensor(types[file] ?? "int64", data, dims);
     }
     const result = await session.run(inputs);
     const first = result[session.outputNames[0]];
