@@ -151,6 +151,27 @@ def test_codir_at_contrastive_weight_zero_is_cosine_bit_for_bit_and_mse_trains_a
     assert "mse" in read_log(outs["mse"])[0] and "cosine" in read_log(outs["cosine"])[0]
 
 
+def test_a_pruned_vocabulary_ships_as_a_sentence_transformers_model_reading_its_texts_as_before(tmp_path, teacher,
+                                                                                                  corpus):  # fmt: skip
+    from transformers import AutoTokenizer
+
+    from codir_edge.models.embed import embed_folder
+
+    out = tmp_path / "student"
+    result = invoke(*embed_args(teacher, corpus, out, "--epochs", "1", "--vocab", "auto"))
+    assert result.exit_code == 0, result.output
+    vocabulary = json.loads((out / "metrics.json").read_text())["vocabulary"]
+    assert "vocabulary (auto)" in result.output and "held-out texts" in result.output
+    assert vocabulary["train_rows_retokenized"] == 0 and vocabulary["scored_on"] == "held-out"
+    full, cut = AutoTokenizer.from_pretrained(teacher), AutoTokenizer.from_pretrained(out)
+    assert len(cut) == vocabulary["kept"] < len(full) and vocabulary["dev_texts"] == 24
+    texts = corpus.read_text().splitlines()[:20]
+    ours, _ = embed_folder(out, texts, 32, 8, "cpu")
+    theirs = st_encode(out, texts)  # sentence-transformers loads the cut tokenizer and embedding with no help
+    cosine = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cosine.min() >= 0.99999
+
+
 def test_a_bare_encoder_takes_the_flags_head(tmp_path, backbone_dir, corpus):
     encoder = build_tiny_bert(tmp_path / "enc", backbone_dir, num_labels=None, layers=2)
     out = tmp_path / "student"

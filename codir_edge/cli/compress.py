@@ -51,6 +51,8 @@ def compress(args: Args) -> None:
         report = run_compress(teacher, args.data, args.out, config, text_field=args.text_column, **common)
         if report.rank == 0:  # under torchrun, rank 0 speaks for the run
             typer.echo(pre_line(report) if config.stage == "pre" else embed_line(report))
+            if report.vocabulary is not None:
+                typer.echo(vocab_line(report.vocabulary))
             write_json(args.json_path, report.summary())
         return
     train_spec, eval_spec = train_data_specs(args)
@@ -136,7 +138,8 @@ def vocab_line(vocabulary: dict) -> str:
         f"({vocabulary['used_kept']:,} of the {vocabulary['used']:,} tokens the training text uses, "
         f"{vocabulary['fallback']:,} single characters or bytes, "
         f"{vocabulary['special']} special), {vocabulary['embedding_bytes_saved_fp32'] / 1e6:.1f} MB of fp32 "
-        f"embeddings saved; {vocabulary['dev_texts_retokenized']} of {vocabulary['dev_texts']} dev texts and "
+        f"embeddings saved; {vocabulary['dev_texts_retokenized']} of {vocabulary['dev_texts']} "
+        f"{vocabulary.get('scored_on', 'dev')} texts and "
         f"{vocabulary['train_rows_retokenized']} training rows tokenize differently than with the full vocabulary"
     )
 

@@ -174,10 +174,10 @@ class FineConfig(DistillConfig):
     # vocabulary pruning (models/vocab.py): the student ships only the token rows its training text uses
     vocab: str | int = setting(
         "full",
-        help="--stage fine: the student's vocabulary. full: the teacher's; auto: only the tokens the training "
-        "text and transfer set use, plus special tokens and every single character (and byte) so any text still "
-        "tokenizes; N: those plus the most frequent used tokens, N rows in all. The student is distilled with "
-        "the vocabulary it ships with.",
+        help="--stage fine and --task embedding: the student's vocabulary. full: the teacher's; auto: only the "
+        "tokens the training text and transfer set use, plus special tokens and every single character (and byte) "
+        "so any text still tokenizes; N: those plus the most frequent used tokens, N rows in all. The student is "
+        "distilled with the vocabulary it ships with.",
         panel=SHAPE,
         cli_type=str,
         cli_default="full",
@@ -335,8 +335,10 @@ class EmbedConfig(DistillConfig):
     held_out: int = like(PreConfig, "held_out")
     # label (the fine stage's name): random texts, as CoDIR-Pre draws them; hard: half from the teacher's nearest
     negative_sampling: str = like(FineConfig, "negative_sampling")
+    vocab: str | int = like(FineConfig, "vocab")  # the rows the training texts use, as for classification
 
     def __post_init__(self) -> None:
+        parse_vocab(self.vocab)
         if self.negative_sampling == "hard" and self.objective != "codir":
             raise InputError(f"--negative-sampling hard draws codir's negatives; --objective {self.objective} has "
                              "none: drop it, or use --objective codir")  # fmt: skip

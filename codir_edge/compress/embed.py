@@ -25,6 +25,7 @@ from codir_edge.data.encode import Encoded, pad_batch
 from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config, weights_digest
 from codir_edge.models.families import family_of, width
 from codir_edge.models.sentence import SentenceHead, read_sentence_head, write_sentence_head
+from codir_edge.models.vocab import parse_vocab
 from codir_edge.training.engine import Loop
 
 
@@ -55,6 +56,7 @@ class EmbedStage:
 
         self.teacher_dir, self.corpus, self.config = Path(teacher_dir), corpus, config
         self.hard_info: dict | None = None  # --negative-sampling hard: how the neighbour lists were computed
+        self.vocabulary: dict | None = None  # --vocab: rows kept, bytes saved, texts that tokenize differently
         self.teacher_config = read_model_config(self.teacher_dir, "--teacher")
         family_of(self.teacher_config)  # an unknown family is refused before anything loads
         self.head = teacher_head(self.teacher_dir, config)
@@ -68,7 +70,7 @@ class EmbedStage:
         """Training and held-out texts tokenized as one set (the bank covers both); the teacher loaded."""
         from codir_edge.models.loading import load_backbone
 
-        config = self.config
+        config, self.run_dir = self.config, run_dir
         self.encoded, self.n_train, self.held = encode_corpus(self.tokenizer, self.train_texts, self.held_texts,
                                                               self.teacher_config, config.max_length)  # fmt: skip
         teacher = load_backbone(self.teacher_dir, False, config.trust_remote_code).to(runtime.device)
@@ -88,8 +90,10 @@ class EmbedStage:
         from codir_edge.models.predict import to_device
 
         config, encoded, n_train = self.config, self.encoded, self.n_train
-        held_enc = subset_encoded(encoded, self.held)
         student = skip_student(setup.teacher, self.student_layers)
+        if parse_vocab(config.vocab) != "full":
+            student, encoded = self._cut_vocabulary(student, setup, dist)
+        held_enc = subset_encoded(encoded, self.held)
         setup.free_teacher()
         distiller = EmbedDistiller(student, bank, config, self.head.pooling, width(student.config),
                                    width(self.teacher_config)).to(runtime.device)  # fmt: skip
@@ -118,6 +122,23 @@ class EmbedStage:
         )  # fmt: skip
         self.initial = evaluate()
         return distiller, loop
+
+    def _cut_vocabulary(self, student, setup: Setup, dist):
+        """(student, the corpus as it reads it) over the rows its training texts use (``--vocab``); the tokenizer
+        the student is saved with becomes the cut one."""
+        from codir_edge.compress.vocab import cut_vocabulary, vocab_report
+
+        config, n_train = self.config, self.n_train
+        width = student.get_input_embeddings().embedding_dim
+        student, tokenizer, made = cut_vocabulary(student, setup.tokenizer, self.encoded.input_ids[:n_train],
+                                                  parse_vocab(config.vocab), self.run_dir, dist)  # fmt: skip
+        setup.tokenizer = tokenizer
+        encoded, _, _ = encode_corpus(tokenizer, self.train_texts, self.held_texts, self.teacher_config,
+                                      config.max_length)  # fmt: skip
+        before = (subset_encoded(self.encoded, np.arange(n_train)), subset_encoded(self.encoded, self.held))
+        after = (subset_encoded(encoded, np.arange(n_train)), subset_encoded(encoded, self.held))
+        self.vocabulary = vocab_report(made, width, before, after, scored="held-out")
+        return student, encoded
 
     def _hard_lists(self, bank) -> np.ndarray:
         """(N, 4K) each text's nearest training texts by the teacher's own summaries (near-duplicates and
@@ -159,6 +180,7 @@ class EmbedStage:
             "data": str(self.corpus),
             "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
             "hard_negatives": self.hard_info,
+            "vocabulary": self.vocabulary,
         }
 
 

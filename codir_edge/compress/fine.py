@@ -17,6 +17,7 @@ from codir_edge.compress.prune import PrunePlan, check_prunable
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_same_tokenizer, check_student_layers, layer_map
 from codir_edge.compress.transfer import build_transfer_set, concat_encoded, epoch_order
+from codir_edge.compress.vocab import cut_vocabulary, decided_once, vocab_report
 from codir_edge.core.errors import InputError
 from codir_edge.core.progress import stderr_console
 from codir_edge.data import DataSpec, get_task, load_train_dev
@@ -32,23 +33,7 @@ from codir_edge.models.checkpoint import (
 from codir_edge.models.families import family_of, max_positions, width
 from codir_edge.models.labels import model_labels
 from codir_edge.models.vocab import parse_vocab
-from codir_edge.training.distributed import from_main
 from codir_edge.training.engine import Loop
-
-
-def _decided_once(path: Path, dist, decide) -> dict:
-    """A decision the run must keep: read back on resume, else made on rank 0, saved and shared."""
-    import json
-
-    from codir_edge.core.atomic import atomic_write_text
-
-    if path.is_file():
-        return json.loads(path.read_text())
-    value = decide() if dist.is_main else None
-    value = from_main(value, dist)
-    if dist.is_main:
-        atomic_write_text(path, json.dumps(value, indent=2))
-    return value
 
 
 def check_teacher(config: dict, teacher_dir: Path) -> None:
@@ -216,30 +201,18 @@ class FineStage:
         return distiller, loop
 
     def _prune_vocab(self, student, setup: Setup, dist):
-        """(student, its training rows, its dev rows) over the pruned vocabulary (``--vocab``): the rows
-        the training text uses, decided once per run, and the tokenizer the student is saved with."""
-        from codir_edge.compress.transfer import concat_encoded
-        from codir_edge.models.vocab import VocabPlan, count_tokens, plan_vocab, pruned_model, pruned_tokenizer
-
-        config, full_tokenizer = self.config, setup.tokenizer
-        rows = student.get_input_embeddings().weight.shape[0]
-
-        def plan() -> dict:
-            made = plan_vocab(full_tokenizer, count_tokens(self.train_enc.input_ids), parse_vocab(config.vocab), rows)
-            return {**made.to_dict(), "keep": list(made.keep)}
-
-        decided = _decided_once(self.run_dir / "vocab_plan.json", dist, plan)
-        made = VocabPlan(tuple(decided["keep"]), decided["full_size"], decided["used"], decided["used_kept"],
-                         decided["fallback"], decided["special"], decided["mode"])  # fmt: skip
-        tokenizer = pruned_tokenizer(full_tokenizer, made.keep)
+        """(student, its training rows, its dev rows) over the pruned vocabulary (``--vocab``); the tokenizer
+        the student is saved with becomes the cut one."""
+        config = self.config
+        width = student.get_input_embeddings().embedding_dim
+        student, tokenizer, made = cut_vocabulary(student, setup.tokenizer, self.train_enc.input_ids,
+                                                  parse_vocab(config.vocab), self.run_dir, dist)  # fmt: skip
         setup.tokenizer = tokenizer
         length = config.max_length
         train = concat_encoded([encode(tokenizer, part, length, self.segments) for part in self.train_parts])
         dev = encode(tokenizer, self.dev, length, self.segments)
-        self.vocabulary = made.to_dict() | vocab_changes(made, self.train_enc, train, self.dev_enc, dev)
-        self.vocabulary["embedding_bytes_saved_fp32"] = (rows - len(made.keep)) * student.get_input_embeddings(
-        ).embedding_dim * 4  # fmt: skip
-        return pruned_model(student, made.keep), train, dev
+        self.vocabulary = vocab_report(made, width, (self.train_enc, self.dev_enc), (train, dev))
+        return student, train, dev
 
     def _shape_for_budget(self, teacher_config, tokenizer, dev, dist, bars) -> None:
         """Time student shapes on the target (rank 0, once: a resumed run keeps the shape it trained)."""
@@ -268,7 +241,7 @@ class FineStage:
         def measure() -> dict:
             return search(teacher_config, config.latency_budget, inputs, chosen[0], bars)
 
-        self.shape_search = _decided_once(self.run_dir / "shape_search.json", dist, measure)
+        self.shape_search = decided_once(self.run_dir / "shape_search.json", dist, measure)
         shape = self.shape_search["chosen"]
         self.student_layers = shape["layers"]
         self.heads_keep, self.ffn_keep = shape["heads_keep"], shape["ffn_keep"]
@@ -302,7 +275,7 @@ class FineStage:
             made = make_plan(head_scores, ffn_scores, sources, self.heads_keep, self.ffn_keep)
             return {"plan": made.to_dict(), "seconds": time.perf_counter() - started, "samples": len(rows)}
 
-        decided = _decided_once(self.run_dir / "prune_plan.json", dist, plan)
+        decided = decided_once(self.run_dir / "prune_plan.json", dist, plan)
         made = PrunePlan.from_dict(decided["plan"])
         apply_plan(student, made)
         self.pruning = {
@@ -335,19 +308,6 @@ class FineStage:
             "hard_negatives": self.hard_negatives,
             "vocabulary": self.vocabulary,
         }
-
-
-def vocab_changes(plan, full_train, train, full_dev, dev) -> dict:
-    """How many training rows and dev texts tokenize differently with the kept vocabulary than with the
-    full one (0 training rows under ``--vocab auto``: every piece they use is kept)."""
-    mapping = plan.id_map()
-
-    def differ(before, after) -> int:
-        return sum(len(a) != len(b) or any(mapping[int(i)] != int(j) for i, j in zip(a, b, strict=True))
-                   for a, b in zip(before.input_ids, after.input_ids, strict=True))  # fmt: skip
-
-    return {"train_rows_retokenized": differ(full_train, train), "dev_texts_retokenized": differ(full_dev, dev),
-            "dev_texts": len(dev)}  # fmt: skip
 
 
 def last_window_terms(log_path: Path, prefix: str) -> dict[str, float]:
