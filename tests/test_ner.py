@@ -333,6 +333,31 @@ min_f1 = 0.0
     assert manifest["token_classification"]["labels"][0] == "O"
 
 
+def test_a_pruned_vocabulary_trains_the_same_tagger_row_for_row(tagger, ner_data, tmp_path):
+    """--vocab auto keeps every piece the training sentences split into, and the student reads the teacher's
+    pieces through the new ids: the same training, so the kept embedding rows and every other weight come
+    out equal to the full-vocabulary student's."""
+    from safetensors.numpy import load_file
+    from transformers import AutoTokenizer
+
+    common = ["--teacher", tagger, "--task", "ner", "--data", ner_data, "--student-layers", "2", "--epochs", "1",
+              "--batch-size", "16", "--objective", "codir", "--quiet"]  # fmt: skip
+    for name, extra in {"full": [], "cut": ["--vocab", "auto"]}.items():
+        result = invoke("compress", *common, *extra, "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    assert "vocabulary (auto)" in result.output
+    vocabulary = json.loads((tmp_path / "cut" / "metrics.json").read_text())["vocabulary"]
+    assert vocabulary["train_rows_retokenized"] == 0 and vocabulary["kept"] < vocabulary["full_size"]
+    full, cut = (load_file(str(tmp_path / n / "model.safetensors")) for n in ("full", "cut"))
+    full_tok, cut_tok = (AutoTokenizer.from_pretrained(tmp_path / n) for n in ("full", "cut"))
+    keep = full_tok.convert_tokens_to_ids(cut_tok.convert_ids_to_tokens(list(range(len(cut_tok)))))
+    name = "bert.embeddings.word_embeddings.weight"
+    np.testing.assert_array_equal(cut[name], full[name][keep])
+    assert all(np.array_equal(full[k], cut[k]) for k in full if k != name)
+    f1 = {n: json.loads((tmp_path / n / "metrics.json").read_text())["dev"]["f1"] for n in ("full", "cut")}
+    assert abs(f1["full"] - f1["cut"]) <= 0.05  # dev sentences may split differently with the kept pieces
+
+
 def test_unlabelled_sentences_join_through_the_teacher_alone(tagger, ner_data, tmp_path):
     """--unlabeled: repeats and tagged train or dev sentences are dropped and counted; the rest carry no
     cross-entropy (their words have only the teacher's outputs as targets)."""
@@ -381,6 +406,7 @@ def test_untagged_words_carry_kd_and_no_cross_entropy(tagger):
         (["--student", "TAGGER"], "--student does not apply to --task ner"),
         (["--objective", "none", "--unlabeled", "TEXT"], "--unlabeled needs a teacher term"),
         (["--stage", "pre"], "--task ner does not apply to --stage pre"),
+        (["--vocab", "5000"], "--vocab 5000 would split words into other pieces"),
     ],
 )
 def test_settings_ner_does_not_read_are_refused_by_name(tagger, ner_data, tmp_path, extra, says):

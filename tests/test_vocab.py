@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, invoke
 from conftest import cut_glue
@@ -127,14 +128,23 @@ def sst2(tmp_path_factory, glue_dir) -> Path:
 def test_compress_vocab_auto_ships_a_smaller_student_that_reads_its_training_text_as_before(
     tmp_path, glue_dir, sst2
 ):  # fmt: skip
+    from safetensors.numpy import load_file
     from transformers import AutoTokenizer
 
     teacher = build_family_classifier("bert", tmp_path / "teacher", glue_dir)
     student = tmp_path / "student"
-    result = invoke("compress", "--teacher", teacher, "--task", "sst2", "--data", sst2, "--out", student,
-                    "--student-layers", "2", "--max-length", "32", "--batch-size", "8", "--epochs", "1",
-                    "--negatives", "4", "--vocab", "auto", "--quiet")  # fmt: skip
+    common = ["compress", "--teacher", teacher, "--task", "sst2", "--data", sst2, "--student-layers", "2",
+              "--max-length", "32", "--batch-size", "8", "--epochs", "1", "--negatives", "4", "--quiet"]  # fmt: skip
+    assert invoke(*common, "--out", tmp_path / "full").exit_code == 0
+    result = invoke(*common, "--out", student, "--vocab", "auto")
     assert result.exit_code == 0, result.output
+    # the same training, read through the new ids: the kept rows and every other weight equal the full run's
+    full, cut = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(student / "model.safetensors"))
+    full_tok, cut_tok = AutoTokenizer.from_pretrained(tmp_path / "full"), AutoTokenizer.from_pretrained(student)
+    keep = full_tok.convert_tokens_to_ids(cut_tok.convert_ids_to_tokens(list(range(len(cut_tok)))))
+    rows = "bert.embeddings.word_embeddings.weight"
+    np.testing.assert_array_equal(cut[rows], full[rows][keep])
+    assert all(np.array_equal(full[k], cut[k]) for k in full if k != rows)
     vocabulary = json.loads((student / "metrics.json").read_text())["vocabulary"]
     assert "vocabulary (auto)" in result.output and vocabulary["train_rows_retokenized"] == 0
     assert vocabulary["kept"] == json.loads((student / "config.json").read_text())["vocab_size"] < 1200

@@ -174,7 +174,7 @@ class FineConfig(DistillConfig):
     # vocabulary pruning (models/vocab.py): the student ships only the token rows its training text uses
     vocab: str | int = setting(
         "full",
-        help="--stage fine and --task embedding: the student's vocabulary. full: the teacher's; auto: only the "
+        help="The student's vocabulary (--task ner: full or auto). full: the teacher's; auto: only the "
         "tokens the training text and transfer set use, plus special tokens and every single character (and byte) "
         "so any text still tokenizes; N: those plus the most frequent used tokens, N rows in all. The student is "
         "distilled with the vocabulary it ships with.",
@@ -382,8 +382,12 @@ class TokenConfig(DistillConfig):
         panel=LOSS,
         choices=TOKEN_NEGATIVES,
     )
+    vocab: str | int = like(FineConfig, "vocab")  # --task ner: full or auto (a row budget would re-split words)
 
     def __post_init__(self) -> None:
+        if isinstance(parse_vocab(self.vocab), int):
+            raise InputError(f"--vocab {self.vocab} would split words into other pieces than the teacher reads, and "
+                             "--task ner distils per piece: use --vocab auto")  # fmt: skip
         if self.objective not in OBJECTIVES:
             raise InputError(f"--objective {self.objective} does not apply to --task ner: use one of "
                              f"{', '.join(OBJECTIVES)}")  # fmt: skip

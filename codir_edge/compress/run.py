@@ -83,7 +83,7 @@ class CompressReport:
     # codir: the last log window's L_con, contrastive top-1 and gradient share (is the term still teaching?)
     contrastive_end: dict | None = None
     hard_negatives: dict | None = None  # --negative-sampling hard: how the neighbour lists were computed, and cost
-    vocabulary: dict | None = None  # fine, embed with --vocab: rows kept, bytes saved, texts that tokenize differently
+    vocabulary: dict | None = None  # --vocab: rows kept, bytes saved, texts that tokenize differently
     embedding: dict | None = None  # embed: the sentence head the student was written with (pooling, normalize)
     truncation: dict | None = None  # token: words --max-length cut off, per split (None: none were)
 

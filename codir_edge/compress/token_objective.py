@@ -60,9 +60,12 @@ class TokenDistiller(nn.Module):
     """Student plus whatever heads its objective trains; ``forward`` is the engine's
     (inputs, index, targets, negatives, scale) with targets the (B, T) tag ids, IGNORE where unlabelled."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, config: TokenConfig, mapping: list[int]):
+    def __init__(self, student: nn.Module, teacher: nn.Module, config: TokenConfig, mapping: list[int],
+                 student_ids: torch.Tensor | None = None):  # fmt: skip
         super().__init__()
         self.student = student
+        # --vocab auto: the student's id of each of the teacher's (the batches hold the teacher's ids)
+        self._student_ids = (student_ids,)
         self.config = config
         self.mapping = mapping  # teacher layer (1-based) of each student layer
         self._teacher = (teacher,)  # frozen, and kept out of the module tree (DDP, state_dict, optimizer)
@@ -82,10 +85,19 @@ class TokenDistiller(nn.Module):
         if pooler is not None:  # no token output reads it: frozen, so that DDP finds no unused parameter
             pooler.requires_grad_(False)
 
+    def _student_inputs(self, inputs: dict) -> dict:
+        ids = self._student_ids[0]
+        if ids is None:
+            return inputs
+        if ids.device != inputs["input_ids"].device:
+            ids = self._student_ids = (ids.to(inputs["input_ids"].device),)
+            ids = ids[0]
+        return {**inputs, "input_ids": ids[inputs["input_ids"]]}
+
     def forward(self, inputs, index, targets, negatives=None, scale: float = 1.0):  # noqa: ARG002 - engine interface
         cfg = self.config
         hidden = self.contrastive is not None or self.pkd is not None
-        out = self.student(**inputs, output_hidden_states=hidden)
+        out = self.student(**self._student_inputs(inputs), output_hidden_states=hidden)
         chosen = targets != IGNORE  # (B, T): first pieces, tagged (>= 0) or from the transfer set (UNLABELED)
         logits = out.logits.float()[chosen]  # (M, C)
         gold = targets[chosen]

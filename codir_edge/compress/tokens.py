@@ -21,6 +21,7 @@ from codir_edge.data.ner import NER_TASK, TaggedSplit, load_tagged_train_dev
 from codir_edge.models.checkpoint import check_max_length, num_layers, read_model_config
 from codir_edge.models.families import family_of
 from codir_edge.models.tagger import tagger_labels
+from codir_edge.models.vocab import parse_vocab
 from codir_edge.training.checkpoints import data_key
 from codir_edge.training.engine import Loop
 
@@ -53,19 +54,15 @@ class TokenStage:
             config.max_eval_samples, config.seed,
         )  # fmt: skip
         self.unlabeled = untagged_sentences(config.unlabeled, self.train_set, self.dev) if config.unlabeled else None
+        self.vocabulary: dict | None = None  # --vocab auto: rows kept, bytes saved, texts that tokenize differently
 
     def prepare(self, runtime, dist, run_dir: Path, bars) -> Setup:  # noqa: ARG002 - every stage takes the same arguments
         """Sentences tokenized with first-piece labels; the teacher loaded, frozen, to run beside the student."""
-        from codir_edge.data.ner_encode import concat_tokens, encode_tagged, truncation_note
+        from codir_edge.data.ner_encode import truncation_note
         from codir_edge.models.loading import load_trained_token_classifier
 
-        config = self.config
-        self.train_tok = encode_tagged(self.tokenizer, self.train_set, self.labels, config.max_length, self.segments)
-        if self.unlabeled is not None:  # after the tagged rows: the teacher's outputs are their only targets
-            extra = encode_tagged(self.tokenizer, self.unlabeled[0], self.labels, config.max_length, self.segments,
-                                  tagged=False)  # fmt: skip
-            self.train_tok = concat_tokens(self.train_tok, extra)
-        self.dev_tok = encode_tagged(self.tokenizer, self.dev, self.labels, config.max_length, self.segments)
+        config, self.run_dir = self.config, run_dir
+        self.train_tok, self.dev_tok = self._encode(self.tokenizer)
         self.truncation = truncation_note(self.train_tok, self.dev_tok, config.max_length)
         teacher = load_trained_token_classifier(self.teacher_dir, config.trust_remote_code).to(runtime.device).eval()
         teacher.requires_grad_(False)
@@ -73,6 +70,36 @@ class TokenStage:
         mapping = layer_map(self.teacher_layers, self.student_layers)
         return Setup(self.tokenizer, teacher, self.train_tok.encoded, mapping, key, "mean",
                      with_logits=False, needs_bank=False, teacher_parameters=count_parameters(teacher))  # fmt: skip
+
+    def _encode(self, tokenizer):
+        """(training rows, tagged then untagged; dev rows), first pieces labelled, as ``tokenizer`` splits them."""
+        from codir_edge.data.ner_encode import concat_tokens, encode_tagged
+
+        length, segments = self.config.max_length, self.segments
+        train = encode_tagged(tokenizer, self.train_set, self.labels, length, segments)
+        if self.unlabeled is not None:  # after the tagged rows: the teacher's outputs are their only targets
+            extra = encode_tagged(tokenizer, self.unlabeled[0], self.labels, length, segments, tagged=False)
+            train = concat_tokens(train, extra)
+        return train, encode_tagged(tokenizer, self.dev, self.labels, length, segments)
+
+    def _cut_vocabulary(self, student, setup: Setup, dist):
+        """(student, its ids per full-vocabulary id, its dev rows) over the rows the training sentences use
+        (``--vocab auto``, which keeps every piece they split into: the teacher and the student read the same
+        pieces, so per-piece targets stay aligned)."""
+        import torch
+
+        from codir_edge.compress.vocab import cut_vocabulary, vocab_report
+
+        width = student.get_input_embeddings().embedding_dim
+        student, tokenizer, made = cut_vocabulary(student, setup.tokenizer, self.train_tok.encoded.input_ids, "auto",
+                                                  self.run_dir, dist)  # fmt: skip
+        setup.tokenizer = tokenizer
+        train, dev = self._encode(tokenizer)
+        self.vocabulary = vocab_report(made, width, (self.train_tok.encoded, self.dev_tok.encoded),
+                                       (train.encoded, dev.encoded))  # fmt: skip
+        unknown = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
+        ids = torch.tensor([new if new >= 0 else unknown for new in made.id_map()], dtype=torch.long)
+        return student, ids, dev
 
     def build(self, setup: Setup, bank, runtime, dist):  # noqa: ARG002 - no bank: the teacher runs online
         """(the student wrapped with its objective, the engine's loop); the teacher is scored on dev once."""
@@ -87,14 +114,16 @@ class TokenStage:
 
         config, train_tok, dev_tok = self.config, self.train_tok, self.dev_tok
         teacher = setup.teacher
-        student = skip_student(teacher, self.student_layers).train()
-        student.requires_grad_(True)
-        distiller = TokenDistiller(student, teacher, config, setup.mapping).to(runtime.device)
+        student, student_ids, student_dev = skip_student(teacher, self.student_layers), None, dev_tok
+        if parse_vocab(config.vocab) != "full":
+            student, student_ids, student_dev = self._cut_vocabulary(student, setup, dist)
+        student.train().requires_grad_(True)
+        distiller = TokenDistiller(student, teacher, config, setup.mapping, student_ids).to(runtime.device)
 
-        def dev_scores(model) -> dict[str, float]:
-            return score_tagger(model, dev_tok, self.dev, self.labels, runtime, config.eval_batch_size)
+        def dev_scores(model, rows) -> dict[str, float]:
+            return score_tagger(model, rows, self.dev, self.labels, runtime, config.eval_batch_size)
 
-        self.teacher_dev = dev_scores(teacher)
+        self.teacher_dev = dev_scores(teacher, dev_tok)
 
         def make_batch(global_rows, rows, epoch, batch_no):  # noqa: ARG001 - nothing random beyond the order
             targets = torch.from_numpy(pad_labels(train_tok, rows))
@@ -102,7 +131,7 @@ class TokenStage:
             return inputs, torch.from_numpy(rows), host_to(targets, runtime.device), None
 
         def evaluate() -> dict[str, float]:
-            scores = dev_scores(student)
+            scores = dev_scores(student, student_dev)
             student.train()
             return scores
 
@@ -132,6 +161,7 @@ class TokenStage:
             "data": self.data.data,
             "contrastive_end": last_window_terms(trained.log_path, "contrastive") or None,
             "truncation": self.truncation,
+            "vocabulary": self.vocabulary,
         }
 
 

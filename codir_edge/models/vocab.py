@@ -267,6 +267,7 @@ def pruned_model(model, keep: Sequence[int]):
     for name, value in model.state_dict().items():
         source = params.get(name)
         state[name] = value[rows].clone() if source is not None and id(source) in vocab_sized else value
-    student = type(model)(config)
+    with torch.random.fork_rng(devices=[]):  # its throw-away initialisation leaves dropout's generator alone
+        student = type(model)(config)
     student.load_state_dict(state, strict=True)
     return student.to(dtype=next(model.parameters()).dtype).train(model.training)
