@@ -519,7 +519,7 @@ def test_profile_measures_every_target_on_its_data_and_agrees_with_evaluate(tmp_
     assert invoke("evaluate", out, "--task", "sst2", "--data", other, "--json", evaluated).exit_code == 0
     profile, evaluate = json.loads(profiled.read_text()), json.loads(evaluated.read_text())
     scored = {v["variant"]: v for v in evaluate["variants"]}
-    assert {"int8-fixed", "ort-fixed", "int8"} <= set(profile["accuracy"])
+    assert {"int8-fixed", "ort-fixed", "int8", "coreml", "nnapi"} <= set(profile["accuracy"])
     for name, metrics in profile["accuracy"].items():
         assert metrics == scored[name]["metrics"], name  # to the digit
         assert scored[name]["batch_size"] == 1 and "measured on" in profile["accuracy_basis"][name]
