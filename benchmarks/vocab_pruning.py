@@ -13,8 +13,8 @@ is staged on this machine, so that subset stands in for one.
 
     python benchmarks/vocab_pruning.py [--arms full,auto,8000] [--seeds 1,2]
 
-Each finished arm is saved under benchmarks/.work/vocab and skipped when re-run. Writes
-results/vocab_pruning.json.
+Each finished arm is saved under benchmarks/.work/vocab and skipped when re-run; the result holds every
+arm finished so far. Writes results/vocab_pruning.json.
 """
 
 from __future__ import annotations
@@ -129,10 +129,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="1")
     args = parser.parse_args()
     teacher_dir = teacher()
-    results = [arm(name, int(seed), teacher_dir) for seed in args.seeds.split(",") for name in args.arms.split(",")]
+    for seed in args.seeds.split(","):
+        for name in args.arms.split(","):
+            arm(name, int(seed), teacher_dir)
+    # every arm finished so far, this run's or an earlier one's (so seeds added later join the table)
+    results = [json.loads(p.read_text()) for p in sorted(SAVED.glob("*-s*.json"))]
+    results.sort(key=lambda r: (r["seed"], ["full", "auto"].index(r["arm"]) if r["arm"] in ("full", "auto") else 2))
     on_changed(results, teacher_dir)
     summary = {}
-    for name in args.arms.split(","):
+    for name in dict.fromkeys(r["arm"] for r in results):
         mine = [r for r in results if r["arm"] == name]
         summary[name] = {
             "int8_mb": statistics.median(r["files"]["int8"]["mb"] for r in mine),
