@@ -1,5 +1,6 @@
 """Our partition check (``export/accelerators.py``): each limit onnxruntime's operator-type checker does not
-apply takes its nodes away, and only those, on graphs built to sit on either side of it."""
+apply takes its nodes away, and only those, on graphs built to sit on either side of it; and the Core ML
+rewrite (``export/coreml.py``) computes what the Gathers it replaces computed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from codir_edge.export.accelerators import COREML_MAX_DIM, stricter_usability
@@ -83,3 +86,46 @@ def test_coreml_refuses_a_dimension_above_its_cap_and_the_partition_splits(width
     assert figures["supported_nodes"] == (2 if caught else 4)  # the Add and the ReduceSum read the wide tensor
     assert figures["partitions"] == (2 if caught else 1)
     assert figures["caveats"] == ({f"dimension above {COREML_MAX_DIM}": 2} if caught else {})
+
+
+@settings(max_examples=40, deadline=None)
+@given(axis=st.integers(0, 2), data=st.data())
+def test_coreml_rewrite_keeps_what_a_gather_by_a_constant_index_picks(axis, data):
+    """The pooler's pick of one position becomes Slice + Squeeze: the same values for any index, negative too."""
+    import onnxruntime as ort
+
+    from codir_edge.export.coreml import rewrite_gathers
+
+    shape = [2, 5, 3]
+    index = data.draw(st.integers(-shape[axis], shape[axis] - 1))
+    out = [d for i, d in enumerate(shape) if i != axis]
+    model = _model(
+        [helper.make_node("Gather", ["x", "k"], ["y"], axis=axis)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)],
+        [("k", np.array(index, np.int64))],
+    )
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    assert rewrite_gathers(model)["gathers_to_slices"] == 1
+    assert [n.op_type for n in model.graph.node] == ["Slice", "Squeeze"]
+    np.testing.assert_array_equal(ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0], want)
+
+
+def test_coreml_rewrite_turns_a_two_row_type_lookup_into_arithmetic_with_the_same_rows():
+    import onnxruntime as ort
+
+    from codir_edge.export.coreml import rewrite_gathers
+
+    table = np.random.default_rng(1).random((2, 4), dtype=np.float32)
+    model = _model(
+        [helper.make_node("Gather", ["table", "types"], ["rows"])],
+        [helper.make_tensor_value_info("types", TensorProto.INT64, [1, 6])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [1, 6, 4])],
+        [("table", table)],
+    )
+    types = np.array([[0, 0, 1, 1, 0, 1]], np.int64)
+    assert rewrite_gathers(model)["token_type_arithmetic"] == 1
+    assert "Gather" not in {n.op_type for n in model.graph.node}
+    got = ort.InferenceSession(model.SerializeToString()).run(None, {"types": types})[0]
+    np.testing.assert_allclose(got, table[types], rtol=0, atol=1e-6)

@@ -40,8 +40,9 @@ def _slice_for_gather(node, index: int, g) -> list:
     from onnx import helper
 
     name = node.name or node.output[0]
+    end = index + 1 if index != -1 else np.iinfo(np.int64).max  # -1 + 1 would be an empty slice
     starts, ends, axes = (g.add(f"{name}/{part}", np.array([v], dtype=np.int64))
-                          for part, v in (("starts", index), ("ends", index + 1), ("axes", g.axis(node))))  # fmt: skip
+                          for part, v in (("starts", index), ("ends", end), ("axes", g.axis(node))))  # fmt: skip
     sliced = f"{name}/sliced"
     return [helper.make_node("Slice", [node.input[0], starts, ends, axes], [sliced], name=f"{name}/Slice"),
             helper.make_node("Squeeze", [sliced, axes], list(node.output), name=f"{name}/Squeeze")]  # fmt: skip

@@ -120,13 +120,19 @@ def merged(model: dict, left: str, right: str) -> str:
     return left + (right[len(prefix) :] if prefix and right.startswith(prefix) else right)
 
 
-def merge_closure(model: dict, keep: set[str]) -> set[str]:
-    """BPE builds a token from the two parts of its merge: keep every part of every merge that makes a
-    kept token, so the merges that tokenized the training text all survive."""
+def merge_makers(model: dict) -> dict[str, list[tuple[str, str]]]:
+    """Each BPE token -> the merges that make it."""
     makers: dict[str, list[tuple[str, str]]] = {}
     for merge in model.get("merges", []):
         left, right = merge_pair(merge)
         makers.setdefault(merged(model, left, right), []).append((left, right))
+    return makers
+
+
+def merge_closure(model: dict, keep: set[str], makers: dict | None = None) -> set[str]:
+    """BPE builds a token from the two parts of its merge: keep every part of every merge that makes a
+    kept token, so the merges that tokenized the training text all survive."""
+    makers = merge_makers(model) if makers is None else makers
     todo, closed = list(keep), set(keep)
     while todo:
         for pair in makers.get(todo.pop(), ()):
@@ -142,17 +148,20 @@ def plan_vocab(tokenizer, token_counts: Counter, mode: str | int, full_size: int
     data = backend_json(tokenizer)
     model = data["model"]
     size = full_size or len(tokenizer)
-    special, fallback = special_ids(data), fallback_ids(data)
+    # added tokens as transformers lists them too: one it would re-add at load needs its row
+    special = special_ids(data) | set(getattr(tokenizer, "added_tokens_decoder", {}))
+    fallback = fallback_ids(data)
     keep = special | fallback
     if isinstance(mode, int) and mode < len(keep):
         raise InputError(f"--vocab {mode} is below the {len(keep)} special and single-character rows every "
                          f"text may need: use at least {len(keep)}, or auto")  # fmt: skip
     names = token_of_id(model)
+    makers = merge_makers(model) if model["type"] == "BPE" else {}
     ranked = [i for i, _ in sorted(token_counts.items(), key=lambda item: (-item[1], item[0]))]
     for token in ranked:  # most used first; a BPE token brings the parts of its merges
         adds = {token} - keep
-        if model["type"] == "BPE" and token in names and adds:
-            adds = {model["vocab"][t] for t in merge_closure(model, {names[token]})} - keep
+        if makers and token in names and adds:
+            adds = {model["vocab"][t] for t in merge_closure(model, {names[token]}, makers)} - keep
         if isinstance(mode, int) and len(keep) + len(adds) > mode:
             continue  # too dear with its parts; a cheaper, rarer token may still fit
         keep |= adds
