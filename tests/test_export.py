@@ -451,3 +451,41 @@ def test_every_variant_beyond_the_allowed_drop_is_named_at_once(tmp_path):
     assert "the int8 variant loses 10.00 points" in message and "the fp16 variant loses 5.00 points" in message
     assert "drop --fp16" in message and "int8-fixed" not in message
     assert variants[2]["accuracy_drop_points"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("fixed_shape", ["auto", "1x8"])
+def test_a_fixed_shape_variant_beyond_the_drop_is_left_out_unless_the_shape_was_asked_for(tmp_path, fixed_shape,
+                                                                                          capsys):  # fmt: skip
+    """--fixed-shape auto adds the QDQ, Core ML and NNAPI graphs on its own: one that loses too much is not
+    shipped (its file, and the .ort made from it with its operator list, leave the bundle) and the export goes
+    on; a shape the user named is a promise, so it fails."""
+    from codir_edge.core.errors import CheckFailedError
+    from codir_edge.data import get_task
+    from codir_edge.export.config import ExportConfig
+    from codir_edge.export.plan import ExportPlan
+    from codir_edge.export.steps import score_variants
+
+    (tmp_path / "onnx").mkdir()
+    files = ["onnx/model_quantized.fixed.onnx", "onnx/model_quantized.fixed.ort",
+             "onnx/required_operators.fixed.config", "onnx/model.nnapi.onnx", "onnx/model.coreml.onnx"]  # fmt: skip
+    for name in files:
+        (tmp_path / name).write_text("x")
+    variants = [
+        {"name": "fp32", "file": "onnx/model.onnx", "accuracy": {"accuracy": 0.90}},
+        {"name": "int8", "file": "onnx/model_quantized.onnx", "accuracy": {"accuracy": 0.899}},
+        {"name": "int8-fixed", "file": files[0], "fixed_shape": [1, 8], "accuracy": {"accuracy": 0.88}},
+        {"name": "ort-fixed", "file": files[1], "from": files[0], "fixed_shape": [1, 8]},
+        {"name": "coreml", "file": files[4], "fixed_shape": [1, 8], "accuracy": {"accuracy": 0.90}},
+        {"name": "nnapi", "file": files[3], "fixed_shape": [1, 8], "accuracy": {"accuracy": 0.87}},
+    ]
+    plan = ExportPlan(tmp_path, None, ExportConfig(max_accuracy_drop=1.0, fixed_shape=fixed_shape), "avx2",
+                      get_task("sst2"), None, None, None)  # fmt: skip
+    if fixed_shape != "auto":
+        with pytest.raises(CheckFailedError, match="the int8-fixed variant loses 2.00 points.*the nnapi variant"):
+            score_variants(variants, tmp_path, None, plan)
+        return
+    score_variants(variants, tmp_path, None, plan)
+    assert [v["name"] for v in variants] == ["fp32", "int8", "coreml"]
+    assert [(tmp_path / name).exists() for name in files] == [False, False, False, False, True]
+    err = capsys.readouterr().err
+    assert "the nnapi variant loses 3.00 points of accuracy against fp32" in err and "left out of the bundle" in err

@@ -99,7 +99,9 @@ def calibration_feeds(encoded, input_names: list[str]) -> list[dict]:
 
 def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: ExportPlan) -> None:
     """Each variant's task metric on dev (in place); fails, naming every variant beyond the allowed
-    drop and its remedy, when one or more loses too much."""
+    drop and its remedy, when one or more loses too much. A fixed-shape variant that ``--fixed-shape
+    auto`` added on its own (the QDQ, Core ML and NNAPI graphs) is left out of the bundle instead, with
+    a note: it is not shipped, and the rest of the bundle is."""
     from codir_edge.export.candidates import task_metrics
 
     config, metric = plan.config, plan.task.primary_metric
@@ -107,17 +109,33 @@ def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: Ex
         if "accuracy" not in variant and "fixed_shape" not in variant:  # INT8 candidates: scored before timing
             variant["accuracy"] = task_metrics(stage / variant["file"], encoded, plan)
     reference = variants[0]["accuracy"][metric]
-    failures = []
+    failures, left_out = [], []
     for variant in (v for v in variants[1:] if "accuracy" in v):
         drop = (reference - variant["accuracy"][metric]) * 100
         variant["accuracy_drop_points"] = drop
-        if drop > config.max_accuracy_drop:
-            failures.append(
-                f"the {variant['name']} variant loses {drop:.2f} points of {metric} against fp32 "
-                f"(--max-accuracy-drop {config.max_accuracy_drop}): {_remedy(variant['name'], config)}"
-            )
+        if drop <= config.max_accuracy_drop:
+            continue
+        said = f"the {variant['name']} variant loses {drop:.2f} points of {metric} against fp32 " \
+               f"(--max-accuracy-drop {config.max_accuracy_drop})"  # fmt: skip
+        if "fixed_shape" in variant and config.fixed_shape == "auto":
+            left_out.append(variant)
+            note(f"{said}: left out of the bundle (a longer --fixed-shape or a larger drop ships it)")
+        else:
+            failures.append(f"{said}: {_remedy(variant['name'], config)}")
     if failures:
         raise CheckFailedError("; ".join(failures))
+    _leave_out(variants, left_out, stage)
+
+
+def _leave_out(variants: list[dict], left_out: list[dict], stage: Path) -> None:
+    """Remove ``left_out`` (and the .ort made from one, with its operator list) from ``variants`` and the stage."""
+    files = {v["file"] for v in left_out}
+    gone = [v for v in variants if v["file"] in files or v.get("from") in files]
+    for variant in gone:
+        (stage / variant["file"]).unlink(missing_ok=True)
+        if variant["file"] == layout.ORT_FIXED:
+            (stage / layout.OPS_CONFIG_FIXED).unlink(missing_ok=True)
+    variants[:] = [v for v in variants if v not in gone]
 
 
 def _remedy(variant: str, config: ExportConfig) -> str:
