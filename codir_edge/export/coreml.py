@@ -62,7 +62,7 @@ def _arithmetic_for_types(node, table: np.ndarray, g) -> list:
             helper.make_node("Add", [scaled, row0], list(node.output), name=f"{name}/Add")]  # fmt: skip
 
 
-class _Initializers:
+class Initializers:
     """New initializers for the rewritten graph, and a node's ``axis`` attribute."""
 
     def __init__(self, model):
@@ -81,7 +81,7 @@ class _Initializers:
 
 def rewrite_gathers(model) -> dict[str, int]:
     """Replace, in place, the Gathers Core ML would stop at (see the module docstring); how many of each."""
-    constants, g = _constants(model), _Initializers(model)
+    constants, g = _constants(model), Initializers(model)
     graph_inputs = {i.name for i in model.graph.input}
     done = {"gathers_to_slices": 0, "token_type_arithmetic": 0}
     nodes = []

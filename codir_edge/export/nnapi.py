@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codir_edge.export.coreml import Initializers
+
 TANH_SCALE, CUBIC = 2 / math.sqrt(math.pi), 2 * 0.044715  # erf(u) ~ tanh(TANH_SCALE * (u + CUBIC * u^3))
 
 
@@ -76,20 +78,14 @@ def _two_d_matmul(node, shape: tuple[int, int], g) -> list:
             helper.make_node("Reshape", [y2, back], list(node.output), name=f"{name}/Reshape_out")]  # fmt: skip
 
 
-class _Graph:
-    """New initializers, and the weights a MatMul may read."""
+class _Graph(Initializers):
+    """The Core ML rewrite's initializer helper, plus the weights a MatMul may read."""
 
     def __init__(self, model):
         from onnx import numpy_helper
 
-        self.model = model
+        super().__init__(model)
         self.weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if len(i.dims) == 2}
-
-    def add(self, name: str, value) -> str:
-        from onnx import numpy_helper
-
-        self.model.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
 
 
 # ops that read an input without matching its type to another operand's: they take int32 ids as they are
