@@ -8,9 +8,15 @@ contrastive term at the end of training (top-1, gradient share: is it still teac
 and examples per second. Choices were made on dev (the defaults); test is only reported.
 
     python benchmarks/codir_paired.py [--task banking77] [--seeds 1,2,3] [--arms kd,mse,codir,codir-hard]
+                                      [--teacher-epochs 3]
+
+Arms ending in ``-backbone`` start from an unsolved student: the bundled backbone's own layers (the skip
+mapping of its 6 onto 3, before any fine-tuning) with a new head, passed as ``--student``, instead of the
+fine-tuned teacher's layers; they are paired with the ``kd`` arm like every other one.
 
 Each finished arm (and the teacher) is saved under benchmarks/.work/codir_paired and skipped when re-run,
-so the benchmark can be stopped and continued. Writes results/codir_paired_<task>.json.
+so the benchmark can be stopped and continued. Writes results/codir_paired_<task>.json, or
+codir_paired_<task>_teacher<E>ep.json for a teacher fine-tuned E epochs instead of finetune's default 3.
 """
 
 from __future__ import annotations
@@ -28,23 +34,48 @@ TASKS = {  # name -> (--task, data folder, extra arguments)
     "banking77": ("classification", ROOT.parent / "shared" / "data" / "banking77",
                   ["--labels", ",".join((ROOT.parent / "shared/data/banking77/labels.txt").read_text().split())]),
 }  # fmt: skip
+HARD = ["--negative-sampling", "hard"]
 ARMS = {  # name -> compress arguments
     "kd": ["--objective", "kd"],
     "mse": ["--objective", "mse"],
     "codir": ["--objective", "codir"],
-    "codir-hard": ["--objective", "codir", "--negative-sampling", "hard"],
+    "codir-hard": ["--objective", "codir", *HARD],
+    "codir-hard-each": ["--objective", "codir", *HARD, "--layer-contrast", "each"],
+    "kd-backbone": ["--objective", "kd", "--student", "BACKBONE"],
+    "codir-hard-each-backbone": ["--objective", "codir", *HARD, "--layer-contrast", "each", "--student", "BACKBONE"],
 }
+DEFAULT_TEACHER_EPOCHS = 3  # finetune's default
 
 
-def teacher(task: str) -> Path:
+def work_dir(task: str, teacher_epochs: int) -> Path:
+    return SAVED / (task if teacher_epochs == DEFAULT_TEACHER_EPOCHS else f"{task}-teacher{teacher_epochs}ep")
+
+
+def teacher(task: str, teacher_epochs: int) -> Path:
     from codir_edge.models.checkpoint import default_backbone
 
     kind, data, extra = TASKS[task]
-    out = SAVED / task / "teacher"
+    out = work_dir(task, teacher_epochs) / "teacher"
     if not (out / "config.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        run(["finetune", "--model", default_backbone(), "--task", kind, "--data", data, *extra, "--out", out,
-             "--overwrite", "--quiet"], out.parent / "teacher.log")  # fmt: skip
+        seconds = run(["finetune", "--model", default_backbone(), "--task", kind, "--data", data, *extra, "--out", out,
+                       "--epochs", teacher_epochs, "--overwrite", "--quiet"], out.parent / "teacher.log")  # fmt: skip
+        (out.parent / "teacher_seconds.json").write_text(json.dumps(seconds))
+    return out
+
+
+def backbone_student(folder: Path, layers: int = 3) -> Path:
+    """The bundled backbone's own layers, skip-mapped onto ``layers`` (no fine-tuning): a student that
+    starts unsolved, as a `--student` folder (compress gives it a new classifier head)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from codir_edge.compress.student import skip_student
+    from codir_edge.models.checkpoint import default_backbone
+
+    out = folder / f"backbone-{layers}l"
+    if not (out / "config.json").is_file():
+        skip_student(AutoModel.from_pretrained(default_backbone()), layers).save_pretrained(out)
+        AutoTokenizer.from_pretrained(default_backbone()).save_pretrained(out)
     return out
 
 
@@ -73,15 +104,18 @@ def test_predictions(model: Path, task: str) -> list[bool]:
 
 
 def arm(task: str, name: str, seed: int, teacher_dir: Path) -> dict:
-    saved = SAVED / task / f"{name}-s{seed}.json"
+    folder = teacher_dir.parent
+    saved = folder / f"{name}-s{seed}.json"
     if saved.is_file():
         return json.loads(saved.read_text())
     kind, data, extra = TASKS[task]
-    out = SAVED / task / f"{name}-s{seed}"
-    banks = [x for folder in sorted((SAVED / task).glob("*-s*")) if folder.is_dir() for x in ("--cache-from", folder)]
-    seconds = run(["compress", "--teacher", teacher_dir, "--task", kind, "--data", data, *extra, "--student-layers",
-                   "3", "--seed", seed, *ARMS[name], "--out", out, *banks, "--overwrite", "--quiet"],
-                  SAVED / task / f"{name}-s{seed}.log")  # fmt: skip
+    out = folder / f"{name}-s{seed}"
+    banks = [x for done in sorted(folder.glob("*-s*")) if done.is_dir() for x in ("--cache-from", done)]
+    options = [str(backbone_student(folder)) if a == "BACKBONE" else a for a in ARMS[name]]
+    depth = [] if "--student" in options else ["--student-layers", "3"]  # a --student folder has its own depth
+    seconds = run(["compress", "--teacher", teacher_dir, "--task", kind, "--data", data, *extra, *depth,
+                   "--seed", seed, *options, "--out", out, *banks, "--overwrite", "--quiet"],
+                  folder / f"{name}-s{seed}.log")  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     right = test_predictions(out, task)
     result = {"arm": name, "seed": seed, "wall_s": seconds, "dev": metrics["dev"],
@@ -128,10 +162,14 @@ def main() -> None:
     parser.add_argument("--task", default="banking77", choices=sorted(TASKS))
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--teacher-epochs", type=int, default=DEFAULT_TEACHER_EPOCHS)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = ["kd", *[a for a in args.arms.split(",") if a != "kd"]]
-    teacher_dir = teacher(args.task)
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {', '.join(unknown)}: choose from {', '.join(ARMS)}")
+    teacher_dir = teacher(args.task, args.teacher_epochs)
     teacher_right = test_predictions(teacher_dir, args.task)
     teacher_test = sum(teacher_right) / len(teacher_right)
     results: dict[str, list[dict]] = {name: [] for name in arms}
@@ -139,8 +177,12 @@ def main() -> None:
         for name in arms:
             results[name].append(arm(args.task, name, seed, teacher_dir))
             print(name, seed, results[name][-1]["test_accuracy"], flush=True)
-    write_result(f"codir_paired_{args.task}", {"task": args.task, "seeds": seeds, "teacher_test": teacher_test,
-                                                "arms": summary(results, teacher_test)})  # fmt: skip
+    suffix = "" if args.teacher_epochs == DEFAULT_TEACHER_EPOCHS else f"_teacher{args.teacher_epochs}ep"
+    seconds = teacher_dir.parent / "teacher_seconds.json"
+    write_result(f"codir_paired_{args.task}{suffix}", {
+        "task": args.task, "seeds": seeds, "teacher_test": teacher_test, "teacher_epochs": args.teacher_epochs,
+        "teacher_wall_s": json.loads(seconds.read_text()) if seconds.is_file() else None,
+        "arms": summary(results, teacher_test)})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -77,6 +77,21 @@ def test_hard_negatives_are_drawn_reproducibly_and_say_what_they_cost(tmp_path, 
     assert max_difference(weights_of(outs[0]), weights_of(label)) > 0  # the negatives changed what it learnt
 
 
+def test_each_layer_contrast_trains_its_own_heads_per_layer_and_logs_the_term(tmp_path, teacher, sst2_small):
+    each, joint = tmp_path / "each", tmp_path / "joint"
+    result = invoke(*compress_args(teacher, sst2_small, each, "--layer-contrast", "each", "--negative-sampling",
+                                   "hard"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert invoke(*compress_args(teacher, sst2_small, joint, "--negative-sampling", "hard")).exit_code == 0
+    assert max_difference(weights_of(each), weights_of(joint)) > 0  # another term, another student
+    metrics = json.loads((each / "metrics.json").read_text())
+    assert metrics["config"]["layer_contrast"] == "each"
+    assert 0 <= metrics["contrastive_end"]["contrastive_top1"] <= 1
+    assert metrics["contrastive_end"]["contrastive_grad_share"] > 0
+    wrong = invoke(*compress_args(teacher, sst2_small, tmp_path / "x", "--layer-contrast", "every"))
+    assert wrong.exit_code != 0 and "--layer-contrast" in wrong.output and "Traceback" not in wrong.output
+
+
 def test_codir_at_contrastive_weight_zero_is_kd_bit_for_bit(tmp_path, teacher, sst2_small):
     """The heads come from their own draw, so kd and codir with one seed see the same batches and
     dropout masks: a paired comparison measures the contrastive term and nothing else."""

@@ -136,6 +136,45 @@ def test_infonce_matches_the_equation():
     }  # fmt: skip  (the bank is cached apart)
 
 
+def test_each_layer_contrast_is_the_mean_of_one_infonce_per_layer_with_its_own_heads():
+    """--layer-contrast each: slice g of both summaries through its own heads, one InfoNCE per slice, averaged;
+    the same numbers as separate single-layer losses given those heads."""
+    bank = _bank(dim=12)  # 3 layers of width 4 in the teacher, 3 layers of width 2 in the student
+    loss = CodirLoss(bank, student_dim=6, teacher_dim=12, projection_dim=5, temperature=0.2, form="infonce", groups=3)
+    h_s = torch.randn(4, 6)
+    index, negatives = torch.tensor([0, 1, 2, 3]), torch.tensor([[1, 3], [0, 2], [1, 5], [7, 9]])
+    value, top1 = loss(h_s, index, negatives)
+    per_layer, wins = [], 0
+    for g in range(3):
+        single = CodirLoss(TeacherBank(bank.features[:, 4 * g : 4 * g + 4], bank.logits, bank.targets), 2, 4, 5,
+                           temperature=0.2, form="infonce")  # fmt: skip
+        with torch.no_grad():
+            for mine, grouped in ((single.student_head, loss.student_head), (single.teacher_head, loss.teacher_head)):
+                mine.weight.copy_(grouped.weight[g].T)
+                mine.bias.copy_(grouped.bias[g])
+        value_g, top1_g = single(h_s[:, 2 * g : 2 * g + 2], index, negatives)
+        per_layer.append(value_g.item())
+        wins += top1_g.item() * 4
+    assert value.item() == pytest.approx(sum(per_layer) / 3, rel=1e-5)
+    assert top1.item() == pytest.approx(wins / 12)
+    value.backward()
+    assert all((loss.student_head.weight.grad[g].abs().sum() > 0) for g in range(3))
+    assert loss.student_head.weight.shape == (3, 2, 5) and loss.teacher_head.weight.shape == (3, 4, 5)
+
+
+@pytest.mark.parametrize("form", ["infonce", "nce"])
+def test_one_group_is_the_joint_contrast(form):
+    """groups=1 keeps the paper's single head pair over the concatenation: the same loss as before."""
+    bank = _bank()
+    torch.manual_seed(3)
+    joint = CodirLoss(bank, 8, 12, 4, temperature=0.3, form=form)
+    torch.manual_seed(3)
+    grouped = CodirLoss(bank, 8, 12, 4, temperature=0.3, form=form, groups=1)
+    h_s, index, negatives = torch.randn(3, 8), torch.tensor([0, 1, 2]), torch.tensor([[1, 3], [0, 2], [1, 5]])
+    assert torch.equal(joint(h_s, index, negatives)[0], grouped(h_s, index, negatives)[0])
+    assert isinstance(grouped.student_head, torch.nn.Linear)
+
+
 def test_binary_nce_fixes_z_on_the_first_batch_and_matches_crd():
     bank = _bank()
     loss = CodirLoss(bank, 8, 12, 4, temperature=0.5, form="nce")

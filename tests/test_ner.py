@@ -402,6 +402,7 @@ def test_untagged_words_carry_kd_and_no_cross_entropy(tagger):
     ("extra", "says"),
     [
         (["--pooling", "cls"], "--pooling does not apply to --task ner"),
+        (["--layer-contrast", "each"], "--layer-contrast does not apply to --task ner"),
         (["--objective", "cosine"], "--objective cosine does not apply to --task ner"),
         (["--student", "TAGGER"], "--student does not apply to --task ner"),
         (["--objective", "none", "--unlabeled", "TEXT"], "--unlabeled needs a teacher term"),

@@ -30,6 +30,7 @@ OBJECTIVES = ("codir", "kd", "mse", "none")
 EMBED_OBJECTIVES = ("codir", "mse", "cosine")  # --task embedding: no logits, so no kd and no plain fine-tuning
 POOLINGS = ("mean", "cls", "max")
 CONTRASTIVE_FORMS = ("infonce", "nce")
+LAYER_CONTRASTS = ("joint", "each")
 NEGATIVE_SAMPLING = ("label", "hard")
 TOKEN_NEGATIVES = ("label", "instance")
 STAGES = ("fine", "pre")  # --task embedding picks the third, "embed", by itself
@@ -74,6 +75,15 @@ class DistillConfig(TrainingConfig):
         "infonce", help="InfoNCE (softmax, paper) or binary NCE (CRD, release).", panel=LOSS,
         choices=CONTRASTIVE_FORMS,
     )  # fmt: skip
+    # joint: one contrast on the mapped layers' concatenated summaries (codir.md, step 2); each: one contrast
+    # per mapped layer with its own heads, the losses averaged, so that no layer is carried by the others
+    layer_contrast: str = setting(
+        "joint",
+        help="joint: one contrast on the concatenated summaries of the mapped layers (paper); each: one per "
+        "mapped layer, each with its own heads, averaged (every layer must pick out its own teacher layer).",
+        panel=LOSS,
+        choices=LAYER_CONTRASTS,
+    )
     # K label-aware negatives per example; the release's 100 did no better on SST-2, at more cost
     negatives: int = setting(
         25,
@@ -89,10 +99,10 @@ class DistillConfig(TrainingConfig):
     kd_weight: float = setting(0.5, help="beta: (1 - beta) CE + beta KD (pre: on the masked-LM terms).", panel=LOSS)
 
     def __post_init__(self) -> None:
-        choices = {"pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS}
+        choices = {"pooling": POOLINGS, "contrastive": CONTRASTIVE_FORMS, "layer_contrast": LAYER_CONTRASTS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise InputError(f"unknown --{name} '{getattr(self, name)}': use one of {', '.join(allowed)}")
+                raise InputError(f"unknown {_flag(name)} '{getattr(self, name)}': use one of {', '.join(allowed)}")
         require_positive(self, ("negatives", "contrastive_temperature", "projection_dim", "kd_temperature"))
         super().__post_init__()
         if self.contrastive_weight < 0:
@@ -403,7 +413,7 @@ class TokenConfig(DistillConfig):
             raise InputError("--unlabeled needs a teacher term, and --objective none is plain fine-tuning on tags: "
                              "use --objective codir or kd, or drop it")  # fmt: skip
         # the token term contrasts every labelled position with the batch's positions of another label
-        for name in ("pooling", "contrastive", "negatives"):
+        for name in ("pooling", "contrastive", "negatives", "layer_contrast"):
             if getattr(self, name) != next(f.default for f in fields(self) if f.name == name):
                 raise InputError(f"{_flag(name)} does not apply to --task ner (its contrastive term is per token, "
                                  "against the batch's tokens of another label): drop it")  # fmt: skip

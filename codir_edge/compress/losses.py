@@ -7,6 +7,8 @@ with CE and KL replaced by MSE for regression tasks.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -77,6 +79,11 @@ class CodirLoss(nn.Module):
     A negative that is the anchor's own row is left out (its score is -inf, and K counts only the
     others): CoDIR-Pre passes the whole batch as in-batch negatives, anchor included, while the
     label-aware negatives of CoDIR-Fine never hold the anchor, so nothing is left out there.
+
+    ``groups`` > 1 (``--layer-contrast each``) splits both summaries into that many equal slices (one per
+    mapped layer), gives each slice its own pair of heads and contrasts it alone; the loss and top-1 are
+    averaged over the slices. A joint contrast can be won by whichever layer separates the examples most
+    easily; per layer, every student layer has to pick out its own teacher layer.
     """
 
     def __init__(
@@ -87,10 +94,12 @@ class CodirLoss(nn.Module):
         projection_dim: int,
         temperature: float,
         form: str,
+        groups: int = 1,
     ):
         super().__init__()
-        self.student_head = nn.Linear(student_dim, projection_dim)  # g_S
-        self.teacher_head = nn.Linear(teacher_dim, projection_dim)  # g_T
+        self.groups = groups
+        self.student_head = _head(groups, student_dim, projection_dim)  # g_S
+        self.teacher_head = _head(groups, teacher_dim, projection_dim)  # g_T
         self.temperature = temperature
         self.form = form
         # log Z of binary NCE: NaN until the first batch sets it; saved with the heads for exact resume.
@@ -110,6 +119,7 @@ class CodirLoss(nn.Module):
             projection_dim=config.projection_dim,
             temperature=config.contrastive_temperature,
             form=config.contrastive,
+            groups=layers if getattr(config, "layer_contrast", "joint") == "each" else 1,
         )
 
     @property
@@ -124,12 +134,17 @@ class CodirLoss(nn.Module):
         device = student_summary.device
         rows = torch.cat([host_to(index, negatives.device).unsqueeze(1), negatives], dim=1)  # (B, 1 + K)
         teacher = self.bank.rows(self.bank.features, rows, device)  # (B, 1 + K, L_S * d_T)
-        z_s = F.normalize(self.student_head(student_summary), dim=-1)  # (B, p)
-        z_t = F.normalize(self.teacher_head(teacher), dim=-1)  # (B, 1 + K, p)
-        scores = torch.einsum("bp,bkp->bk", z_s, z_t).float() / self.temperature  # (B, 1 + K)
+        z_s = F.normalize(self.student_head(student_summary), dim=-1)  # (B, p), or (B, G, p) per layer
+        z_t = F.normalize(self.teacher_head(teacher), dim=-1)  # (B, 1 + K, p), or (B, 1 + K, G, p)
+        if self.groups == 1:
+            scores = torch.einsum("bp,bkp->bk", z_s, z_t).unsqueeze(1)  # (B, 1, 1 + K)
+        else:
+            scores = torch.einsum("bgp,bkgp->bgk", z_s, z_t)  # (B, G, 1 + K)
+        scores = scores.float() / self.temperature
         itself = torch.zeros_like(rows, dtype=torch.bool)  # (B, 1 + K): True where a negative is the anchor
         itself[:, 1:] = rows[:, 1:] == rows[:, :1]
-        scores = scores.masked_fill(host_to(itself, device), float("-inf"))
+        scores = scores.masked_fill(host_to(itself, device).unsqueeze(1), float("-inf"))
+        scores = scores.reshape(-1, scores.shape[-1])  # (B * G, 1 + K): each layer's contrast is a row
         top1 = (scores[:, 0] > scores[:, 1:].max(dim=1).values).float().mean().detach()
         if self.form == "infonce":
             return F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=device)), top1
@@ -148,6 +163,28 @@ class CodirLoss(nn.Module):
         positive = F.logsigmoid(shifted[:, 0])  # (B,)
         negative = F.logsigmoid(-shifted[:, 1:]).sum(dim=1)  # (B,)
         return -(positive + negative).mean()
+
+
+def _head(groups: int, in_dim: int, out_dim: int) -> nn.Module:
+    """A projection head: one linear map, or one per slice of the input (``GroupedLinear``)."""
+    return nn.Linear(in_dim, out_dim) if groups == 1 else GroupedLinear(groups, in_dim // groups, out_dim)
+
+
+class GroupedLinear(nn.Module):
+    """``groups`` independent linear maps, the g-th applied to the g-th slice of the last dimension:
+    (..., G * d_in) -> (..., G, d_out). One einsum instead of G small matmuls; each map starts as
+    ``nn.Linear`` would (uniform within 1 / sqrt(d_in)), so a slice's head is scaled like the joint one."""
+
+    def __init__(self, groups: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.groups, self.in_dim = groups, in_dim
+        bound = 1 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(groups, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(groups, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sliced = x.reshape(*x.shape[:-1], self.groups, self.in_dim)  # (..., G, d_in)
+        return torch.einsum("...gi,gio->...go", sliced, self.weight) + self.bias
 
 
 def _global_log_mean_exp(scores: torch.Tensor) -> torch.Tensor:
