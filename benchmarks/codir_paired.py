@@ -1,9 +1,12 @@
 """CoDIR against KD, paired: one MiniLM teacher fine-tuned per task, 3-layer students distilled with
 each objective over several seeds, every arm with one seed drawing the same batches and dropout
-masks (the heads have their own generator), scored on the task's held-out test split.
+masks (the heads have their own generator), scored on the task's held-out split: BANKING77's test
+split; for the GLUE tasks (whose test splits have no labels) the dev split, on which nothing was tuned here.
+Tasks: ``banking77`` (77 intents), ``sst2-1k`` (1,000 labels plus the rest of SST-2's training text,
+unlabelled) and ``mrpc`` (sentence pairs).
 
-Per task and arm: test accuracy per seed and its mean, the paired per-seed difference against
-``kd``, McNemar's exact test on the pooled test predictions (discordant pairs against ``kd``), the
+Per task and arm: accuracy per seed and its mean, the paired per-seed difference against
+``kd``, McNemar's exact test on the pooled predictions (discordant pairs against ``kd``), the
 contrastive term at the end of training (top-1, gradient share: is it still teaching?), wall time
 and examples per second. Choices were made on dev (the defaults); test is only reported.
 
@@ -24,15 +27,43 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from _models import ROOT, WORK, write_result
 from _models import run_cli as run
 
 SAVED = WORK / "codir_paired"
-TASKS = {  # name -> (--task, data folder, extra arguments)
-    "banking77": ("classification", ROOT.parent / "shared" / "data" / "banking77",
-                  ["--labels", ",".join((ROOT.parent / "shared/data/banking77/labels.txt").read_text().split())]),
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmarked task: the teacher's recipe, what every student arm shares, and the split reported
+    (``test``; GLUE's dev split where its test split has no labels, the choices being the defaults)."""
+
+    kind: str  # --task of finetune and compress
+    data: Path  # the teacher's data, and the students' unless ``few_labels``
+    split: str
+    labels: tuple[str, ...] = ()  # --labels for custom classification data
+    teacher_epochs: int = 3  # finetune's default
+    teacher_args: tuple = ()
+    student_args: tuple = ()
+    few_labels: int | None = None  # students see this many labelled rows, the rest of train as unlabelled text
+
+
+TASKS = {
+    "banking77": Task("classification", SHARED / "banking77", "test",
+                      labels=tuple((SHARED / "banking77" / "labels.txt").read_text().split())),
+    # the transfer-set setting: 1,000 labels plus SST-2's other training sentences, unlabelled, 1 epoch of
+    # 16,000 of them (as benchmarks/transfer_set.py); the teacher as vocab_pruning.py's (20,000 rows, 1 epoch)
+    "sst2-1k": Task("sst2", SHARED / "glue" / "SST-2", "dev", teacher_epochs=1,
+                    teacher_args=("--max-length", "64", "--max-train-samples", "20000", "--seed", "42"),
+                    student_args=("--epochs", "1", "--max-length", "64", "--unlabeled-per-epoch", "16000"),
+                    few_labels=1000),
+    "mrpc": Task("mrpc", SHARED / "glue" / "MRPC", "dev"),
 }  # fmt: skip
 HARD = ["--negative-sampling", "hard"]
 ARMS = {  # name -> compress arguments
@@ -44,24 +75,74 @@ ARMS = {  # name -> compress arguments
     "kd-backbone": ["--objective", "kd", "--student", "BACKBONE"],
     "codir-hard-each-backbone": ["--objective", "codir", *HARD, "--layer-contrast", "each", "--student", "BACKBONE"],
 }
-DEFAULT_TEACHER_EPOCHS = 3  # finetune's default
 
 
-def work_dir(task: str, teacher_epochs: int) -> Path:
-    return SAVED / (task if teacher_epochs == DEFAULT_TEACHER_EPOCHS else f"{task}-teacher{teacher_epochs}ep")
+def labels_args(task: Task) -> list[str]:
+    return ["--labels", ",".join(task.labels)] if task.labels else []
 
 
-def teacher(task: str, teacher_epochs: int) -> Path:
+def work_dir(name: str, teacher_epochs: int) -> Path:
+    default = teacher_epochs == TASKS[name].teacher_epochs
+    return SAVED / (name if default else f"{name}-teacher{teacher_epochs}ep")
+
+
+def teacher(name: str, teacher_epochs: int) -> Path:
     from codir_edge.models.checkpoint import default_backbone
 
-    kind, data, extra = TASKS[task]
-    out = work_dir(task, teacher_epochs) / "teacher"
+    task = TASKS[name]
+    out = work_dir(name, teacher_epochs) / "teacher"
     if not (out / "config.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        seconds = run(["finetune", "--model", default_backbone(), "--task", kind, "--data", data, *extra, "--out", out,
-                       "--epochs", teacher_epochs, "--overwrite", "--quiet"], out.parent / "teacher.log")  # fmt: skip
+        seconds = run(["finetune", "--model", default_backbone(), "--task", task.kind, "--data", task.data,
+                       *labels_args(task), *task.teacher_args, "--out", out, "--epochs", teacher_epochs, "--overwrite",
+                       "--quiet"], out.parent / "teacher.log")  # fmt: skip
         (out.parent / "teacher_seconds.json").write_text(json.dumps(seconds))
     return out
+
+
+def student_data(task: Task, folder: Path) -> tuple[Path, list[str]]:
+    """(the students' --data, their --unlabeled arguments): the task's data, or for ``few_labels`` a
+    GLUE-shaped folder with a seeded sample of that many labelled train rows beside the real dev split,
+    and the rest of train with its labels dropped."""
+    if task.few_labels is None:
+        return task.data, []
+    data, text = folder / f"data-{task.few_labels}" / task.data.name, folder / f"unlabeled-{task.few_labels}.txt"
+    if not text.is_file():
+        header, *rows = (task.data / "train.tsv").read_text(encoding="utf-8").splitlines()
+        random.Random(0).shuffle(rows)
+        data.mkdir(parents=True, exist_ok=True)
+        (data / "train.tsv").write_text("\n".join([header, *rows[: task.few_labels]]) + "\n", encoding="utf-8")
+        shutil.copy(task.data / "dev.tsv", data / "dev.tsv")
+        text.write_text("".join(row.split("\t")[0] + "\n" for row in rows[task.few_labels :]), encoding="utf-8")
+    return data, ["--unlabeled", str(text)]
+
+
+def test_predictions(model: Path, name: str) -> list[bool]:
+    """Whether the model gets each example of the task's reported split right (batch 128, PyTorch, max
+    length 128)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from codir_edge.data import DataSpec, get_task, load_split
+    from codir_edge.data.labels import label_set
+
+    task = TASKS[name]
+    spec = get_task(task.kind)
+    labels = label_set(spec, given=list(task.labels))
+    examples = load_split(spec, DataSpec(str(task.data)), task.split, labels)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    classifier = AutoModelForSequenceClassification.from_pretrained(model).eval()
+    order = [classifier.config.label2id[label] for label in labels]  # the model's ids in the task's label order
+    right = []
+    with torch.inference_mode():
+        for start in range(0, len(examples), 128):
+            chunk = slice(start, start + 128)
+            pairs = None if examples.text_pairs is None else list(examples.text_pairs[chunk])
+            batch = tokenizer(list(examples.texts[chunk]), pairs, padding=True, truncation=True, max_length=128,
+                              return_tensors="pt")  # fmt: skip
+            predicted = classifier(**batch).logits.argmax(-1).tolist()
+            right += [predicted[i] == order[int(t)] for i, t in enumerate(examples.targets[chunk])]
+    return right
 
 
 def backbone_student(folder: Path, layers: int = 3) -> Path:
@@ -79,42 +160,20 @@ def backbone_student(folder: Path, layers: int = 3) -> Path:
     return out
 
 
-def test_predictions(model: Path, task: str) -> list[bool]:
-    """Whether the model gets each test example right (batch 128, PyTorch, max length 128)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from codir_edge.data import DataSpec, get_task, load_split
-
-    kind, data, extra = TASKS[task]
-    labels = extra[extra.index("--labels") + 1].split(",")
-    examples = load_split(get_task(kind), DataSpec(str(data)), "test", labels)
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    classifier = AutoModelForSequenceClassification.from_pretrained(model).eval()
-    order = [classifier.config.label2id[name] for name in labels]  # the model's ids in the task's label order
-    right = []
-    with torch.inference_mode():
-        for start in range(0, len(examples), 128):
-            batch = tokenizer(list(examples.texts[start : start + 128]), padding=True, truncation=True,
-                              max_length=128, return_tensors="pt")  # fmt: skip
-            predicted = classifier(**batch).logits.argmax(-1).tolist()
-            targets = list(examples.targets[start : start + 128])
-            right += [predicted[i] == order[int(t)] for i, t in enumerate(targets)]
-    return right
-
-
 def arm(task: str, name: str, seed: int, teacher_dir: Path) -> dict:
     folder = teacher_dir.parent
     saved = folder / f"{name}-s{seed}.json"
     if saved.is_file():
         return json.loads(saved.read_text())
-    kind, data, extra = TASKS[task]
+    spec = TASKS[task]
+    data, unlabeled = student_data(spec, folder)
     out = folder / f"{name}-s{seed}"
     banks = [x for done in sorted(folder.glob("*-s*")) if done.is_dir() for x in ("--cache-from", done)]
     options = [str(backbone_student(folder)) if a == "BACKBONE" else a for a in ARMS[name]]
     depth = [] if "--student" in options else ["--student-layers", "3"]  # a --student folder has its own depth
-    seconds = run(["compress", "--teacher", teacher_dir, "--task", kind, "--data", data, *extra, *depth,
-                   "--seed", seed, *options, "--out", out, *banks, "--overwrite", "--quiet"],
+    seconds = run(["compress", "--teacher", teacher_dir, "--task", spec.kind, "--data", data, *labels_args(spec),
+                   *unlabeled, *spec.student_args, *depth, "--seed", seed, *options, "--out", out, *banks,
+                   "--overwrite", "--quiet"],
                   folder / f"{name}-s{seed}.log")  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     right = test_predictions(out, task)
@@ -162,14 +221,15 @@ def main() -> None:
     parser.add_argument("--task", default="banking77", choices=sorted(TASKS))
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--arms", default=",".join(ARMS))
-    parser.add_argument("--teacher-epochs", type=int, default=DEFAULT_TEACHER_EPOCHS)
+    parser.add_argument("--teacher-epochs", type=int, help="default: the task's (3; sst2-1k: 1)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = ["kd", *[a for a in args.arms.split(",") if a != "kd"]]
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         raise SystemExit(f"unknown arm(s) {', '.join(unknown)}: choose from {', '.join(ARMS)}")
-    teacher_dir = teacher(args.task, args.teacher_epochs)
+    epochs = args.teacher_epochs or TASKS[args.task].teacher_epochs
+    teacher_dir = teacher(args.task, epochs)
     teacher_right = test_predictions(teacher_dir, args.task)
     teacher_test = sum(teacher_right) / len(teacher_right)
     results: dict[str, list[dict]] = {name: [] for name in arms}
@@ -177,10 +237,11 @@ def main() -> None:
         for name in arms:
             results[name].append(arm(args.task, name, seed, teacher_dir))
             print(name, seed, results[name][-1]["test_accuracy"], flush=True)
-    suffix = "" if args.teacher_epochs == DEFAULT_TEACHER_EPOCHS else f"_teacher{args.teacher_epochs}ep"
+    suffix = "" if epochs == TASKS[args.task].teacher_epochs else f"_teacher{epochs}ep"
     seconds = teacher_dir.parent / "teacher_seconds.json"
     write_result(f"codir_paired_{args.task}{suffix}", {
-        "task": args.task, "seeds": seeds, "teacher_test": teacher_test, "teacher_epochs": args.teacher_epochs,
+        "task": args.task, "seeds": seeds, "teacher_test": teacher_test, "teacher_epochs": epochs,
+        "split": TASKS[args.task].split,
         "teacher_wall_s": json.loads(seconds.read_text()) if seconds.is_file() else None,
         "arms": summary(results, teacher_test)})  # fmt: skip
 
