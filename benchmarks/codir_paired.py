@@ -241,7 +241,8 @@ def main() -> None:
     seconds = teacher_dir.parent / "teacher_seconds.json"
     write_result(f"codir_paired_{args.task}{suffix}", {
         "task": args.task, "seeds": seeds, "teacher_test": teacher_test, "teacher_epochs": epochs,
-        "split": TASKS[args.task].split,
+        "split": TASKS[args.task].split, "teacher_args": list(TASKS[args.task].teacher_args),
+        "student_args": list(TASKS[args.task].student_args), "few_labels": TASKS[args.task].few_labels,
         "teacher_wall_s": json.loads(seconds.read_text()) if seconds.is_file() else None,
         "arms": summary(results, teacher_test)})  # fmt: skip
 

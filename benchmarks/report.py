@@ -773,20 +773,39 @@ def runtime_floor_section() -> list[str]:
     return [*lines, "", provenance(result), ""]
 
 
+def recipe_lines(result: dict) -> list[str]:
+    """The teacher's and the students' settings beyond the defaults, where the run recorded them."""
+    notes = []
+    if result.get("teacher_args"):
+        notes.append(f"teacher `finetune {' '.join(result['teacher_args'])}`")
+    if result.get("few_labels"):
+        notes.append(f"students see {result['few_labels']:,} labelled training rows and the rest of the training "
+                     "text without its labels (`--unlabeled`)")  # fmt: skip
+    if result.get("student_args"):
+        notes.append(f"students `compress {' '.join(result['student_args'])}`")
+    return [f"Settings: {'; '.join(notes)}.", ""] if notes else []
+
+
 def codir_paired_sections() -> list[str]:
     """One section per task benchmarked by codir_paired.py (none until one has run)."""
     lines = []
     for path in sorted(RESULTS.glob("codir_paired_*.json")):
         result = json.loads(path.read_text())
-        arms = result["arms"]
+        arms, split = result["arms"], result.get("split", "test")
+        epochs = result.get("teacher_epochs", 3)
+        backbone = any(name.endswith("-backbone") for name in arms)
         lines += [
-            f"## CoDIR against KD, paired: {result['task']}",
+            f"## CoDIR against KD, paired: {result['task']}, teacher fine-tuned {epochs} epoch{'s' * (epochs > 1)}",
             "",
-            f"MiniLM teacher fine-tuned on the task (test accuracy {pct(result['teacher_test'])}), 3-layer students, "
-            f"seeds {', '.join(map(str, result['seeds']))}; every arm with one seed sees the same batches and dropout "
-            "masks. Test accuracy; paired differences against `kd` in points; McNemar's exact test on the pooled "
-            "test predictions; the contrastive term at the end of training (mean over seeds):",
+            f"MiniLM teacher fine-tuned on the task ({split} accuracy {pct(result['teacher_test'])}), 3-layer "
+            f"students, seeds {', '.join(map(str, result['seeds']))}; every arm with one seed sees the same batches "
+            f"and dropout masks. Accuracy on the {split} split; paired differences against `kd` in points; "
+            f"McNemar's exact test on the pooled {split} predictions; the contrastive term at the end of training "
+            "(mean over seeds)"
+            + (". Arms ending in `-backbone` start from the bundled backbone's own layers 2, 4, 6 (not fine-tuned) "
+               "with a new head, instead of the teacher's:" if backbone else ":"),
             "",
+            *recipe_lines(result),
             "| arm | mean | of teacher | per seed | minus kd (per seed) | McNemar p (better/worse) | top-1 "
             "| grad share | ex/s |",
             "|---|---|---|---|---|---|---|---|---|",
