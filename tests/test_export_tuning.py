@@ -127,6 +127,32 @@ def test_search_finds_the_shortest_prefix_that_holds(bad, extra):
     assert found.drop <= limit and len(found.trials) <= 2 * len(bad).bit_length() + 2
 
 
+@given(st.lists(st.booleans(), min_size=1, max_size=8), st.booleans())
+def test_quantize_within_ranks_only_when_needed_and_leaves_the_full_quantization_when_nothing_holds(bad, hopeless):
+    """The ranking (a full fp32 run) is computed only once the fully quantized graph misses the limit; when
+    even every MatMul in float misses it, the file left is the fully quantized one, for the gate to name."""
+    from codir_edge.export.mixed import quantize_within
+
+    ranking = [f"m{i}" for i in range(len(bad))]
+    written: list[tuple[str, ...]] = []
+    ranked: list[bool] = []
+
+    def drop_of(kept: tuple[str, ...]) -> float:
+        return (5.0 if hopeless else 0.0) + sum(b for name, b in zip(ranking, bad, strict=True) if name not in kept)
+
+    def rank() -> list[str]:
+        ranked.append(True)
+        return ranking
+
+    found = quantize_within(lambda keep: written.append(keep) or keep, rank, drop_of, 0.5)
+    assert bool(ranked) == (hopeless or any(bad))
+    if hopeless:
+        assert found is None and written[-1] == ()
+    else:
+        assert found is not None and found.drop <= 0.5 and written[-1] == found.keep_float
+        assert found.trials[0] == {"kept": 0, "drop": float(sum(bad))}
+
+
 def test_deployment_table_is_what_profile_loads_per_thread_count(tmp_path, backbone_dir):
     """A bundle tuned for 1 and 2 threads: every count names shipped variants; profile measures the
     variant at 2 threads with the file picked for 2 (written here as a distinct alternate)."""
@@ -532,3 +558,40 @@ def test_profile_measures_every_target_on_its_data_and_agrees_with_evaluate(tmp_
     assert_one_line_error(invoke("profile", out, "--budgets", budgets, "--runs", "2"), 2,
                           "sets min_accuracy", "pass --task and --data")  # fmt: skip
 
+
+
+@pytest.mark.slow
+def test_per_tensor_variants_keep_the_matmuls_they_ruin_in_float_and_ship(tmp_path, tiny_backbone, keyword_data):
+    """A trained classifier whose query feature 3 is scaled by 500 and key feature 3 by 1/500: every attention
+    score, and so fp32, is as before, but one u8 scale per weight tensor (and per activation) then flattens
+    every other query feature. Per-channel INT8 holds; the fixed-shape QDQ and NNAPI variants lose far more
+    than the limit. The accuracy-aware search keeps the damaged MatMuls in float, and both ship within it."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    common = ["--task", "classification", "--data", keyword_data, "--text-column", "review", "--label-column",
+              "sentiment", "--max-length", "32"]  # fmt: skip
+    teacher = tmp_path / "t"
+    trained = invoke("finetune", "--model", tiny_backbone, *common, "--out", teacher, "--epochs", "4", "--lr", "1e-3",
+                     "--batch-size", "16", "--quiet")  # fmt: skip
+    assert trained.exit_code == 0 and "dev accuracy 1.0000" in trained.output, trained.output
+    model = AutoModelForSequenceClassification.from_pretrained(teacher)
+    with torch.no_grad():
+        for layer in model.bert.encoder.layer:
+            for module, factor in ((layer.attention.self.query, 500.0), (layer.attention.self.key, 1 / 500)):
+                module.weight[3] *= factor  # output feature 3 (an nn.Linear weight is [out, in])
+                module.bias[3] *= factor
+    model.save_pretrained(teacher)
+    out = tmp_path / "b"
+    result = invoke("export", teacher, "--out", out, *common, "--max-accuracy-drop", "1", "--tune-threads", "1",
+                    "--no-tokenizer-in-graph")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    variants = {v["name"]: v for v in json.loads((out / "manifest.json").read_text())["variants"]}
+    for name in ("int8-fixed", "nnapi"):
+        search = variants[name]["accuracy_search"]
+        assert search["drop_before"] > 10 and search["drop_after"] <= 1, search
+        assert variants[name]["accuracy_drop_points"] <= 1 and search["trials"][0]["kept"] == 0
+        kept = variants[name]["keep_float"]
+        assert any("query" in node for node in kept) and all(node.endswith("MatMul") for node in kept), kept
+    assert "accuracy_search" not in variants["coreml"] and "accuracy_search" not in variants["int8"]
+    assert invoke("verify", out).exit_code == 0

@@ -22,10 +22,10 @@ import numpy as np
 
 from codir_edge.core.errors import CheckFailedError, first_line
 from codir_edge.export import quantize as q
+from codir_edge.export.mixed import SENSITIVITY_SENTENCES
 from codir_edge.export.plan import ExportPlan
 
 PEER_TARGETS = ("avx512_vnni", "avx2", "arm64")  # the CPU targets Optimum's AutoQuantizationConfig names
-SENSITIVITY_SENTENCES = 64  # calibration sentences the layer ranking runs on
 CHECK_BATCHES = 2  # calibration batches every candidate must run on before it is timed or scored
 
 

@@ -31,47 +31,108 @@ class WeightScheme:
     dynamic: bool = True  # activation range per batch (dynamic) or over all calibration batches (static)
 
 
+SENSITIVITY_SENTENCES = 64  # calibration sentences the layer ranking runs on
+
+
+@dataclass(frozen=True)
+class DropJudge:
+    """How a quantized graph is judged: its drop in points of the task metric against fp32 on dev, and
+    the most it may lose (``--max-accuracy-drop``)."""
+
+    drop_of: Callable[[Path], float]
+    limit: float
+
+
+# The fixed-shape mobile graphs' QDQ form: u8 per-tensor weights, calibrated u8 activations (NNAPI's and
+# Core ML's quantized MatMul take nothing else).
+MOBILE_QDQ = WeightScheme(per_channel=False, weight_signed=False, dynamic=False)
+
+
 def weight_matmuls(model) -> list[tuple[str, str, np.ndarray]]:
-    """(node name, activation input, weight [K, N]) of every MatMul with a 2-D constant weight:
-    the ones onnxruntime's quantizers replace."""
-    from onnx import numpy_helper
+    """(node name, activation input, weight [K, N]) of every MatMul or Gemm with a 2-D constant weight:
+    the ones onnxruntime's quantizers replace. Gemm is how the pooler and the classifier head export, and
+    dynamic INT8 quantizes them too: a search that could not keep them in float could not undo their damage."""
+    from onnx import helper, numpy_helper
 
     weights = {init.name: init for init in model.graph.initializer}
     found = []
     for node in model.graph.node:
-        if node.op_type == "MatMul" and node.input[1] in weights and len(weights[node.input[1]].dims) == 2:
-            found.append((node.name, node.input[0], numpy_helper.to_array(weights[node.input[1]])))
+        if node.op_type not in ("MatMul", "Gemm") or node.input[1] not in weights:
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]])
+        if weight.ndim != 2:
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if attributes.get("transA", 0):
+            continue  # the activation transposed: not a form the quantizers take
+        found.append((node.name, node.input[0], weight.T if attributes.get("transB", 0) else weight))
     return found
 
 
-def sensitivity(fp32_path: Path, feeds: list[dict[str, np.ndarray]], scheme: WeightScheme) -> list[tuple[str, float]]:
-    """Each quantizable MatMul with its relative output error, the most sensitive first."""
+def activation_matmuls(model) -> list[tuple[str, str, str]]:
+    """(node name, input A, input B) of every MatMul over two computed tensors (the attention's Q·K^T and
+    P·V): the quantizers take these too, with both inputs quantized as activations."""
+    constants = {init.name for init in model.graph.initializer}
+    constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+    return [(node.name, node.input[0], node.input[1]) for node in model.graph.node
+            if node.op_type == "MatMul" and not {node.input[0], node.input[1]} & constants]  # fmt: skip
+
+
+def sensitivity(fp32_path: Path, feeds: list[dict[str, np.ndarray]], scheme: WeightScheme,
+                op_types: tuple[str, ...] = ("MatMul", "Gemm")) -> list[tuple[str, float]]:  # fmt: skip
+    """Each quantizable MatMul (over a weight, or over two activations) with its relative output error, the
+    most sensitive first; ``op_types``: the node types the quantizer at hand takes (the fixed-shape QDQ pass
+    leaves Gemm in float)."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(fp32_path))
-    matmuls = weight_matmuls(model)
-    exposed = {inp for _, inp, _ in matmuls} - {o.name for o in model.graph.output}
-    for name in sorted(exposed):
+    kinds = {node.name: node.op_type for node in model.graph.node}
+    weighted = [m for m in weight_matmuls(model) if kinds[m[0]] in op_types]
+    paired = activation_matmuls(model)
+    wanted = sorted({inp for _, inp, _ in weighted} | {x for _, a, b in paired for x in (a, b)})
+    for name in sorted(set(wanted) - {o.name for o in model.graph.output}):
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    wanted = [inp for _, inp, _ in matmuls]
     names = [i.name for i in session.get_inputs()]
     batches = [dict(zip(wanted, session.run(wanted, {n: f[n] for n in names}), strict=True)) for f in feeds]
-    errors = []
-    for node, inp, weight in matmuls:
-        activations = [b[inp].reshape(-1, weight.shape[0]).astype(np.float64) for b in batches]
-        whole = (min(0.0, min(a.min() for a in activations)), max(0.0, max(a.max() for a in activations)))
-        quantized_weight = _quantize_weight(weight.astype(np.float64), scheme)
-        num = den = 0.0
-        for a in activations:
-            low, high = (min(0.0, a.min()), max(0.0, a.max())) if scheme.dynamic else whole
-            exact = a @ weight
-            approx = _quantize_u8(a, low, high) @ quantized_weight
-            num += float(np.sum((approx - exact) ** 2))
-            den += float(np.sum(exact**2))
-        errors.append((node, (num / den) ** 0.5 if den > 0 else 0.0))
+    errors = [(node, _weight_error([b[inp] for b in batches], weight, scheme)) for node, inp, weight in weighted]
+    errors += [(node, _pair_error([b[a] for b in batches], [b[c] for b in batches], scheme.dynamic))
+               for node, a, c in paired]  # fmt: skip
     return sorted(errors, key=lambda e: -e[1])
+
+
+def _ranges(tensors: list[np.ndarray], dynamic: bool) -> list[tuple[float, float]]:
+    """The u8 range each batch is quantized with: its own (dynamic) or the calibration's whole (static)."""
+    own = [(min(0.0, float(t.min())), max(0.0, float(t.max()))) for t in tensors]
+    if dynamic:
+        return own
+    whole = (min(low for low, _ in own), max(high for _, high in own))
+    return [whole] * len(tensors)
+
+
+def _relative(pairs) -> float:
+    """sqrt(sum |approx - exact|^2 / sum |exact|^2) over (approx, exact) pairs."""
+    num = den = 0.0
+    for approx, exact in pairs:
+        num += float(np.sum((approx - exact) ** 2))
+        den += float(np.sum(exact**2))
+    return (num / den) ** 0.5 if den > 0 else 0.0
+
+
+def _weight_error(activations: list[np.ndarray], weight: np.ndarray, scheme: WeightScheme) -> float:
+    activations = [a.reshape(-1, weight.shape[0]).astype(np.float64) for a in activations]
+    quantized_weight = _quantize_weight(weight.astype(np.float64), scheme)
+    ranges = _ranges(activations, scheme.dynamic)
+    return _relative((_quantize_u8(a, *r) @ quantized_weight, a @ weight) for a, r in zip(activations, ranges,
+                                                                                           strict=True))  # fmt: skip
+
+
+def _pair_error(first: list[np.ndarray], second: list[np.ndarray], dynamic: bool) -> float:
+    first, second = [a.astype(np.float64) for a in first], [b.astype(np.float64) for b in second]
+    pairs = zip(first, _ranges(first, dynamic), second, _ranges(second, dynamic), strict=True)
+    return _relative((np.matmul(_quantize_u8(a, *ra), _quantize_u8(b, *rb)), np.matmul(a, b))
+                     for a, ra, b, rb in pairs)  # fmt: skip
 
 
 def _quantize_u8(x: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -106,12 +167,14 @@ def fewest_in_float(
     quantize: Callable[[tuple[str, ...]], Path],
     drop_of: Callable[[Path], float],
     limit: float,
+    first_drop: float | None = None,
 ) -> Search | None:
     """The shortest prefix of ``ranking`` whose exclusion brings the drop to ``limit`` or below (None
     when even all of them do not). Doubling then bisection: a handful of quantize-and-score trials,
-    assuming that keeping more layers in float never costs accuracy, which the trials record."""
-    trials: list[dict] = []
-    results: dict[int, float] = {}
+    assuming that keeping more layers in float never costs accuracy, which the trials record.
+    ``first_drop``: the fully quantized graph's drop, when the caller has already measured it."""
+    trials: list[dict] = [] if first_drop is None else [{"kept": 0, "drop": round(first_drop, 4)}]
+    results: dict[int, float] = {} if first_drop is None else {0: first_drop}
 
     def trial(k: int) -> float:
         if k not in results:
@@ -131,3 +194,22 @@ def fewest_in_float(
         low, high = (low, middle) if trial(middle) <= limit else (middle, high)
     quantize(tuple(ranking[:high]))  # the file on disk is the one that held
     return Search(tuple(ranking[:high]), results[high], trials)
+
+
+def quantize_within(
+    quantize: Callable[[tuple[str, ...]], Path],
+    rank: Callable[[], list[str]],
+    drop_of: Callable[[Path], float],
+    limit: float,
+) -> Search | None:
+    """Quantize everything; when that loses more than ``limit`` points, keep the fewest of ``rank()``'s
+    most sensitive MatMuls in float (:func:`fewest_in_float`; the ranking is only computed then). None
+    when even all of them do not hold it: the file on disk is then the fully quantized one again, for the
+    caller's gate to judge and name."""
+    first = drop_of(quantize(()))
+    if first <= limit:
+        return Search((), first, [{"kept": 0, "drop": round(first, 4)}])
+    found = fewest_in_float(rank(), quantize, drop_of, limit, first_drop=first)
+    if found is None:
+        quantize(())
+    return found

@@ -12,7 +12,10 @@ From the fixed-shape fp32 graph:
 - LayerNormalization becomes ReduceMean, Sub, Mul, Add, Sqrt and Div;
 - the weight MatMuls are quantized statically (QDQ, u8 activations and per-tensor u8 weights), the
   attention's activation-by-activation MatMuls stay in float, and the word-embedding table is stored
-  in u8 with one scale, dequantized after the lookup.
+  in u8 with one scale, dequantized after the lookup;
+- when that loses more than ``--max-accuracy-drop`` on dev (per-tensor weights are NNAPI's only quantized
+  MatMul, and a weight with one outlier column flattens the rest), the fewest most sensitive MatMuls stay
+  in float (``export/mixed.py``): NNAPI runs a float MatMul too, so it still takes the graph whole.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.export.coreml import Initializers
+from codir_edge.export.mixed import SENSITIVITY_SENTENCES, DropJudge, Search
 
 TANH_SCALE, CUBIC = 2 / math.sqrt(math.pi), 2 * 0.044715  # erf(u) ~ tanh(TANH_SCALE * (u + CUBIC * u^3))
 
@@ -188,22 +192,38 @@ def as_int32(feeds: list[dict]) -> list[dict]:
 
 
 def nnapi_graph(fixed_fp32: Path, destination: Path, work: Path, feeds: list[dict], calibration_method: str,
-                target: str) -> dict[str, int]:  # fmt: skip
+                target: str, judge: DropJudge | None = None) -> tuple[dict[str, int], Search | None]:  # fmt: skip
     """The NNAPI variant of a fixed-shape fp32 graph, written to ``destination``; ``feeds`` (int64 as the
-    other variants take them) calibrate its activations. Returns what was rewritten."""
+    other variants take them) calibrate its activations. Returns what was rewritten and, with a ``judge``
+    (dev scoring against the drop limit), the accuracy-aware search: per-tensor u8 weights can cost more
+    than the limit, and a MatMul kept in float still runs on NNAPI (one partition either way), so the
+    fewest most sensitive ones are kept in float rather than the variant being left out."""
     import onnx
 
     from codir_edge.export import quantize as q
+    from codir_edge.export.mixed import MOBILE_QDQ, quantize_within, sensitivity
 
     model = onnx.load(str(fixed_fp32))
     done, keep_float = rewrite_for_nnapi(model)
     onnx.checker.check_model(model)
-    rewritten = work / "nnapi_float.onnx"
+    rewritten, quantized = work / "nnapi_float.onnx", work / "nnapi_qdq.onnx"
     onnx.save(model, str(rewritten))
-    quantized = work / "nnapi_qdq.onnx"
-    q.static_int8(rewritten, quantized, as_int32(feeds), calibration_method, target, op_types=["MatMul"],
-                  keep_float=tuple(keep_float), weights_u8_per_tensor=True)  # fmt: skip
-    model = onnx.load(str(quantized))
-    done["embedding_tables_u8"] = quantize_word_embeddings(model)
-    onnx.save(model, str(destination))
-    return done
+    int32 = as_int32(feeds)
+
+    def quantize(keep: tuple[str, ...]) -> Path:
+        q.static_int8(rewritten, quantized, int32, calibration_method, target, op_types=["MatMul"],
+                      keep_float=(*keep_float, *keep), weights_u8_per_tensor=True)  # fmt: skip
+        model = onnx.load(str(quantized))
+        done["embedding_tables_u8"] = quantize_word_embeddings(model)
+        onnx.save(model, str(destination))
+        return destination
+
+    if judge is None:
+        quantize(())
+        return done, None
+
+    def rank() -> list[str]:  # the attention's MatMuls are float already
+        ranked = sensitivity(rewritten, int32[:SENSITIVITY_SENTENCES], MOBILE_QDQ, ("MatMul",))
+        return [name for name, _ in ranked if name not in keep_float]
+
+    return done, quantize_within(quantize, rank, judge.drop_of, judge.limit)

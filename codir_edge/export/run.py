@@ -224,7 +224,7 @@ def _add_checked_variants(variants: list[dict], stage: Path, work: Path, built: 
     if shape is not None:
         with progress.step(f"fixed-shape {shape[0]}x{shape[1]} QDQ variant", "pass --fixed-shape off"):
             variants += steps.fixed_variants(stage, work, built.fp32.path, shape, built.calibration, plan,
-                                             built.encoded)  # fmt: skip
+                                             built.encoded, built.reference)  # fmt: skip
     if built.encoded is not None:
         with progress.step("scoring variants", "pass --quantize none --fixed-shape off"):
             steps.score_variants(variants, stage, built.encoded, plan)

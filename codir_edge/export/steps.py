@@ -23,6 +23,7 @@ from codir_edge.core.notes import note
 from codir_edge.data.encode import Encoded
 from codir_edge.export import quantize as q
 from codir_edge.export.config import ExportConfig
+from codir_edge.export.mixed import DropJudge, Search
 from codir_edge.export.parity import ParityReport
 from codir_edge.export.plan import ExportPlan, session_or_error
 
@@ -150,13 +151,29 @@ def _remedy(variant: str, config: ExportConfig) -> str:
     return "try --quantize static --calibration-method entropy, or allow a larger --max-accuracy-drop"
 
 
+def drop_judge(encoded, plan: ExportPlan, reference: dict | None) -> DropJudge | None:
+    """Points of the task metric a graph loses against the fp32 reference on dev, and the limit; None
+    without dev data (nothing to judge by, so nothing is searched)."""
+    from codir_edge.export.candidates import task_metrics
+
+    if encoded is None or reference is None:
+        return None
+    metric = plan.task.primary_metric
+    return DropJudge(lambda path: (reference[metric] - task_metrics(path, encoded, plan)[metric]) * 100,
+                     plan.config.max_accuracy_drop)  # fmt: skip
+
+
 def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int], calibration, plan: ExportPlan,
-                   encoded) -> list[dict]:  # fmt: skip
+                   encoded, reference: dict | None = None) -> list[dict]:  # fmt: skip
     """The fixed-shape static QDQ INT8 graph (u8 activations and weights), its accelerator usability,
     its dev accuracy with inputs padded or truncated to its length, and its .ort (runtime-optimised,
-    so NNAPI and Core ML can still take its nodes)."""
+    so NNAPI and Core ML can still take its nodes). Per-tensor u8 weights can lose more than the limit
+    where per-channel ones do not: then the fewest most sensitive MatMuls stay in float (the search of
+    ``export/mixed.py``, judged against the fp32 ``reference``), and the variant ships instead of being
+    left out."""
     from codir_edge.export import fixed
     from codir_edge.export.candidates import CHECK_BATCHES, run_fault, task_metrics
+    from codir_edge.export.mixed import MOBILE_QDQ, SENSITIVITY_SENTENCES, quantize_within, sensitivity
     from codir_edge.export.mobile import to_ort
     from codir_edge.onnx.predict import fixed_batches
     from codir_edge.onnx.session import create_session
@@ -167,8 +184,22 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     names = [i.name for i in create_session(fixed_fp32, 1).get_inputs()]
     count = plan.config.calibration_samples
     feeds = [{n: b[n] for n in names} for b in fixed_batches(calibration, batch, length, count)]
-    q.static_int8(fixed_fp32, stage / file, feeds, plan.config.calibration_method, plan.target,
-                  op_types=fixed.FIXED_OPS, weights_u8_per_tensor=True)  # fmt: skip
+    judge = drop_judge(encoded, plan, reference)
+
+    def quantize(keep: tuple[str, ...]) -> Path:
+        q.static_int8(fixed_fp32, stage / file, feeds, plan.config.calibration_method, plan.target,
+                      op_types=fixed.FIXED_OPS, keep_float=keep, weights_u8_per_tensor=True)  # fmt: skip
+        return stage / file
+
+    def rank() -> list[str]:
+        ranked = sensitivity(fixed_fp32, feeds[:SENSITIVITY_SENTENCES], MOBILE_QDQ, tuple(fixed.FIXED_OPS))
+        return [name for name, _ in ranked]
+
+    search = None
+    if judge is None:
+        quantize(())
+    else:
+        search = quantize_within(quantize, rank, judge.drop_of, judge.limit)
     fault = run_fault(stage / file, feeds[:CHECK_BATCHES])
     if fault is not None:
         (stage / file).unlink()
@@ -191,15 +222,25 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     if encoded is not None:
         entry["accuracy"] = task_metrics(stage / file, encoded, plan)  # fed at its fixed shape
         entry["truncated_rows"] = int((encoded.lengths > length).sum())
+    entry.update(search_record(search))
     out = [entry]
     if plan.config.ort:
         to_ort(stage / file, stage, plan.target, layout.ORT_FIXED, layout.OPS_CONFIG_FIXED, "Runtime")
         out.append({"name": "ort-fixed", "file": layout.ORT_FIXED, "from": file, "fixed_shape": [batch, length]})
-    return [*out, *accelerator_variants(stage, work, fixed_fp32, (batch, length), feeds, encoded, plan)]
+    return [*out, *accelerator_variants(stage, work, fixed_fp32, (batch, length), feeds, encoded, plan, judge)]
+
+
+def search_record(search: Search | None) -> dict:
+    """What the manifest says of an accuracy-aware search that kept MatMuls in float (nothing otherwise)."""
+    if search is None or not search.keep_float:
+        return {}
+    return {"keep_float": list(search.keep_float),
+            "accuracy_search": {"drop_before": search.trials[0]["drop"], "drop_after": round(search.drop, 4),
+                                "trials": search.trials}}  # fmt: skip
 
 
 def accelerator_variants(stage: Path, work: Path, fixed_fp32: Path, shape: tuple[int, int], feeds: list[dict],
-                         encoded, plan: ExportPlan) -> list[dict]:  # fmt: skip
+                         encoded, plan: ExportPlan, judge: DropJudge | None = None) -> list[dict]:  # fmt: skip
     """The Core ML variant (``export/coreml.py``: fp16 inside, the Gathers Core ML stops at rewritten) and
     the NNAPI one (``export/nnapi.py``: int32 ids, 2-D QDQ MatMuls, tanh GELU, decomposed LayerNorm, u8
     embeddings), each with its accelerator's usability by onnxruntime's checker and ours, and its dev
@@ -209,12 +250,13 @@ def accelerator_variants(stage: Path, work: Path, fixed_fp32: Path, shape: tuple
 
     config = plan.config
     made = [
-        _accelerator_variant(stage, "coreml", layout.COREML, lambda: coreml_graph(fixed_fp32, stage / layout.COREML),
+        _accelerator_variant(stage, "coreml", layout.COREML,
+                             lambda: (coreml_graph(fixed_fp32, stage / layout.COREML), None),
                              feeds, shape, encoded, plan,
                              {"precision": "fp16 inside; inputs int64, outputs fp32"}),
         _accelerator_variant(stage, "nnapi", layout.NNAPI,
                              lambda: nnapi_graph(fixed_fp32, stage / layout.NNAPI, work, feeds,
-                                                 config.calibration_method, plan.target),
+                                                 config.calibration_method, plan.target, judge),
                              as_int32(feeds), shape, encoded, plan,
                              {"precision": "QDQ u8 weight MatMuls and embeddings; outputs fp32",
                               "input_dtype": "int32", "gelu": "tanh approximation"}),
@@ -224,13 +266,14 @@ def accelerator_variants(stage: Path, work: Path, fixed_fp32: Path, shape: tuple
 
 def _accelerator_variant(stage: Path, name: str, file: str, build, feeds: list[dict], shape: tuple[int, int],
                          encoded, plan: ExportPlan, described: dict) -> dict | None:  # fmt: skip
-    """Build one accelerator variant (``build`` returns what it rewrote) and check it runs; a model it cannot
-    be made for gets a note under ``--fixed-shape auto`` and fails an explicit ``--fixed-shape``."""
+    """Build one accelerator variant (``build`` returns what it rewrote and its accuracy-aware search, if any)
+    and check it runs; a model it cannot be made for gets a note under ``--fixed-shape auto`` and fails an
+    explicit ``--fixed-shape``."""
     from codir_edge.export import fixed
     from codir_edge.export.candidates import CHECK_BATCHES, run_fault, task_metrics
 
     try:
-        rewritten = build()
+        rewritten, search = build()
         fault = run_fault(stage / file, feeds[:CHECK_BATCHES])
     except Exception as exc:  # noqa: BLE001 - the converters' errors have no common type; the message says why
         fault = f"could not be built ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
@@ -241,7 +284,7 @@ def _accelerator_variant(stage: Path, name: str, file: str, build, feeds: list[d
         note(f"no {name} variant: it {fault}")
         return None
     entry = {"name": name, "file": file, "fixed_shape": list(shape), **described, "rewritten": rewritten,
-             "usability": fixed.usability(stage / file, (name,))}  # fmt: skip
+             "usability": fixed.usability(stage / file, (name,)), **search_record(search)}  # fmt: skip
     if encoded is not None:
         entry["accuracy"] = task_metrics(stage / file, encoded, plan)
     return entry
