@@ -69,6 +69,10 @@ def accuracy(bundle: Path, data: Path, log: Path) -> dict:
     return {row.get("variant", row.get("target", "model")): row["metrics"]["accuracy"] for row in rows}
 
 
+VARIANT_FIELDS = ("accuracy", "fixed_shape", "usability", "rewritten", "keep_float", "accuracy_search",
+                  "accuracy_drop_points")  # what the result keeps of each fixed-shape variant's manifest entry
+
+
 def arm(name: str, seed: int, teacher_dir: Path) -> dict:
     saved = SAVED / f"{name}-s{seed}.json"
     if saved.is_file():
@@ -95,8 +99,8 @@ def arm(name: str, seed: int, teacher_dir: Path) -> dict:
     result = {
         "arm": name, "seed": seed, "vocabulary": metrics.get("vocabulary"), "student_dev": metrics["dev"]["accuracy"],
         "compress_s": metrics["wall_time_s"], "export_s": export_s, "files": files,
-        "variants": {v["name"]: {k: v.get(k) for k in ("accuracy", "fixed_shape", "usability", "rewritten")}
-                     for v in manifest["variants"] if "fixed_shape" in v},
+        "variants": {v["name"]: {k: v.get(k) for k in VARIANT_FIELDS} for v in manifest["variants"]
+                     if "fixed_shape" in v},
         "profile": {r["target"]: {k: r.get(k) for k in ("size_mb", "peak_rss_mb", "p50_ms", "accuracy")} for r in rows},
         "profile_accuracy": profiled["accuracy"], "dev": accuracy(bundle, GLUE, out / "eval_dev.log"),
     }  # fmt: skip
