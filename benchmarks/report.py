@@ -1016,17 +1016,22 @@ def vocab_section() -> list[str]:
     lines += ["", "The accelerator variants of each bundle (fixed shape from the dev sentences' 99th percentile); "
               "usability by onnxruntime's checker and by ours (`export/accelerators.py`, with the nodes each "
               "limit took away):", "",
-              "| arm | variant | MB | dev | onnxruntime: share, partitions, verdict | ours: share, partitions, "
-              "verdict | limits ours applied |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| arm | seed | variant | MB | dev | onnxruntime: share, partitions, verdict | ours: share, partitions, "
+              "verdict | limits ours applied | MatMuls kept in float (drop before, after) |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in arms:
         for name, v in r.get("variants", {}).items():
+            search = v.get("accuracy_search")
+            kept = (f"{len(v['keep_float'])} ({search['drop_before']:.2f}, {search['drop_after']:.2f} points)"
+                    if search else "none" if "keep_float" in v else "-")  # fmt: skip
             for accelerator, u in (v.get("usability") or {}).items():
                 ours = u["ours"]
                 caught = ", ".join(f"{k}: {n}" for k, n in ours["caveats"].items()) or "none"
                 lines.append(
-                    f"| {r['arm']} | {name} ({accelerator}) | {r['files'][name]['mb']:.1f} | "
+                    f"| {r['arm']} | {r['seed']} | {name} ({accelerator}) | {r['files'][name]['mb']:.1f} | "
                     f"{pct(r['dev'][name]) if name in r['dev'] else '-'} | {pct(u['share'])}%, {u['partitions']}, "
-                    f"{u['verdict']} | {pct(ours['share'])}%, {ours['partitions']}, {ours['verdict']} | {caught} |"
+                    f"{u['verdict']} | {pct(ours['share'])}%, {ours['partitions']}, {ours['verdict']} | {caught} | "
+                    f"{kept} |"
                 )
     return [*lines, "", provenance(result), ""]
 
