@@ -222,6 +222,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--teacher-epochs", type=int, help="default: the task's (3; sst2-1k: 1)")
+    parser.add_argument("--saved-only", action="store_true",
+                        help="train nothing: write the result from the arms and seeds already saved")  # fmt: skip
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = ["kd", *[a for a in args.arms.split(",") if a != "kd"]]
@@ -235,8 +237,11 @@ def main() -> None:
     results: dict[str, list[dict]] = {name: [] for name in arms}
     for seed in seeds:  # seed by seed, every arm: a stopped run leaves complete pairs behind
         for name in arms:
+            if args.saved_only and not (teacher_dir.parent / f"{name}-s{seed}.json").is_file():
+                continue
             results[name].append(arm(args.task, name, seed, teacher_dir))
             print(name, seed, results[name][-1]["test_accuracy"], flush=True)
+    results = {name: rows for name, rows in results.items() if rows}
     suffix = "" if epochs == TASKS[args.task].teacher_epochs else f"_teacher{epochs}ep"
     seconds = teacher_dir.parent / "teacher_seconds.json"
     write_result(f"codir_paired_{args.task}{suffix}", {
