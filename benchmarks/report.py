@@ -819,6 +819,8 @@ def codir_paired_sections() -> list[str]:
             top1 = f"{sum(e['contrastive_top1'] for e in ends) / len(ends):.3f}" if ends else "-"
             share = f"{sum(e['contrastive_grad_share'] for e in ends) / len(ends):.3f}" if ends else "-"
             rate = sum(arm["examples_per_s"]) / len(arm["examples_per_s"])
+            if len(arm["per_seed"]) < len(result["seeds"]):  # an arm measured on fewer seeds: its mean is not paired
+                name = f"{name} (seed {', '.join(map(str, arm['per_seed']))} only)"
             lines.append(f"| {name} | {pct(arm['mean'])} | {arm['of_teacher'] * 100:.1f}% | {seeds} | {diffs} | "
                          f"{mcnemar} | {top1} | {share} | {rate:.0f} |")  # fmt: skip
         lines += ["", provenance(result), ""]
