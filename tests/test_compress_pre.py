@@ -354,11 +354,12 @@ def test_the_contrastive_loss_leaves_out_the_anchor_among_its_negatives(form):
     others = torch.tensor([[5, 6], [7, 8], [3, 9]])
     with_self = torch.cat([others, index[:, None]], dim=1)
     losses = []
-    for negatives in (others, with_self):
-        torch.manual_seed(1)
-        loss = CodirLoss(bank, 8, 12, projection_dim=4, temperature=0.1, form=form)
-        losses.append(loss(summary, index, negatives)[0])
-    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    for groups in (1, 2):  # joint, and --layer-contrast each over 2 layers
+        for negatives in (others, with_self):
+            torch.manual_seed(1)
+            loss = CodirLoss(bank, 8, 12, projection_dim=4, temperature=0.1, form=form, groups=groups)
+            losses.append(loss(summary, index, negatives)[0])
+    assert torch.allclose(losses[0], losses[1], atol=1e-6) and torch.allclose(losses[2], losses[3], atol=1e-6)
 
 
 @settings(max_examples=25, deadline=None)

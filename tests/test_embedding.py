@@ -140,7 +140,7 @@ def test_codir_at_contrastive_weight_zero_is_cosine_bit_for_bit_and_mse_trains_a
 
     outs = {}
     for name, extra in {"cosine": ["--objective", "cosine"], "codir0": ["--contrastive-weight", "0"],
-                        "mse": ["--objective", "mse"]}.items():  # fmt: skip
+                        "mse": ["--objective", "mse"], "each": ["--layer-contrast", "each"]}.items():  # fmt: skip
         outs[name] = tmp_path / name
         result = invoke(*embed_args(teacher, corpus, outs[name], "--epochs", "1", *extra))
         assert result.exit_code == 0, result.output
@@ -149,6 +149,8 @@ def test_codir_at_contrastive_weight_zero_is_cosine_bit_for_bit_and_mse_trains_a
         assert torch.equal(value, weights["codir0"][key]), key
     assert any(not torch.equal(v, weights["mse"][k]) for k, v in weights["cosine"].items())
     assert "mse" in read_log(outs["mse"])[0] and "cosine" in read_log(outs["cosine"])[0]
+    assert any(not torch.equal(v, weights["each"][k]) for k, v in weights["cosine"].items())  # one term per layer
+    assert "contrastive_top1" in [row for row in read_log(outs["each"]) if "lr" in row][-1]
 
 
 def test_a_pruned_vocabulary_ships_as_a_sentence_transformers_model_reading_its_texts_as_before(tmp_path, teacher,
