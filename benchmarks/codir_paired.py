@@ -195,8 +195,15 @@ def mcnemar(ours: list[bool], kd: list[bool]) -> dict:
     return {"better": better, "worse": worse, "p": min(1.0, 2 * tail)}
 
 
+def baseline_of(name: str, arms) -> str:
+    """The kd arm an arm is paired with: the one from the same start (``kd-backbone`` for the other
+    ``-backbone`` arms), else ``kd``."""
+    if name.endswith("-backbone") and name != "kd-backbone" and "kd-backbone" in arms:
+        return "kd-backbone"
+    return "kd"
+
+
 def summary(results: dict[str, list[dict]], teacher_test: float) -> dict:
-    kd = {r["seed"]: r for r in results["kd"]}
     out = {}
     for name, rows in results.items():
         rows = sorted(rows, key=lambda r: r["seed"])
@@ -207,7 +214,10 @@ def summary(results: dict[str, list[dict]], teacher_test: float) -> dict:
                  "contrastive_end": {r["seed"]: r["contrastive_end"] for r in rows
                                      if r["contrastive_end"]}}  # fmt: skip
         if name != "kd":
+            base = baseline_of(name, results)
+            kd = {r["seed"]: r for r in results[base]}
             paired = [r for r in rows if r["seed"] in kd]
+            entry["paired_against"] = base
             entry["paired_minus_kd_points"] = {r["seed"]: 100 * (r["test_accuracy"] - kd[r["seed"]]["test_accuracy"])
                                                for r in paired}  # fmt: skip
             pooled = [x for r in paired for x in r["right"]], [x for r in paired for x in kd[r["seed"]]["right"]]

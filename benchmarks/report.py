@@ -803,7 +803,7 @@ def codir_paired_sections() -> list[str]:
             f"McNemar's exact test on the pooled {split} predictions; the contrastive term at the end of training "
             "(mean over seeds)"
             + (". Arms ending in `-backbone` start from the bundled backbone's own layers 2, 4, 6 (not fine-tuned) "
-               "with a new head, instead of the teacher's:" if backbone else ":"),
+               "with a new head, instead of the teacher's, and are paired with `kd-backbone`:" if backbone else ":"),
             "",
             *recipe_lines(result),
             "| arm | mean | of teacher | per seed | minus kd (per seed) | McNemar p (better/worse) | top-1 "
@@ -813,8 +813,11 @@ def codir_paired_sections() -> list[str]:
         for name, arm in arms.items():
             seeds = ", ".join(pct(v) for v in arm["per_seed"].values())
             diffs = ", ".join(f"{v:+.2f}" for v in arm.get("paired_minus_kd_points", {}).values()) or "-"
+            if arm.get("paired_against", "kd") != "kd":
+                diffs += f" (against {arm['paired_against']})"
             test = arm.get("mcnemar_pooled")
-            mcnemar = f"{test['p']:.3g} ({test['better']}/{test['worse']})" if test else "-"
+            shown = f"{test['p']:.3g}" if test and test["p"] > 0 else "< 1e-300"
+            mcnemar = f"{shown} ({test['better']}/{test['worse']})" if test else "-"
             ends = list(arm["contrastive_end"].values())
             top1 = f"{sum(e['contrastive_top1'] for e in ends) / len(ends):.3f}" if ends else "-"
             share = f"{sum(e['contrastive_grad_share'] for e in ends) / len(ends):.3f}" if ends else "-"
