@@ -197,7 +197,7 @@ def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference
     if not feeds:
         feeds = _dev_feeds(encoded, source)
     scheme = WeightScheme(per_channel=True, reduce_range=plan.target == "avx2", dynamic=not static)
-    ranking = [name for name, _ in sensitivity(source, feeds, scheme)]
+    ranking = [name for name, _ in sensitivity(source, feeds, scheme, activations=static)]
     name, path = f"{base}-mixed", work / f"{base}-mixed.onnx"
 
     def quantize(keep: tuple[str, ...]) -> Path:

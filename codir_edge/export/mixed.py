@@ -79,17 +79,20 @@ def activation_matmuls(model) -> list[tuple[str, str, str]]:
 
 
 def sensitivity(fp32_path: Path, feeds: list[dict[str, np.ndarray]], scheme: WeightScheme,
-                op_types: tuple[str, ...] = ("MatMul", "Gemm")) -> list[tuple[str, float]]:  # fmt: skip
+                op_types: tuple[str, ...] = ("MatMul", "Gemm"),
+                activations: bool = True) -> list[tuple[str, float]]:  # fmt: skip
     """Each quantizable MatMul (over a weight, or over two activations) with its relative output error, the
-    most sensitive first; ``op_types``: the node types the quantizer at hand takes (the fixed-shape QDQ pass
-    leaves Gemm in float)."""
+    most sensitive first. Only what the quantizer at hand takes is ranked, so that a search never "keeps in
+    float" a node that was never quantized: ``op_types`` (the fixed-shape QDQ pass leaves Gemm in float),
+    ``activations`` (static QDQ quantizes the attention's products of two activations; dynamic INT8 and the
+    NNAPI rewrite leave them in float)."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(fp32_path))
     kinds = {node.name: node.op_type for node in model.graph.node}
     weighted = [m for m in weight_matmuls(model) if kinds[m[0]] in op_types]
-    paired = activation_matmuls(model)
+    paired = activation_matmuls(model) if activations else []
     wanted = sorted({inp for _, inp, _ in weighted} | {x for _, a, b in paired for x in (a, b)})
     for name in sorted(set(wanted) - {o.name for o in model.graph.output}):
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
