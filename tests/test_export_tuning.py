@@ -559,7 +559,6 @@ def test_profile_measures_every_target_on_its_data_and_agrees_with_evaluate(tmp_
                           "sets min_accuracy", "pass --task and --data")  # fmt: skip
 
 
-
 @pytest.mark.slow
 def test_per_tensor_variants_keep_the_matmuls_they_ruin_in_float_and_ship(tmp_path, tiny_backbone, keyword_data):
     """A trained classifier whose query feature 3 is scaled by 500 and key feature 3 by 1/500: every attention
