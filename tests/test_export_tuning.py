@@ -131,7 +131,7 @@ def test_search_finds_the_shortest_prefix_that_holds(bad, extra):
 def test_quantize_within_ranks_only_when_needed_and_leaves_the_full_quantization_when_nothing_holds(bad, hopeless):
     """The ranking (a full fp32 run) is computed only once the fully quantized graph misses the limit; when
     even every MatMul in float misses it, the file left is the fully quantized one, for the gate to name."""
-    from codir_edge.export.mixed import quantize_within
+    from codir_edge.export.mixed import DropJudge, quantize_within
 
     ranking = [f"m{i}" for i in range(len(bad))]
     written: list[tuple[str, ...]] = []
@@ -144,13 +144,16 @@ def test_quantize_within_ranks_only_when_needed_and_leaves_the_full_quantization
         ranked.append(True)
         return ranking
 
-    found = quantize_within(lambda keep: written.append(keep) or keep, rank, drop_of, 0.5)
+    found = quantize_within(lambda keep: written.append(keep) or keep, rank, DropJudge(drop_of, 0.5))
     assert bool(ranked) == (hopeless or any(bad))
     if hopeless:
         assert found is None and written[-1] == ()
     else:
         assert found is not None and found.drop <= 0.5 and written[-1] == found.keep_float
         assert found.trials[0] == {"kept": 0, "drop": float(sum(bad))}
+    written.clear(), ranked.clear()
+    assert quantize_within(lambda keep: written.append(keep) or keep, rank, None) is None  # no dev data: no search
+    assert written == [()] and not ranked
 
 
 def test_deployment_table_is_what_profile_loads_per_thread_count(tmp_path, backbone_dir):

@@ -119,7 +119,7 @@ class CodirLoss(nn.Module):
             projection_dim=config.projection_dim,
             temperature=config.contrastive_temperature,
             form=config.contrastive,
-            groups=layers if getattr(config, "layer_contrast", "joint") == "each" else 1,
+            groups=layers if config.layer_contrast == "each" else 1,
         )
 
     @property

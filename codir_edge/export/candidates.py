@@ -22,7 +22,7 @@ import numpy as np
 
 from codir_edge.core.errors import CheckFailedError, first_line
 from codir_edge.export import quantize as q
-from codir_edge.export.mixed import SENSITIVITY_SENTENCES
+from codir_edge.export.mixed import SENSITIVITY_SENTENCES, DropJudge
 from codir_edge.export.plan import ExportPlan
 
 PEER_TARGETS = ("avx512_vnni", "avx2", "arm64")  # the CPU targets Optimum's AutoQuantizationConfig names
@@ -199,6 +199,7 @@ def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference
     scheme = WeightScheme(per_channel=True, reduce_range=plan.target == "avx2", dynamic=not static)
     ranking = [name for name, _ in sensitivity(source, feeds, scheme, activations=static)]
     name, path = f"{base}-mixed", work / f"{base}-mixed.onnx"
+    judge = drop_judge(encoded, plan, reference)
 
     def quantize(keep: tuple[str, ...]) -> Path:
         if static:
@@ -207,10 +208,7 @@ def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference
             q.dynamic_int8(source, path, plan.target, fused=False, keep_float=keep)
         return path
 
-    def drop_of(candidate: Path) -> float:
-        return (reference - task_metrics(candidate, encoded, plan)[metric]) * 100
-
-    found = fewest_in_float(ranking, quantize, drop_of, config.max_accuracy_drop)
+    found = fewest_in_float(ranking, quantize, judge.drop_of, judge.limit)
     worst = min(result.rejected.values())
     if found is None:
         raise CheckFailedError(
@@ -229,6 +227,16 @@ def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference
         "trials": found.trials,
         "ranking": ranking[: max(8, len(found.keep_float))],
     }
+
+
+def drop_judge(encoded, plan: ExportPlan, reference: float | None) -> DropJudge | None:
+    """Points of the task metric a graph loses against the fp32 ``reference`` on dev, and the limit
+    (``--max-accuracy-drop``); None without dev data (nothing to judge by, so nothing is searched)."""
+    if encoded is None or reference is None:
+        return None
+    metric = plan.task.primary_metric
+    return DropJudge(lambda path: (reference - task_metrics(path, encoded, plan)[metric]) * 100,
+                     plan.config.max_accuracy_drop)  # fmt: skip
 
 
 def _dev_feeds(encoded, model: Path) -> list[dict]:

@@ -202,17 +202,19 @@ def fewest_in_float(
 def quantize_within(
     quantize: Callable[[tuple[str, ...]], Path],
     rank: Callable[[], list[str]],
-    drop_of: Callable[[Path], float],
-    limit: float,
+    judge: DropJudge | None,
 ) -> Search | None:
-    """Quantize everything; when that loses more than ``limit`` points, keep the fewest of ``rank()``'s
+    """Quantize everything; when that loses more than the ``judge``'s limit, keep the fewest of ``rank()``'s
     most sensitive MatMuls in float (:func:`fewest_in_float`; the ranking is only computed then). None
-    when even all of them do not hold it: the file on disk is then the fully quantized one again, for the
-    caller's gate to judge and name."""
-    first = drop_of(quantize(()))
-    if first <= limit:
+    without a judge (no dev data: nothing is searched), or when even all of them do not hold the limit:
+    the file on disk is then the fully quantized one again, for the caller's gate to judge and name."""
+    path = quantize(())
+    if judge is None:
+        return None
+    first = judge.drop_of(path)
+    if first <= judge.limit:
         return Search((), first, [{"kept": 0, "drop": round(first, 4)}])
-    found = fewest_in_float(rank(), quantize, drop_of, limit, first_drop=first)
+    found = fewest_in_float(rank(), quantize, judge.drop_of, judge.limit, first_drop=first)
     if found is None:
         quantize(())
     return found

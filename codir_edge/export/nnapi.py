@@ -218,12 +218,8 @@ def nnapi_graph(fixed_fp32: Path, destination: Path, work: Path, feeds: list[dic
         onnx.save(model, str(destination))
         return destination
 
-    if judge is None:
-        quantize(())
-        return done, None
-
     def rank() -> list[str]:  # the attention's MatMuls, and whatever the rewrite kept, are float already
         ranked = sensitivity(rewritten, int32[:SENSITIVITY_SENTENCES], MOBILE_QDQ, ("MatMul",), activations=False)
         return [name for name, _ in ranked if name not in keep_float]
 
-    return done, quantize_within(quantize, rank, judge.drop_of, judge.limit)
+    return done, quantize_within(quantize, rank, judge)

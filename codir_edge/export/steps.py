@@ -151,18 +151,6 @@ def _remedy(variant: str, config: ExportConfig) -> str:
     return "try --quantize static --calibration-method entropy, or allow a larger --max-accuracy-drop"
 
 
-def drop_judge(encoded, plan: ExportPlan, reference: dict | None) -> DropJudge | None:
-    """Points of the task metric a graph loses against the fp32 reference on dev, and the limit; None
-    without dev data (nothing to judge by, so nothing is searched)."""
-    from codir_edge.export.candidates import task_metrics
-
-    if encoded is None or reference is None:
-        return None
-    metric = plan.task.primary_metric
-    return DropJudge(lambda path: (reference[metric] - task_metrics(path, encoded, plan)[metric]) * 100,
-                     plan.config.max_accuracy_drop)  # fmt: skip
-
-
 def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int], calibration, plan: ExportPlan,
                    encoded, reference: dict | None = None) -> list[dict]:  # fmt: skip
     """The fixed-shape static QDQ INT8 graph (u8 activations and weights), its accelerator usability,
@@ -172,7 +160,7 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     ``export/mixed.py``, judged against the fp32 ``reference``), and the variant ships instead of being
     left out."""
     from codir_edge.export import fixed
-    from codir_edge.export.candidates import CHECK_BATCHES, run_fault, task_metrics
+    from codir_edge.export.candidates import CHECK_BATCHES, drop_judge, run_fault, task_metrics
     from codir_edge.export.mixed import MOBILE_QDQ, SENSITIVITY_SENTENCES, quantize_within, sensitivity
     from codir_edge.export.mobile import to_ort
     from codir_edge.onnx.predict import fixed_batches
@@ -184,7 +172,7 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     names = [i.name for i in create_session(fixed_fp32, 1).get_inputs()]
     count = plan.config.calibration_samples
     feeds = [{n: b[n] for n in names} for b in fixed_batches(calibration, batch, length, count)]
-    judge = drop_judge(encoded, plan, reference)
+    judge = drop_judge(encoded, plan, reference[plan.task.primary_metric] if reference else None)
 
     def quantize(keep: tuple[str, ...]) -> Path:
         q.static_int8(fixed_fp32, stage / file, feeds, plan.config.calibration_method, plan.target,
@@ -195,11 +183,7 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
         ranked = sensitivity(fixed_fp32, feeds[:SENSITIVITY_SENTENCES], MOBILE_QDQ, tuple(fixed.FIXED_OPS))
         return [name for name, _ in ranked]
 
-    search = None
-    if judge is None:
-        quantize(())
-    else:
-        search = quantize_within(quantize, rank, judge.drop_of, judge.limit)
+    search = quantize_within(quantize, rank, judge)
     fault = run_fault(stage / file, feeds[:CHECK_BATCHES])
     if fault is not None:
         (stage / file).unlink()
