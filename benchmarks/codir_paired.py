@@ -15,7 +15,7 @@ and examples per second. Choices were made on dev (the defaults); test is only r
 
 Arms ending in ``-backbone`` start from an unsolved student: the bundled backbone's own layers (the skip
 mapping of its 6 onto 3, before any fine-tuning) with a new head, passed as ``--student``, instead of the
-fine-tuned teacher's layers; they are paired with the ``kd`` arm like every other one.
+fine-tuned teacher's layers; they are paired with ``kd-backbone``, the ``kd`` arm from the same start.
 
 Each finished arm (and the teacher) is saved under benchmarks/.work/codir_paired and skipped when re-run,
 so the benchmark can be stopped and continued. Writes results/codir_paired_<task>.json, or
@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +49,7 @@ class Task:
     teacher_epochs: int = 3  # finetune's default
     teacher_args: tuple = ()
     student_args: tuple = ()
-    few_labels: int | None = None  # students see this many labelled rows, the rest of train as unlabelled text
+    few_labels: int | None = None  # SST-2 only: this many labelled rows, the rest unlabelled (transfer_set.py's split)
 
 
 TASKS = {
@@ -100,20 +98,15 @@ def teacher(name: str, teacher_epochs: int) -> Path:
     return out
 
 
-def student_data(task: Task, folder: Path) -> tuple[Path, list[str]]:
-    """(the students' --data, their --unlabeled arguments): the task's data, or for ``few_labels`` a
-    GLUE-shaped folder with a seeded sample of that many labelled train rows beside the real dev split,
-    and the rest of train with its labels dropped."""
+def student_data(task: Task) -> tuple[Path, list[str]]:
+    """(the students' --data, their --unlabeled arguments): the task's data, or for ``few_labels`` the
+    transfer-set benchmark's own split of SST-2 (that many labelled train rows beside the real dev split,
+    the rest of train with its labels dropped), so both benchmarks train on the same rows."""
     if task.few_labels is None:
         return task.data, []
-    data, text = folder / f"data-{task.few_labels}" / task.data.name, folder / f"unlabeled-{task.few_labels}.txt"
-    if not text.is_file():
-        header, *rows = (task.data / "train.tsv").read_text(encoding="utf-8").splitlines()
-        random.Random(0).shuffle(rows)
-        data.mkdir(parents=True, exist_ok=True)
-        (data / "train.tsv").write_text("\n".join([header, *rows[: task.few_labels]]) + "\n", encoding="utf-8")
-        shutil.copy(task.data / "dev.tsv", data / "dev.tsv")
-        text.write_text("".join(row.split("\t")[0] + "\n" for row in rows[task.few_labels :]), encoding="utf-8")
+    from transfer_set import split_data
+
+    data, text = split_data(task.few_labels)
     return data, ["--unlabeled", str(text)]
 
 
@@ -166,7 +159,7 @@ def arm(task: str, name: str, seed: int, teacher_dir: Path) -> dict:
     if saved.is_file():
         return json.loads(saved.read_text())
     spec = TASKS[task]
-    data, unlabeled = student_data(spec, folder)
+    data, unlabeled = student_data(spec)
     out = folder / f"{name}-s{seed}"
     banks = [x for done in sorted(folder.glob("*-s*")) if done.is_dir() for x in ("--cache-from", done)]
     options = [str(backbone_student(folder)) if a == "BACKBONE" else a for a in ARMS[name]]
