@@ -70,6 +70,8 @@ ARMS = {  # name -> compress arguments
     "codir": ["--objective", "codir"],
     "codir-hard": ["--objective", "codir", *HARD],
     "codir-hard-each": ["--objective", "codir", *HARD, "--layer-contrast", "each"],
+    "codir-instance": ["--objective", "codir", "--negative-sampling", "instance"],
+    "codir-instance-each": ["--objective", "codir", "--negative-sampling", "instance", "--layer-contrast", "each"],
     "kd-backbone": ["--objective", "kd", "--student", "BACKBONE"],
     "codir-hard-each-backbone": ["--objective", "codir", *HARD, "--layer-contrast", "each", "--student", "BACKBONE"],
 }

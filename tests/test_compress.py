@@ -77,6 +77,21 @@ def test_hard_negatives_are_drawn_reproducibly_and_say_what_they_cost(tmp_path, 
     assert max_difference(weights_of(outs[0]), weights_of(label)) > 0  # the negatives changed what it learnt
 
 
+def test_instance_negatives_train_another_student_and_are_refused_without_codir(tmp_path, teacher, sst2_small):
+    out = tmp_path / "instance"
+    result = invoke(*compress_args(teacher, sst2_small, out, "--negative-sampling", "instance"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["negative_sampling"] == "instance" and metrics["hard_negatives"]["per_row"] == 20
+    hard = tmp_path / "hard"
+    assert invoke(*compress_args(teacher, sst2_small, hard, "--negative-sampling", "hard")).exit_code == 0
+    assert max_difference(weights_of(out), weights_of(hard)) > 0  # same-label rows are negatives now
+    refused = invoke(*compress_args(teacher, sst2_small, tmp_path / "kd", "--negative-sampling", "instance",
+                                    "--objective", "kd"))  # fmt: skip
+    assert refused.exit_code != 0 and "--negative-sampling instance draws codir's negatives" in refused.output
+    assert not (tmp_path / "kd").exists()
+
+
 def test_each_layer_contrast_trains_its_own_heads_per_layer_and_logs_the_term(tmp_path, teacher, sst2_small):
     each, joint = tmp_path / "each", tmp_path / "joint"
     result = invoke(*compress_args(teacher, sst2_small, each, "--layer-contrast", "each", "--negative-sampling",

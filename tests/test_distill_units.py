@@ -256,6 +256,38 @@ def test_hard_negatives_are_the_teachers_nearest_rows_of_another_label_without_n
         assert (targets[drawn[i]] != targets[row]).all()
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 40), k=st.integers(1, 30), seed=st.integers(0, 2**31))
+def test_instance_negatives_are_any_row_but_the_anchors_own_same_label_included(n, k, seed):
+    targets = torch.zeros(n, dtype=torch.long)  # one label: label-aware sampling would have no negatives
+    sampler = NegativeSampler(targets, k, regression=False, margin=None, seed=seed, instance=True)
+    assert not sampler.shortfalls and sampler.is_negative(targets[:3], targets).all()
+    rows = torch.arange(n)
+    drawn = sampler.sample(targets, rows)
+    assert drawn.shape == (n, k) and (drawn >= 0).all() and (drawn < n).all()
+    assert (drawn != rows.unsqueeze(1)).all()
+    if n > 2 and k * n >= 200:  # every other row is reachable: enough draws see more than one of them
+        assert len(set(drawn.flatten().tolist())) == n
+
+
+def test_instance_negatives_need_the_anchor_rows_and_take_hard_lists_of_any_label():
+    from codir_edge.compress.bank.hard import hard_neighbours
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(30, 8, generator=g)
+    targets = torch.arange(30) % 2
+    bank = TeacherBank(feats.half(), torch.zeros(30, 2).half(), targets)
+    sampler = NegativeSampler(targets, 4, False, None, seed=0, instance=True)
+    with pytest.raises(ValueError, match="bank rows"):
+        sampler.sample(targets[:2])
+    lists, _ = hard_neighbours(bank, sampler.is_negative, 6, seed=0)
+    units = torch.nn.functional.normalize(feats.half().float(), dim=-1)
+    for row in range(30):  # the nearest rows whatever their label, never the row itself
+        similarity = (units @ units[row]).masked_fill(torch.arange(30) == row, -2)
+        assert set(lists[row].tolist()) == set(similarity.topk(6).indices.tolist())
+    assert any((targets[lists[row]] == targets[row]).any() for row in range(30))
+
+
 def test_hard_negatives_on_a_random_projection_keep_most_of_the_exact_neighbours(monkeypatch):
     import codir_edge.compress.bank.hard as hard
     from codir_edge.compress.bank.negatives import NegativeSampler

@@ -191,6 +191,7 @@ def test_a_bare_encoder_takes_the_flags_head(tmp_path, backbone_dir, corpus):
         (["--augment", "2"], "--augment applies to --stage fine only"),
         (["--stage", "pre"], "does not apply to --stage pre"),
         (["--label-column", "x"], "--label-column applies to --stage fine only"),
+        (["--negative-sampling", "instance"], "--negative-sampling instance is how --task embedding always draws"),
     ],
 )
 def test_bad_settings_are_one_line_and_write_nothing(tmp_path, teacher, corpus, extra, fragment):

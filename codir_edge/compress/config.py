@@ -31,7 +31,7 @@ EMBED_OBJECTIVES = ("codir", "mse", "cosine")  # --task embedding: no logits, so
 POOLINGS = ("mean", "cls", "max")
 CONTRASTIVE_FORMS = ("infonce", "nce")
 LAYER_CONTRASTS = ("joint", "each")
-NEGATIVE_SAMPLING = ("label", "hard")
+NEGATIVE_SAMPLING = ("label", "hard", "instance")
 TOKEN_NEGATIVES = ("label", "instance")
 STAGES = ("fine", "pre")  # --task embedding picks the third, "embed", by itself
 BUDGET_FIELDS = ("budget_threads", "budget_seq_len", "budget_device", "devices")
@@ -140,12 +140,16 @@ class FineConfig(DistillConfig):
     # BERT-PKD's beta for the normalised [CLS] MSE (it searched 10..1000)
     mse_weight: float = setting(100.0, help="Weight of BERT-PKD's [CLS] MSE (objective mse).", panel=LOSS)
     # label: uniform over the anchor's negatives (today's default); hard: half from the rows the teacher
-    # finds most similar among them (compress/bank/hard.py)
+    # finds most similar among them (compress/bank/hard.py); instance: any other row is a negative, same
+    # label included (CRD's instance discrimination), half of them the teacher's nearest rows: the term
+    # must then reproduce the teacher's geometry within a class, which KD's one label does not teach
     negative_sampling: str = setting(
         "label",
         help="How codir draws its K negatives: label (uniformly among examples of another label, or beyond "
-        "the margin) or hard (half of them from the teacher's own nearest such examples, the rest as label). "
-        "--task embedding: label draws random texts, hard half of them from the teacher's nearest texts.",
+        "the margin), hard (half of them from the teacher's own nearest such examples, the rest as label) or "
+        "instance (every other example is a negative, same label included; half from the teacher's nearest "
+        "examples, the rest uniform). --task embedding: label draws random texts, hard half of them from the "
+        "teacher's nearest texts.",
         panel=LOSS,
         choices=NEGATIVE_SAMPLING,
     )
@@ -241,10 +245,10 @@ class FineConfig(DistillConfig):
         if self.negative_margin is not None and self.negative_margin < 0:
             raise InputError(f"--negative-margin must not be negative, got {self.negative_margin}")
         if self.negative_sampling not in NEGATIVE_SAMPLING:
-            raise InputError(f"unknown --negative-sampling '{self.negative_sampling}': use label or hard")
-        if self.negative_sampling == "hard" and self.objective != "codir":
-            raise InputError(f"--negative-sampling hard draws codir's negatives; --objective {self.objective} has "
-                             "none: drop it, or use --objective codir")  # fmt: skip
+            raise InputError(f"unknown --negative-sampling '{self.negative_sampling}': use label, hard or instance")
+        if self.negative_sampling != "label" and self.objective != "codir":
+            raise InputError(f"--negative-sampling {self.negative_sampling} draws codir's negatives; --objective "
+                             f"{self.objective} has none: drop it, or use --objective codir")  # fmt: skip
         require_counts(self, ("unlabeled_per_epoch", "labeled_repeat"))
         if self.augment < 0:
             raise InputError(f"--augment must not be negative, got {self.augment}: give new sentences per example")
@@ -349,6 +353,9 @@ class EmbedConfig(DistillConfig):
 
     def __post_init__(self) -> None:
         parse_vocab(self.vocab)
+        if self.negative_sampling == "instance":
+            raise InputError("--negative-sampling instance is how --task embedding always draws (texts have no "
+                             "labels): use label (random texts) or hard")  # fmt: skip
         if self.negative_sampling == "hard" and self.objective != "codir":
             raise InputError(f"--negative-sampling hard draws codir's negatives; --objective {self.objective} has "
                              "none: drop it, or use --objective codir")  # fmt: skip

@@ -159,9 +159,10 @@ class FineStage:
         distiller = distiller.to(runtime.device)
         sampler = None
         if config.objective == "codir":
+            instance = config.negative_sampling == "instance"
             sampler = NegativeSampler(bank.targets, config.negatives, task.is_regression, config.negative_margin,
-                                      config.seed, bank.device)  # fmt: skip
-            if config.negative_sampling == "hard":
+                                      config.seed, bank.device, instance)  # fmt: skip
+            if config.negative_sampling in ("hard", "instance"):  # instance: the nearest rows of any label
                 from codir_edge.compress.bank.hard import hard_neighbours
 
                 sampler.attach_hard(*hard_neighbours(bank, sampler.is_negative, 4 * config.negatives, config.seed))
@@ -319,4 +320,3 @@ def last_window_terms(log_path: Path, prefix: str) -> dict[str, float]:
         if terms:
             return terms
     return {}
-

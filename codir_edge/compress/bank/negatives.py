@@ -1,4 +1,5 @@
-"""Label-aware sampling of negatives from the whole bank (codir.md, step 4).
+"""Label-aware sampling of negatives from the whole bank (codir.md, step 4), or, with ``instance``,
+of any other row (CRD's instance discrimination: same-label rows are negatives too).
 
 The sampler lives on the bank's device and draws from a seeded ``torch.Generator`` whose state goes
 into every checkpoint, so a resumed run draws the same negatives as an uninterrupted one and no step
@@ -20,6 +21,8 @@ class NegativeSampler:
     Without replacement whenever the anchor's pool holds at least K examples: in each step, every
     class's pool is shuffled and the anchors of that class take consecutive windows of K from it.
     Where a pool is smaller than K, that pool is drawn with replacement (and ``shortfalls`` says so).
+    With ``instance`` every row but the anchor's own is a negative, drawn uniformly (with replacement:
+    K is tiny against the bank); the label or target is not read.
     """
 
     def __init__(
@@ -30,9 +33,11 @@ class NegativeSampler:
         margin: float | None,
         seed: int,
         device: torch.device | str = "cpu",
+        instance: bool = False,
     ):
         self.k = k
         self.regression = regression
+        self.instance = instance
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
@@ -41,7 +46,10 @@ class NegativeSampler:
         self.hard_info: dict | None = None
         targets = targets.to(self.device)
         self.n = targets.shape[0]
-        if regression:
+        if instance:
+            if self.n < 2:
+                self.shortfalls.append("the bank holds one example, so there are no negatives: add examples")
+        elif regression:
             self._init_regression(targets.float(), margin)
         else:
             self._init_classes(targets.long())
@@ -92,7 +100,10 @@ class NegativeSampler:
         return lo, hi
 
     def is_negative(self, anchor_targets: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(B, N) bool: which rows are negatives of each anchor, by the rule ``sample`` draws with."""
+        """(B, N) bool: which rows are negatives of each anchor, by the rule ``sample`` draws with (for
+        ``instance``: every row; the anchor's own is left out by its rows, not its target)."""
+        if self.instance:
+            return torch.ones((anchor_targets.shape[0], targets.shape[0]), dtype=torch.bool, device=targets.device)
         if self.regression:
             return (anchor_targets.float().unsqueeze(1) - targets.float().unsqueeze(0)).abs() > self.margin
         return anchor_targets.long().unsqueeze(1) != targets.long().unsqueeze(0)
@@ -105,9 +116,13 @@ class NegativeSampler:
     def sample(self, anchor_targets: torch.Tensor, anchor_rows: torch.Tensor | None = None) -> torch.Tensor:
         """anchor_targets: (B,) labels or targets of the anchors; anchor_rows: (B,) their bank rows (hard
         negatives need them). Returns (B, K) int64 bank rows on the sampler's device; an anchor is never
-        its own negative (its label or target is excluded)."""
+        its own negative (its label or target is excluded; with ``instance``, its row)."""
         anchor_targets = anchor_targets.to(self.device)
-        if self.regression:
+        if self.instance:
+            if anchor_rows is None:
+                raise ValueError("instance negatives need the anchors' bank rows")
+            picked = self._sample_instances(anchor_rows.to(self.device))
+        elif self.regression:
             picked = self._sample_regression(anchor_targets.float())
         else:
             picked = self._sample_classes(anchor_targets.long())
@@ -127,6 +142,14 @@ class NegativeSampler:
         picked = picked.clone()
         picked[:, : hard.shape[1]] = torch.where(hard >= 0, hard, head)
         return picked
+
+    def _sample_instances(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B, K) uniform rows other than each anchor's own: drawn from N - 1 and shifted past it."""
+        if self.n < 2:
+            return rows.unsqueeze(1).expand(-1, self.k).clone()
+        drawn = torch.rand((rows.shape[0], self.k), generator=self.generator, device=self.device) * (self.n - 1)
+        drawn = drawn.long().clamp_max(self.n - 2)
+        return drawn + (drawn >= rows.unsqueeze(1)).long()
 
     def _sample_classes(self, labels: torch.Tensor) -> torch.Tensor:
         classes, width = self.pools.shape
