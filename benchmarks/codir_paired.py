@@ -18,8 +18,10 @@ mapping of its 6 onto 3, before any fine-tuning) with a new head, passed as ``--
 fine-tuned teacher's layers; they are paired with ``kd-backbone``, the ``kd`` arm from the same start.
 
 Each finished arm (and the teacher) is saved under benchmarks/.work/codir_paired and skipped when re-run,
-so the benchmark can be stopped and continued. Writes results/codir_paired_<task>.json, or
-codir_paired_<task>_teacher<E>ep.json for a teacher fine-tuned E epochs instead of finetune's default 3.
+so the benchmark can be stopped and continued; the arms an earlier result of the same teacher holds and a
+run leaves out are kept in it when that run's ``kd`` scored the same on every seed. Writes
+results/codir_paired_<task>.json, or codir_paired_<task>_teacher<E>ep.json for a teacher fine-tuned E epochs
+instead of finetune's default 3.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from _models import ROOT, WORK, write_result
+from _models import RESULTS, ROOT, WORK, write_result
 from _models import run_cli as run
 
 SAVED = WORK / "codir_paired"
@@ -221,6 +223,22 @@ def summary(results: dict[str, list[dict]], teacher_test: float) -> dict:
     return out
 
 
+def with_earlier_arms(name: str, arms: dict, teacher_test: float) -> dict:
+    """``arms`` plus the arms an earlier result of the same task and teacher holds and this run did not
+    train (their per-arm files may be gone with an old work folder): kept only when the teacher and
+    ``kd`` scored exactly as they do now, so every carried pairing is still against the same ``kd``."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return arms
+    earlier = json.loads(path.read_text())
+    same_kd = "kd" in arms and earlier["arms"].get("kd", {}).get("per_seed") == {
+        str(k): v for k, v in arms["kd"]["per_seed"].items()}  # fmt: skip
+    if earlier["teacher_test"] != teacher_test or not same_kd:
+        print(f"not keeping {path.name}'s other arms: its teacher or kd scored differently", flush=True)
+        return arms
+    return {**{k: v for k, v in earlier["arms"].items() if k not in arms}, **arms}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--task", default="banking77", choices=sorted(TASKS))
@@ -249,12 +267,14 @@ def main() -> None:
     results = {name: rows for name, rows in results.items() if rows}
     suffix = "" if epochs == TASKS[args.task].teacher_epochs else f"_teacher{epochs}ep"
     seconds = teacher_dir.parent / "teacher_seconds.json"
-    write_result(f"codir_paired_{args.task}{suffix}", {
+    name = f"codir_paired_{args.task}{suffix}"
+    arms_summary = with_earlier_arms(name, summary(results, teacher_test), teacher_test)
+    write_result(name, {
         "task": args.task, "seeds": seeds, "teacher_test": teacher_test, "teacher_epochs": epochs,
         "split": TASKS[args.task].split, "teacher_args": list(TASKS[args.task].teacher_args),
         "student_args": list(TASKS[args.task].student_args), "few_labels": TASKS[args.task].few_labels,
         "teacher_wall_s": json.loads(seconds.read_text()) if seconds.is_file() else None,
-        "arms": summary(results, teacher_test)})  # fmt: skip
+        "arms": arms_summary})  # fmt: skip
 
 
 if __name__ == "__main__":
