@@ -1007,9 +1007,10 @@ def vocab_section() -> list[str]:
         kept = r["vocabulary"]["kept"] if r.get("vocabulary") else 30522
         prof = r["profile"].get("int8", {})
         changed, on_fp32, on_int8 = "-", "-", "-"
-        mine = r.get("on_changed", {}).get(r["arm"])
-        other = full.get(r["seed"], {}).get("on_changed", {}).get(r["arm"])
-        if r["arm"] != "full" and mine and other:
+        vocab = r["arm"].removesuffix("-q4")  # a -q4 arm: that vocabulary's student, 4-bit embeddings
+        mine = r.get("on_changed", {}).get(vocab)
+        other = full.get(r["seed"], {}).get("on_changed", {}).get(vocab)
+        if vocab != "full" and mine and other:
             changed = str(r.get("changed_dev_texts", "-"))
             on_fp32 = f"{pct(mine['fp32'])} / {pct(other['fp32'])}"
             on_int8 = f"{pct(mine['int8'])} / {pct(other['int8'])}"
@@ -1025,6 +1026,8 @@ def vocab_section() -> list[str]:
               "verdict | limits ours applied | MatMuls kept in float (drop before, after) |",
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in arms:
+        if r["arm"].endswith("-q4"):
+            continue  # the accelerator variants are made from fp32: the same as the arm's without -q4
         for name, v in r.get("variants", {}).items():
             search = v.get("accuracy_search")
             kept = (f"{len(v['keep_float'])} ({search['drop_before']:.2f}, {search['drop_after']:.2f} points)"

@@ -11,7 +11,10 @@ full one (their words were not in the training text): that subset is the text th
 not seen pieces of, which is where pruning could cost accuracy. No sentiment set from another source
 is staged on this machine, so that subset stands in for one.
 
-    python benchmarks/vocab_pruning.py [--arms full,auto,8000] [--seeds 1,2]
+    python benchmarks/vocab_pruning.py [--arms full,auto,8000,auto-q4] [--seeds 1,2]
+
+An arm ``<vocab>-q4`` exports the ``<vocab>`` arm's student (not trained again) with ``--embedding-bits 4``:
+the word-embedding table of every INT8 file in 4 bits.
 
 Each finished arm is saved under benchmarks/.work/vocab and skipped when re-run; the result holds every
 arm finished so far. Writes results/vocab_pruning.json.
@@ -73,21 +76,31 @@ VARIANT_FIELDS = ("accuracy", "fixed_shape", "usability", "rewritten", "keep_flo
                   "accuracy_drop_points")  # what the result keeps of each fixed-shape variant's manifest entry
 
 
+def vocab_of(name: str) -> str:
+    """The --vocab of an arm: ``auto-q4`` is the ``auto`` student exported with 4-bit embeddings."""
+    return name.removesuffix("-q4")
+
+
+def student_of(name: str, seed: int) -> Path:
+    return SAVED / f"{vocab_of(name)}-s{seed}" / "student"
+
+
 def arm(name: str, seed: int, teacher_dir: Path) -> dict:
     saved = SAVED / f"{name}-s{seed}.json"
     if saved.is_file():
         return json.loads(saved.read_text())
     out = SAVED / f"{name}-s{seed}"
-    student, bundle, profile = out / "student", out / "bundle", out / "profile.json"
+    student, bundle, profile = student_of(name, seed), out / "bundle", out / "profile.json"
     out.mkdir(parents=True, exist_ok=True)
     if not (student / "metrics.json").is_file():  # a student kept from an interrupted run is not trained again
         run(["compress", "--teacher", teacher_dir, "--task", "sst2", "--data", GLUE, "--out", student,
              "--student-layers", "3", "--objective", "codir", "--epochs", "1", "--max-length", "64",
-             "--max-train-samples", "40000", "--seed", seed, "--vocab", name, "--overwrite", "--quiet"],
-            out / "compress.log")  # fmt: skip
+             "--max-train-samples", "40000", "--seed", seed, "--vocab", vocab_of(name), "--overwrite", "--quiet"],
+            student.parent / "compress.log")  # fmt: skip
     # as the demo's pipeline exports it: scored and gated on SST-2 dev, fixed shapes at its 99th percentile
+    bits = ["--embedding-bits", "4"] if name.endswith("-q4") else []
     export_s = run(["export", student, "--out", bundle, "--task", "sst2", "--data", GLUE, "--max-length", "128",
-                    "--overwrite"], out / "export.log")  # fmt: skip
+                    *bits, "--overwrite"], out / "export.log")  # fmt: skip
     run(["profile", bundle, "--task", "sst2", "--data", GLUE, "--threads", "1", "--batch-sizes", "1",
          "--seq-lens", "real", "--runs", "200", "--quiet", "--json", profile], out / "profile.log")  # fmt: skip
     metrics = json.loads((student / "metrics.json").read_text())
@@ -104,7 +117,7 @@ def arm(name: str, seed: int, teacher_dir: Path) -> dict:
         "profile": {r["target"]: {k: r.get(k) for k in ("size_mb", "peak_rss_mb", "p50_ms", "accuracy")} for r in rows},
         "profile_accuracy": profiled["accuracy"], "dev": accuracy(bundle, GLUE, out / "eval_dev.log"),
     }  # fmt: skip
-    if name != "full":
+    if vocab_of(name) != "full":
         changed = changed_dev(student, teacher_dir) / "dev.tsv"
         result["changed_dev_texts"] = len(changed.read_text(encoding="utf-8").splitlines()) - 1
     saved.write_text(json.dumps(result, indent=2))
@@ -112,18 +125,19 @@ def arm(name: str, seed: int, teacher_dir: Path) -> dict:
 
 
 def on_changed(results: list[dict], teacher_dir: Path) -> None:
-    """Every arm of a seed scored on each pruned arm's changed dev sentences (the full arm too: paired)."""
+    """Every arm of a seed scored on each pruned vocabulary's changed dev sentences (the full arm too:
+    paired), keyed by that --vocab."""
     for result in results:
         if "on_changed" in result:
             continue
         result["on_changed"] = {}
         for other in results:
-            if other["arm"] == "full" or other["seed"] != result["seed"]:
+            if vocab_of(other["arm"]) in ("full", *result["on_changed"]) or other["seed"] != result["seed"]:
                 continue
-            data = changed_dev(SAVED / f"{other['arm']}-s{other['seed']}" / "student", teacher_dir).parent
+            data = changed_dev(student_of(other["arm"], other["seed"]), teacher_dir).parent
             bundle = SAVED / f"{result['arm']}-s{result['seed']}" / "bundle"
-            log = SAVED / f"{result['arm']}-s{result['seed']}" / f"eval_changed_{other['arm']}.log"
-            result["on_changed"][other["arm"]] = accuracy(bundle, data, log)
+            log = SAVED / f"{result['arm']}-s{result['seed']}" / f"eval_changed_{vocab_of(other['arm'])}.log"
+            result["on_changed"][vocab_of(other["arm"])] = accuracy(bundle, data, log)
         (SAVED / f"{result['arm']}-s{result['seed']}.json").write_text(json.dumps(result, indent=2))
 
 
@@ -138,7 +152,8 @@ def main() -> None:
             arm(name, int(seed), teacher_dir)
     # every arm finished so far, this run's or an earlier one's (so seeds added later join the table)
     results = [json.loads(p.read_text()) for p in sorted(SAVED.glob("*-s*.json"))]
-    results.sort(key=lambda r: (r["seed"], ["full", "auto"].index(r["arm"]) if r["arm"] in ("full", "auto") else 2))
+    order = ["full", "auto", "8000", "full-q4", "auto-q4"]
+    results.sort(key=lambda r: (r["seed"], order.index(r["arm"]) if r["arm"] in order else len(order)))
     on_changed(results, teacher_dir)
     summary = {}
     for name in dict.fromkeys(r["arm"] for r in results):

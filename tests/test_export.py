@@ -208,6 +208,37 @@ def test_export_with_task_data_scores_every_variant(tmp_path, classifier, sst2_s
     assert invoke("verify", out).exit_code == 0
 
 
+def test_four_bit_embeddings_shrink_every_int8_file_which_still_runs_where_it_ships(tmp_path, classifier, bundle,
+                                                                                     sst2_small):  # fmt: skip
+    import onnx
+
+    from codir_edge.onnx.session import create_session
+
+    out = tmp_path / "q4"
+    result = invoke("export", classifier, "--out", out, "--max-length", "64", "--embedding-bits", "4", "--task", "sst2",
+                    "--data", sst2_small, "--max-accuracy-drop", "100", "--fixed-shape", "off")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    left_out = next(line for line in result.output.splitlines() if line.startswith("note: --embedding-bits 4"))
+    assert "fused.dynamic" in left_out and "plain" not in left_out  # plain.qdq and plain.dynamic(-pt) take it
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["embedding_bits"] == 4
+    int8 = [v for v in manifest["variants"] if v["name"].startswith("int8")]
+    for variant in int8:  # every INT8 file the deployment table can name
+        ops = {n.op_type for n in onnx.load(str(out / variant["file"])).graph.node}
+        assert "GatherBlockQuantized" in ops and "QEmbedLayerNormalization" not in ops, variant["name"]
+        assert "GatherBlockQuantized" in variant["runtime"]["contrib_operators"]
+    eight_bit = (bundle / "onnx/model_quantized.onnx").stat().st_size
+    assert (out / "onnx/model_quantized.onnx").stat().st_size < 0.8 * eight_bit
+    ids = {"input_ids": np.array([[101, 2023, 3185, 102]]), "attention_mask": np.ones((1, 4), np.int64),
+           "token_type_ids": np.zeros((1, 4), np.int64)}  # fmt: skip
+    files = ("onnx/model_quantized.onnx", "onnx/model.ort")
+    logits = [create_session(out / name, 1).run(None, ids)[0] for name in files]
+    np.testing.assert_allclose(logits[0], logits[1], atol=1e-5)  # the ORT format holds the packed table
+    strings = create_session(out / "onnx/model.strings.onnx", 1, custom_ops=True)
+    assert np.isfinite(strings.run(None, {"text": np.array(["a fine film"])})[0]).all()
+    assert invoke("verify", out).exit_code == 0
+
+
 def test_parity_beyond_atol_fails_with_the_worst_difference(tmp_path, classifier, no_leftovers):
     out = tmp_path / "b"
     result = invoke("export", classifier, "--out", out, "--atol", "1e-12", "--no-ort", "--quantize", "none")
@@ -237,11 +268,17 @@ def _bad_cases(tmp_path: Path, classifier: Path, backbone_dir: Path) -> dict:
         "static without data": ([classifier, "--quantize", "static"], "--quantize static calibrates"),
         "unwritable out": ([classifier, "--out", a_file / "sub"], "inside the file"),
         "opset": ([classifier, "--opset", "99"], "--opset 99"),
+        "embedding bits": ([classifier, "--embedding-bits", "5"], "--embedding-bits 5: use 8"),
+        "4-bit without int8": (
+            [classifier, "--embedding-bits", "4", "--quantize", "none"],
+            "--embedding-bits 4 applies to the INT8 files",
+        ),
     }
 
 
 @pytest.mark.parametrize("case", ["not a folder", "unsupported architecture", "backbone", "corrupt weights",
-                                  "static without data", "unwritable out", "opset"])  # fmt: skip
+                                  "static without data", "unwritable out", "opset", "embedding bits",
+                                  "4-bit without int8"])  # fmt: skip
 def test_bad_input_is_one_line_exit_2(tmp_path, classifier, backbone_dir, no_leftovers, case):
     args, *fragments = _bad_cases(tmp_path, classifier, backbone_dir)[case]
     out = tmp_path / "out"

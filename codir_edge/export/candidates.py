@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.core.errors import CheckFailedError, first_line
+from codir_edge.core.notes import note
 from codir_edge.export import quantize as q
 from codir_edge.export.mixed import SENSITIVITY_SENTENCES, DropJudge
 from codir_edge.export.plan import ExportPlan
@@ -66,7 +67,25 @@ def int8_candidates(graphs: dict[str, Path], plan: ExportPlan, calibration: list
     if calibration is not None and (config.quantize == "static" or (config.quantize == "auto" and checked)):
         out["plain.qdq"] = work / "plain.qdq.onnx"
         q.static_int8(graphs["plain"], out["plain.qdq"], calibration, config.calibration_method, plan.target)
-    return out
+    return with_embedding_bits(out, config.embedding_bits, work)
+
+
+def with_embedding_bits(int8: dict[str, Path], bits: int, work: Path) -> dict[str, Path]:
+    """With ``--embedding-bits 4``, each INT8 candidate with its lookups by an input stored in 4 bits
+    (``onnx/lookup4.py``); a candidate whose lookup is fused (QEmbedLayerNormalization: the ``fused``
+    and peer graphs) cannot store its word embeddings so, and is left out, said in a note. 8: the
+    candidates as they are."""
+    if bits == 8:
+        return int8
+    from codir_edge.onnx.lookup4 import four_bit_lookups
+
+    kept = {}
+    for name, path in int8.items():
+        if "input_ids" in four_bit_lookups(path, work / f"{name}.q4.onnx"):
+            kept[name] = work / f"{name}.q4.onnx"
+    if left := sorted(set(int8) - set(kept)):
+        note(f"--embedding-bits 4: {', '.join(left)} left out (the embedding lookup is fused into one operator)")
+    return kept
 
 
 def single_graph_int8(fp32: Path, spec, config, target: str, work: Path, with_dev: bool) -> tuple[dict, dict]:
@@ -83,7 +102,7 @@ def single_graph_int8(fp32: Path, spec, config, target: str, work: Path, with_de
         if target in PEER_TARGETS:
             peer_o2(fp32, work / "o2.onnx", *shape)
             graphs["o2"] = work / "o2.onnx"
-    return _dynamic_forms(graphs, target, work, with_dev), counts
+    return with_embedding_bits(_dynamic_forms(graphs, target, work, with_dev), config.embedding_bits, work), counts
 
 
 def _dynamic_forms(graphs: dict[str, Path], target: str, work: Path, with_dev: bool) -> dict[str, Path]:
@@ -206,6 +225,10 @@ def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference
             q.static_int8(source, path, calibration, config.calibration_method, plan.target, keep_float=keep)
         else:
             q.dynamic_int8(source, path, plan.target, fused=False, keep_float=keep)
+        if config.embedding_bits == 4:  # judged as it would ship
+            from codir_edge.onnx.lookup4 import four_bit_lookups
+
+            four_bit_lookups(path, path)
         return path
 
     found = fewest_in_float(ranking, quantize, judge.drop_of, judge.limit)

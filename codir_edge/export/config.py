@@ -45,6 +45,14 @@ class ExportConfig:
         "folder), exported with its pooling in the graph and scored on STS pairs or labelled texts.",
         flags=("--task", "-t"),
     )
+    # 4: the lookups by an input (word embeddings) stored in 4 bits in every INT8 file (onnx/lookup4.py)
+    embedding_bits: int = setting(
+        8,
+        help="Bits per value of the word-embedding table in the INT8 files: 8, or 4 (onnxruntime's "
+        "GatherBlockQuantized, one scale per 64 values; the table, most of a small model, halves again; needs "
+        "onnxruntime 1.20 or later). With 4, graphs that fuse the lookup into one operator are not candidates.",
+        panel=QUANT,
+    )
     calibration_samples: int = setting(300, help="Training sentences used to calibrate static INT8.", panel=QUANT)
     calibration_method: str = setting(
         "minmax", help="minmax or entropy (percentile wrecks BERT accuracy).", panel=QUANT,
@@ -132,6 +140,11 @@ class ExportConfig:
             )
         if self.target not in q.TARGETS:
             raise InputError(f"unknown --target '{self.target}': use one of {', '.join(q.TARGETS)}")
+        if self.embedding_bits not in (4, 8):
+            raise InputError(f"--embedding-bits {self.embedding_bits}: use 8 (the default) or 4")
+        if self.embedding_bits == 4 and self.quantize == "none":
+            raise InputError("--embedding-bits 4 applies to the INT8 files, and --quantize none writes none: "
+                             "drop one of them")  # fmt: skip
         if self.calibration_samples < 1:
             raise InputError("--calibration-samples must be at least 1")
         if any(t < 1 for t in self.tune_threads):
