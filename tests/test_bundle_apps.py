@@ -159,6 +159,37 @@ def test_onnxruntime_node_runs_every_token_id_file_with_pythons_logits(app_bundl
         np.testing.assert_allclose(logits, expected, atol=1e-4, err_msg=file)
 
 
+@pytest.fixture(scope="module")
+def q4_bundle(tmp_path_factory, backbone_dir, glue_dir) -> Path:
+    """The app bundle's recipe with ``--embedding-bits 4``: GatherBlockQuantized in every INT8 file."""
+    root = tmp_path_factory.mktemp("apps-q4")
+    model = build_tiny_bert(root / "model", backbone_dir, layers=2, hidden=32, id2label=LABELS)
+    data = cut_glue(glue_dir, "SST-2", root / "SST-2", 64, 32)
+    out = root / "bundle"
+    result = invoke("export", model, "--out", out, "--task", "sst2", "--data", data, "--max-length", "64",
+                    "--tune-threads", "1", "--max-accuracy-drop", "100", "--embedding-bits", "4", "--fixed-shape",
+                    "off", "--no-tokenizer-in-graph", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_four_bit_embeddings_run_in_transformers_js_and_onnxruntime_node(q4_bundle, dev_texts, tmp_path):
+    """Every SST-2 dev sentence through transformers.js (q8 loads the 4-bit file), and the .onnx and .ort
+    INT8 files through onnxruntime-node, against Python's onnxruntime on the same files."""
+    output = _node("node/classify.mjs", str(q4_bundle), "--dtype", "q8", stdin="\n".join(dev_texts) + "\n")
+    got = [json.loads(line) for line in output.splitlines()]
+    _assert_same(got, _python_rows(q4_bundle, "onnx/model_quantized.onnx", dev_texts), dev_texts)
+    feeds = {f: v for f, v in _feeds(q4_bundle, dev_texts[:4]).items() if f != "onnx/model.onnx"}
+    assert set(feeds) == {"onnx/model_quantized.onnx", "onnx/model.ort"}
+    node_feeds = {f: {k: {"dims": [len(v), len(v[0])], "data": sum(v, [])} for k, v in feed.items()}
+                  for f, feed in feeds.items()}  # fmt: skip
+    (tmp_path / "feeds.json").write_text(json.dumps(node_feeds))
+    logits = json.loads(_node("node/logits.mjs", str(q4_bundle), str(tmp_path / "feeds.json")))
+    for file, expected in _python_outputs(q4_bundle, feeds).items():
+        ours = np.array(logits[file]["data"], dtype=np.float32).reshape(logits[file]["dims"])
+        np.testing.assert_allclose(ours, expected, atol=1e-4, err_msg=file)
+
+
 def _side_python(version: str, extensions: str = EXTENSIONS) -> Path:
     """A virtual environment with onnxruntime ``version`` and onnxruntime-extensions ``extensions`` from PyPI."""
     import fcntl
