@@ -996,7 +996,9 @@ def vocab_section() -> list[str]:
         "dropout masks); each exported as the demo does (`--task sst2 --data`, max length 128) and profiled at 1 "
         "thread, batch 1, on the real dev sentences. Accuracy: SST-2 dev as `evaluate` scores each file, and "
         "on the dev sentences that the pruned vocabulary splits differently (no other-source sentiment set "
-        "is staged here, so these stand in for unseen text; every arm scored on the same subset):",
+        "is staged here, so these stand in for unseen text; every arm scored on the same subset). An arm ending in "
+        "`-q4` is the same student exported with `--embedding-bits 4` (the word-embedding table of every INT8 file "
+        "in 4 bits):",
         "",
         "| arm | seed | rows kept | fp32 MB | INT8 MB | INT8 peak RSS MB | INT8 p50 ms | dev fp32 | dev INT8 | "
         "changed dev texts | on them, fp32: this arm / full | on them, INT8: this arm / full |",
