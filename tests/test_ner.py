@@ -159,6 +159,22 @@ def test_export_without_data_times_only_what_needs_no_accuracy_check(backbone_di
     assert [v["name"] for v in manifest["variants"]] == ["fp32"] and manifest["deployment"]["threads"] == {}
 
 
+def test_four_bit_embeddings_reach_a_tagger_s_int8_candidates(backbone_dir, tmp_path):
+    """--embedding-bits 4 through the one-graph kinds' path: the fused candidate is not timed, and what
+    ships looks its words up in 4 bits."""
+    import onnx
+
+    tagger = random_tagger(tmp_path / "tagger", backbone_dir)
+    out = tmp_path / "b"
+    result = invoke("export", tagger, "--task", "ner", "--out", out, "--max-length", "32", "--no-ort",
+                    "--tune-threads", "1", "--embedding-bits", "4")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "int8:fused.dynamic" not in manifest["tuning"]["median_ms"]["t1/16"]
+    ops = {n.op_type for n in onnx.load(str(out / "onnx/model_quantized.onnx")).graph.node}
+    assert "GatherBlockQuantized" in ops
+
+
 def test_evaluate_truncates_a_bundle_where_its_apps_do(ner_bundle, ner_data, tmp_path):
     """Exported at 64 pieces, the bundle's tokenizer tells apps to cut there: evaluate does too unless told."""
     data = with_long_sentences(ner_data, ner_bundle, tmp_path / "long")
