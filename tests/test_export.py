@@ -239,6 +239,14 @@ def test_four_bit_embeddings_shrink_every_int8_file_which_still_runs_where_it_sh
     assert invoke("verify", out).exit_code == 0
 
 
+def test_four_bit_embeddings_refuse_a_table_no_block_divides_in_one_line(tmp_path, backbone_dir, no_leftovers):
+    model = build_tiny_bert(tmp_path / "m", backbone_dir, hidden=24)  # 24 values a row: no block of 16, 32, 64
+    out = tmp_path / "out"
+    result = invoke("export", model, "--out", out, "--embedding-bits", "4", "--no-optimize", "--fixed-shape", "off")
+    assert_one_line_error(result, 1, "--embedding-bits 4 cannot apply to this model", "drop --embedding-bits 4")
+    no_leftovers(out)
+
+
 def test_parity_beyond_atol_fails_with_the_worst_difference(tmp_path, classifier, no_leftovers):
     out = tmp_path / "b"
     result = invoke("export", classifier, "--out", out, "--atol", "1e-12", "--no-ort", "--quantize", "none")

@@ -83,6 +83,10 @@ def with_embedding_bits(int8: dict[str, Path], bits: int, work: Path) -> dict[st
     for name, path in int8.items():
         if "input_ids" in four_bit_lookups(path, work / f"{name}.q4.onnx"):
             kept[name] = work / f"{name}.q4.onnx"
+    if int8 and not kept:
+        raise CheckFailedError("--embedding-bits 4 cannot apply to this model: no INT8 graph has a word-embedding "
+                               "lookup it can store in 4 bits (fused into one operator, or rows whose width no "
+                               "power of two from 16 to 64 divides): drop --embedding-bits 4")  # fmt: skip
     if left := sorted(set(int8) - set(kept)):
         note(f"--embedding-bits 4: {', '.join(left)} left out (the embedding lookup is fused into one operator)")
     return kept

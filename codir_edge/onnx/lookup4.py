@@ -7,9 +7,10 @@ onnxruntime's ``GatherBlockQuantized`` (com.microsoft) gathers rows from a 4-bit
 only those, with one scale and zero point per block of ``block`` values along each row (asymmetric),
 which halves the table again.
 
-Only lookups by a graph input (``input_ids``, ``token_type_ids``) are rewritten, whether their table is
-float or already u8 with one DequantizeLinear after the Gather (onnxruntime's dynamic INT8 form): the
-4-bit table is made from the dequantized values then. A fused graph whose word lookup sits inside
+Only lookups by a graph input (``input_ids``, ``token_type_ids``) along the table's rows are rewritten,
+whether their table is float, u8 gathered then dequantized (onnxruntime's dynamic INT8, QOperator) or u8
+dequantized then gathered (static QDQ), one scale and zero point for the table: the 4-bit table is made
+from the dequantized values then. A fused graph whose word lookup sits inside
 ``QEmbedLayerNormalization`` has none to rewrite (the names returned say so).
 
 The values are packed two per uint8 byte (low nibble first) with ``bits=4``, MatMulNBits' layout, not
@@ -94,6 +95,8 @@ def _lookup(model, node, tables: dict, producers: dict) -> tuple[np.ndarray, str
     dequantized, then gathered (static, QDQ). None for any other Gather."""
     from onnx import numpy_helper
 
+    if any(a.name == "axis" and a.i != 0 for a in node.attribute):
+        return None  # a lookup along another axis than the rows
     data = node.input[0]
     if data in tables:
         table = tables[data]
