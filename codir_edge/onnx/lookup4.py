@@ -15,9 +15,9 @@ from the dequantized values then. A fused graph whose word lookup sits inside
 
 The values are packed two per uint8 byte (low nibble first) with ``bits=4``, MatMulNBits' layout, not
 as the uint4 tensor type: the ORT format (``model.ort``) cannot hold uint4 tensors, and the packed form
-keeps the IR version. Checked to run, with the same outputs, in onnxruntime (Python), the ORT format,
-onnxruntime-node and onnxruntime-web's wasm build; ``runtime_needs`` claims the file for the running
-onnxruntime only.
+keeps the IR version. Checked to run, with the same outputs, in onnxruntime 1.23.2 to 1.32.0 (Python;
+1.22.1 refuses the ``bits`` attribute), the ORT format, onnxruntime-node 1.30 and onnxruntime-web's wasm
+build; ``runtime_needs`` claims the file for the running onnxruntime only.
 """
 
 from __future__ import annotations
