@@ -236,8 +236,8 @@ def with_earlier_arms(name: str, arms: dict, teacher_test: float) -> dict:
     if earlier["teacher_test"] != teacher_test or not same_kd:
         print(f"not keeping {path.name}'s other arms: its teacher or kd scored differently", flush=True)
         return arms
-    merged = {name: arms.get(name, arm) for name, arm in earlier["arms"].items()}  # the earlier order, kd first
-    return merged | {name: arm for name, arm in arms.items() if name not in merged}
+    merged = {arm_name: arms.get(arm_name, arm) for arm_name, arm in earlier["arms"].items()}  # earlier order
+    return merged | {arm_name: arm for arm_name, arm in arms.items() if arm_name not in merged}
 
 
 def main() -> None:
