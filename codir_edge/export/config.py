@@ -48,9 +48,10 @@ class ExportConfig:
     # 4: the lookups by an input (word embeddings) stored in 4 bits in every INT8 file (onnx/lookup4.py)
     embedding_bits: int = setting(
         8,
-        help="Bits per value of the word-embedding table in the INT8 files: 8, or 4 (onnxruntime's "
-        "GatherBlockQuantized, one scale per 64 values; the table, most of a small model, halves again; needs "
-        "onnxruntime 1.23 or later). With 4, graphs that fuse the lookup into one operator are not candidates.",
+        help="Bits per value of the word-embedding table in the INT8 files (not the fixed-shape variants): 8, "
+        "or 4 (onnxruntime's GatherBlockQuantized, one scale per 64 values; the table, most of a small model, "
+        "halves again; needs onnxruntime 1.23 or later). With 4, graphs that fuse the lookup into one operator "
+        "are not candidates.",
         panel=QUANT,
     )
     calibration_samples: int = setting(300, help="Training sentences used to calibrate static INT8.", panel=QUANT)
