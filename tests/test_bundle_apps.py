@@ -39,16 +39,20 @@ def _node(*args: str, stdin: str | None = None, timeout: int = 300) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def app_bundle(tmp_path_factory, backbone_dir, glue_dir) -> Path:
-    root = tmp_path_factory.mktemp("apps")
+def _export_app_bundle(root: Path, backbone_dir: Path, glue_dir: Path, *extra: str) -> Path:
+    """A tiny SST-2 classifier with named labels, exported as the app tests load it (plus ``extra``)."""
     model = build_tiny_bert(root / "model", backbone_dir, layers=2, hidden=32, id2label=LABELS)
     data = cut_glue(glue_dir, "SST-2", root / "SST-2", 64, 32)
     out = root / "bundle"
     result = invoke("export", model, "--out", out, "--task", "sst2", "--data", data, "--max-length", "64",
-                    "--tune-threads", "1", "--max-accuracy-drop", "100", "-q")  # fmt: skip
+                    "--tune-threads", "1", "--max-accuracy-drop", "100", *extra, "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="module")
+def app_bundle(tmp_path_factory, backbone_dir, glue_dir) -> Path:
+    return _export_app_bundle(tmp_path_factory.mktemp("apps"), backbone_dir, glue_dir)
 
 
 @pytest.fixture(scope="module")
@@ -146,31 +150,29 @@ def _python_outputs(bundle: Path, feeds: dict[str, dict]) -> dict[str, np.ndarra
     return out
 
 
+def _assert_node_logits_match_python(bundle: Path, feeds: dict[str, dict], tmp_path: Path) -> None:
+    """Each file of ``feeds`` run by onnxruntime-node (``node/logits.mjs``) and by Python's onnxruntime."""
+    node_feeds = {f: {k: {"dims": [len(v), len(v[0])], "data": sum(v, [])} for k, v in feed.items()}
+                  for f, feed in feeds.items()}  # fmt: skip
+    (tmp_path / "feeds.json").write_text(json.dumps(node_feeds))
+    got = json.loads(_node("node/logits.mjs", str(bundle), str(tmp_path / "feeds.json")))
+    for file, expected in _python_outputs(bundle, feeds).items():
+        logits = np.array(got[file]["data"], dtype=np.float32).reshape(got[file]["dims"])
+        np.testing.assert_allclose(logits, expected, atol=1e-4, err_msg=file)
+
+
 def test_onnxruntime_node_runs_every_token_id_file_with_pythons_logits(app_bundle, dev_texts, tmp_path):
     feeds = {f: v for f, v in _feeds(app_bundle, dev_texts[:4]).items() if "text" not in v}
     assert {"onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/model.ort", "onnx/model_quantized.fixed.onnx",
             "onnx/model_quantized.fixed.ort"} <= set(feeds)  # fmt: skip
-    node_feeds = {f: {k: {"dims": [len(v), len(v[0])], "data": sum(v, [])} for k, v in feed.items()}
-                  for f, feed in feeds.items()}  # fmt: skip
-    (tmp_path / "feeds.json").write_text(json.dumps(node_feeds))
-    got = json.loads(_node("node/logits.mjs", str(app_bundle), str(tmp_path / "feeds.json")))
-    for file, expected in _python_outputs(app_bundle, feeds).items():
-        logits = np.array(got[file]["data"], dtype=np.float32).reshape(got[file]["dims"])
-        np.testing.assert_allclose(logits, expected, atol=1e-4, err_msg=file)
+    _assert_node_logits_match_python(app_bundle, feeds, tmp_path)
 
 
 @pytest.fixture(scope="module")
 def q4_bundle(tmp_path_factory, backbone_dir, glue_dir) -> Path:
     """The app bundle's recipe with ``--embedding-bits 4``: GatherBlockQuantized in every INT8 file."""
-    root = tmp_path_factory.mktemp("apps-q4")
-    model = build_tiny_bert(root / "model", backbone_dir, layers=2, hidden=32, id2label=LABELS)
-    data = cut_glue(glue_dir, "SST-2", root / "SST-2", 64, 32)
-    out = root / "bundle"
-    result = invoke("export", model, "--out", out, "--task", "sst2", "--data", data, "--max-length", "64",
-                    "--tune-threads", "1", "--max-accuracy-drop", "100", "--embedding-bits", "4", "--fixed-shape",
-                    "off", "--no-tokenizer-in-graph", "-q")  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out
+    return _export_app_bundle(tmp_path_factory.mktemp("apps-q4"), backbone_dir, glue_dir, "--embedding-bits", "4",
+                              "--fixed-shape", "off", "--no-tokenizer-in-graph")  # fmt: skip
 
 
 def test_four_bit_embeddings_run_in_transformers_js_and_onnxruntime_node(q4_bundle, dev_texts, tmp_path):
@@ -181,13 +183,7 @@ def test_four_bit_embeddings_run_in_transformers_js_and_onnxruntime_node(q4_bund
     _assert_same(got, _python_rows(q4_bundle, "onnx/model_quantized.onnx", dev_texts), dev_texts)
     feeds = {f: v for f, v in _feeds(q4_bundle, dev_texts[:4]).items() if f != "onnx/model.onnx"}
     assert set(feeds) == {"onnx/model_quantized.onnx", "onnx/model.ort"}
-    node_feeds = {f: {k: {"dims": [len(v), len(v[0])], "data": sum(v, [])} for k, v in feed.items()}
-                  for f, feed in feeds.items()}  # fmt: skip
-    (tmp_path / "feeds.json").write_text(json.dumps(node_feeds))
-    logits = json.loads(_node("node/logits.mjs", str(q4_bundle), str(tmp_path / "feeds.json")))
-    for file, expected in _python_outputs(q4_bundle, feeds).items():
-        ours = np.array(logits[file]["data"], dtype=np.float32).reshape(logits[file]["dims"])
-        np.testing.assert_allclose(ours, expected, atol=1e-4, err_msg=file)
+    _assert_node_logits_match_python(q4_bundle, feeds, tmp_path)
 
 
 def _side_python(version: str, extensions: str = EXTENSIONS) -> Path:
