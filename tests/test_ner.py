@@ -414,6 +414,39 @@ def test_untagged_words_carry_kd_and_no_cross_entropy(tagger):
     assert tagged["ce"] > 0
 
 
+def test_pkd_tokens_all_matches_hidden_states_at_every_real_piece(tagger):
+    """--pkd-tokens all: mse's hidden-state term reads every piece the attention mask keeps ([CLS],
+    continuations, [SEP]) and no padding; first reads the labelled pieces alone."""
+    import torch
+
+    from codir_edge.compress.config import TokenConfig
+    from codir_edge.compress.losses import PkdLoss
+    from codir_edge.compress.student import skip_student
+    from codir_edge.compress.token_objective import TokenDistiller
+    from codir_edge.data.ner_encode import IGNORE
+    from codir_edge.models.loading import load_trained_token_classifier
+
+    teacher = load_trained_token_classifier(tagger).eval()
+    student = skip_student(teacher, 2).eval()  # no dropout: the terms are compared exactly
+    inputs = {"input_ids": torch.tensor([[101, 7592, 2088, 1012, 102, 0]]),
+              "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0]])}  # fmt: skip
+    targets = torch.tensor([[IGNORE, 0, 7, IGNORE, IGNORE, IGNORE]])
+    terms = {}
+    for where in ("first", "all"):
+        objective = TokenDistiller(student, teacher, TokenConfig(task="ner", objective="mse", pkd_tokens=where), [2, 4])
+        _, terms[where] = objective(inputs, torch.tensor([0]), targets)
+    with torch.no_grad():
+        s = student(**inputs, output_hidden_states=True).hidden_states
+        t = teacher(**inputs, output_hidden_states=True).hidden_states
+    expected = {}
+    for where, keep in (("first", targets != IGNORE), ("all", inputs["attention_mask"].bool())):
+        states = [torch.cat([h[keep] for h in hidden], -1) for hidden in ((s[1], s[2]), (t[2], t[4]))]
+        expected[where] = PkdLoss(2, s[0].shape[-1], t[0].shape[-1])(*states)
+    for where in ("first", "all"):
+        assert float(terms[where]["pkd"]) == pytest.approx(float(expected[where]), rel=1e-5)
+    assert float(terms["all"]["pkd"]) != pytest.approx(float(terms["first"]["pkd"]), rel=1e-3)
+
+
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
@@ -424,6 +457,7 @@ def test_untagged_words_carry_kd_and_no_cross_entropy(tagger):
         (["--objective", "none", "--unlabeled", "TEXT"], "--unlabeled needs a teacher term"),
         (["--stage", "pre"], "--task ner does not apply to --stage pre"),
         (["--vocab", "5000"], "--vocab 5000 would split words into other pieces"),
+        (["--objective", "kd", "--pkd-tokens", "all"], "--objective kd has no such term"),
     ],
 )
 def test_settings_ner_does_not_read_are_refused_by_name(tagger, ner_data, tmp_path, extra, says):

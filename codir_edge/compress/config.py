@@ -33,6 +33,7 @@ CONTRASTIVE_FORMS = ("infonce", "nce")
 LAYER_CONTRASTS = ("joint", "each")
 NEGATIVE_SAMPLING = ("label", "hard", "instance")
 TOKEN_NEGATIVES = ("label", "instance")
+PKD_TOKENS = ("first", "all")  # --task ner: the positions whose hidden states mse matches
 STAGES = ("fine", "pre")  # --task embedding picks the third, "embed", by itself
 BUDGET_FIELDS = ("budget_threads", "budget_seq_len", "budget_device", "devices")
 LOSS = "Objective"
@@ -399,6 +400,15 @@ class TokenConfig(DistillConfig):
         panel=LOSS,
         choices=TOKEN_NEGATIVES,
     )
+    # first: the labelled positions (each word's first piece), as the logit terms read; all: every piece the
+    # attention mask keeps ([CLS], continuations, [SEP] too), the context a first piece is computed from
+    pkd_tokens: str = setting(
+        "first",
+        help="--task ner, --objective mse: match the teacher's hidden states at each word's first piece (first) or at "
+        "every piece of the sentence (all).",
+        panel=LOSS,
+        choices=PKD_TOKENS,
+    )
     vocab: str | int = like(FineConfig, "vocab")  # --task ner: full or auto (a row budget would re-split words)
 
     def __post_init__(self) -> None:
@@ -416,6 +426,11 @@ class TokenConfig(DistillConfig):
         if self.token_negatives != "label" and self.objective != "codir":
             raise InputError(f"--token-negatives draws codir's negatives; --objective {self.objective} has none: "
                              "drop it, or use --objective codir")  # fmt: skip
+        if self.pkd_tokens not in PKD_TOKENS:
+            raise InputError(f"unknown --pkd-tokens '{self.pkd_tokens}': use first or all")
+        if self.pkd_tokens != "first" and self.objective != "mse":
+            raise InputError(f"--pkd-tokens picks where mse matches hidden states; --objective {self.objective} has "
+                             "no such term: drop it, or use --objective mse")  # fmt: skip
         if self.objective == "none" and self.unlabeled:
             raise InputError("--unlabeled needs a teacher term, and --objective none is plain fine-tuning on tags: "
                              "use --objective codir or kd, or drop it")  # fmt: skip

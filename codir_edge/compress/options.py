@@ -48,7 +48,7 @@ COMPRESS = CommandSpec(
     order=(
         "teacher", "data", "out", "stage", "task", "student_layers", "student", "heads_keep", "ffn_keep",
         "importance_samples", "latency_budget", "budget_threads", "budget_seq_len", "budget_device", "devices",
-        "objective", "pooling", "contrastive", "negatives", "token_negatives", "contrastive_temperature",
+        "objective", "pooling", "contrastive", "negatives", "token_negatives", "pkd_tokens", "contrastive_temperature",
         "projection_dim", "contrastive_weight", "kd_temperature", "kd_weight", "mse_weight", "negative_margin",
         "normalize",
         "mlm_probability", "held_out", "unlabeled", "unlabeled_per_epoch", "labeled_repeat", "augment", "epochs", "lr",

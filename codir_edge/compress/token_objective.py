@@ -1,12 +1,13 @@
 """``--task ner``'s objectives: the student's per-token outputs matched to the teacher's, which runs
 beside it on the same batch (frozen, in inference mode, outside the module tree).
 
-Every term reads the labelled positions only (each word's first piece), as the metric does:
+Every term reads the labelled positions only (each word's first piece), as the metric does, unless
+``--pkd-tokens all`` asks mse for every piece:
 - ``none``: cross-entropy on the gold tags (plain fine-tuning of the same student);
 - ``kd``: (1 - beta) CE + beta T^2 KL(teacher || student) per token (KD alone on the transfer set's
   untagged words, whose contrastive label is the teacher's argmax);
 - ``mse``: kd plus BERT-PKD's normalised MSE between the student's hidden states and the mapped
-  teacher layers', per token;
+  teacher layers', per token (``--pkd-tokens all``: at every piece the attention mask keeps);
 - ``codir``: kd plus lambda L_con per token: the student's states at its layers (concatenated) and
   the teacher's at the mapped layers are projected and normalised; each token must pick out the
   teacher's view of itself among the batch's tokens whose gold tag differs (InfoNCE at tau). The
@@ -94,6 +95,13 @@ class TokenDistiller(nn.Module):
             ids = ids[0]
         return {**inputs, "input_ids": ids[inputs["input_ids"]]}
 
+    def _states(self, out, teacher_out, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The student's layers and the teacher's mapped ones at ``positions`` (B, T), each concatenated:
+        (M, L * d_S) and (M, L * d_T)."""
+        student = torch.cat([out.hidden_states[i][positions] for i in range(1, len(self.mapping) + 1)], -1)
+        teacher = torch.cat([teacher_out.hidden_states[t][positions] for t in self.mapping], -1)
+        return student, teacher
+
     def forward(self, inputs, index, targets, negatives=None, scale: float = 1.0):  # noqa: ARG002 - engine interface
         cfg = self.config
         hidden = self.contrastive is not None or self.pkd is not None
@@ -114,10 +122,13 @@ class TokenDistiller(nn.Module):
                               divisor=chosen.sum().clamp_min(1))  # fmt: skip
         total = (1 - cfg.kd_weight) * ce + cfg.kd_weight * terms["kd"]
         if hidden:
-            student_states = torch.cat([out.hidden_states[i][chosen] for i in range(1, len(self.mapping) + 1)], -1)
-            teacher_states = torch.cat([teacher_out.hidden_states[t][chosen] for t in self.mapping], -1)
+            student_states, teacher_states = self._states(out, teacher_out, chosen)
         if self.pkd is not None:
-            terms["pkd"] = self.pkd(student_states, teacher_states)
+            if cfg.pkd_tokens == "all":  # every real piece: the context the first pieces are computed from
+                kept = inputs["attention_mask"].bool()
+                terms["pkd"] = self.pkd(*self._states(out, teacher_out, kept))
+            else:
+                terms["pkd"] = self.pkd(student_states, teacher_states)
             total = total + cfg.mse_weight * terms["pkd"]
         if self.contrastive is not None:
             terms["contrastive"], terms["contrastive_top1"] = self.contrastive(student_states, teacher_states, gold)
