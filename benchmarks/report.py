@@ -926,6 +926,10 @@ def ner_section() -> list[str]:
         f"masks, seeds {', '.join(map(str, result['seeds']))}. Test entity F1 (strict IOB2, seqeval's reading), "
         "mean over seeds and per seed, paired differences in points; per-type F1 and token accuracy are means; "
         "wall times are means, and some runs shared the machine with the test suite, so they are not costs. "
+        "`mse-all` matches hidden states at every piece (`--pkd-tokens all`), not only at each word's first piece. "
+        "`mse-news` adds a transfer set (`--unlabeled`): 28,076 untagged sentences from ../shared's GLUE folders "
+        "(MRPC, RTE and STS-B news, train and dev; QNLI dev), whose only targets are the teacher's outputs; its 2 "
+        "epochs are 2 passes over both, 3.0 times the steps of the others. "
         "Rows marked `-e4` were trained for 4 epochs instead of 2, and their paired difference is from the "
         "no-teacher model trained as long (`no-teacher-e4`):",
         "",
