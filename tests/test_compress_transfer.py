@@ -70,6 +70,7 @@ def test_unlabelled_text_trains_with_the_teacher_and_dev_or_labelled_copies_are_
     assert counts["dropped_labeled"] == expected_labelled and counts["dropped_repeats"] >= 1
     assert counts["kept"] == 164 - expected_dev - expected_labelled - counts["dropped_repeats"]
     assert f"dropped: {expected_dev} dev" in result.output and "transfer set: 64 labelled rows" in result.output
+    assert "their negatives follow the teacher's argmax" in result.output  # codir: its label-aware negatives
     assert metrics["train_examples"] == 64 and metrics["bank"]["examples"] == 64 + counts["kept"]
     assert json.loads((tmp_path / "r.json").read_text())["transfer_set"] == metrics["transfer_set"]
     assert metrics["history"][-1]["step"] == math.ceil((64 + counts["kept"]) / 8)

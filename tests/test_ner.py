@@ -392,6 +392,7 @@ def test_unlabelled_sentences_join_through_the_teacher_alone(tagger, ner_data, t
                                      "dropped_dev": 1}  # fmt: skip
     assert transfer["rows_per_epoch"] == len(train) + 30
     assert "transfer set: 160 labelled rows + 30 unlabelled texts" in result.output
+    assert "negatives" not in result.output  # kd has none to pick
 
 
 def test_untagged_words_carry_kd_and_no_cross_entropy(tagger):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import typer
 
 from codir_edge.cli.generate import Args, command
@@ -60,7 +62,8 @@ def compress(args: Args) -> None:
     if report.rank != 0:
         return
     typer.echo(fine_line(report))
-    for line, part in ((transfer_line, report.transfer_set), (shape_line, report.shape_search),
+    transfer = partial(transfer_line, objective=report.objective)
+    for line, part in ((transfer, report.transfer_set), (shape_line, report.shape_search),
                        (pruning_line, report.pruning), (vocab_line, report.vocabulary)):  # fmt: skip
         if part is not None:
             typer.echo(line(part))
@@ -144,8 +147,9 @@ def vocab_line(vocabulary: dict) -> str:
     )
 
 
-def transfer_line(transfer: dict) -> str:
-    """What the teacher alone labelled, and what was kept out of it."""
+def transfer_line(transfer: dict, objective: str) -> str:
+    """What the teacher alone labelled, and what was kept out of it (and, for codir, whose label picks the
+    contrastive negatives of those rows)."""
     parts = []
     if transfer["unlabeled"]:
         u = transfer["unlabeled"]
@@ -159,5 +163,6 @@ def transfer_line(transfer: dict) -> str:
     return (
         f"transfer set: {transfer['labeled_rows']} labelled rows + "
         + " + ".join(parts)
-        + f"; {transfer['rows_per_epoch']} rows per epoch; their negatives follow the teacher's argmax"
+        + f"; {transfer['rows_per_epoch']} rows per epoch"
+        + ("; their negatives follow the teacher's argmax" if objective == "codir" else "")
     )
