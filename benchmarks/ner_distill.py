@@ -39,7 +39,8 @@ TEACHER_EPOCHS = ["--epochs", "3"]  # the issue's recipe for the teacher
 STUDENT_EPOCHS = ["--epochs", "2"]  # every 3-layer model, with a teacher or without: one budget for all
 LONGER = ["--epochs", "4"]  # the longer budget: dev F1 still rose from epoch 1 to 2 in every arm
 NEWS = "NEWS"  # stands for news_text() in an arm's arguments
-ONE_SEED = ("codir-instance", "mse-all", "codir-news")  # arms trained on the first seed only (the session's time)
+# arms trained on the first N of --seeds only (the sessions' time), each paired with those seeds' other arms
+FEW_SEEDS = {"codir-instance": 1, "mse-all": 1, "codir-news": 2}
 LONG_ARMS = ("mse-e4",)  # trained on --longer-seeds only, each beside a no-teacher model trained as long
 ARMS = {  # name -> compress arguments
     "kd": ["--objective", "kd"],
@@ -51,7 +52,7 @@ ARMS = {  # name -> compress arguments
     "mse-all": ["--objective", "mse", "--pkd-tokens", "all"],
     # a transfer set: untagged news and encyclopedia sentences from the GLUE folders, tagged by the teacher
     "mse-news": ["--objective", "mse", "--unlabeled", NEWS],
-    # the same transfer set under codir: the untagged words' negatives follow the teacher's argmax
+    # the same transfer set under codir (seeds 1, 2): the untagged words' negatives follow the teacher's argmax
     "codir-news": ["--objective", "codir", "--unlabeled", NEWS],
     # twice the epochs, paired with the no-teacher model given the same budget (no-teacher-e4)
     "mse-e4": ["--objective", "mse", *LONGER],
@@ -244,11 +245,12 @@ def main() -> None:
     folders: dict[str, dict[int, Path]] = {"no-teacher": {}, **{name: {} for name in arms}}
     for seed in seeds:  # seed by seed: a stopped run leaves complete pairs
         folders["no-teacher"][seed] = baseline(seed)
-        for name in (a for a in arms if a not in ONE_SEED + LONG_ARMS):
+        for name in (a for a in arms if a not in (*FEW_SEEDS, *LONG_ARMS)):
             folders[name][seed] = student(name, seed, teacher_dir)
             print(name, seed, "trained", flush=True)
-    for name in (a for a in arms if a in ONE_SEED):  # the first seed only, paired with it
-        folders[name][seeds[0]] = student(name, seeds[0], teacher_dir)
+    for name in (a for a in arms if a in FEW_SEEDS):
+        for seed in seeds[: FEW_SEEDS[name]]:
+            folders[name][seed] = student(name, seed, teacher_dir)
     for name in (a for a in arms if a in LONG_ARMS):
         for seed in (int(s) for s in args.longer_seeds.split(",")):
             folders.setdefault(reference(name), {})[seed] = baseline(seed, LONGER, "-e4")
@@ -256,7 +258,7 @@ def main() -> None:
     if args.only == "train":
         return
     rows = {name: {seed: row(folder) for seed, folder in runs.items()} for name, runs in folders.items()}
-    full = [a for a in arms if a not in ONE_SEED + LONG_ARMS]  # the bundle: the best arm of the default budget
+    full = [a for a in arms if a not in (*FEW_SEEDS, *LONG_ARMS)]  # the bundle: the best arm of the default budget
     best = max(full, key=lambda name: sum(r["dev_f1"] for r in rows[name].values()) / len(rows[name]))
     write_result("ner_distill", {
         "data": str(DATA), "seeds": seeds, "settings": [str(x) for x in TRAIN], "teacher_epochs": TEACHER_EPOCHS,

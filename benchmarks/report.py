@@ -954,12 +954,16 @@ def ner_section() -> list[str]:
         lines.append(f"| {shown} | **{mean['f1']:.2f}** ({per_seed}) | {diff} | {diff_kd} | "
                      + " | ".join(f"{mean[f'f1_{k}']:.2f}" for k in NER_TYPES)
                      + f" | {mean['token_accuracy']:.2f} | {dev:.2f} | {wall:.0f} |")  # fmt: skip
-    ends = [r["contrastive_end"] for r in arms.get("codir", {}).values() if r.get("contrastive_end")]
-    if ends:
-        top1 = sum(e["contrastive_top1"] for e in ends) / len(ends)
-        share = sum(e["contrastive_grad_share"] for e in ends) / len(ends)
-        lines += ["", f"codir's token-level contrastive term at the end of training: top-1 {top1:.3f}, gradient "
-                      f"share {share:.3f} (means over seeds)."]  # fmt: skip
+    term = []
+    for name in (a for a in arms if a.startswith("codir")):
+        ends = [r["contrastive_end"] for r in arms[name].values() if r.get("contrastive_end")]
+        if ends:
+            top1 = sum(e["contrastive_top1"] for e in ends) / len(ends)
+            share = sum(e["contrastive_grad_share"] for e in ends) / len(ends)
+            term.append(f"`{name}` top-1 {top1:.4f}, gradient share {share:.3f}")
+    if term:
+        lines += ["", "The token-level contrastive term at the end of training (means over seeds): "
+                      + "; ".join(term) + "."]  # fmt: skip
     bundle = result.get("bundle")
     if bundle:
         files = bundle["test"]
