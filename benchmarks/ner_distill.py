@@ -106,6 +106,8 @@ def news_text() -> Path:
     CoNLL train or dev sentence."""
     import csv
 
+    from codir_edge.core.atomic import atomic_write_text
+
     out = SAVED / "news.txt"
     if out.is_file():
         return out
@@ -122,8 +124,8 @@ def news_text() -> Path:
                     continue
                 for text in (" ".join(record[name].split()) for name in columns[task]):
                     texts.setdefault(text.casefold(), text)
-    SAVED.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(t for t in texts.values() if t) + "\n", encoding="utf-8")
+    SAVED.mkdir(parents=True, exist_ok=True)  # by rename: a stopped run leaves no half file to be reused
+    atomic_write_text(out, "\n".join(t for t in texts.values() if t) + "\n")
     return out
 
 

@@ -121,17 +121,13 @@ class TokenDistiller(nn.Module):
         terms["kd"] = kd_loss(logits, teacher_logits, cfg.kd_temperature, False,
                               divisor=chosen.sum().clamp_min(1))  # fmt: skip
         total = (1 - cfg.kd_weight) * ce + cfg.kd_weight * terms["kd"]
-        if hidden:
-            student_states, teacher_states = self._states(out, teacher_out, chosen)
-        if self.pkd is not None:
-            if cfg.pkd_tokens == "all":  # every real piece: the context the first pieces are computed from
-                kept = inputs["attention_mask"].bool()
-                terms["pkd"] = self.pkd(*self._states(out, teacher_out, kept))
-            else:
-                terms["pkd"] = self.pkd(student_states, teacher_states)
+        if self.pkd is not None:  # --pkd-tokens all: every real piece, the context the first pieces come from
+            where = inputs["attention_mask"].bool() if cfg.pkd_tokens == "all" else chosen
+            terms["pkd"] = self.pkd(*self._states(out, teacher_out, where))
             total = total + cfg.mse_weight * terms["pkd"]
         if self.contrastive is not None:
-            terms["contrastive"], terms["contrastive_top1"] = self.contrastive(student_states, teacher_states, gold)
+            states = self._states(out, teacher_out, chosen)
+            terms["contrastive"], terms["contrastive_top1"] = self.contrastive(*states, gold)
             weighted = cfg.contrastive_weight * terms["contrastive"]
             if torch.is_grad_enabled() and self.last_of_window:  # once per log window: two extra backwards
                 terms["contrastive_grad_share"] = gradient_share(weighted, total, self.student)
