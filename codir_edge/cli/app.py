@@ -16,6 +16,7 @@ from codir_edge.cli.finetune import finetune
 from codir_edge.cli.help import WIDEST, SectionedCommand
 from codir_edge.cli.pipeline import demo, pipeline
 from codir_edge.cli.profile import profile
+from codir_edge.core.notes import forget_notes
 
 app = typer.Typer(
     name="codir-edge",
@@ -43,6 +44,7 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
 ) -> None:
     set_debug(debug)
+    forget_notes()
 
 
 app.command("finetune", cls=SectionedCommand)(finetune)
