@@ -34,6 +34,7 @@ from codir_edge.export import candidates, fixed, ship, steps
 from codir_edge.export import quantize as q
 from codir_edge.export.bundle import write_manifest
 from codir_edge.export.config import QUANTIZE_MODES, ExportConfig
+from codir_edge.export.fixed_variants import Calibration, fixed_variants
 from codir_edge.export.plan import ExportPlan, is_pair_model, plan_export
 
 __all__ = ["QUANTIZE_MODES", "ExportConfig", "ExportReport", "run_export"]
@@ -223,8 +224,10 @@ def _add_checked_variants(variants: list[dict], stage: Path, work: Path, built: 
     shape = fixed.resolve(config.fixed_shape, config.ort, lengths, config.max_length)
     if shape is not None:
         with progress.step(f"fixed-shape {shape[0]}x{shape[1]} QDQ variant", "pass --fixed-shape off"):
-            variants += steps.fixed_variants(stage, work, built.fp32.path, shape, built.calibration, plan,
-                                             built.encoded, built.reference)  # fmt: skip
+            calibration = Calibration(built.calibration, "training sentences" if plan.calibration is not None
+                                      else "generated sentences")  # fmt: skip
+            dev = steps.dev_scores(built.encoded, plan, built.reference)
+            variants += fixed_variants(stage, work, built.fp32.path, shape, calibration, config, plan.target, dev)
     if built.encoded is not None:
         with progress.step("scoring variants", "pass --quantize none --fixed-shape off"):
             steps.score_variants(variants, stage, built.encoded, plan)

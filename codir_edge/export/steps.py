@@ -6,7 +6,7 @@
 3. ``ship.py``: every candidate timed at every deployment setting, the winners per thread count
    copied into the bundle.
 4. ``score_variants``: each variant's task metric; a drop beyond the limit is a hard failure.
-5. ``fixed_variants``: the fixed-shape QDQ graph (and its .ort), and the Core ML and NNAPI graphs.
+5. ``fixed_variants.py``: the fixed-shape QDQ graph (and its .ort), and the Core ML and NNAPI graphs.
 6. ``strings_variant``: raw text in, scores out, held to tokenizer + graph (hard failure).
 7. ``mobile_variant`` and ``write_model_files``: the .ort form, tokenizer, config and labels.
 """
@@ -21,9 +21,7 @@ from codir_edge.bundle import layout
 from codir_edge.core.errors import CheckFailedError
 from codir_edge.core.notes import note
 from codir_edge.data.encode import Encoded
-from codir_edge.export import quantize as q
 from codir_edge.export.config import ExportConfig
-from codir_edge.export.mixed import DropJudge, Search
 from codir_edge.export.parity import ParityReport
 from codir_edge.export.plan import ExportPlan, session_or_error
 
@@ -75,15 +73,21 @@ def fp32_with_parity(model, tokenizer, plan: ExportPlan, dev_by_length: dict[int
 def calibration_encoded(tokenizer, plan: ExportPlan):
     """Training sentences to calibrate static INT8 on, or, without data, generated ones (the fixed-shape
     variant is made without data too; the manifest says which)."""
-    import numpy as np
-
     from codir_edge.data.encode import encode
-    from codir_edge.export.strings.check import generated_sentences
 
     if plan.calibration is not None:
         return encode(tokenizer, plan.calibration, plan.config.max_length)
-    sentences = generated_sentences(tokenizer, plan.config.calibration_samples, seed=2)
-    ids = tokenizer(sentences, truncation=True, max_length=plan.config.max_length)["input_ids"]
+    return generated_encoded(tokenizer, plan.config.calibration_samples, plan.config.max_length)
+
+
+def generated_encoded(tokenizer, count: int, max_length: int) -> Encoded:
+    """``count`` generated sentences, tokenized: what static INT8 calibrates on without data."""
+    import numpy as np
+
+    from codir_edge.export.strings.check import generated_sentences
+
+    sentences = generated_sentences(tokenizer, count, seed=2)
+    ids = tokenizer(sentences, truncation=True, max_length=max_length)["input_ids"]
     return Encoded([np.asarray(r, dtype=np.int64) for r in ids], None, np.zeros(len(ids)), tokenizer.pad_token_id or 0)
 
 
@@ -99,49 +103,19 @@ def calibration_feeds(encoded, input_names: list[str]) -> list[dict]:
 
 
 def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: ExportPlan) -> None:
-    """Each variant's task metric on dev (in place); fails, naming every variant beyond the allowed
-    drop and its remedy, when one or more loses too much. A fixed-shape variant that ``--fixed-shape
-    auto`` added on its own (the QDQ, Core ML and NNAPI graphs) is left out of the bundle instead, with
-    a note: it is not shipped, and the rest of the bundle is."""
+    """Each variant's task metric on dev (in place), then the gate of ``fixed_variants.gate_variants``:
+    a drop beyond the limit fails, naming every such variant and its remedy (a fixed-shape variant
+    ``--fixed-shape auto`` added is left out instead)."""
     from codir_edge.export.candidates import task_metrics
+    from codir_edge.export.fixed_variants import gate_variants
 
-    config, metric = plan.config, plan.task.primary_metric
     for variant in variants:
         if "accuracy" not in variant and "fixed_shape" not in variant:  # INT8 candidates: scored before timing
             variant["accuracy"] = task_metrics(stage / variant["file"], encoded, plan)
-    reference = variants[0]["accuracy"][metric]
-    failures, left_out = [], []
-    for variant in (v for v in variants[1:] if "accuracy" in v):
-        drop = (reference - variant["accuracy"][metric]) * 100
-        variant["accuracy_drop_points"] = drop
-        if drop <= config.max_accuracy_drop:
-            continue
-        said = f"the {variant['name']} variant loses {drop:.2f} points of {metric} against fp32 " \
-               f"(--max-accuracy-drop {config.max_accuracy_drop})"  # fmt: skip
-        if "fixed_shape" in variant and config.fixed_shape == "auto":
-            left_out.append(variant)
-            note(f"{said}: left out of the bundle (a longer --fixed-shape or a larger drop ships it)")
-        else:
-            failures.append(f"{said}: {_remedy(variant['name'], config)}")
-    if failures:
-        raise CheckFailedError("; ".join(failures))
-    _leave_out(variants, left_out, stage)
-
-
-def _leave_out(variants: list[dict], left_out: list[dict], stage: Path) -> None:
-    """Remove ``left_out`` (and the .ort made from one, with its operator list) from ``variants`` and the stage."""
-    files = {v["file"] for v in left_out}
-    gone = [v for v in variants if v["file"] in files or v.get("from") in files]
-    for variant in gone:
-        (stage / variant["file"]).unlink(missing_ok=True)
-        if variant["file"] == layout.ORT_FIXED:
-            (stage / layout.OPS_CONFIG_FIXED).unlink(missing_ok=True)
-    variants[:] = [v for v in variants if v not in gone]
+    gate_variants(variants, stage, plan.task.primary_metric, plan.config, _remedy)
 
 
 def _remedy(variant: str, config: ExportConfig) -> str:
-    if variant.endswith("-fixed") or variant in ("coreml", "nnapi"):
-        return "pass --fixed-shape off, a longer --fixed-shape, or allow a larger drop"
     if variant == "fp16":
         return "drop --fp16 for this model, or allow a larger drop"
     if config.quantize == "static" and config.calibration_method == "minmax":
@@ -151,127 +125,16 @@ def _remedy(variant: str, config: ExportConfig) -> str:
     return "try --quantize static --calibration-method entropy, or allow a larger --max-accuracy-drop"
 
 
-def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int], calibration, plan: ExportPlan,
-                   encoded, reference: dict | None = None) -> list[dict]:  # fmt: skip
-    """The fixed-shape static QDQ INT8 graph (u8 activations and weights), its accelerator usability,
-    its dev accuracy with inputs padded or truncated to its length, and its .ort (runtime-optimised,
-    so NNAPI and Core ML can still take its nodes). Per-tensor u8 weights can lose more than the limit
-    where per-channel ones do not: then the fewest most sensitive MatMuls stay in float (the search of
-    ``export/mixed.py``, judged against the fp32 ``reference``), and the variant ships instead of being
-    left out."""
-    from codir_edge.export import fixed
-    from codir_edge.export.candidates import CHECK_BATCHES, drop_judge, run_fault, task_metrics
-    from codir_edge.export.mixed import MOBILE_QDQ, SENSITIVITY_SENTENCES, quantize_within, sensitivity
-    from codir_edge.export.mobile import to_ort
-    from codir_edge.onnx.predict import fixed_batches
-    from codir_edge.onnx.session import create_session
+def dev_scores(encoded: Encoded | None, plan: ExportPlan, reference: dict | None):
+    """How the fixed-shape variants of a classifier are scored: its task metrics on dev (None without data)."""
+    from codir_edge.export.candidates import task_metrics
+    from codir_edge.export.fixed_variants import DevScores
 
-    batch, length = shape
-    fixed_fp32, file = work / "fixed.onnx", layout.INT8_FIXED
-    fixed.fix_shapes(plain, fixed_fp32, batch, length)
-    names = [i.name for i in create_session(fixed_fp32, 1).get_inputs()]
-    count = plan.config.calibration_samples
-    feeds = [{n: b[n] for n in names} for b in fixed_batches(calibration, batch, length, count)]
-    judge = drop_judge(encoded, plan, reference[plan.task.primary_metric] if reference else None)
-
-    def quantize(keep: tuple[str, ...]) -> Path:
-        q.static_int8(fixed_fp32, stage / file, feeds, plan.config.calibration_method, plan.target,
-                      op_types=fixed.FIXED_OPS, keep_float=keep, weights_u8_per_tensor=True)  # fmt: skip
-        return stage / file
-
-    def rank() -> list[str]:
-        ranked = sensitivity(fixed_fp32, feeds[:SENSITIVITY_SENTENCES], MOBILE_QDQ, tuple(fixed.FIXED_OPS))
-        return [name for name, _ in ranked]
-
-    search = quantize_within(quantize, rank, judge)
-    fault = run_fault(stage / file, feeds[:CHECK_BATCHES])
-    if fault is not None:
-        (stage / file).unlink()
-        if plan.config.fixed_shape != "auto":
-            raise CheckFailedError(f"the fixed-shape INT8 variant {fault}: pass --fixed-shape off")
-        note(f"no fixed-shape variant: it {fault}")
-        return []
-    entry = {
-        "name": "int8-fixed",
-        "file": file,
-        "fixed_shape": [batch, length],
-        "quantization": "static",
-        "format": "QDQ",
-        "activations": "u8",
-        "weights": "u8 per-tensor",
-        "quantized_ops": fixed.FIXED_OPS,
-        "calibration": "training sentences" if plan.calibration is not None else "generated sentences",
-        "usability": fixed.usability(stage / file),
-    }
-    if encoded is not None:
-        entry["accuracy"] = task_metrics(stage / file, encoded, plan)  # fed at its fixed shape
-        entry["truncated_rows"] = int((encoded.lengths > length).sum())
-    entry.update(search_record(search))
-    out = [entry]
-    if plan.config.ort:
-        to_ort(stage / file, stage, plan.target, layout.ORT_FIXED, layout.OPS_CONFIG_FIXED, "Runtime")
-        out.append({"name": "ort-fixed", "file": layout.ORT_FIXED, "from": file, "fixed_shape": [batch, length]})
-    return [*out, *accelerator_variants(stage, work, fixed_fp32, (batch, length), feeds, encoded, plan, judge)]
-
-
-def search_record(search: Search | None) -> dict:
-    """What the manifest says of an accuracy-aware search that kept MatMuls in float (nothing otherwise)."""
-    if search is None or not search.keep_float:
-        return {}
-    return {"keep_float": list(search.keep_float),
-            "accuracy_search": {"drop_before": search.trials[0]["drop"], "drop_after": round(search.drop, 4),
-                                "trials": search.trials}}  # fmt: skip
-
-
-def accelerator_variants(stage: Path, work: Path, fixed_fp32: Path, shape: tuple[int, int], feeds: list[dict],
-                         encoded, plan: ExportPlan, judge: DropJudge | None = None) -> list[dict]:  # fmt: skip
-    """The Core ML variant (``export/coreml.py``: fp16 inside, the Gathers Core ML stops at rewritten) and
-    the NNAPI one (``export/nnapi.py``: int32 ids, 2-D QDQ MatMuls, tanh GELU, decomposed LayerNorm, u8
-    embeddings), each with its accelerator's usability by onnxruntime's checker and ours, and its dev
-    accuracy at its fixed shape (gated like every variant by ``score_variants``)."""
-    from codir_edge.export.coreml import coreml_graph
-    from codir_edge.export.nnapi import as_int32, nnapi_graph
-
-    config = plan.config
-    made = [
-        _accelerator_variant(stage, "coreml", layout.COREML,
-                             lambda: (coreml_graph(fixed_fp32, stage / layout.COREML), None),
-                             feeds, shape, encoded, plan,
-                             {"precision": "fp16 inside; inputs int64, outputs fp32"}),
-        _accelerator_variant(stage, "nnapi", layout.NNAPI,
-                             lambda: nnapi_graph(fixed_fp32, stage / layout.NNAPI, work, feeds,
-                                                 config.calibration_method, plan.target, judge),
-                             as_int32(feeds), shape, encoded, plan,
-                             {"precision": "QDQ u8 weight MatMuls and embeddings; outputs fp32",
-                              "input_dtype": "int32", "gelu": "tanh approximation"}),
-    ]  # fmt: skip
-    return [entry for entry in made if entry is not None]
-
-
-def _accelerator_variant(stage: Path, name: str, file: str, build, feeds: list[dict], shape: tuple[int, int],
-                         encoded, plan: ExportPlan, described: dict) -> dict | None:  # fmt: skip
-    """Build one accelerator variant (``build`` returns what it rewrote and its accuracy-aware search, if any)
-    and check it runs; a model it cannot be made for gets a note under ``--fixed-shape auto`` and fails an
-    explicit ``--fixed-shape``."""
-    from codir_edge.export import fixed
-    from codir_edge.export.candidates import CHECK_BATCHES, run_fault, task_metrics
-
-    try:
-        rewritten, search = build()
-        fault = run_fault(stage / file, feeds[:CHECK_BATCHES])
-    except Exception as exc:  # noqa: BLE001 - the converters' errors have no common type; the message says why
-        fault = f"could not be built ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
-    if fault is not None:
-        (stage / file).unlink(missing_ok=True)
-        if plan.config.fixed_shape != "auto":
-            raise CheckFailedError(f"the {name} variant {fault}: pass --fixed-shape off")
-        note(f"no {name} variant: it {fault}")
+    if encoded is None or reference is None:
         return None
-    entry = {"name": name, "file": file, "fixed_shape": list(shape), **described, "rewritten": rewritten,
-             "usability": fixed.usability(stage / file, (name,)), **search_record(search)}  # fmt: skip
-    if encoded is not None:
-        entry["accuracy"] = task_metrics(stage / file, encoded, plan)
-    return entry
+    metric = plan.task.primary_metric
+    return DevScores(lambda path: task_metrics(path, encoded, plan), metric, reference[metric], encoded.lengths,
+                     plan.config.max_accuracy_drop)  # fmt: skip
 
 
 def strings_variant(stage: Path, work: Path, source: str, tokenizer, config: ExportConfig, pair: bool,
