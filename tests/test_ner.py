@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from cli_helpers import invoke
 from conftest import build_tiny_bert
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 
@@ -131,11 +133,141 @@ def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tm
     scored = manifest["tuning"]["int8_dev_scores"]
     assert scored and set(scored) <= {n.removeprefix("int8:") for n in timed}
     assert all("f1" in v for v in scored.values())
+    fixed = {v["name"]: v for v in manifest["variants"] if "fixed_shape" in v}  # --ort: a fixed shape by default
+    assert set(fixed) == {"int8-fixed", "ort-fixed", "coreml", "nnapi"}
+    assert {tuple(v["fixed_shape"]) for v in fixed.values()} == {tuple(fixed["int8-fixed"]["fixed_shape"])}
+    assert fixed["int8-fixed"]["format"] == "QDQ" and fixed["nnapi"]["input_dtype"] == "int32"
+    assert all("f1" in fixed[name]["accuracy"] for name in ("int8-fixed", "coreml", "nnapi"))
     report = tmp_path / "b.json"
     assert invoke("evaluate", ner_bundle, "--task", "ner", "--data", ner_data, "--json", report).exit_code == 0
     scored = {v["variant"]: v["metrics"] for v in json.loads(report.read_text())["variants"]}
-    assert scored["int8"]["f1"] == pytest.approx(int8["accuracy"]["f1"], abs=1e-9)
+    recorded = {v["name"]: v["accuracy"]["f1"] for v in manifest["variants"] if "accuracy" in v}
+    assert {"int8", "int8-fixed", "coreml", "nnapi"} <= set(recorded)
+    assert {name: scored[name]["f1"] for name in recorded} == pytest.approx(recorded, abs=1e-9)
     assert invoke("verify", ner_bundle).exit_code == 0
+
+
+def _strings_outputs(bundle: Path, text: str) -> dict:
+    from codir_edge.onnx.session import create_session
+
+    if bundle not in _SESSIONS:
+        _SESSIONS[bundle] = create_session(bundle / "onnx" / "model.strings.onnx", 1, custom_ops=True)
+    session = _SESSIONS[bundle]
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"text": np.array([text], dtype=object)}), strict=True))
+
+
+_SESSIONS: dict = {}
+
+
+def test_the_strings_graph_tags_raw_text_where_python_does_and_says_where_each_piece_is(ner_bundle, ner_data,
+                                                                                         tmp_path):  # fmt: skip
+    """Raw text in: the label of each word's first piece is the tag Python's onnxruntime gives that word
+    on the graph the strings model was built on (every dev sentence, long ones cut where Python cuts), and
+    each piece's offsets point at its own characters in the text as given, in code points and in UTF-16."""
+    from codir_edge.data.ner import read_tagged
+
+    strings = next(v for v in json.loads((ner_bundle / "manifest.json").read_text())["variants"]
+                   if v["name"] == "strings")  # fmt: skip
+    assert strings["outputs"] == ["logits", "probabilities", "labels", "offsets", "offsets_utf16", "word_ids"]
+    assert strings["agreement"]["source"] == "48 dev and 72 generated sentences"
+    data = with_long_sentences(ner_data, ner_bundle, tmp_path / "long")
+    words, tags = python_tags(ner_bundle, data, strings["from"].removeprefix("onnx/"))
+    assert len(words) == len(read_tagged(ner_data, "dev")) + 4
+    for sentence, expected in zip(words, tags, strict=True):
+        out = _strings_outputs(ner_bundle, " ".join(sentence))
+        first = {}
+        for piece, word in enumerate(out["word_ids"].tolist()):
+            first.setdefault(word, piece)
+        got = [str(out["labels"][first[w]]) if w in first else "O" for w in range(len(sentence))]
+        assert got == expected
+    text = "  Peter Blackburn\tflew to   Zürich 😀 on Friday.\n"
+    out = _strings_outputs(ner_bundle, text)
+    pieces = out["offsets"].tolist()[1:-1]
+    surfaces = [text[a:b] for a, b in pieces]
+    assert "".join(surfaces) == "".join(text.split())  # every character of every word, once, in order
+    assert [s.lower() for s in surfaces[:2]] == ["peter", "blackburn"]
+    utf16 = text.encode("utf-16-le")
+    assert [utf16[2 * a : 2 * b].decode("utf-16-le") for a, b in out["offsets_utf16"].tolist()[1:-1]] == surfaces
+    assert out["word_ids"].tolist()[0] == out["word_ids"].tolist()[-1] == -1
+    assert max(out["word_ids"].tolist()) == len(text.split()) - 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=120)
+       | st.lists(st.sampled_from(["Peter", "[SEP]", "Zürich", "😀", "U.S.", "naïve", "日本", " ", "\t", "x" * 120]),
+                  max_size=30).map("".join))  # fmt: skip
+def test_strings_graph_offsets_are_the_tokenizer_s_on_any_text(ner_bundle, text):
+    """Any Unicode (NUL aside: the extensions' string ops end a string there): the pieces are the tokenizer's
+    and their offsets its ``offset_mapping``, whatever the normalizer did to the characters in between,
+    cut at the last whole word that fits in 64 pieces."""
+    from transformers import AutoTokenizer
+
+    from codir_edge.export.strings.offsets import python_reference
+
+    if "tokenizer" not in _SESSIONS:
+        _SESSIONS["tokenizer"] = AutoTokenizer.from_pretrained(ner_bundle)
+    want = python_reference(text, _SESSIONS["tokenizer"], 64)
+    out = _strings_outputs(ner_bundle, text)
+    for key in ("offsets", "offsets_utf16"):
+        assert [tuple(o) for o in out[key].tolist()] == want[key]
+    assert out["word_ids"].tolist() == want["word_ids"] and out["logits"].shape[1] == len(want["input_ids"])
+
+
+def test_a_tokenizer_the_offsets_graph_cannot_follow_is_one_line_or_a_note(tmp_path, ner_data):
+    """A tagger with a SentencePiece tokenizer: asked for, the strings graph is refused in one line naming
+    the way round; by default the export goes on without it, and says so."""
+    from cli_helpers import assert_one_line_error
+    from families import build_config, build_tokenizer
+    from transformers import AutoModelForTokenClassification
+
+    tokenizer = build_tokenizer("albert", ["a few words here", "and a few more there"] * 10)
+    config = build_config("albert", tokenizer, len(LABELS))
+    config.id2label, config.label2id = dict(enumerate(LABELS)), {n: i for i, n in enumerate(LABELS)}
+    tagger = tmp_path / "tagger"
+    AutoModelForTokenClassification.from_config(config).save_pretrained(tagger, safe_serialization=True)
+    tokenizer.save_pretrained(tagger)
+    common = ["export", tagger, "--task", "ner", "--max-length", "32", "--quantize", "none", "--no-ort"]
+    result = invoke(*common, "--out", tmp_path / "refused", "--tokenizer-in-graph")
+    assert_one_line_error(result, 2, "supports WordPiece tokenizers", "--no-tokenizer-in-graph")
+    assert not (tmp_path / "refused").exists()
+    result = invoke(*common, "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    assert "note: no model.strings.onnx: the strings graph of a tagger" in result.output
+    assert not (tmp_path / "b" / "onnx" / "model.strings.onnx").exists()
+
+
+def test_a_fixed_shape_tagger_is_fed_at_its_shape_and_misses_the_words_it_cuts(ner_bundle, ner_data, tmp_path):
+    """A graph fixed at 16 pieces gives each sentence the logits of its first 16 pieces, as the dynamic
+    graph does on the same ids cut there, and the words past the cut are tagged O: missed, not dropped."""
+    from codir_edge.data.encode import Encoded
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.ner import read_tagged
+    from codir_edge.data.ner_encode import encode_tagged, word_tags
+    from codir_edge.export.fixed import fix_shapes
+    from codir_edge.onnx.tokens import onnx_token_logits
+
+    fix_shapes(ner_bundle / "onnx" / "model.onnx", tmp_path / "fixed.onnx", 1, 16)
+    dev = read_tagged(ner_data, "dev", LABELS)
+    tokens = encode_tagged(find_tokenizer(ner_bundle), dev, LABELS, 64, True)
+    rows = tokens.encoded
+    cut = Encoded([ids[:16] for ids in rows.input_ids], [t[:16] for t in rows.token_type_ids], rows.targets,
+                  rows.pad_id)  # fmt: skip
+    fixed = onnx_token_logits(tmp_path / "fixed.onnx", rows)
+    dynamic = onnx_token_logits(ner_bundle / "onnx" / "model.onnx", cut)
+    long = [i for i, ids in enumerate(rows.input_ids) if len(ids) > 16]
+    assert len(long) >= 10
+    for i, (a, b) in enumerate(zip(fixed, dynamic, strict=True)):
+        assert a.shape == (min(16, len(rows.input_ids[i])), len(LABELS))
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    missed = 0
+    for i in long:  # a word is tagged by its first piece when the graph saw it, else O
+        tags = word_tags(fixed[i].argmax(-1), tokens.word_of[i], len(dev.words[i]), LABELS)
+        first = {int(w): piece for piece, w in enumerate(tokens.word_of[i][:16]) if w >= 0}
+        predicted = fixed[i].argmax(-1)
+        missed += len(tags) - len(first)
+        assert tags == [LABELS[int(predicted[first[w]])] if w in first else "O" for w in range(len(tags))]
+    assert missed > 100
 
 
 def test_export_without_data_times_only_what_needs_no_accuracy_check(backbone_dir, tmp_path):
@@ -156,7 +288,9 @@ def test_export_without_data_times_only_what_needs_no_accuracy_check(backbone_di
     result = invoke("export", tagger, "--task", "ner", "--out", tmp_path / "f", "--quantize", "none", "--no-ort", "-q")
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
-    assert [v["name"] for v in manifest["variants"]] == ["fp32"] and manifest["deployment"]["threads"] == {}
+    assert [v["name"] for v in manifest["variants"]] == ["fp32", "strings"] and manifest["deployment"]["threads"] == {}
+    strings = manifest["variants"][1]  # raw text in, on the fp32 graph, checked on generated sentences
+    assert strings["from"] == "onnx/model.onnx" and strings["agreement"]["source"] == "generated sentences"
 
 
 def test_four_bit_embeddings_reach_a_tagger_s_int8_candidates(backbone_dir, tmp_path):

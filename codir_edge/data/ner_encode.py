@@ -155,9 +155,10 @@ def pad_labels(tokens: TokenEncoded, indices: np.ndarray) -> np.ndarray:
 
 
 def word_tags(label_ids: np.ndarray, word_of: np.ndarray, words: int, labels: list[str]) -> list[str]:
-    """A sentence's tag per word from per-piece predictions (first pieces); words cut off get 'O'."""
+    """A sentence's tag per word from per-piece predictions (first pieces); words cut off get 'O', by
+    ``--max-length`` or by a fixed-shape graph that returned fewer pieces than were encoded."""
     out = ["O"] * words
-    for piece in np.flatnonzero(word_of >= 0):
+    for piece in np.flatnonzero(word_of[: len(label_ids)] >= 0):
         out[int(word_of[piece])] = labels[int(label_ids[piece])]
     return out
 

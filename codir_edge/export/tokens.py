@@ -14,7 +14,16 @@ token-classification pipeline loads them.
    need it; the deployment table names the file per count. A drop beyond the limit everywhere fails
    the export. The agreement of the first count's INT8 graph with fp32 on the probe sentences is
    recorded.
-4. The .ort form, the runtime claims, the tokenizer, config.json (id2label) and the manifest, all in a
+4. The fixed-shape variants for phone accelerators (``fixed_variants.py``): static QDQ INT8 at one
+   [batch, length] (``--fixed-shape``; by default with --ort, batch 1 and dev's 99th-percentile
+   length), its .ort, and the Core ML and NNAPI graphs, each scored by dev entity F1 fed at its shape
+   (the words a shorter shape cuts count as missed); beyond ``--max-accuracy-drop`` the fewest
+   sensitive MatMuls stay in float, and a variant still beyond it is left out under ``auto``.
+5. ``model.strings.onnx`` (WordPiece tokenizers; others get a note, or one line under
+   ``--tokenizer-in-graph``): raw text in, each piece's label, character offsets (code points and
+   UTF-16 units) and white-space word out, held to the tokenizer's ids and ``offset_mapping`` and to
+   the shipped graph's logits (``strings/offsets.py``).
+6. The .ort form, the runtime claims, the tokenizer, config.json (id2label) and the manifest, all in a
    staging folder that becomes ``--out`` only when complete.
 """
 
@@ -33,9 +42,10 @@ from codir_edge.core.notes import note
 from codir_edge.data import DataSpec
 from codir_edge.data.ner import NER_TASK, read_tagged
 from codir_edge.data.ner_encode import encode_tagged, score_token_logits
-from codir_edge.export import ship
+from codir_edge.export import fixed, ship
 from codir_edge.export.candidates import single_graph_int8
 from codir_edge.export.config import ExportConfig
+from codir_edge.export.fixed_variants import Calibration, DevScores, fixed_variants, gate_variants
 from codir_edge.export.parity import probe_sentences
 
 
@@ -62,6 +72,9 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     segments = family_of(model_config).takes_segments(model_config)
     dev_tok = encode_tagged(tokenizer, dev, labels, config.max_length, segments) if dev is not None else None
+    with_strings = _with_strings(tokenizer, config)
+    shape = fixed.resolve(config.fixed_shape, config.ort, dev_tok.encoded.lengths if dev is not None else None,
+                          config.max_length)  # fmt: skip
     probes = probe_sentences(tokenizer, dev.texts if dev is not None else [], config.max_length, segments)
     model = load_trained_token_classifier(model_dir, config.trust_remote_code, attn_implementation="eager").eval()
     target = q.resolve_target(config.target)
@@ -83,13 +96,22 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
                                                                                 target, stage)  # fmt: skip
                 int8_variants[0]["agreement_with_fp32"] = _agreement(stage / layout.INT8, stage / layout.FP32, probes)
             variants += int8_variants
+        if shape is not None:
+            with avoidable(f"the fixed-shape {shape[0]}x{shape[1]} variant", "pass --fixed-shape off"):
+                calibration = _calibration(tokenizer, data, labels, config, segments)
+                dev_scores = _dev_scores(scores, stage, dev_tok, config)
+                variants += fixed_variants(stage, work, stage / layout.FP32, shape, calibration, config, target,
+                                           dev_scores)  # fmt: skip
         if dev is not None:
             _score(variants, stage, scores, config)
+        shipped = layout.INT8 if (stage / layout.INT8).is_file() else layout.FP32  # the first count's
+        if with_strings:
+            with avoidable("the tokenizer in the graph", "pass --no-tokenizer-in-graph"):
+                variants.append(_strings_variant(stage, work, shipped, tokenizer, config, dev, labels))
         if config.ort:
             from codir_edge.export import steps
 
             with avoidable("the mobile .ort", "pass --no-ort"):
-                shipped = layout.INT8 if (stage / layout.INT8).is_file() else layout.FP32  # the first count's
                 variants.append(steps.mobile_variant(stage, shipped, target))
         shutil.rmtree(work)
         variants, deployment, tuning = _write_bundle(model_dir, model, tokenizer, spec, config, target, stage,
@@ -103,14 +125,23 @@ def _check_options(config: ExportConfig) -> None:
     """Settings this export does not read yet are refused by name, not ignored."""
     if config.quantize == "static":
         raise InputError("--quantize static is not available for --task ner: use --quantize dynamic or none")
-    if config.tokenizer_in_graph:
-        raise InputError("--tokenizer-in-graph is not available for --task ner yet (the strings graph returns one "
-                         "label per text, not per piece with offsets): drop it")  # fmt: skip
-    if config.fixed_shape not in ("auto", "off"):
-        raise InputError("--fixed-shape is not available for --task ner yet: drop it")
     if config.fp16:
         raise InputError("--fp16 is not available for --task ner yet: drop it")
-    note("--task ner: no model.strings.onnx and no fixed-shape variant yet (token ids in, per-token logits out)")
+
+
+def _with_strings(tokenizer, config: ExportConfig) -> bool:
+    """Whether to build model.strings.onnx: asked for and possible (else one line), or by default when
+    possible (else a note saying why not)."""
+    from codir_edge.export.strings.offsets import offsets_unsupported
+
+    if config.tokenizer_in_graph is False:
+        return False
+    reason = offsets_unsupported(tokenizer)
+    if reason is not None and config.tokenizer_in_graph:
+        raise InputError(reason)
+    if reason is not None:
+        note(f"no model.strings.onnx: {reason.split(': pass --no-tokenizer-in-graph')[0]}")
+    return reason is None
 
 
 def _fp32_graph(model, stage: Path, work: Path, probes, config: ExportConfig) -> dict:
@@ -161,19 +192,72 @@ def _entity_scorer(dev, dev_tok, labels: list[str]):
     return score
 
 
+def _strings_variant(stage: Path, work: Path, source: str, tokenizer, config: ExportConfig, dev,
+                     labels: list[str]) -> dict:  # fmt: skip
+    """onnx/model.strings.onnx on the shipped graph: raw text in, each piece's label, offsets and word
+    out (``strings/offsets.py``), held to the tokenizer + that graph (hard failure) on dev sentences,
+    generated ones and the hard cases."""
+    import onnx
+
+    from codir_edge.export.steps import STRINGS_CHECK_SENTENCES
+    from codir_edge.export.strings.check import check_offsets_model, generated_sentences, probe_texts
+    from codir_edge.export.strings.offsets import OUTPUTS, build_offsets_model
+
+    with_ids = work / "strings_ids.onnx"  # the graph with its token ids exposed, for the check
+    build_offsets_model(stage / source, with_ids, tokenizer, config.max_length, labels, ids_out=True)
+    shipped = onnx.load(str(with_ids))
+    del shipped.graph.output[len(OUTPUTS) :]
+    onnx.save(shipped, str(stage / layout.STRINGS))
+    sentences = [" ".join(words) for words in dev.words[:STRINGS_CHECK_SENTENCES]] if dev is not None else []
+    missing = STRINGS_CHECK_SENTENCES - len(sentences)
+    sentences += generated_sentences(tokenizer, missing, seed=0)
+    specials = tuple(t.content for t in tokenizer.added_tokens_decoder.values())
+    texts = [text for text, _ in probe_texts(sentences, None, config.max_length, specials)]
+    agreement = check_offsets_model(with_ids, stage / source, tokenizer, texts, config.max_length, config.atol)
+    given = STRINGS_CHECK_SENTENCES - max(missing, 0)
+    agreement["source"] = ("dev sentences" if missing <= 0 else f"{given} dev and {missing} generated sentences"
+                           if given else "generated sentences")  # fmt: skip
+    return {"name": "strings", "file": layout.STRINGS, "from": source, "takes": "text", "tokenizer": "wordpiece",
+            "inputs": ["text"], "outputs": list(OUTPUTS),
+            "offsets": "offsets: code points (Python string indices); offsets_utf16: UTF-16 code units "
+                       "(JavaScript, Java, NSString); [0, 0] for special tokens",
+            "agreement": agreement}  # fmt: skip
+
+
+def _calibration(tokenizer, data: DataSpec | None, labels: list[str], config: ExportConfig,
+                 segments: bool) -> Calibration:  # fmt: skip
+    """Training sentences (their tags unread) for the fixed-shape variant's static INT8, or generated
+    ones when there is no training split."""
+    from codir_edge.export.steps import generated_encoded
+
+    if data is not None:
+        try:
+            train = read_tagged(data.data, "train").subsample(config.calibration_samples, 0)
+        except InputError:
+            pass
+        else:
+            encoded = encode_tagged(tokenizer, train, labels, config.max_length, segments, tagged=False).encoded
+            return Calibration(encoded, "training sentences")
+    return Calibration(generated_encoded(tokenizer, config.calibration_samples, config.max_length),
+                       "generated sentences")  # fmt: skip
+
+
+def _dev_scores(scores: ship.FileScores, stage: Path, dev_tok, config: ExportConfig) -> DevScores | None:
+    """The fixed-shape variants scored as every variant is, by dev entity F1 against fp32's."""
+    if scores.score is None:
+        return None
+    reference = scores.of(stage / layout.FP32)["f1"]
+    return DevScores(scores.of, "f1", reference, dev_tok.encoded.lengths, config.max_accuracy_drop)
+
+
 def _score(variants: list[dict], stage: Path, scores, config: ExportConfig) -> None:
-    """Each variant's dev entity scores at batch 1; a drop beyond ``--max-accuracy-drop`` F1 points fails."""
+    """Each variant's dev entity scores at batch 1 (a fixed-shape one at its shape, scored as it was
+    made); a drop beyond ``--max-accuracy-drop`` F1 points fails, except that a fixed-shape variant
+    ``--fixed-shape auto`` added is left out with a note (``fixed_variants.gate_variants``)."""
     for variant in variants:
-        variant["accuracy"] = scores.of(stage / variant["file"])
-    failures = []
-    for variant in variants[1:]:
-        drop = 100 * (variants[0]["accuracy"]["f1"] - variant["accuracy"]["f1"])
-        variant["accuracy_drop_points"] = drop
-        if drop > config.max_accuracy_drop:
-            failures.append(f"the {variant['name']} variant loses {drop:.2f} points of entity F1 against fp32 "
-                            f"(--max-accuracy-drop {config.max_accuracy_drop})")  # fmt: skip
-    if failures:
-        raise CheckFailedError("; ".join(failures) + ": pass --quantize none, or allow a larger drop")
+        if "fixed_shape" not in variant:
+            variant["accuracy"] = scores.of(stage / variant["file"])
+    gate_variants(variants, stage, "f1", config, lambda name, config: "pass --quantize none, or allow a larger drop")
 
 
 def _write_bundle(model_dir: Path, model, tokenizer, spec, config: ExportConfig, target: str, stage: Path,

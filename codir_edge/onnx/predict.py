@@ -36,15 +36,21 @@ def onnx_logits(
     from codir_edge.onnx.session import create_session
 
     session = create_session(model, threads, provider)
-    first = session.get_inputs()[0]
-    fixed = [d for d in first.shape if isinstance(d, int)] if len(first.shape) == 2 else []
-    if len(fixed) == 2:
-        return _fixed_logits(session, encoded, declared_inputs(session), *fixed)
+    if (shape := fixed_shape_of(session)) is not None:
+        return _fixed_logits(session, encoded, declared_inputs(session), *shape)
     outputs: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
     for indices, (logits, *_) in run_batches(session, encoded, batch_size):
         for row, value in zip(indices, np.asarray(logits, dtype=np.float32), strict=True):
             outputs[row] = value
     return np.stack(outputs)
+
+
+def fixed_shape_of(session) -> tuple[int, int] | None:
+    """(batch, length) of a graph whose inputs are fixed in both dimensions (the fixed-shape, Core ML
+    and NNAPI variants), else None."""
+    first = session.get_inputs()[0]
+    fixed = [d for d in first.shape if isinstance(d, int)] if len(first.shape) == 2 else []
+    return (fixed[0], fixed[1]) if len(fixed) == 2 else None
 
 
 def fixed_batches(encoded: Encoded, batch_size: int, length: int, count: int | None = None) -> list[dict]:

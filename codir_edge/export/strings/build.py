@@ -56,16 +56,23 @@ def _word_pieces(g: Graph, text: str, side: str, rules: TextRules, tokenizer, mo
         normal = g.op("StringRegexReplace", [normal, g.text(re.escape(content)), g.text(marker)],
                       f"{s}/normal_added_{k}", CONTRIB)  # fmt: skip
     g.op("StringRegexReplace", [normal, g.text(f"({rules.isolated})"), g.text(r" \1 ")], f"{s}/padded", CONTRIB)
+    markers = [*rules.added, *rules.normalized_added]
+    vocab = {**tokenizer.get_vocab(), **{MARK * (k + 1): index for k, (_, index) in enumerate(markers)}}
+    return wordpiece_core(g, s, f"{s}/padded", vocab, tokenizer, model)
+
+
+def wordpiece_core(g: Graph, s: str, padded: str, vocab: dict[str, int], tokenizer, model: dict) -> str:
+    """Normalized text with its words parted by spaces (``padded``, [1]) to WordPiece ids, a word with
+    any unknown piece one [UNK]. Its steps' outputs keep their names (``{s}/words``, ``{s}/pieces``,
+    ``{s}/keep`` ...): the offsets graph reads them (``offsets.py``)."""
     outs = [f"{s}/words", f"{s}/w_begin", f"{s}/w_end", f"{s}/w_rows"]
-    g.op("StringRegexSplitWithOffsets", [f"{s}/padded", g.text("( +)", True), g.text("", True)], outs, CONTRIB)
+    g.op("StringRegexSplitWithOffsets", [padded, g.text("( +)", True), g.text("", True)], outs, CONTRIB)
     # each word a row of its own, so the op reports where each word's pieces start
     g.op("Shape", [f"{s}/words"], f"{s}/n_words")
     g.op("Add", [f"{s}/n_words", g.const([1])], f"{s}/n_rows")
     g.op("Squeeze", [f"{s}/n_rows"], f"{s}/n_rows_s")
     g.op("Range", [g.const(0, scalar=True), f"{s}/n_rows_s", g.const(1, scalar=True)], f"{s}/row_splits")
     outs = [f"{s}/pieces", f"{s}/piece_splits", f"{s}/p_begin", f"{s}/p_end"]
-    markers = [*rules.added, *rules.normalized_added]
-    vocab = {**tokenizer.get_vocab(), **{MARK * (k + 1): index for k, (_, index) in enumerate(markers)}}
     g.op(
         "WordpieceTokenizer",
         [f"{s}/words", f"{s}/row_splits"],

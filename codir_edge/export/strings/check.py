@@ -99,3 +99,39 @@ def probe_texts(
     for i, text in enumerate(hard):
         texts.append((text, hard[-1 - i] if pairs is not None else None))
     return texts
+
+
+def check_offsets_model(strings_path: Path, model_path: Path, tokenizer, texts: list[str], max_length: int,
+                        atol: float = 1e-4) -> dict:  # fmt: skip
+    """The tagger's strings model (``offsets.py``, built with its token ids exposed) against the Hugging
+    Face tokenizer + model on every text (``offsets.python_reference``): the same ids, the tokenizer's
+    ``offset_mapping`` exactly (and in UTF-16 code units), the same white-space words, logits within
+    ``atol``; a mismatch fails the export, with all of them counted and the first named."""
+    from codir_edge.export.strings.offsets import python_reference
+    from codir_edge.onnx.session import create_session
+
+    strings = create_session(strings_path, 1, custom_ops=True)
+    plain = create_session(model_path, 1)
+    names = [i.name for i in plain.get_inputs()]
+    outputs = [o.name for o in strings.get_outputs()]
+    worst, failures = 0.0, []
+    for text in texts:
+        got = dict(zip(outputs, strings.run(None, {"text": np.array([text], dtype=object)}), strict=True))
+        want = python_reference(text, tokenizer, max_length)
+        feed = {"input_ids": [want["input_ids"]], "attention_mask": [[1] * len(want["input_ids"])],
+                "token_type_ids": got.get("token_type_ids", [[0] * len(want["input_ids"])])}  # fmt: skip
+        expected = plain.run(None, {n: np.asarray(feed[n], dtype=np.int64) for n in names})[0]
+        same = got["input_ids"][0].tolist() == want["input_ids"] and all(
+            [tuple(o) for o in got[key].tolist()] == want[key] for key in ("offsets", "offsets_utf16")
+        ) and got["word_ids"].tolist() == want["word_ids"]  # fmt: skip
+        diff = float(np.max(np.abs(got["logits"] - expected))) if got["logits"].shape == expected.shape else np.inf
+        worst = max(worst, diff)
+        if not (same and diff <= atol):
+            failures.append(text[:40])
+    if failures:
+        raise CheckFailedError(
+            f"model.strings.onnx disagrees with tokenizer + model on {len(failures)} of {len(texts)} texts "
+            f"(worst |diff| {worst:.2e}, first: {failures[0]!r}): pass --no-tokenizer-in-graph and report it"
+        )
+    return {"texts": len(texts), "max_abs_diff": worst, "non_ascii": sum(not t.isascii() for t in texts),
+            "offsets": "equal to the tokenizer's offset_mapping on every text"}  # fmt: skip

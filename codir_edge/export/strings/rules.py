@@ -113,9 +113,10 @@ def unsupported_reason(tokenizer) -> str | None:
     return None
 
 
-def text_rules(tokenizer) -> TextRules:
+def text_rules(tokenizer, keep: frozenset[int] = frozenset()) -> TextRules:
     """Ask the tokenizer's normalizer and pre-tokenizer about every code point, so the graph does what
-    this tokenizer does (cased or not, accents kept or not), not what BERT usually does. The scan
+    this tokenizer does (cased or not, accents kept or not), not what BERT usually does. ``keep``: code
+    points left out of the removed class, which the graph uses as markers of its own. The scan
     (about 10 s) depends only on those two and the tokenizers version: it is kept on disk
     (``core/disk_cache.py``), so a second export with the same tokenizer does not repeat it."""
     import tokenizers
@@ -134,6 +135,7 @@ def text_rules(tokenizer) -> TextRules:
     added = sorted(((t.content, i) for i, t in tokens if not t.normalized), key=lambda a: -len(a[0]))
     normalized = [(normalize(t.content).strip(), i) for i, t in tokens if t.normalized]
     normalized = sorted(((content, i) for content, i in normalized if content), key=lambda a: -len(a[0]))
+    removed = [cp for cp in removed if cp not in keep]
     return TextRules(_char_class(removed), _char_class(spaces), _char_class(isolated), mapping, tuple(added),
                      tuple(normalized))  # fmt: skip
 
