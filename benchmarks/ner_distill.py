@@ -196,7 +196,29 @@ def bundle_checks(student_dir: Path) -> dict:
                                                                manifest["tuning"].get("int8_dev_scores", {}).items()},
             "deployment": manifest["deployment"].get("threads"), "parity": manifest["parity"]["max_abs_diff"],
             "sizes_mb": {v["name"]: (bundle / v["file"]).stat().st_size / 1e6 for v in manifest["variants"]},
+            "fixed_shape": fixed_checks(manifest, files), "strings": strings_check(manifest),
             "transformers_js": js_checks(bundle)}  # fmt: skip
+
+
+def fixed_checks(manifest: dict, test: dict) -> dict:
+    """The fixed-shape variants: their shape, dev F1 (at export) and test F1 (evaluate, fed at the shape),
+    each against fp32's, the dev rows the shape cuts, and the accelerators' usability verdicts."""
+    out = {}
+    for variant in (v for v in manifest["variants"] if "fixed_shape" in v and "accuracy" in v):
+        usability = {name: {k: u[k] for k in ("verdict", "share", "partitions")}
+                     for name, u in variant["usability"].items()}  # fmt: skip
+        out[variant["name"]] = {"shape": variant["fixed_shape"], "dev_f1": 100 * variant["accuracy"]["f1"],
+                                "dev_drop": variant["accuracy_drop_points"], "test_f1": test[variant["name"]]["f1"],
+                                "test_minus_fp32": test[variant["name"]]["f1"] - test["fp32"]["f1"],
+                                "dev_rows_cut": variant.get("truncated_rows"), "usability": usability,
+                                "kept_float": len(variant.get("keep_float", []))}  # fmt: skip
+    return out
+
+
+def strings_check(manifest: dict) -> dict | None:
+    """What export held model.strings.onnx to (ids, offset_mapping, word ids and logits on these texts)."""
+    strings = next((v for v in manifest["variants"] if v["name"] == "strings"), None)
+    return None if strings is None else {"from": strings["from"], **strings["agreement"]}
 
 
 def js_checks(bundle: Path) -> dict | None:
