@@ -605,6 +605,24 @@ def test_settings_ner_does_not_read_are_refused_by_name(tagger, ner_data, tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--fixed-shape", "1x128"], "--fixed-shape 1x128 is longer than --max-length 64"),
+        (["--fixed-shape", "1by8"], "--fixed-shape"),
+        (["--fp16"], "--fp16 is not available for --task ner yet"),
+        (["--quantize", "static"], "--quantize static is not available for --task ner"),
+    ],
+)
+def test_export_settings_a_tagger_cannot_take_are_one_line_before_any_work(tagger, tmp_path, extra, says):
+    from cli_helpers import assert_one_line_error
+
+    out = tmp_path / "b"
+    result = invoke("export", tagger, "--task", "ner", "--out", out, "--max-length", "64", *extra)
+    assert_one_line_error(result, 2, says)
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
 def test_label_aware_negatives_leave_same_tag_tokens_out_and_instance_ones_keep_them():
     """Tokens of one tag only: the label-aware term has no negative left (top-1 1, loss 0); with
     --token-negatives instance every other token is one, so the same heads score a real task."""
