@@ -605,6 +605,33 @@ def test_settings_ner_does_not_read_are_refused_by_name(tagger, ner_data, tmp_pa
     assert not out.exists()
 
 
+def test_onnxruntime_cannot_make_an_ort_of_a_qdq_graph_with_a_float_matmul_so_the_fixed_one_ships_without(
+        ner_bundle, ner_data, tmp_path):  # fmt: skip
+    """Why a fixed-shape variant whose accuracy search kept a MatMul in float ships without its .ort:
+    onnxruntime's converter rejects such a graph (its MatMul + Add fusion breaks the node). When this
+    test fails, onnxruntime fixed it, and fixed_variants.py can drop its note."""
+    from codir_edge.core.errors import CheckFailedError
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.ner import read_tagged
+    from codir_edge.data.ner_encode import encode_tagged
+    from codir_edge.export import fixed
+    from codir_edge.export import quantize as q
+    from codir_edge.export.mobile import to_ort
+    from codir_edge.onnx.predict import fixed_batches
+
+    fixed.fix_shapes(ner_bundle / "onnx" / "model.onnx", tmp_path / "fixed.onnx", 1, 32)
+    train = read_tagged(ner_data, "train").subsample(16, 0)
+    encoded = encode_tagged(find_tokenizer(ner_bundle), train, LABELS, 32, True, tagged=False).encoded
+    feeds = fixed_batches(encoded, 1, 32, 16)
+    query = "/bert/encoder/layer.0/attention/self/query/MatMul"
+    for keep, name in (((), "all"), ((query,), "one-float")):
+        q.static_int8(tmp_path / "fixed.onnx", tmp_path / f"{name}.onnx", feeds, "minmax", "avx2",
+                      op_types=fixed.FIXED_OPS, keep_float=keep, weights_u8_per_tensor=True)  # fmt: skip
+    to_ort(tmp_path / "all.onnx", tmp_path, "avx2", "all.ort", "all.config", "Runtime")
+    with pytest.raises(CheckFailedError, match="MatMulAddFusion"):
+        to_ort(tmp_path / "one-float.onnx", tmp_path, "avx2", "one.ort", "one.config", "Runtime")
+
+
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
