@@ -981,6 +981,7 @@ def ner_section() -> list[str]:
                + f"); dev F1 of the candidates scored: {choice}.") if table else (
                f"the INT8 graph was chosen by dev F1 among {choice}.")  # fmt: skip
         lines += ["", f"INT8 minus fp32: {bundle['int8_minus_fp32_f1']:+.2f} F1 points (target within 0.5); {how}"]
+        lines += _ner_fixed_lines(bundle.get("fixed_shape") or {}, bundle.get("strings"))
         js = bundle.get("transformers_js")
         if js:
             lines += ["", "transformers.js in Node (`examples/apps/node/tag.mjs`) against Python's onnxruntime on "
@@ -989,6 +990,28 @@ def ner_section() -> list[str]:
                                       f"({v['words_differ']} word(s))" for d, v in js.items()) + "."]  # fmt: skip
     lines += side_by_side_lines("ner_latency", "as a token-classification model")
     return [*lines, "", provenance(result), ""]
+
+
+def _ner_fixed_lines(fixed: dict, strings: dict | None) -> list[str]:
+    """The tagger bundle's fixed-shape variants (F1 against fp32, the shape's cut, the accelerators'
+    verdicts) and what export held its strings graph to."""
+    lines = []
+    if fixed:
+        lines += ["", "Fixed-shape variants (scored fed at their shape; a word past it counts as missed):", "",
+                  "| variant | shape | dev F1 (minus fp32) | test F1 (minus fp32) | dev rows cut | MatMuls kept "
+                  "in float | accelerator: verdict, share of nodes, partitions |", "|---|---|---|---|---|---|---|"]
+        for name, v in fixed.items():
+            verdicts = "; ".join(f"{acc} {u['verdict']}, {100 * u['share']:.0f}%, {u['partitions']}"
+                                 for acc, u in v["usability"].items())  # fmt: skip
+            lines.append(f"| {name} | {v['shape'][0]}x{v['shape'][1]} | {v['dev_f1']:.2f} ({-v['dev_drop']:+.2f}) | "
+                         f"{v['test_f1']:.2f} ({v['test_minus_fp32']:+.2f}) | {v['dev_rows_cut']} | "
+                         f"{v['kept_float']} | {verdicts} |")  # fmt: skip
+    if strings:
+        lines += ["", f"`model.strings.onnx` (raw text in; labels, offsets in code points and UTF-16 units, word "
+                      f"ids out; on `{strings['from']}`): at export its ids, offsets and word ids equal the "
+                      f"tokenizer's on all {strings['texts']} texts ({strings['source']}, the hard cases, "
+                      f"{strings['non_ascii']} of them non-ASCII), logits within {strings['max_abs_diff']:.1e}."]
+    return lines
 
 
 def vocab_section() -> list[str]:

@@ -115,6 +115,9 @@ def ner_bundle(backbone_dir, ner_data, tmp_path_factory) -> Path:
 def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tmp_path):
     import onnxruntime as ort
 
+    from codir_edge.data.fast_tokenizer import find_tokenizer
+    from codir_edge.data.ner import read_tagged
+
     manifest = json.loads((ner_bundle / "manifest.json").read_text())
     assert manifest["token_classification"]["labels"][0] == "O"
     assert manifest["parity"]["max_abs_diff"] <= manifest["parity"]["atol"]
@@ -136,6 +139,10 @@ def test_export_writes_per_token_logits_held_to_pytorch(ner_bundle, ner_data, tm
     fixed = {v["name"]: v for v in manifest["variants"] if "fixed_shape" in v}  # --ort: a fixed shape by default
     assert set(fixed) == {"int8-fixed", "ort-fixed", "coreml", "nnapi"}
     assert {tuple(v["fixed_shape"]) for v in fixed.values()} == {tuple(fixed["int8-fixed"]["fixed_shape"])}
+    longest = max(len(ids) for ids in find_tokenizer(ner_bundle)([" ".join(w) for w in read_tagged(
+        ner_data, "dev").words], truncation=True, max_length=64)["input_ids"])  # fmt: skip
+    assert fixed["int8-fixed"]["fixed_shape"] == [1, min(64, -(-longest // 8) * 8)]  # a tagger's: no dev row cut
+    assert fixed["int8-fixed"]["truncated_rows"] == 0 and "f1" in fixed["int8-fixed"]["fp32_at_shape"]
     assert fixed["int8-fixed"]["format"] == "QDQ" and fixed["nnapi"]["input_dtype"] == "int32"
     assert all("f1" in fixed[name]["accuracy"] for name in ("int8-fixed", "coreml", "nnapi"))
     report = tmp_path / "b.json"

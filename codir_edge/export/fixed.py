@@ -27,18 +27,20 @@ ACCELERATORS = {  # name -> onnxruntime's supported-operator list for it
 }
 
 
-def resolve(value: str, ort: bool, dev_lengths: np.ndarray | None, max_length: int) -> tuple[int, int] | None:
+def resolve(value: str, ort: bool, dev_lengths: np.ndarray | None, max_length: int,
+            percentile: float = 99) -> tuple[int, int] | None:  # fmt: skip
     """(batch, length), or None when no fixed-shape variant is wanted. ``auto`` means one with --ort,
-    at batch 1 and the dev sentences' 99th-percentile length rounded up to a multiple of 8 (128, or
-    --max-length when shorter, without data)."""
+    at batch 1 and the dev sentences' ``percentile`` length rounded up to a multiple of 8 (128, or
+    --max-length when shorter, without data). A classifier's label survives the cut of its 1% longest
+    texts (99); a tagger loses every entity past the cut, so it takes the longest (100)."""
     parsed = fixed_shape(value)
     if parsed == OFF or (parsed == AUTO and not ort):
         return None
     if parsed == AUTO:
         if dev_lengths is None or not len(dev_lengths):
             return 1, min(128, max_length)
-        p99 = float(np.percentile(dev_lengths, 99))
-        return 1, min(max_length, max(SHAPE_ROUNDING, math.ceil(p99 / SHAPE_ROUNDING) * SHAPE_ROUNDING))
+        wanted = float(np.percentile(dev_lengths, percentile))
+        return 1, min(max_length, max(SHAPE_ROUNDING, math.ceil(wanted / SHAPE_ROUNDING) * SHAPE_ROUNDING))
     batch, length = parsed
     if length > max_length:
         raise InputError(f"--fixed-shape {batch}x{length} is longer than --max-length {max_length}: shorten it")

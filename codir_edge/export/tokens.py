@@ -15,9 +15,9 @@ token-classification pipeline loads them.
    the export. The agreement of the first count's INT8 graph with fp32 on the probe sentences is
    recorded.
 4. The fixed-shape variants for phone accelerators (``fixed_variants.py``): static QDQ INT8 at one
-   [batch, length] (``--fixed-shape``; by default with --ort, batch 1 and dev's 99th-percentile
-   length), its .ort, and the Core ML and NNAPI graphs, each scored by dev entity F1 fed at its shape
-   (the words a shorter shape cuts count as missed); beyond ``--max-accuracy-drop`` the fewest
+   [batch, length] (``--fixed-shape``; by default with --ort, batch 1 and dev's longest sentence:
+   every word a shorter shape cuts is a missed one), its .ort, and the Core ML and NNAPI graphs, each
+   scored by dev entity F1 fed at its shape; beyond ``--max-accuracy-drop`` the fewest
    sensitive MatMuls stay in float, and a variant still beyond it is left out under ``auto``.
 5. ``model.strings.onnx`` (WordPiece tokenizers; others get a note, or one line under
    ``--tokenizer-in-graph``): raw text in, each piece's label, character offsets (code points and
@@ -74,7 +74,7 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
     dev_tok = encode_tagged(tokenizer, dev, labels, config.max_length, segments) if dev is not None else None
     with_strings = _with_strings(tokenizer, config)
     shape = fixed.resolve(config.fixed_shape, config.ort, dev_tok.encoded.lengths if dev is not None else None,
-                          config.max_length)  # fmt: skip
+                          config.max_length, percentile=100)  # fmt: skip
     probes = probe_sentences(tokenizer, dev.texts if dev is not None else [], config.max_length, segments)
     model = load_trained_token_classifier(model_dir, config.trust_remote_code, attn_implementation="eager").eval()
     target = q.resolve_target(config.target)
