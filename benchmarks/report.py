@@ -1001,10 +1001,11 @@ def _ner_fixed_lines(fixed: dict, strings: dict | None) -> list[str]:
                   "| variant | shape | dev F1 (minus fp32) | test F1 (minus fp32) | dev rows cut | MatMuls kept "
                   "in float | accelerator: verdict, share of nodes, partitions |", "|---|---|---|---|---|---|---|"]
         for name, v in fixed.items():
+            cut = "-" if v["dev_rows_cut"] is None else v["dev_rows_cut"]
             verdicts = "; ".join(f"{acc} {u['verdict']}, {100 * u['share']:.0f}%, {u['partitions']}"
                                  for acc, u in v["usability"].items())  # fmt: skip
             lines.append(f"| {name} | {v['shape'][0]}x{v['shape'][1]} | {v['dev_f1']:.2f} ({-v['dev_drop']:+.2f}) | "
-                         f"{v['test_f1']:.2f} ({v['test_minus_fp32']:+.2f}) | {v['dev_rows_cut']} | "
+                         f"{v['test_f1']:.2f} ({v['test_minus_fp32']:+.2f}) | {cut} | "
                          f"{v['kept_float']} | {verdicts} |")  # fmt: skip
     if strings:
         lines += ["", f"`model.strings.onnx` (raw text in; labels, offsets in code points and UTF-16 units, word "
