@@ -95,7 +95,8 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     its dev scores with inputs padded or truncated to its length, and its .ort (runtime-optimised,
     so NNAPI and Core ML can still take its nodes). Per-tensor u8 weights can lose more than the limit
     where per-channel ones do not: then the fewest most sensitive MatMuls stay in float (the search of
-    ``export/mixed.py``, judged against fp32 on dev), and the variant ships instead of being left out."""
+    ``export/mixed.py``, judged against fp32 fed at the same shape on dev), and the variant ships instead
+    of being left out."""
     from codir_edge.export import fixed
     from codir_edge.export.candidates import CHECK_BATCHES, run_fault
     from codir_edge.export.mixed import MOBILE_QDQ, SENSITIVITY_SENTENCES, quantize_within, sensitivity
