@@ -123,8 +123,9 @@ class ExportConfig:
     # None: whenever the tokenizer is WordPiece or byte-level BPE
     tokenizer_in_graph: bool | None = setting(
         None,
-        help="Write onnx/model.strings.onnx: raw text in, logits and probabilities out (onnxruntime-extensions). "
-        "Default: whenever the tokenizer is a WordPiece (BERT) or byte-level BPE (RoBERTa) one.",
+        help="Write onnx/model.strings.onnx: raw text in, logits and probabilities out (onnxruntime-extensions); "
+        "for --task ner, each piece's label, character offsets and word too. Default: whenever the tokenizer "
+        "can be put in the graph (a tagger's: WordPiece only).",
         panel=GRAPH,
         flags=("--tokenizer-in-graph/--no-tokenizer-in-graph",),
         show_default=False,
