@@ -22,9 +22,8 @@ from pathlib import Path
 
 from codir_edge.bundle import layout
 from codir_edge.core.atomic import staged_output_dir
-from codir_edge.core.errors import CheckFailedError, InputError, avoidable
+from codir_edge.core.errors import CheckFailedError, avoidable
 from codir_edge.core.extras import require_extra
-from codir_edge.core.notes import note
 from codir_edge.core.progress import Bars, stage_progress
 from codir_edge.data import DataSpec
 from codir_edge.data.embedding import is_embedding
@@ -36,6 +35,7 @@ from codir_edge.export.bundle import write_manifest
 from codir_edge.export.config import QUANTIZE_MODES, ExportConfig
 from codir_edge.export.fixed_variants import Calibration, fixed_variants
 from codir_edge.export.plan import ExportPlan, is_pair_model, plan_export
+from codir_edge.export.strings.rules import strings_graph_wanted, unsupported_reason
 
 __all__ = ["QUANTIZE_MODES", "ExportConfig", "ExportReport", "run_export"]
 
@@ -93,7 +93,7 @@ def run_export(
             return export_tokens(model_dir, out_dir, config, data, overwrite, command)
     plan = plan_export(model_dir, out_dir, config, data, overwrite)
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
-    with_strings = _tokenizer_in_graph(tokenizer, config)
+    with_strings = strings_graph_wanted(config.tokenizer_in_graph, unsupported_reason(tokenizer))
     model = load_for_export(model_dir, config.trust_remote_code)
     with (
         _quiet_root_logger(),
@@ -162,19 +162,6 @@ class _Built:
     fused_counts: dict[str, int]
     judge: candidates.Int8Judge  # the runnable INT8 candidates, scored as timing picks them
     reference: dict | None  # the plain fp32 graph's dev metrics
-
-
-def _tokenizer_in_graph(tokenizer, config: ExportConfig) -> bool:
-    """Whether to build model.strings.onnx: asked for and possible (else one line), or by default
-    when possible (else a note saying why not)."""
-    from codir_edge.export.strings.rules import unsupported_reason
-
-    cannot_embed = unsupported_reason(tokenizer)
-    if config.tokenizer_in_graph and cannot_embed:
-        raise InputError(cannot_embed)
-    if config.tokenizer_in_graph is None and cannot_embed:  # by default: skipped, and said why
-        note(f"no model.strings.onnx: {cannot_embed.split(': pass --no-tokenizer-in-graph')[0]}")
-    return config.tokenizer_in_graph is not False and cannot_embed is None
 
 
 def _candidates(model, tokenizer, plan: ExportPlan, work: Path, progress: _Progress) -> _Built:

@@ -38,7 +38,6 @@ import numpy as np
 from codir_edge.bundle import layout
 from codir_edge.core.atomic import check_output_dir, staged_output_dir
 from codir_edge.core.errors import CheckFailedError, InputError, avoidable
-from codir_edge.core.notes import note
 from codir_edge.data import DataSpec
 from codir_edge.data.ner import NER_TASK, read_tagged
 from codir_edge.data.ner_encode import encode_tagged, score_token_logits
@@ -47,6 +46,8 @@ from codir_edge.export.candidates import single_graph_int8
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.fixed_variants import Calibration, DevScores, fixed_variants, gate_variants
 from codir_edge.export.parity import probe_sentences
+from codir_edge.export.strings.offsets import offsets_unsupported
+from codir_edge.export.strings.rules import strings_graph_wanted
 
 
 def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: DataSpec | None, overwrite: bool,
@@ -72,7 +73,7 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     segments = family_of(model_config).takes_segments(model_config)
     dev_tok = encode_tagged(tokenizer, dev, labels, config.max_length, segments) if dev is not None else None
-    with_strings = _with_strings(tokenizer, config)
+    with_strings = strings_graph_wanted(config.tokenizer_in_graph, offsets_unsupported(tokenizer))
     shape = fixed.resolve(config.fixed_shape, config.ort, dev_tok.encoded.lengths if dev is not None else None,
                           config.max_length, percentile=100)  # fmt: skip
     probes = probe_sentences(tokenizer, dev.texts if dev is not None else [], config.max_length, segments)
@@ -127,21 +128,6 @@ def _check_options(config: ExportConfig) -> None:
         raise InputError("--quantize static is not available for --task ner: use --quantize dynamic or none")
     if config.fp16:
         raise InputError("--fp16 is not available for --task ner yet: drop it")
-
-
-def _with_strings(tokenizer, config: ExportConfig) -> bool:
-    """Whether to build model.strings.onnx: asked for and possible (else one line), or by default when
-    possible (else a note saying why not)."""
-    from codir_edge.export.strings.offsets import offsets_unsupported
-
-    if config.tokenizer_in_graph is False:
-        return False
-    reason = offsets_unsupported(tokenizer)
-    if reason is not None and config.tokenizer_in_graph:
-        raise InputError(reason)
-    if reason is not None:
-        note(f"no model.strings.onnx: {reason.split(': pass --no-tokenizer-in-graph')[0]}")
-    return reason is None
 
 
 def _fp32_graph(model, stage: Path, work: Path, probes, config: ExportConfig) -> dict:

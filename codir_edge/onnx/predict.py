@@ -37,7 +37,7 @@ def onnx_logits(
 
     session = create_session(model, threads, provider)
     if (shape := fixed_shape_of(session)) is not None:
-        return _fixed_logits(session, encoded, declared_inputs(session), *shape)
+        return fixed_logits(session, encoded, *shape)
     outputs: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
     for indices, (logits, *_) in run_batches(session, encoded, batch_size):
         for row, value in zip(indices, np.asarray(logits, dtype=np.float32), strict=True):
@@ -71,7 +71,10 @@ def fixed_batches(encoded: Encoded, batch_size: int, length: int, count: int | N
     return out
 
 
-def _fixed_logits(session, encoded: Encoded, inputs: dict, batch_size: int, length: int) -> np.ndarray:
+def fixed_logits(session, encoded: Encoded, batch_size: int, length: int) -> np.ndarray:
+    """The first output of a fixed-shape graph per row of ``encoded``, [N, ...] float32, fed as
+    ``fixed_batches`` cuts and pads the rows, with the integer types the graph declares."""
+    inputs = declared_inputs(session)
     outputs = [
         np.asarray(session.run(None, {n: arrays[n].astype(t) for n, t in inputs.items()})[0])
         for arrays in fixed_batches(encoded, batch_size, length)

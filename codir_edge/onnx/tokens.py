@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from codir_edge.data.encode import Encoded
-from codir_edge.onnx.predict import declared_inputs, fixed_batches, fixed_shape_of, run_batches
+from codir_edge.onnx.predict import fixed_logits, fixed_shape_of, run_batches
 
 
 def onnx_token_logits(model: Path, encoded: Encoded, threads: int = 1, batch_size: int = 1) -> list[np.ndarray]:
@@ -24,22 +24,14 @@ def onnx_token_logits(model: Path, encoded: Encoded, threads: int = 1, batch_siz
     if len(output.shape) != 3:
         raise InputError(f"{model} outputs {output.name} of rank {len(output.shape)}, not per-token logits "
                          "[batch, sequence, labels]: export the token classifier with --task ner")  # fmt: skip
-    if (shape := fixed_shape_of(session)) is not None:
-        return _fixed_token_logits(session, encoded, output.name, *shape)
+    if (shape := fixed_shape_of(session)) is not None:  # rows cut at its length: the words after are missed
+        logits = fixed_logits(session, encoded, *shape)
+        return [logits[i, : min(len(ids), shape[1])] for i, ids in enumerate(encoded.input_ids)]
     out: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
     for rows, (logits,) in run_batches(session, encoded, batch_size, [output.name]):
         for row, i in enumerate(rows):
             out[i] = logits[row, : len(encoded.input_ids[i])].astype(np.float32)
     return out
-
-
-def _fixed_token_logits(session, encoded: Encoded, output: str, batch: int, length: int) -> list[np.ndarray]:
-    inputs = declared_inputs(session)
-    rows: list[np.ndarray] = []
-    for arrays in fixed_batches(encoded, batch, length):  # the last batch filled up with repeats
-        (logits,) = session.run([output], {name: arrays[name].astype(kind) for name, kind in inputs.items()})
-        rows.extend(logits)
-    return [rows[i][: min(len(ids), length)].astype(np.float32) for i, ids in enumerate(encoded.input_ids)]
 
 
 def score_tagger_onnx(model: Path, tokens, split, labels: list[str], threads: int = 1,

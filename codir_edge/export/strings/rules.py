@@ -96,6 +96,19 @@ def graph_tokenizer_kind(tokenizer) -> str:
     )
 
 
+def strings_graph_wanted(asked: bool | None, cannot: str | None) -> bool:
+    """Whether to build model.strings.onnx, given ``--tokenizer-in-graph`` (None: by default) and why the
+    tokenizer cannot be put in the graph (None: it can). Asked for and impossible: one line; by default
+    and impossible: skipped, with a note saying why."""
+    from codir_edge.core.notes import note
+
+    if asked and cannot:
+        raise InputError(cannot)
+    if asked is None and cannot:
+        note(f"no model.strings.onnx: {cannot.split(': pass --no-tokenizer-in-graph')[0]}")
+    return asked is not False and cannot is None
+
+
 def unsupported_reason(tokenizer) -> str | None:
     """Why this tokenizer cannot be put in the graph, or None when it can."""
     from codir_edge.export.strings.template import read_template
