@@ -20,6 +20,20 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def invoke_one_thread(*args):
+    """``invoke`` with torch on one thread, as ``run_cli``'s children run: a run here computes what a
+    child computes bit for bit, so the tests that kill a child start it only for the run they kill
+    (each child pays seconds of imports)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return invoke(*args)
+    finally:
+        torch.set_num_threads(before)
+
+
 def compress_args(teacher: Path, data: Path, out: Path, *extra) -> list:
     """A short CoDIR-Fine run on SST-2 rows: the arguments the compress tests start from."""
     return ["compress", "--teacher", teacher, "--task", "sst2", "--data", data, "--out", out, "--max-length", "32",

@@ -15,6 +15,7 @@ from cli_helpers import (
     compress_args,
     interrupt_after_first_checkpoint,
     invoke,
+    invoke_one_thread,
     max_difference,
     read_log,
     run_cli,
@@ -146,8 +147,8 @@ def test_killed_or_interrupted_runs_resume_to_the_sameweights_of(tmp_path, backb
         return [a for a in compress_args(teacher, sst2_400, out) if a not in ("--epochs", "1")] + common + list(extra)
 
     reference = tmp_path / "uninterrupted"
-    done = run_cli(args(reference)).communicate(timeout=300)
-    assert (reference / "model.safetensors").is_file(), done
+    done = invoke_one_thread(*args(reference))
+    assert (reference / "model.safetensors").is_file(), done.output
 
     killed = tmp_path / "killed"
     partial = tmp_path / ".killed.partial"
@@ -155,11 +156,9 @@ def test_killed_or_interrupted_runs_resume_to_the_sameweights_of(tmp_path, backb
     assert crash.returncode == -signal.SIGKILL and not killed.exists()
     state = sorted((partial / "checkpoints").glob("step-*"))[-1].name
     assert int(state.split("-")[1]) < 100, "the kill should land in the first epoch"
-    refused = run_cli(args(killed)).communicate(timeout=120)
-    assert "pass --resume to continue it" in refused[1]
-    resumed = run_cli(args(killed, "--resume"))
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    assert_one_line_error(invoke(*args(killed)), 2, "pass --resume to continue it")
+    resumed = invoke_one_thread(*args(killed, "--resume"))
+    assert resumed.exit_code == 0, resumed.output
     assert max_difference(weights_of(reference), weights_of(killed)) < 1e-6
     assert not partial.exists()
     steps = [row["step"] for row in read_log(killed) if "lr" in row]
@@ -171,18 +170,16 @@ def test_killed_or_interrupted_runs_resume_to_the_sameweights_of(tmp_path, backb
     message = [line for line in interrupted.stderr.splitlines() if line.startswith("error:")]
     assert len(message) == 1 and "checkpoint saved" in message[0] and "--resume" in message[0]
     assert "Traceback" not in interrupted.stderr
-    changed = run_cli(args(stopped, "--resume", "--lr", "3e-4")).communicate(timeout=120)
-    assert "was made with --lr 0.0001" in changed[1]
-    finished = run_cli(args(stopped, "--resume"))
-    assert finished.wait(timeout=300) == 0
+    assert_one_line_error(invoke(*args(stopped, "--resume", "--lr", "3e-4")), 2, "was made with --lr 0.0001")
+    finished = invoke_one_thread(*args(stopped, "--resume"))
+    assert finished.exit_code == 0, finished.output
     assert max_difference(weights_of(reference), weights_of(stopped)) < 1e-6
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, backbone_dir, sst2_small):
     teacher = tiny_teacher(tmp_path / "teacher", backbone_dir, dropout=False)
-    args = compress_args(teacher, sst2_small, tmp_path / "one", "--device", "cpu", "--epochs", "2")
-    single = run_cli(args)
-    assert single.wait(timeout=300) == 0, single.communicate()
+    single = invoke_one_thread(*compress_args(teacher, sst2_small, tmp_path / "one", "--device", "cpu", "--epochs", 2))
+    assert single.exit_code == 0, single.output
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp_args = compress_args(teacher, sst2_small, tmp_path / "two", "--device", "cpu", "--epochs", "2")
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

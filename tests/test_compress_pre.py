@@ -17,9 +17,9 @@ from cli_helpers import (
     assert_one_line_error,
     interrupt_after_first_checkpoint,
     invoke,
+    invoke_one_thread,
     max_difference,
     read_log,
-    run_cli,
     weights_of,
 )
 from conftest import build_tiny_bert, cut_glue
@@ -175,31 +175,30 @@ def test_interrupted_and_killed_runs_resume_to_the_same_weights(tmp_path, masked
         return [a for a in base if a not in ("--batch-size", "8")] + common + list(extra)
 
     reference = tmp_path / "uninterrupted"
-    done = run_cli(args(reference)).communicate(timeout=300)
-    assert (reference / "model.safetensors").is_file(), done
+    done = invoke_one_thread(*args(reference))
+    assert (reference / "model.safetensors").is_file(), done.output
     killed = tmp_path / "killed"
     crash = interrupt_after_first_checkpoint(args(killed), tmp_path / ".killed.partial", signal.SIGKILL)
     assert crash.returncode == -signal.SIGKILL and not killed.exists()
-    resumed = run_cli(args(killed, "--resume"))
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    resumed = invoke_one_thread(*args(killed, "--resume"))
+    assert resumed.exit_code == 0, resumed.output
     assert max_difference(weights_of(reference), weights_of(killed)) < 1e-6
 
     stopped = tmp_path / "stopped"
     interrupted = interrupt_after_first_checkpoint(args(stopped), tmp_path / ".stopped.partial", signal.SIGINT)
     assert interrupted.returncode == 130, interrupted.stderr
-    changed = run_cli(args(stopped, "--resume", "--mlm-probability", "0.2")).communicate(timeout=120)
-    assert "was made with --mlm-probability 0.15" in changed[1]
-    finished = run_cli(args(stopped, "--resume"))
-    assert finished.wait(timeout=300) == 0
+    changed = invoke(*args(stopped, "--resume", "--mlm-probability", "0.2"))
+    assert_one_line_error(changed, 2, "was made with --mlm-probability 0.15")
+    finished = invoke_one_thread(*args(stopped, "--resume"))
+    assert finished.exit_code == 0, finished.output
     assert max_difference(weights_of(reference), weights_of(stopped)) < 1e-6
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, backbone_dir, corpus):
     """In-batch negatives span the global batch, so two ranks train exactly what one process does."""
     teacher = tiny_backbone(tmp_path / "t", backbone_dir, dropout=False)
-    single = run_cli(pre_args(teacher, corpus, tmp_path / "one", "--device", "cpu", "--epochs", "2"))
-    assert single.wait(timeout=300) == 0, single.communicate()
+    single = invoke_one_thread(*pre_args(teacher, corpus, tmp_path / "one", "--device", "cpu", "--epochs", "2"))
+    assert single.exit_code == 0, single.output
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp_args = pre_args(teacher, corpus, tmp_path / "two", "--device", "cpu", "--epochs", "2")
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -20,8 +20,8 @@ from cli_helpers import (
     compress_args,
     interrupt_after_first_checkpoint,
     invoke,
+    invoke_one_thread,
     max_difference,
-    run_cli,
     weights_of,
 )
 from conftest import tiny_teacher
@@ -168,8 +168,8 @@ def test_two_gloo_processes_prune_as_one_process(tmp_path, backbone_dir, sst2_sm
 
     teacher = tiny_teacher(tmp_path / "teacher", backbone_dir, dropout=False)
     extra = ["--device", "cpu", "--heads-keep", "0.5", "--ffn-keep", "0.5"]
-    single = run_cli(compress_args(teacher, sst2_small, tmp_path / "one", *extra))
-    assert single.wait(timeout=300) == 0, single.communicate()
+    single = invoke_one_thread(*compress_args(teacher, sst2_small, tmp_path / "one", *extra))
+    assert single.exit_code == 0, single.output
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
               "-m", "codir_edge", *map(str, compress_args(teacher, sst2_small, tmp_path / "two", *extra))]  # fmt: skip
@@ -346,8 +346,8 @@ def test_a_killed_pruned_run_resumes_to_the_same_weights(tmp_path, backbone_dir,
         return [a for a in compress_args(teacher, sst2_small, out) if a not in ("--epochs", "1")] + common + list(extra)
 
     reference = tmp_path / "uninterrupted"
-    done = run_cli(args(reference)).communicate(timeout=300)
-    assert (reference / "model.safetensors").is_file(), done
+    done = invoke_one_thread(*args(reference))
+    assert (reference / "model.safetensors").is_file(), done.output
     per_epoch = json.loads((reference / "metrics.json").read_text())["history"][0]["step"]
 
     killed, partial = tmp_path / "killed", tmp_path / ".killed.partial"
@@ -356,8 +356,7 @@ def test_a_killed_pruned_run_resumes_to_the_same_weights(tmp_path, backbone_dir,
     assert (partial / "prune_plan.json").is_file()  # the plan the checkpoints were trained with
     state = sorted((partial / "checkpoints").glob("step-*"))[-1].name
     assert int(state.split("-")[1]) < per_epoch, "the kill should land in the first epoch"
-    resumed = run_cli(args(killed, "--resume"))
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    resumed = invoke_one_thread(*args(killed, "--resume"))
+    assert resumed.exit_code == 0, resumed.output
     assert max_difference(weights_of(reference), weights_of(killed)) < 1e-6
     assert json.loads((killed / "config.json").read_text())["intermediate_size"] == 16

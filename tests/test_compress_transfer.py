@@ -20,9 +20,9 @@ from cli_helpers import (
     compress_args,
     interrupt_after_first_checkpoint,
     invoke,
+    invoke_one_thread,
     max_difference,
     read_log,
-    run_cli,
     weights_of,
 )
 from conftest import build_tiny_bert, cut_glue, tiny_teacher
@@ -345,8 +345,8 @@ def test_a_killed_run_with_unlabelled_and_augmented_rows_resumes_to_the_same_wei
         return [a for a in compress_args(teacher, sst2_small, out) if a not in ("--epochs", "1")] + common + list(extra)
 
     reference = tmp_path / "uninterrupted"
-    done = run_cli(args(reference)).communicate(timeout=300)
-    assert (reference / "model.safetensors").is_file(), done
+    done = invoke_one_thread(*args(reference))
+    assert (reference / "model.safetensors").is_file(), done.output
     per_epoch = json.loads((reference / "metrics.json").read_text())["history"][0]["step"]
 
     killed = tmp_path / "killed"
@@ -355,9 +355,8 @@ def test_a_killed_run_with_unlabelled_and_augmented_rows_resumes_to_the_same_wei
     assert crash.returncode == -signal.SIGKILL and not killed.exists()
     state = sorted((partial / "checkpoints").glob("step-*"))[-1].name
     assert int(state.split("-")[1]) < per_epoch, "the kill should land in the first epoch"
-    resumed = run_cli(args(killed, "--resume"))
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    resumed = invoke_one_thread(*args(killed, "--resume"))
+    assert resumed.exit_code == 0, resumed.output
     assert max_difference(weights_of(reference), weights_of(killed)) < 1e-6
 
 
@@ -365,8 +364,8 @@ def test_a_killed_run_with_unlabelled_and_augmented_rows_resumes_to_the_same_wei
 def test_two_gloo_processes_match_one_process_with_unlabelled_rows(tmp_path, backbone_dir, sst2_small, unlabeled_txt):
     teacher = tiny_teacher(tmp_path / "teacher", backbone_dir, dropout=False)
     extra = ["--device", "cpu", "--unlabeled", unlabeled_txt, "--unlabeled-per-epoch", "40", "--epochs", "2"]
-    single = run_cli(compress_args(teacher, sst2_small, tmp_path / "one", *extra))
-    assert single.wait(timeout=300) == 0, single.communicate()
+    single = invoke_one_thread(*compress_args(teacher, sst2_small, tmp_path / "one", *extra))
+    assert single.exit_code == 0, single.output
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
               "-m", "codir_edge", *map(str, compress_args(teacher, sst2_small, tmp_path / "two", *extra))]  # fmt: skip

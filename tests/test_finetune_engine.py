@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_one_line_error, interrupt_after_first_checkpoint, invoke, max_difference, run_cli
+from cli_helpers import (
+    assert_one_line_error,
+    interrupt_after_first_checkpoint,
+    invoke,
+    invoke_one_thread,
+    max_difference,
+)
 from cli_helpers import weights_of as saved_weights
 from conftest import build_tiny_bert, cut_glue
 
@@ -99,15 +105,14 @@ def test_finetune_resumes_after_sigkill_and_ctrl_c_to_the_same_weights(tmp_path,
         return finetune_args(backbone, sst2_200, out, "--checkpoint-every", "4", *extra)
 
     reference = tmp_path / "uninterrupted"
-    assert run_cli(args(reference)).wait(timeout=300) == 0
+    assert invoke_one_thread(*args(reference)).exit_code == 0
 
     killed, partial = tmp_path / "killed", tmp_path / ".killed.partial"
     crash = interrupt_after_first_checkpoint(args(killed), partial, signal.SIGKILL)
     assert crash.returncode == -signal.SIGKILL and not killed.exists()
-    assert "pass --resume to continue it" in run_cli(args(killed)).communicate(timeout=120)[1]
-    resumed = run_cli(args(killed, "--resume"))
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    assert_one_line_error(invoke(*args(killed)), 2, "pass --resume to continue it")
+    resumed = invoke_one_thread(*args(killed, "--resume"))
+    assert resumed.exit_code == 0, resumed.output
     assert max_difference(saved_weights(reference), saved_weights(killed)) == 0.0
     assert not partial.exists()
     metrics = json.loads((killed / "metrics.json").read_text())
@@ -117,9 +122,8 @@ def test_finetune_resumes_after_sigkill_and_ctrl_c_to_the_same_weights(tmp_path,
     interrupted = interrupt_after_first_checkpoint(args(stopped), tmp_path / ".stopped.partial", signal.SIGINT)
     assert interrupted.returncode == 130 and "Traceback" not in interrupted.stderr
     assert "checkpoint saved" in interrupted.stderr and "--resume" in interrupted.stderr
-    changed = run_cli(args(stopped, "--resume", "--lr", "3e-4")).communicate(timeout=120)
-    assert "was made with --lr 0.0001" in changed[1]
-    assert run_cli(args(stopped, "--resume")).wait(timeout=300) == 0
+    assert_one_line_error(invoke(*args(stopped, "--resume", "--lr", "3e-4")), 2, "was made with --lr 0.0001")
+    assert invoke_one_thread(*args(stopped, "--resume")).exit_code == 0
     assert max_difference(saved_weights(reference), saved_weights(stopped)) == 0.0
 
 
@@ -128,7 +132,7 @@ def test_finetune_under_torchrun_matches_one_process(tmp_path, backbone_dir, sst
     config = json.loads((model / "config.json").read_text())
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # same computation on 1 or 2 ranks
     (model / "config.json").write_text(json.dumps(config))
-    assert run_cli(finetune_args(model, sst2_200, tmp_path / "one", "--device", "cpu")).wait(timeout=300) == 0
+    assert invoke_one_thread(*finetune_args(model, sst2_200, tmp_path / "one", "--device", "cpu")).exit_code == 0
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
               "codir_edge", *map(str, finetune_args(model, sst2_200, tmp_path / "two", "--device", "cpu"))]  # fmt: skip
     done = subprocess.run(launch, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
