@@ -195,9 +195,9 @@ def test_demo_without_data_says_where_it_looked(tmp_path, monkeypatch):
 
 def test_demo_runs_the_chain_and_prints_teacher_and_both_students(tmp_path, glue_dir):
     """The real demo (bundled MiniLM, SST-2 rows from ../shared), scaled down by its own options."""
-    data = cut_glue(glue_dir, "SST-2", tmp_path / "SST-2", 400, 40)
+    data = cut_glue(glue_dir, "SST-2", tmp_path / "SST-2", 160, 24)
     out = tmp_path / "demo"
-    samples = ("--teacher-samples", 400, "--student-samples", 400, "--runs", 5)
+    samples = ("--teacher-samples", 160, "--student-samples", 160, "--runs", 3)
     args = ("demo", "--data", data, "--out", out, *samples, "-q")
     result = invoke(*args)
     assert result.exit_code == 0, result.output
