@@ -24,6 +24,20 @@ def test_help_and_version_import_no_heavy_modules():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_evaluating_a_model_loads_no_scikit_learn_though_it_is_installed(tiny_classifier, sst2_small):
+    """transformers would import scikit-learn and scipy.stats (~1.5 s of each command) for generation;
+    a command that loads a model and scores it leaves them out, and the embedding probe still has them."""
+    code = (
+        "import sys; from typer.testing import CliRunner; from codir_edge.cli.app import app; "
+        f"r = CliRunner().invoke(app, ['evaluate', {str(tiny_classifier)!r}, '--task', 'sst2', '--data', "
+        f"{str(sst2_small)!r}]); assert r.exit_code == 0, r.output; "
+        "loaded = [m for m in ('sklearn', 'scipy.stats') if m in sys.modules]; print(loaded); "
+        "import sklearn.linear_model; sys.exit(1 if loaded else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_version():
     from codir_edge import __version__
 

@@ -26,6 +26,7 @@ import numpy as np
 from codir_edge.compress.prune import ffn_width, keep_count
 from codir_edge.core.errors import InputError
 from codir_edge.models.families import depth, family_of, heads, set_depth, width
+from codir_edge.models.hf_imports import prepare_transformers
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)  # of heads and of FFN neurons, per block
 RUN_SECONDS = 1.0  # timed loop per shape, after WARMUP untimed calls
@@ -83,6 +84,7 @@ def shape_config(config, shape: Shape):
 
 def build_random(config, shape: Shape):
     """A classifier of ``shape`` with random weights."""
+    prepare_transformers()
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_config(shape_config(config, shape), attn_implementation="eager")
@@ -93,6 +95,8 @@ def parameters(config, shape: Shape) -> int:
     its query, key and value rows (weights and biases) and its output-projection columns, per block
     with weights of its own. (transformers cannot prune heads on the meta device.)"""
     import torch
+
+    prepare_transformers()
     from transformers import AutoModelForSequenceClassification
 
     full = shape_config(config, Shape(shape.layers, heads(config), shape.ffn))

@@ -35,6 +35,7 @@ from codir_edge.export import ship
 from codir_edge.export.candidates import single_graph_int8
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.parity import probe_sentences
+from codir_edge.models.hf_imports import prepare_transformers
 from codir_edge.models.sentence import SentenceHead
 
 
@@ -138,6 +139,8 @@ def _encode_texts(tokenizer, texts: list[str], max_length: int) -> Encoded:
 def _load_encoder(model_dir: Path, trust_remote_code: bool):
     """The bare encoder with eager attention (the pattern onnxruntime's fusions recognise)."""
     import torch
+
+    prepare_transformers()
     from transformers import AutoModel
 
     from codir_edge.models.loading import _quiet_transformers, _weights_error

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from codir_edge.core.errors import InputError
 from codir_edge.core.notes import note
+from codir_edge.models.hf_imports import prepare_transformers
 
 
 def _quiet_transformers() -> None:
     """The 'newly initialized classifier' warning is expected when a backbone becomes a classifier."""
+    prepare_transformers()
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -30,6 +32,7 @@ def _weights_error(model_dir: Path, exc: Exception) -> InputError:
 
 def load_tokenizer(model_dir: Path, trust_remote_code: bool = False):
     """The folder's fast tokenizer; a slow-only folder is converted, a folder without one is refused."""
+    prepare_transformers()
     from transformers import AutoTokenizer
 
     try:
@@ -48,6 +51,8 @@ def load_classifier(model_dir: Path, labels: list[str], regression: bool, trust_
     """A sequence classifier with the task's head: a backbone gets a new head, a classifier with
     another label count gets its head replaced (said in one ``note:`` line), a matching one is kept."""
     import torch
+
+    prepare_transformers()
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     _quiet_transformers()
@@ -87,6 +92,8 @@ def load_trained_classifier(model_dir: Path, trust_remote_code: bool = False, **
     """A fine-tuned classifier exactly as saved (its head and labels are part of the artifact);
     ``kwargs`` go to ``from_pretrained`` (export asks for eager attention)."""
     import torch
+
+    prepare_transformers()
     from transformers import AutoModelForSequenceClassification
 
     _quiet_transformers()
@@ -102,6 +109,8 @@ def load_token_classifier(model_dir: Path, labels: list[str], trust_remote_code:
     """A token classifier (``*ForTokenClassification``) with one output per label and ``id2label``
     written; a saved token classifier with other labels gets a new head, said in one ``note:`` line."""
     import torch
+
+    prepare_transformers()
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     _quiet_transformers()
@@ -127,6 +136,8 @@ def load_token_classifier(model_dir: Path, labels: list[str], trust_remote_code:
 def load_trained_token_classifier(model_dir: Path, trust_remote_code: bool = False, **kwargs):
     """A fine-tuned token classifier exactly as saved; a folder that is not one is refused."""
     import torch
+
+    prepare_transformers()
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     _quiet_transformers()
@@ -147,6 +158,8 @@ def load_backbone(model_dir: Path, with_mlm_head: bool, trust_remote_code: bool 
     reads ``*ForPreTraining`` checkpoints) or bare (``AutoModel``; a sentence-transformers folder
     such as all-MiniLM-L6-v2 is one)."""
     import torch
+
+    prepare_transformers()
     from transformers import AutoModel, AutoModelForMaskedLM
 
     _quiet_transformers()

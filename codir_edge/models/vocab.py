@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from codir_edge.core.errors import InputError
+from codir_edge.models.hf_imports import prepare_transformers
 
 MODEL_KINDS = ("WordPiece", "BPE", "Unigram")
 
@@ -220,6 +221,7 @@ def prune_tokenizer_json(data: dict, keep: Sequence[int]) -> dict:
 def pruned_tokenizer(tokenizer, keep: Sequence[int]):
     """The same transformers tokenizer class over the pruned vocabulary, as ``from_pretrained`` loads it
     from a folder with only ``tokenizer.json`` and its configuration files."""
+    prepare_transformers()
     from transformers import AutoTokenizer
 
     new_id = {old: new for new, old in enumerate(keep)}

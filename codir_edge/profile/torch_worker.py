@@ -13,11 +13,14 @@ import time
 
 from codir_edge.core.runner import feeds, peak_rss_mb, pin, timed_loop
 from codir_edge.devices.measurement import Measurement
+from codir_edge.models.hf_imports import prepare_transformers
 
 
 def measure(spec: Measurement) -> dict:
     import numpy as np
     import torch
+
+    prepare_transformers()
     from transformers import AutoModelForSequenceClassification
 
     from codir_edge.models.families import input_names
