@@ -35,7 +35,6 @@ from codir_edge.export import ship
 from codir_edge.export.candidates import single_graph_int8
 from codir_edge.export.config import ExportConfig
 from codir_edge.export.parity import probe_sentences
-from codir_edge.models.hf_imports import prepare_transformers
 from codir_edge.models.sentence import SentenceHead
 
 
@@ -140,12 +139,11 @@ def _load_encoder(model_dir: Path, trust_remote_code: bool):
     """The bare encoder with eager attention (the pattern onnxruntime's fusions recognise)."""
     import torch
 
-    prepare_transformers()
-    from transformers import AutoModel
-
     from codir_edge.models.loading import _quiet_transformers, _weights_error
 
     _quiet_transformers()
+    from transformers import AutoModel
+
     try:
         return AutoModel.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code,
                                          torch_dtype=torch.float32, attn_implementation="eager").eval()  # fmt: skip

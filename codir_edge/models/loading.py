@@ -16,7 +16,9 @@ from codir_edge.models.hf_imports import prepare_transformers
 
 
 def _quiet_transformers() -> None:
-    """The 'newly initialized classifier' warning is expected when a backbone becomes a classifier."""
+    """Call before importing transformers' model classes: they load without scikit-learn
+    (``hf_imports``), and the 'newly initialized classifier' warning, expected when a backbone becomes a
+    classifier, is not shown."""
     prepare_transformers()
     import transformers
 
@@ -52,10 +54,9 @@ def load_classifier(model_dir: Path, labels: list[str], regression: bool, trust_
     another label count gets its head replaced (said in one ``note:`` line), a matching one is kept."""
     import torch
 
-    prepare_transformers()
+    _quiet_transformers()
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    _quiet_transformers()
     num_labels = 1 if regression else len(labels)
     config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
     saved_outputs = getattr(config, "num_labels", num_labels)  # read before the task's labels overwrite it
@@ -93,10 +94,9 @@ def load_trained_classifier(model_dir: Path, trust_remote_code: bool = False, **
     ``kwargs`` go to ``from_pretrained`` (export asks for eager attention)."""
     import torch
 
-    prepare_transformers()
+    _quiet_transformers()
     from transformers import AutoModelForSequenceClassification
 
-    _quiet_transformers()
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             str(model_dir), trust_remote_code=trust_remote_code, torch_dtype=torch.float32, **kwargs
@@ -110,10 +110,9 @@ def load_token_classifier(model_dir: Path, labels: list[str], trust_remote_code:
     written; a saved token classifier with other labels gets a new head, said in one ``note:`` line."""
     import torch
 
-    prepare_transformers()
+    _quiet_transformers()
     from transformers import AutoConfig, AutoModelForTokenClassification
 
-    _quiet_transformers()
     config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
     saved = dict(getattr(config, "id2label", {}) or {})
     was_tagger = any("TokenClassification" in a for a in (config.architectures or []))
@@ -137,10 +136,9 @@ def load_trained_token_classifier(model_dir: Path, trust_remote_code: bool = Fal
     """A fine-tuned token classifier exactly as saved; a folder that is not one is refused."""
     import torch
 
-    prepare_transformers()
+    _quiet_transformers()
     from transformers import AutoConfig, AutoModelForTokenClassification
 
-    _quiet_transformers()
     config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
     if not any("TokenClassification" in a for a in (config.architectures or [])):
         raise InputError(f"{model_dir} is not a token classifier (architectures: {config.architectures}): "
@@ -159,10 +157,9 @@ def load_backbone(model_dir: Path, with_mlm_head: bool, trust_remote_code: bool 
     such as all-MiniLM-L6-v2 is one)."""
     import torch
 
-    prepare_transformers()
+    _quiet_transformers()
     from transformers import AutoModel, AutoModelForMaskedLM
 
-    _quiet_transformers()
     auto = AutoModelForMaskedLM if with_mlm_head else AutoModel
     try:
         return auto.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code, torch_dtype=torch.float32)
