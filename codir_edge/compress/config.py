@@ -201,9 +201,9 @@ class FineConfig(DistillConfig):
     # compress/vocab.py resplit(): training rows split as unseen text is under the pruned vocabulary
     vocab_resplit: float = setting(
         0.0,
-        help="With --vocab auto or N: the share of training rows the student reads split as if a random half of "
-        "their tokens had been pruned too (the teacher's targets stay those of the whole words), so that it "
-        "learns to read the pieces that words its training text never used split into. 0: off.",
+        help="With --vocab auto or N: the share of training rows the student reads split as if the rarer half of "
+        "the tokens the training text uses had been pruned too (the teacher's targets stay those of the whole "
+        "words), so that it learns to read the pieces that words its training text never used split into. 0: off.",
         panel=SHAPE,
     )
     # width pruning (compress/prune.py): the fraction of each block's heads and FFN neurons the student keeps,

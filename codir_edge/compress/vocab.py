@@ -70,16 +70,15 @@ def vocab_report(plan: VocabPlan, width: int, before: tuple[Encoded, Encoded], a
     }
 
 
-def resplit_keep(tokenizer, plan: VocabPlan, seed: int) -> list[int]:
-    """The kept rows less a seeded random half of the tokens the training text uses (special tokens and the
-    single-character and byte fallback stay): a vocabulary under which the training text splits into more,
-    shorter pieces, as text with words the training text never used does under the kept one."""
-    import numpy as np
-
+def resplit_keep(tokenizer, plan: VocabPlan, counts: dict[int, int]) -> list[int]:
+    """The kept rows less the rarer half of the tokens the training text uses (by ``counts``, full-vocabulary
+    ids; special tokens and the single-character and byte fallback stay): the words that unseen text is
+    likeliest to bring new ones like are rare ones, so under this vocabulary the training text splits where
+    such text splits under the kept one."""
     data = backend_json(tokenizer)
     fixed = special_ids(data) | set(getattr(tokenizer, "added_tokens_decoder", {})) | fallback_ids(data)
-    droppable = np.asarray([i for i in plan.keep if i not in fixed], dtype=np.int64)
-    dropped = set(droppable[np.random.default_rng(seed).random(len(droppable)) < 0.5].tolist())
+    droppable = sorted((counts.get(i, 0), i) for i in plan.keep if i not in fixed)
+    dropped = {i for _count, i in droppable[: len(droppable) // 2]}
     return [i for i in plan.keep if i not in dropped]
 
 
@@ -91,10 +90,11 @@ def resplit(tokenizer, plan: VocabPlan, kept: Encoded, encode_with, rate: float,
     encodes the training rows in ``kept``'s order; ids are mapped back into the kept vocabulary."""
     import numpy as np
 
-    thin = resplit_keep(tokenizer, plan, seed)
+    counts = {plan.keep[i]: n for i, n in count_tokens(kept.input_ids).items()}
+    thin = resplit_keep(tokenizer, plan, counts)
     split = encode_with(pruned_tokenizer(tokenizer, thin))
     to_kept = np.asarray(plan.id_map(), dtype=np.int64)[np.asarray(thin, dtype=np.int64)]
-    chosen = np.random.default_rng(seed + 1).random(len(kept)) < rate
+    chosen = np.random.default_rng(seed).random(len(kept)) < rate
     ids, changed = list(kept.input_ids), 0
     types = list(kept.token_type_ids) if kept.token_type_ids is not None else None
     for row in np.flatnonzero(chosen):
