@@ -1030,8 +1030,7 @@ def vocab_section() -> list[str]:
         "on the dev sentences that the pruned vocabulary splits differently (no other-source sentiment set "
         "is staged here, so these stand in for unseen text; every arm scored on the same subset). An arm ending in "
         "`-q4` is the same student exported with `--embedding-bits 4` (the word-embedding table of every INT8 file "
-        "in 4 bits); `auto-rNN` is `--vocab auto --vocab-resplit NN/100` (that share of training rows read split "
-        "as under a thinner vocabulary: the same rows kept, so the same changed dev sentences, as `auto`):",
+        "in 4 bits):",
         "",
         "| arm | seed | rows kept | fp32 MB | INT8 MB | INT8 peak RSS MB | INT8 p50 ms | dev fp32 | dev INT8 | "
         "changed dev texts | on them, fp32: this arm / full | on them, INT8: this arm / full |",
@@ -1042,7 +1041,7 @@ def vocab_section() -> list[str]:
         kept = r["vocabulary"]["kept"] if r.get("vocabulary") else 30522
         prof = r["profile"].get("int8", {})
         changed, on_fp32, on_int8 = "-", "-", "-"
-        vocab = r["arm"].removesuffix("-q4").split("-r")[0]  # -q4: 4-bit embeddings; -rNN: --vocab-resplit
+        vocab = r["arm"].removesuffix("-q4")  # a -q4 arm: that vocabulary's student, 4-bit embeddings
         mine = r.get("on_changed", {}).get(vocab)
         other = full.get(r["seed"], {}).get("on_changed", {}).get(vocab)
         if vocab != "full" and mine and other:

@@ -11,12 +11,10 @@ full one (their words were not in the training text): that subset is the text th
 not seen pieces of, which is where pruning could cost accuracy. No sentiment set from another source
 is staged on this machine, so that subset stands in for one.
 
-    python benchmarks/vocab_pruning.py [--arms full,auto,8000,auto-q4,auto-r25] [--seeds 1,2]
+    python benchmarks/vocab_pruning.py [--arms full,auto,8000,auto-q4] [--seeds 1,2]
 
 An arm ``<vocab>-q4`` exports the ``<vocab>`` arm's student (not trained again) with ``--embedding-bits 4``:
-the word-embedding table of every INT8 file in 4 bits. An arm ``<vocab>-rNN`` trains with
-``--vocab-resplit NN/100`` (that share of training rows read split as under a thinner vocabulary); its
-rows kept, and so its changed dev sentences, are those of the ``<vocab>`` arm of the same seed.
+the word-embedding table of every INT8 file in 4 bits.
 
 Each finished arm is saved under benchmarks/.work/vocab and skipped when re-run; the result holds every
 arm finished so far. Writes results/vocab_pruning.json.
@@ -78,32 +76,13 @@ VARIANT_FIELDS = ("accuracy", "fixed_shape", "usability", "rewritten", "keep_flo
                   "accuracy_drop_points")  # what the result keeps of each fixed-shape variant's manifest entry
 
 
-def trained_of(name: str) -> str:
-    """The arm whose student an arm exports: ``auto-q4`` is the ``auto`` student with 4-bit embeddings."""
+def vocab_of(name: str) -> str:
+    """The --vocab of an arm: ``auto-q4`` is the ``auto`` student exported with 4-bit embeddings."""
     return name.removesuffix("-q4")
 
 
-def vocab_of(name: str) -> str:
-    """The --vocab of an arm: ``auto-r25`` is ``--vocab auto --vocab-resplit 0.25``."""
-    return trained_of(name).split("-r")[0]
-
-
-def resplit_of(name: str) -> list[str]:
-    """The --vocab-resplit flags of an arm (none without an ``-rNN`` part)."""
-    parts = trained_of(name).split("-r")
-    return ["--vocab-resplit", str(int(parts[1]) / 100)] if len(parts) > 1 else []
-
-
 def student_of(name: str, seed: int) -> Path:
-    return SAVED / f"{trained_of(name)}-s{seed}" / "student"
-
-
-def vocab_student(vocab: str, seed: int) -> Path | None:
-    """A trained student of ``--vocab vocab`` and ``seed`` (every arm of one --vocab and seed keeps the same
-    rows, resplit or not), None when none is here (an arm carried over from an earlier run)."""
-    found = sorted(p.parent for p in SAVED.glob(f"*-s{seed}/student/metrics.json")
-                   if vocab_of(p.parent.parent.name.rsplit("-s", 1)[0]) == vocab)  # fmt: skip
-    return found[0] if found else None
+    return SAVED / f"{vocab_of(name)}-s{seed}" / "student"
 
 
 def arm(name: str, seed: int, teacher_dir: Path) -> dict:
@@ -116,8 +95,7 @@ def arm(name: str, seed: int, teacher_dir: Path) -> dict:
     if not (student / "metrics.json").is_file():  # a student kept from an interrupted run is not trained again
         run(["compress", "--teacher", teacher_dir, "--task", "sst2", "--data", GLUE, "--out", student,
              "--student-layers", "3", "--objective", "codir", "--epochs", "1", "--max-length", "64",
-             "--max-train-samples", "40000", "--seed", seed, "--vocab", vocab_of(name), *resplit_of(name),
-             "--overwrite", "--quiet"],
+             "--max-train-samples", "40000", "--seed", seed, "--vocab", vocab_of(name), "--overwrite", "--quiet"],
             student.parent / "compress.log")  # fmt: skip
     # as the demo's pipeline exports it: scored and gated on SST-2 dev, fixed shapes at its 99th percentile
     bits = ["--embedding-bits", "4"] if name.endswith("-q4") else []
@@ -154,15 +132,12 @@ def on_changed(results: list[dict], teacher_dir: Path) -> None:
             continue
         result["on_changed"] = {}
         for other in results:
-            vocab = vocab_of(other["arm"])
-            if vocab in ("full", *result["on_changed"]) or other["seed"] != result["seed"]:
+            if vocab_of(other["arm"]) in ("full", *result["on_changed"]) or other["seed"] != result["seed"]:
                 continue
-            if (student := vocab_student(vocab, other["seed"])) is None:
-                continue  # every arm of that vocabulary was carried over, scored on it already
-            data = changed_dev(student, teacher_dir).parent
+            data = changed_dev(student_of(other["arm"], other["seed"]), teacher_dir).parent
             bundle = SAVED / f"{result['arm']}-s{result['seed']}" / "bundle"
-            log = SAVED / f"{result['arm']}-s{result['seed']}" / f"eval_changed_{vocab}.log"
-            result["on_changed"][vocab] = accuracy(bundle, data, log)
+            log = SAVED / f"{result['arm']}-s{result['seed']}" / f"eval_changed_{vocab_of(other['arm'])}.log"
+            result["on_changed"][vocab_of(other["arm"])] = accuracy(bundle, data, log)
         (SAVED / f"{result['arm']}-s{result['seed']}.json").write_text(json.dumps(result, indent=2))
 
 
@@ -177,7 +152,7 @@ def main() -> None:
             arm(name, int(seed), teacher_dir)
     # every arm finished so far, this run's or an earlier one's (so seeds added later join the table)
     results = [json.loads(p.read_text()) for p in sorted(SAVED.glob("*-s*.json"))]
-    order = ["full", "auto", "auto-r25", "8000", "full-q4", "auto-q4", "auto-r25-q4"]
+    order = ["full", "auto", "8000", "full-q4", "auto-q4"]
     results.sort(key=lambda r: (r["seed"], order.index(r["arm"]) if r["arm"] in order else len(order)))
     on_changed(results, teacher_dir)
     summary = {}

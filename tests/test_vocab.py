@@ -80,44 +80,6 @@ def test_any_text_gets_no_more_unknown_tokens(pruned, family, text):
         full(text)["input_ids"], skip_special_tokens=True).replace(" ", "")  # fmt: skip
 
 
-def _encoded(tokenizer, texts: list[str]):
-    from codir_edge.data.encode import Encoded
-
-    ids = [np.asarray(row, dtype=np.int64) for row in tokenizer(texts)["input_ids"]]
-    return Encoded(ids, None, np.zeros(len(ids), dtype=np.int64), tokenizer.pad_token_id or 0)
-
-
-@pytest.mark.parametrize("family", CASES)
-def test_resplit_rows_read_the_same_text_in_other_pieces_of_the_kept_vocabulary(pruned, family):
-    from codir_edge.compress.vocab import resplit, resplit_keep
-    from codir_edge.models.vocab import backend_json, fallback_ids, special_ids
-
-    full, small, plan, train = pruned[family]
-    counts = count_tokens(full(train)["input_ids"])
-    thin = resplit_keep(full, plan, counts)
-    data = backend_json(full)
-    assert (special_ids(data) | fallback_ids(data)) <= set(thin) < set(plan.keep)
-    fixed = special_ids(data) | fallback_ids(data)
-    dropped, stayed = set(plan.keep) - set(thin), set(thin) - fixed
-    assert max(counts[i] for i in dropped) <= min(counts[i] for i in stayed)  # the rarer half
-    assert len(stayed) - 1 <= len(dropped) <= len(stayed)
-    kept = _encoded(small, train)
-    mixed, changed = resplit(full, plan, kept, lambda tok: _encoded(tok, train), 0.5, seed=3)
-    differ = [not np.array_equal(a, b) for a, b in zip(mixed.input_ids, kept.input_ids, strict=True)]
-    # about half the rows were drawn; most drawn rows have a token the thinner vocabulary dropped
-    assert changed == sum(differ) and 0.15 * len(train) < changed < 0.6 * len(train)
-    for text, row, differs in zip(train, mixed.input_ids, differ, strict=True):
-        if differs:  # ids of the kept vocabulary, spelling the same text, no more unknown tokens
-            assert row.max() < len(small)
-            assert small.decode(row, skip_special_tokens=True).replace(" ", "") == small.decode(
-                small(text)["input_ids"], skip_special_tokens=True).replace(" ", "")  # fmt: skip
-            assert list(row).count(small.unk_token_id) <= small(text)["input_ids"].count(small.unk_token_id)
-    again, _ = resplit(full, plan, kept, lambda tok: _encoded(tok, train), 0.5, seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip(again.input_ids, mixed.input_ids, strict=True))
-    none, unchanged = resplit(full, plan, kept, lambda tok: _encoded(tok, train), 0.0, seed=3)
-    assert unchanged == 0 and all(a is b for a, b in zip(none.input_ids, kept.input_ids, strict=True))
-
-
 def test_a_row_budget_is_met_with_bpe_merge_parts_counted(pruned):
     full, _small, _plan, train = pruned["roberta"]
     counts = count_tokens(full(train)["input_ids"])
@@ -189,14 +151,6 @@ def test_compress_vocab_auto_ships_a_smaller_student_that_reads_its_training_tex
     assert vocabulary["embedding_bytes_saved_fp32"] == (1200 - vocabulary["kept"]) * 32 * 4
     assert 0 < vocabulary["dev_texts_retokenized"] <= vocabulary["dev_texts"] == 40
     assert len(AutoTokenizer.from_pretrained(student)) == vocabulary["kept"]
-    # --vocab-resplit: the same rows kept, part of the training text read in other pieces of them
-    result = invoke(*common, "--out", tmp_path / "resplit", "--vocab", "auto", "--vocab-resplit", "0.5")
-    assert result.exit_code == 0, result.output
-    resplit = json.loads((tmp_path / "resplit" / "metrics.json").read_text())["vocabulary"]
-    assert resplit["kept"] == vocabulary["kept"] and 10 < resplit["train_rows_resplit"] <= 30
-    assert f"{resplit['train_rows_resplit']} training rows read re-split" in result.output
-    other = load_file(str(tmp_path / "resplit" / "model.safetensors"))
-    assert not np.array_equal(other["classifier.weight"], cut["classifier.weight"])
     assert not (student / "vocab.txt").is_file() or len(
         (student / "vocab.txt").read_text(encoding="utf-8").splitlines()) == vocabulary["kept"]  # fmt: skip
     # the rest of the chain takes it as any student: the strings-in graph holds to its tokenizer
@@ -218,10 +172,7 @@ def test_compress_vocab_auto_ships_a_smaller_student_that_reads_its_training_tex
     ("args", "fragment"),
     [(["--vocab", "lots"], "--vocab must be full, auto or a row count"),
      (["--vocab", "3"], "--vocab 3 is below the"),
-     (["--task", "ner", "--vocab", "3000"], "--vocab 3000 would split words into other pieces"),
-     (["--vocab-resplit", "0.3"], "--vocab-resplit applies to a pruned vocabulary"),
-     (["--vocab", "auto", "--vocab-resplit", "1.5"], "--vocab-resplit must be a share of rows from 0 to 1"),
-     (["--task", "ner", "--vocab", "auto", "--vocab-resplit", "0.3"], "--vocab-resplit applies to --stage fine")],
+     (["--task", "ner", "--vocab", "3000"], "--vocab 3000 would split words into other pieces")],
 )  # fmt: skip
 def test_bad_vocab_settings_get_one_line(tmp_path, tiny_classifier, sst2, args, fragment, no_leftovers):
     base = ["compress", "--teacher", tiny_classifier, "--data", sst2, "--out", tmp_path / "o", "--student-layers", "1",

@@ -144,8 +144,6 @@ def vocab_line(vocabulary: dict) -> str:
         f"embeddings saved; {vocabulary['dev_texts_retokenized']} of {vocabulary['dev_texts']} "
         f"{vocabulary.get('scored_on', 'dev')} texts and "
         f"{vocabulary['train_rows_retokenized']} training rows tokenize differently than with the full vocabulary"
-        + (f"; {vocabulary['train_rows_resplit']} training rows read re-split (--vocab-resplit)"
-           if "train_rows_resplit" in vocabulary else "")  # fmt: skip
     )
 
 

@@ -198,14 +198,6 @@ class FineConfig(DistillConfig):
         cli_default="full",
         parse=parse_vocab,
     )
-    # compress/vocab.py resplit(): training rows split as unseen text is under the pruned vocabulary
-    vocab_resplit: float = setting(
-        0.0,
-        help="With --vocab auto or N: the share of training rows the student reads split as if the rarer half of "
-        "the tokens the training text uses had been pruned too (the teacher's targets stay those of the whole "
-        "words), so that it learns to read the pieces that words its training text never used split into. 0: off.",
-        panel=SHAPE,
-    )
     # width pruning (compress/prune.py): the fraction of each block's heads and FFN neurons the student keeps,
     # ranked by the teacher's |dL/dmask| over this many training sentences
     heads_keep: float = setting(
@@ -269,11 +261,6 @@ class FineConfig(DistillConfig):
             )
         self._check_width()
         parse_vocab(self.vocab)
-        if not 0.0 <= self.vocab_resplit <= 1.0:
-            raise InputError(f"--vocab-resplit must be a share of rows from 0 to 1, got {self.vocab_resplit}")
-        if self.vocab_resplit and parse_vocab(self.vocab) == "full":
-            raise InputError("--vocab-resplit applies to a pruned vocabulary: add --vocab auto (or a row count), "
-                             "or drop --vocab-resplit")  # fmt: skip
         if self.unlabeled_per_epoch is not None and not self.unlabeled:
             raise InputError("--unlabeled-per-epoch applies with --unlabeled only: give unlabelled text, or drop it")
         if not self.task:

@@ -17,7 +17,7 @@ from codir_edge.compress.prune import PrunePlan, check_prunable
 from codir_edge.compress.setup import Setup
 from codir_edge.compress.student import check_same_tokenizer, check_student_layers, layer_map
 from codir_edge.compress.transfer import build_transfer_set, concat_encoded, epoch_order
-from codir_edge.compress.vocab import cut_vocabulary, decided_once, resplit, vocab_report
+from codir_edge.compress.vocab import cut_vocabulary, decided_once, vocab_report
 from codir_edge.core.errors import InputError
 from codir_edge.core.progress import stderr_console
 from codir_edge.data import DataSpec, get_task, load_train_dev
@@ -205,7 +205,7 @@ class FineStage:
         """(student, its training rows, its dev rows) over the pruned vocabulary (``--vocab``); the tokenizer
         the student is saved with becomes the cut one."""
         config = self.config
-        width, full_tokenizer = student.get_input_embeddings().embedding_dim, setup.tokenizer
+        width = student.get_input_embeddings().embedding_dim
         student, tokenizer, made = cut_vocabulary(student, setup.tokenizer, self.train_enc.input_ids,
                                                   parse_vocab(config.vocab), self.run_dir, dist)  # fmt: skip
         setup.tokenizer = tokenizer
@@ -213,13 +213,6 @@ class FineStage:
         train = concat_encoded([encode(tokenizer, part, length, self.segments) for part in self.train_parts])
         dev = encode(tokenizer, self.dev, length, self.segments)
         self.vocabulary = vocab_report(made, width, (self.train_enc, self.dev_enc), (train, dev))
-        if config.vocab_resplit:
-
-            def encode_with(tok):
-                return concat_encoded([encode(tok, part, length, self.segments) for part in self.train_parts])
-
-            train, changed = resplit(full_tokenizer, made, train, encode_with, config.vocab_resplit, config.seed)
-            self.vocabulary |= {"resplit": config.vocab_resplit, "train_rows_resplit": changed}
         return student, train, dev
 
     def _shape_for_budget(self, teacher_config, tokenizer, dev, dist, bars) -> None:

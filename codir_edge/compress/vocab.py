@@ -8,16 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from codir_edge.data.encode import Encoded
-from codir_edge.models.vocab import (
-    VocabPlan,
-    backend_json,
-    count_tokens,
-    fallback_ids,
-    plan_vocab,
-    pruned_model,
-    pruned_tokenizer,
-    special_ids,
-)
+from codir_edge.models.vocab import VocabPlan, count_tokens, plan_vocab, pruned_model, pruned_tokenizer
 
 
 def decided_once(path: Path, dist, decide) -> dict:
@@ -68,39 +59,3 @@ def vocab_report(plan: VocabPlan, width: int, before: tuple[Encoded, Encoded], a
         "dev_texts": len(after[1]),
         "scored_on": scored,
     }
-
-
-def resplit_keep(tokenizer, plan: VocabPlan, counts: dict[int, int]) -> list[int]:
-    """The kept rows less the rarer half of the tokens the training text uses (by ``counts``, full-vocabulary
-    ids; special tokens and the single-character and byte fallback stay): the words that unseen text is
-    likeliest to bring new ones like are rare ones, so under this vocabulary the training text splits where
-    such text splits under the kept one."""
-    data = backend_json(tokenizer)
-    fixed = special_ids(data) | set(getattr(tokenizer, "added_tokens_decoder", {})) | fallback_ids(data)
-    droppable = sorted((counts.get(i, 0), i) for i in plan.keep if i not in fixed)
-    dropped = {i for _count, i in droppable[: len(droppable) // 2]}
-    return [i for i in plan.keep if i not in dropped]
-
-
-def resplit(tokenizer, plan: VocabPlan, kept: Encoded, encode_with, rate: float, seed: int) -> tuple[Encoded, int]:
-    """(``kept`` with a seeded ``rate`` share of its rows as ``resplit_keep``'s vocabulary splits them, how many
-    rows changed): ``--vocab-resplit``. Under ``--vocab auto`` the training text never splits a word that the
-    pruning dropped, yet unseen text will; the teacher's targets stay those of the whole words, so the student
-    learns to read the pieces as the words they stand for. ``tokenizer`` is the full one, ``encode_with(tok)``
-    encodes the training rows in ``kept``'s order; ids are mapped back into the kept vocabulary."""
-    import numpy as np
-
-    counts = {plan.keep[i]: n for i, n in count_tokens(kept.input_ids).items()}
-    thin = resplit_keep(tokenizer, plan, counts)
-    split = encode_with(pruned_tokenizer(tokenizer, thin))
-    to_kept = np.asarray(plan.id_map(), dtype=np.int64)[np.asarray(thin, dtype=np.int64)]
-    chosen = np.random.default_rng(seed).random(len(kept)) < rate
-    ids, changed = list(kept.input_ids), 0
-    types = list(kept.token_type_ids) if kept.token_type_ids is not None else None
-    for row in np.flatnonzero(chosen):
-        mapped = to_kept[split.input_ids[row]]
-        changed += len(mapped) != len(ids[row]) or bool((mapped != ids[row]).any())
-        ids[row] = mapped
-        if types is not None:
-            types[row] = split.token_type_ids[row]
-    return Encoded(ids, types, kept.targets, kept.pad_id), changed
