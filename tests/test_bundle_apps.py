@@ -261,6 +261,8 @@ def test_min_onnxruntime_leaves_out_what_needs_a_newer_one_and_says_why(tmp_path
     manifest = json.loads((out / "manifest.json").read_text())
     files = {v["file"]: v["runtime"]["min_onnxruntime"] for v in manifest["variants"]}
     assert "onnx/model_quantized.fixed.ort" not in files and files["onnx/model.ort"] == "1.16"
+    assert [(r["name"], r["file"]) for r in manifest["left_out"]] == [("ort-fixed", "onnx/model_quantized.fixed.ort")]
+    assert manifest["left_out"][0]["why"].startswith("it needs onnxruntime 1.30, above --min-onnxruntime 1.17")
     left_out = ("model_quantized.fixed.ort", "required_operators.fixed.config")
     assert not any((out / "onnx" / name).exists() for name in left_out)
     assert invoke("verify", out).exit_code == 0

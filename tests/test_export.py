@@ -47,7 +47,7 @@ def test_bundle_holds_every_variant_with_a_complete_manifest(bundle):
         manifest["inputs"][0]["shape"] == ["batch_size", "sequence_length"]
         and manifest["inputs"][0]["dtype"] == "int64"
     )
-    assert manifest["parity"]["source"] == "generated token ids"
+    assert manifest["parity"]["source"] == "generated token ids" and manifest["left_out"] == []
     assert manifest["parity"]["max_abs_diff"] <= 1e-4 and manifest["parity"]["label_agreement"] == 1.0
     assert {(c["batch"], c["length"]) for c in manifest["parity"]["cases"]} >= {(1, 8), (16, 64)}
     assert manifest["fused_operators"]["offline_fusion"]["Attention"] == 2  # eager export: both layers fuse
@@ -530,8 +530,15 @@ def test_a_fixed_shape_variant_beyond_the_drop_is_left_out_unless_the_shape_was_
         with pytest.raises(CheckFailedError, match="the int8-fixed variant loses 2.00 points.*the nnapi variant"):
             score_variants(variants, tmp_path, None, plan)
         return
-    score_variants(variants, tmp_path, None, plan)
+    left_out = score_variants(variants, tmp_path, None, plan)
     assert [v["name"] for v in variants] == ["fp32", "int8", "coreml"]
+    # the manifest's record of each: a CI job reads why a variant is missing without the export's log
+    assert [(r["name"], r["file"]) for r in left_out] == [("int8-fixed", files[0]), ("ort-fixed", files[1]),
+                                                          ("nnapi", files[3])]  # fmt: skip
+    assert left_out[0]["why"].startswith("the int8-fixed variant loses 2.00 points of accuracy against fp32")
+    assert left_out[0]["accuracy_drop_points"] == pytest.approx(2.0) and left_out[0]["fixed_shape"] == [1, 8]
+    assert left_out[1]["why"] == f"made from {files[0]}, which was left out"
+    assert "left_out_because" not in json.dumps(variants)
     assert [(tmp_path / name).exists() for name in files] == [False, False, False, False, True]
     err = capsys.readouterr().err
     assert "the nnapi variant loses 3.00 points of accuracy against fp32" in err and "left out of the bundle" in err

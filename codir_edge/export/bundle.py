@@ -48,6 +48,7 @@ def write_manifest(
     command: str | None,
     plain_counts: dict,
     extra: dict | None = None,
+    left_out: list[dict] | None = None,
 ) -> Path:
     import onnx
 
@@ -66,6 +67,7 @@ def write_manifest(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "variants": variants,
+        "left_out": left_out or [],  # variants made but not shipped, and why (fixed_variants.left_out_record)
         **graph_signature(bundle / layout.FP32),
         "opset": opset,
         "target": config.get("target_resolved"),
@@ -92,12 +94,13 @@ def write_manifest(
 
 def write_untuned_bundle(stage: Path, model_dir: Path, model, tokenizer, spec: ExportSpec, config, target: str,
                          variants: list[dict], parity: dict, fused_counts: dict, task: str, extra: dict,
-                         command: str | None, deployment: dict | None = None,
-                         tuning: dict | None = None) -> tuple[list[dict], dict, dict]:  # fmt: skip
+                         command: str | None, deployment: dict | None = None, tuning: dict | None = None,
+                         left_out: list[dict] = ()) -> tuple[list[dict], dict, dict]:  # fmt: skip
     """What a bundle of a task kind with its own graph steps (embedding, ner) holds beside its graphs: the
     runtime claims, the tokenizer (cut at the export's length), config.json and the manifest with ``extra``
-    (the task kind's own entry), and the deployment table when the kind tuned one (ner's INT8 per
-    thread count); (variants kept, deployment, tuning)."""
+    (the task kind's own entry), the variants ``left_out`` by the accuracy gate and those the runtime
+    claims leave out, and the deployment table when the kind tuned one (ner's INT8 per thread count);
+    (variants kept, deployment, tuning)."""
     from codir_edge.export.graph import operator_counts
     from codir_edge.export.steps import claim_runtimes
 
@@ -105,7 +108,7 @@ def write_untuned_bundle(stage: Path, model_dir: Path, model, tokenizer, spec: E
         deployment = {"threads": {}, "note": f"not tuned for --task {task}: load fp32 or int8 at any thread count"}
         tuning = {"timed": False}
     named = {name for picks in deployment["threads"].values() for name in picks.values()}
-    variants = claim_runtimes(variants, stage, config, named or {"fp32", "int8"})
+    variants, too_new = claim_runtimes(variants, stage, config, named or {"fp32", "int8"})
     tokenizer.model_max_length = min(config.max_length, tokenizer.model_max_length)
     tokenizer.save_pretrained(stage)
     model.config.save_pretrained(stage)
@@ -113,6 +116,6 @@ def write_untuned_bundle(stage: Path, model_dir: Path, model, tokenizer, spec: E
         stage, variants=variants, model_dir=model_dir, spec=spec,
         config=config.to_dict() | {"target_resolved": target, "task": task}, parity=parity,
         fused_operators=fused_counts, deployment=deployment, tuning=tuning, command=command,
-        plain_counts=operator_counts(stage / layout.FP32), extra=extra,
+        plain_counts=operator_counts(stage / layout.FP32), extra=extra, left_out=[*left_out, *too_new],
     )  # fmt: skip
     return variants, deployment, tuning

@@ -49,11 +49,12 @@ class Calibration:
 
 
 def gate_variants(variants: list[dict], stage: Path, metric: str, config: ExportConfig,
-                  remedy: Callable[[str, ExportConfig], str]) -> None:  # fmt: skip
+                  remedy: Callable[[str, ExportConfig], str]) -> list[dict]:  # fmt: skip
     """Each scored variant's drop against fp32 (the first) in place; fails, naming every variant beyond
     the allowed drop and ``remedy(name, config)``, when one or more loses too much. A fixed-shape
     variant that ``--fixed-shape auto`` added on its own (the QDQ, Core ML and NNAPI graphs) is left out
-    of the bundle instead, with a note: it is not shipped, and the rest of the bundle is."""
+    of the bundle instead, with a note: it is not shipped, and the rest of the bundle is. Returns what
+    was left out and why (the manifest's ``left_out``: a CI job reads the manifest, not the log)."""
     reference = variants[0]["accuracy"][metric]
     failures, left_out = [], []
     for variant in (v for v in variants[1:] if "accuracy" in v):
@@ -64,6 +65,7 @@ def gate_variants(variants: list[dict], stage: Path, metric: str, config: Export
         said = f"the {variant['name']} variant loses {drop:.2f} points of {metric} against fp32 " \
                f"(--max-accuracy-drop {config.max_accuracy_drop})"  # fmt: skip
         if "fixed_shape" in variant and config.fixed_shape == "auto":
+            variant["left_out_because"] = said
             left_out.append(variant)
             note(f"{said}: left out of the bundle (a longer --fixed-shape or a larger drop ships it)")
         elif "fixed_shape" in variant:
@@ -72,14 +74,15 @@ def gate_variants(variants: list[dict], stage: Path, metric: str, config: Export
             failures.append(f"{said}: {remedy(variant['name'], config)}")
     if failures:
         raise CheckFailedError("; ".join(failures))
-    _leave_out(variants, left_out, stage)
+    return _leave_out(variants, left_out, stage)
 
 
 FIXED_REMEDY = "pass --fixed-shape off, a longer --fixed-shape, or allow a larger drop"
 
 
-def _leave_out(variants: list[dict], left_out: list[dict], stage: Path) -> None:
-    """Remove ``left_out`` (and the .ort made from one, with its operator list) from ``variants`` and the stage."""
+def _leave_out(variants: list[dict], left_out: list[dict], stage: Path) -> list[dict]:
+    """Remove ``left_out`` (and the .ort made from one, with its operator list) from ``variants`` and the
+    stage; the manifest's record of each file removed."""
     files = {v["file"] for v in left_out}
     gone = [v for v in variants if v["file"] in files or v.get("from") in files]
     for variant in gone:
@@ -87,6 +90,14 @@ def _leave_out(variants: list[dict], left_out: list[dict], stage: Path) -> None:
         if variant["file"] == layout.ORT_FIXED:
             (stage / layout.OPS_CONFIG_FIXED).unlink(missing_ok=True)
     variants[:] = [v for v in variants if v not in gone]
+    return [left_out_record(v, v.get("left_out_because") or f"made from {v['from']}, which was left out")
+            for v in gone]  # fmt: skip
+
+
+def left_out_record(variant: dict, why: str) -> dict:
+    """What the manifest says of a variant the export made but did not ship."""
+    kept = {k: variant[k] for k in ("accuracy", "accuracy_drop_points", "fixed_shape") if k in variant}
+    return {"name": variant["name"], "file": variant["file"], "why": why, **kept}
 
 
 def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int], calibration: Calibration,

@@ -108,7 +108,7 @@ def run_export(
         with progress.step("timing candidates, scoring the INT8 picks", "pass --no-optimize --quantize none"):
             variants, deployment, tuning = ship.tune_and_ship(built.graphs, built.judge, plan, built.encoded, stage)
         _attach_accuracy(variants, built.judge.result, built.reference)
-        _add_checked_variants(variants, stage, work, built, plan, progress)
+        left_out = _add_checked_variants(variants, stage, work, built, plan, progress)
         shipped = layout.INT8 if built.judge.result.files else layout.FP32
         if with_strings:
             with progress.step("tokenizer in the graph", "pass --no-tokenizer-in-graph"):
@@ -119,7 +119,7 @@ def run_export(
             with progress.step("mobile .ort", "pass --no-ort"):
                 variants.append(steps.mobile_variant(stage, shipped, plan.target))
         deployed = {name for picks in deployment["threads"].values() for name in picks.values()}
-        variants = steps.claim_runtimes(variants, stage, config, deployed)
+        variants, too_new = steps.claim_runtimes(variants, stage, config, deployed)
         shutil.rmtree(work)
         steps.write_model_files(stage, tokenizer, model, config.max_length)
         parity = built.fp32.parity.to_dict()
@@ -131,7 +131,7 @@ def run_export(
             stage, variants=variants, model_dir=model_dir, spec=plan.spec,
             config=config.to_dict() | {"target_resolved": plan.target}, parity=parity,
             fused_operators=built.fused_counts, deployment=deployment, tuning=tuning, command=command,
-            plain_counts=operator_counts(stage / layout.FP32),
+            plain_counts=operator_counts(stage / layout.FP32), left_out=left_out + too_new,
         )  # fmt: skip
         progress.bars.advance(progress.bar, stats="manifest written")
     return report
@@ -199,9 +199,9 @@ def _check_some_int8_runs(int8: dict[str, Path], broken: dict[str, str], plan: E
 
 
 def _add_checked_variants(variants: list[dict], stage: Path, work: Path, built: _Built, plan: ExportPlan,
-                          progress: _Progress) -> None:  # fmt: skip
+                          progress: _Progress) -> list[dict]:  # fmt: skip
     """fp16 and the fixed-shape variant beside the shipped graphs, then every variant scored on dev
-    (a hard failure beyond the allowed drop)."""
+    (a hard failure beyond the allowed drop); what was left out, and why."""
     config = plan.config
     if config.fp16 or plan.target == "cuda":
         with avoidable("the fp16 variant", "drop --fp16"):
@@ -217,7 +217,8 @@ def _add_checked_variants(variants: list[dict], stage: Path, work: Path, built: 
             variants += fixed_variants(stage, work, built.fp32.path, shape, calibration, config, plan.target, dev)
     if built.encoded is not None:
         with progress.step("scoring variants", "pass --quantize none --fixed-shape off"):
-            steps.score_variants(variants, stage, built.encoded, plan)
+            return steps.score_variants(variants, stage, built.encoded, plan)
+    return []
 
 
 def _planned_steps(plan, with_strings: bool) -> int:

@@ -102,7 +102,7 @@ def calibration_feeds(encoded, input_names: list[str]) -> list[dict]:
     return feeds
 
 
-def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: ExportPlan) -> None:
+def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: ExportPlan) -> list[dict]:
     """Each variant's task metric on dev (in place), then the gate of ``fixed_variants.gate_variants``:
     a drop beyond the limit fails, naming every such variant and its remedy (a fixed-shape variant
     ``--fixed-shape auto`` added is left out instead)."""
@@ -112,7 +112,7 @@ def score_variants(variants: list[dict], stage: Path, encoded: Encoded, plan: Ex
     for variant in variants:
         if "accuracy" not in variant and "fixed_shape" not in variant:  # INT8 candidates: scored before timing
             variant["accuracy"] = task_metrics(stage / variant["file"], encoded, plan)
-    gate_variants(variants, stage, plan.task.primary_metric, plan.config, _remedy)
+    return gate_variants(variants, stage, plan.task.primary_metric, plan.config, _remedy)
 
 
 def _remedy(variant: str, config: ExportConfig) -> str:
@@ -192,21 +192,25 @@ def write_model_files(stage: Path, tokenizer, model, max_length: int) -> None:
     (stage / "labels.json").write_text(json.dumps([id2label[i] for i in sorted(id2label)], indent=2) + "\n")
 
 
-def claim_runtimes(variants: list[dict], stage: Path, config: ExportConfig, deployed: set[str]) -> list[dict]:
-    """Each variant with what it needs of the runtime (``runtime`` in the manifest). Under
-    ``--min-onnxruntime`` a file that needs a newer onnxruntime is left out with one line, and the
-    files built from it with it; a file the deployment table names cannot be, and fails the export."""
+def claim_runtimes(variants: list[dict], stage: Path, config: ExportConfig,
+                   deployed: set[str]) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """(each variant kept, with what it needs of the runtime: ``runtime`` in the manifest; the manifest's
+    record of each left out). Under ``--min-onnxruntime`` a file that needs a newer onnxruntime is left out
+    with one line, and the files built from it with it; a file the deployment table names cannot be, and
+    fails the export."""
     import onnxruntime
 
     from codir_edge.export.config import min_onnxruntime
+    from codir_edge.export.fixed_variants import left_out_record
     from codir_edge.onnx.runtime_needs import needs_of, version_tuple
 
     wanted = min_onnxruntime(config.min_onnxruntime) if config.min_onnxruntime else None
-    kept, dropped = [], set()
+    kept, dropped, records = [], set(), []
     for variant in variants:
         if variant.get("from") in dropped:
             dropped.add(variant["file"])
             (stage / variant["file"]).unlink()
+            records.append(left_out_record(variant, f"made from {variant['from']}, which was left out"))
             continue
         needs = needs_of(stage / variant["file"], runtime_optimized=variant["name"] == "ort-fixed")
         _run_once(stage / variant["file"], bool(needs.get("onnxruntime_extensions")))
@@ -221,13 +225,14 @@ def claim_runtimes(variants: list[dict], stage: Path, config: ExportConfig, depl
             note(f"no {variant['file']}: {why} ({needs['basis']})")
             (stage / variant["file"]).unlink()
             dropped.add(variant["file"])
+            records.append(left_out_record(variant, f"{why} ({needs['basis']})"))
             continue
         variant["runtime"] = needs
         kept.append(variant)
     for ort_file, ops_config in ((layout.ORT, layout.OPS_CONFIG), (layout.ORT_FIXED, layout.OPS_CONFIG_FIXED)):
         if ort_file in dropped:  # a slim build's operator list goes with the .ort file it lists
             (stage / ops_config).unlink(missing_ok=True)
-    return kept
+    return kept, records
 
 
 def _run_once(path: Path, custom_ops: bool) -> None:

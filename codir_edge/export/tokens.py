@@ -103,8 +103,7 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
                 dev_scores = _dev_scores(scores, stage, dev_tok, config)
                 variants += fixed_variants(stage, work, stage / layout.FP32, shape, calibration, config, target,
                                            dev_scores)  # fmt: skip
-        if dev is not None:
-            _score(variants, stage, scores, config)
+        left_out = _score(variants, stage, scores, config) if dev is not None else []
         shipped = layout.INT8 if (stage / layout.INT8).is_file() else layout.FP32  # the first count's
         if with_strings:
             with avoidable("the tokenizer in the graph", "pass --no-tokenizer-in-graph"):
@@ -117,7 +116,7 @@ def export_tokens(model_dir: Path, out_dir: Path, config: ExportConfig, data: Da
         shutil.rmtree(work)
         variants, deployment, tuning = _write_bundle(model_dir, model, tokenizer, spec, config, target, stage,
                                                      variants, parity, fused_counts, labels, command,
-                                                     deployment, tuning)  # fmt: skip
+                                                     deployment, tuning, left_out)  # fmt: skip
     return ExportReport(out_dir, variants, parity, fused_counts, deployment, tuning, target,
                         time.perf_counter() - started)  # fmt: skip
 
@@ -236,23 +235,26 @@ def _dev_scores(scores: ship.FileScores, stage: Path, dev_tok, config: ExportCon
     return DevScores(scores.of, "f1", reference, dev_tok.encoded.lengths, config.max_accuracy_drop)
 
 
-def _score(variants: list[dict], stage: Path, scores, config: ExportConfig) -> None:
+def _score(variants: list[dict], stage: Path, scores, config: ExportConfig) -> list[dict]:
     """Each variant's dev entity scores at batch 1 (a fixed-shape one at its shape, scored as it was
     made); a drop beyond ``--max-accuracy-drop`` F1 points fails, except that a fixed-shape variant
-    ``--fixed-shape auto`` added is left out with a note (``fixed_variants.gate_variants``)."""
+    ``--fixed-shape auto`` added is left out with a note (``fixed_variants.gate_variants``): returned."""
     for variant in variants:
         if "fixed_shape" not in variant:
             variant["accuracy"] = scores.of(stage / variant["file"])
-    gate_variants(variants, stage, "f1", config, lambda name, config: "pass --quantize none, or allow a larger drop")
+    return gate_variants(variants, stage, "f1", config,
+                         lambda name, config: "pass --quantize none, or allow a larger drop")  # fmt: skip
 
 
 def _write_bundle(model_dir: Path, model, tokenizer, spec, config: ExportConfig, target: str, stage: Path,
                   variants: list[dict], parity: dict, fused_counts: dict, labels: list[str], command: str | None,
-                  deployment: dict | None, tuning: dict | None) -> tuple[list[dict], dict, dict]:  # fmt: skip
-    """Runtime claims, the tokenizer and config.json beside the graphs, and the manifest with the labels."""
+                  deployment: dict | None, tuning: dict | None,
+                  left_out: list[dict]) -> tuple[list[dict], dict, dict]:  # fmt: skip
+    """Runtime claims, the tokenizer and config.json beside the graphs, and the manifest with the labels
+    and the variants ``left_out``."""
     from codir_edge.export.bundle import write_untuned_bundle
 
     extra = {"token_classification": {"labels": labels, "output": "logits", "aligned_by": "first piece of each word",
                                       "scheme": "IOB2"}}  # fmt: skip
     return write_untuned_bundle(stage, model_dir, model, tokenizer, spec, config, target, variants, parity,
-                                fused_counts, NER_TASK, extra, command, deployment, tuning)  # fmt: skip
+                                fused_counts, NER_TASK, extra, command, deployment, tuning, left_out)  # fmt: skip
