@@ -1027,6 +1027,30 @@ def _ner_fixed_lines(fixed: dict, strings: dict | None) -> list[str]:
     return lines
 
 
+def albert_section() -> list[str]:
+    """``albert_fusion.json``: ALBERT's first-layer attention fused or not, INT8 side by side."""
+    lines, result = section("ALBERT's first layer and the attention fusion", "albert_fusion",
+                            "python benchmarks/albert_fusion.py")  # fmt: skip
+    if result is None:
+        return lines
+    counts = result["qattention"]
+    lines += [
+        "A random 3-layer ALBERT classifier at albert-base-v2's configuration, exported as export does, fused by "
+        "onnxruntime's optimizer as the graph is (before: the first layer's attention unfused) and by export's "
+        "`fuse` (after: the residual Add's inputs swapped), each quantized as export's dynamic per-channel "
+        f"candidate: {counts['before']} and {counts['after']} QAttention nodes. Batch 1, median ms over "
+        f"{result['rounds']} rounds of {result['runs']} runs (fresh session per round, alternating order); paired: "
+        "the median over rounds of each round's after / before:",
+        "",
+        "| threads | length | before ms | after ms | paired after / before |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(f"| {row['threads']} | {row['length']} | {row['before_ms']:.2f} | {row['after_ms']:.2f} | "
+                     f"{row['paired_after_over_before']:.3f} |")  # fmt: skip
+    return [*lines, "", provenance(result)]
+
+
 def vocab_section() -> list[str]:
     """``vocab_pruning.json``: sizes, memory and accuracy per --vocab arm, and the accelerator variants."""
     lines, result = section("A smaller vocabulary, and variants the accelerators take whole", "vocab_pruning",
@@ -1163,7 +1187,7 @@ def main() -> None:
     sections += (peer_section, accuracy_aware_section, limit_section)
     sections += (cost_section, bank_section, repro_section, families_section, remote_section, sweep_section)
     sections += (export_speed_section, budget_search_section, suite_section, apps_section, runtime_floor_section)
-    sections += (codir_paired_sections, embedding_section, ner_section, vocab_section)
+    sections += (codir_paired_sections, embedding_section, ner_section, vocab_section, albert_section)
     for section in sections:
         lines += section()
     OUT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
