@@ -141,6 +141,14 @@ def rotated(items: list, round_index: int) -> list:
     return items[shift:] + items[:shift]
 
 
+def paired_ratio(mine: list[float], theirs: list[float]) -> float:
+    """Median over rounds of ``mine``'s round median over ``theirs``'s in the same round: the two were timed
+    side by side, so the host's drift between rounds (up to 40% on a shared VM) cancels."""
+    import statistics
+
+    return statistics.median(a / b for a, b in zip(mine, theirs, strict=True))
+
+
 def environment() -> dict:
     from codir_edge.core.machine import describe_machine
     from codir_edge.core.provenance import provenance

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _models import write_result
+from _models import paired_ratio, write_result
 
 BASE = {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072, "embedding_size": 128,
         "num_hidden_layers": 3, "vocab_size": 30000, "num_labels": 2}  # fmt: skip
@@ -76,7 +76,7 @@ def timed(files: dict[str, Path], rounds: int, runs: int) -> list[dict]:
                         times.append((time.perf_counter() - start) * 1000)
                     per[name].append(statistics.median(times))
                     del session
-            paired = statistics.median(a / b for a, b in zip(per["after"], per["before"], strict=True))
+            paired = paired_ratio(per["after"], per["before"])
             rows.append({"threads": threads, "length": length, "before_ms": statistics.median(per["before"]),
                          "after_ms": statistics.median(per["after"]), "paired_after_over_before": paired,
                          "rounds_ms": per})  # fmt: skip

@@ -22,7 +22,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from _models import ROOT, WORK, rotated, teacher_folder, timing_parser, write_result
+from _models import ROOT, WORK, paired_ratio, rotated, teacher_folder, timing_parser, write_result
 from export_latency import GLUE_SST2, optimum_pipeline, ours, student_folder
 
 SEQS: tuple[int | str, ...] = (16, 128, "real")
@@ -133,10 +133,10 @@ def chosen(bundle: Path) -> dict:
 
 
 def paired(rows: list[dict], threads: int, seq, mine: str, theirs: str) -> float:
-    """Median over rounds of ``mine``'s median over ``theirs``'s in the same round: the two were timed
-    side by side, so the host's drift between rounds (up to 40% on a shared VM) cancels."""
-    got = {r["variant"]: r["rounds"] for r in rows if (r["threads"], r["seq"]) == (threads, seq)}
-    return statistics.median(a["median_ms"] / b["median_ms"] for a, b in zip(got[mine], got[theirs], strict=True))
+    """``_models.paired_ratio`` of two variants' round medians at one (threads, seq)."""
+    got = {r["variant"]: [x["median_ms"] for x in r["rounds"]] for r in rows
+           if (r["threads"], r["seq"]) == (threads, seq)}  # fmt: skip
+    return paired_ratio(got[mine], got[theirs])
 
 
 def main() -> None:

@@ -8,10 +8,9 @@ and command). A missing result is listed with the command that produces it.
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
-from _models import RESULTS, ROOT
+from _models import RESULTS, ROOT, paired_ratio
 
 OUT = ROOT / "benchmarks" / "RESULTS.md"
 OBJECTIVES = ("none", "kd", "mse", "codir")
@@ -904,20 +903,19 @@ def side_by_side_lines(name: str, how: str) -> list[str]:
         rows = {r["variant"]: r for r in latency["rows"]
                 if (r["threads"], r["seq"]) == (ratio["threads"], ratio["seq"])}  # fmt: skip
         got = {name: r["median_ms"] for name, r in rows.items()}
+        paired = paired_ratio(round_medians(rows["student ours int8"]), round_medians(rows["teacher Optimum O2 int8"]))
         lines.append(f"| {ratio['threads']} | {ratio['seq']} | {got['teacher Optimum O2 int8']:.3f} | "
                      f"{got['student ours fp32']:.3f} | {got['student ours int8']:.3f} | "
                      f"**{ratio['student_int8_over_teacher_optimum_int8']:.3f}** | "
-                     f"{paired_ratio(rows['student ours int8'], rows['teacher Optimum O2 int8']):.3f} |")  # fmt: skip
+                     f"{paired:.3f} |")  # fmt: skip
     lines += ["", "ratio: of the two medians over rounds; paired: the median over rounds of each round's ratio "
                   "(the two files were timed side by side in a round, so the host's drift between rounds moves "
                   "it less)."]  # fmt: skip
     return [*lines, "", provenance(latency)]
 
 
-def paired_ratio(mine: dict, theirs: dict) -> float:
-    """Median over rounds of ``mine``'s round median over ``theirs``'s in the same round."""
-    pairs = zip(mine["rounds"], theirs["rounds"], strict=True)
-    return statistics.median(a["median_ms"] / b["median_ms"] for a, b in pairs)
+def round_medians(row: dict) -> list[float]:
+    return [r["median_ms"] for r in row["rounds"]]
 
 
 NER_TYPES = ("LOC", "MISC", "ORG", "PER")
