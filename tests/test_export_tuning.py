@@ -198,11 +198,14 @@ def test_deployment_table_is_what_profile_loads_per_thread_count(tmp_path, backb
 
 @pytest.mark.slow
 def test_fixed_shape_variant_is_static_qdq_checked_for_accelerators_and_profiled_padded(tmp_path, classifier_32,
-                                                                                        sst2_small):  # fmt: skip
+                                                                                        sst2_small, capfd):  # fmt: skip
     out = tmp_path / "b"
     result = invoke("export", classifier_32, "--out", out, "--task", "sst2", "--data", sst2_small, "--max-length",
                     "64", "--max-accuracy-drop", "100", "--tune-threads", "1", "--no-tokenizer-in-graph")  # fmt: skip
     assert result.exit_code == 0, result.output
+    # nothing from the sessions onnxruntime's optimizer and quantizer open on their own ("Removing
+    # initializer ... not used", dozens for a real model) reaches the user's terminal (file descriptor 2)
+    assert "onnxruntime" not in capfd.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     fixed = next(v for v in manifest["variants"] if v["name"] == "int8-fixed")
     batch, length = fixed["fixed_shape"]
@@ -323,7 +326,8 @@ def classifier_32(tmp_path_factory, backbone_dir) -> Path:
 
 
 def test_a_clearly_slower_candidate_is_dropped_after_two_rounds_and_a_close_one_is_not(tmp_path, backbone_dir):
-    """Real sessions: a 4-layer 128-wide graph against two copies of a 1-layer 32-wide one in one pool.
+    """Real sessions: a 4-layer 128-wide graph against two copies of a 1-layer 64-wide one in one pool
+    (wide enough, and 20 runs a round, that a neighbour on a shared core does not part the twins).
     The big one is timed for two rounds only; the copies (a tie) run all five; each pool is judged
     apart, so the big graph alone in a second pool is never dropped."""
     import shutil
@@ -334,14 +338,14 @@ def test_a_clearly_slower_candidate_is_dropped_after_two_rounds_and_a_close_one_
     from codir_edge.onnx.graph import export_fp32
 
     files = {}
-    for name, (layers, hidden) in {"small": (1, 32), "big": (4, 128)}.items():
+    for name, (layers, hidden) in {"small": (1, 64), "big": (4, 128)}.items():
         folder = build_tiny_bert(tmp_path / name, backbone_dir, layers=layers, hidden=hidden)
         files[name] = tmp_path / f"{name}.onnx"
         export_fp32(AutoModelForSequenceClassification.from_pretrained(folder).eval(), files[name])
     shutil.copy(files["small"], tmp_path / "twin.onnx")
     candidates = {"small": files["small"], "twin": tmp_path / "twin.onnx", "big": files["big"], "alone": files["big"]}
     settings = [Setting(1, 16), Setting(1, 64)]
-    measured = time_candidates(candidates, settings, 30522, None, rounds=5, runs=10,
+    measured = time_candidates(candidates, settings, 30522, None, rounds=5, runs=20,
                                pools=[["small", "twin", "big"], ["alone"]])  # fmt: skip
     for key in ("t1/16", "t1/64"):
         row = measured[key]

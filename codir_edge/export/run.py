@@ -54,15 +54,22 @@ class ExportReport:
 
 @contextlib.contextmanager
 def _quiet_root_logger():
-    """onnxruntime's quantizer logs a 'consider pre-processing' hint on the root logger; hide it
-    for the export only, and give the caller its logging back."""
+    """onnxruntime's quantizer logs a 'consider pre-processing' hint on the root logger, and the
+    sessions its quantizer and graph optimizer open themselves log at onnxruntime's default level
+    (dozens of 'Removing initializer ... not used' warnings per export of a real model, which say
+    nothing to a user); hide both for the export only, and give the caller its logging back
+    (onnxruntime has no getter: its default, Warning, is restored)."""
+    import onnxruntime
+
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
+    onnxruntime.set_default_logger_severity(3)
     try:
         yield
     finally:
         root.setLevel(level)
+        onnxruntime.set_default_logger_severity(2)
 
 
 def run_export(
