@@ -170,6 +170,10 @@ def test_deployment_table_is_what_profile_loads_per_thread_count(tmp_path, backb
     assert "1 thread: fp32 -> fp32" in result.output and "2 threads:" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["deployment"]["threads"]) == {"1", "2"}
+    # one line per shipped file, in columns as wide as the longest name (an alternate such as
+    # fp32-fused-noattn is longer than the plain names)
+    rows = [line for line in result.output.splitlines() if " MB  " in line]
+    assert len(rows) == len(manifest["variants"]) and len({row.index(" MB  ") for row in rows}) == 1, rows
     timed = manifest["tuning"]["median_ms"]
     assert set(timed) == {"t1/8", "t1/32", "t2/8", "t2/32"}
     assert {"plain", "fused", "fused-noattn", "o2", "int8:plain.dynamic", "int8:fused.dynamic",

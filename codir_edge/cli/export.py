@@ -33,9 +33,12 @@ def export(args: Args) -> None:
         model_dir, out, config, spec, overwrite=args.overwrite, command=command_line(args.ctx),
         show_progress=not args.quiet,
     )  # fmt: skip
+    name_width = max((len(v["name"]) for v in report.variants), default=0)  # columns as wide as the longest
+    file_width = max((len(v["file"]) for v in report.variants), default=0)  # entry (fp32-fused-noattn)
     for variant in report.variants:
         size = (out / variant["file"]).stat().st_size / 1e6
-        typer.echo(f"{variant['name']:<10} {variant['file']:<22} {size:7.1f} MB  {variant_line(variant)}")
+        name, file = f"{variant['name']:<{name_width}}", f"{variant['file']:<{file_width}}"
+        typer.echo(f"{name} {file} {size:7.1f} MB  {variant_line(variant)}")
     parity = report.parity
     if "min_cosine" in parity:
         agreement = f", embeddings' cosine at least {parity['min_cosine']:.6f}"
