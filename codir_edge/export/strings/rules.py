@@ -3,6 +3,7 @@ pre-tokenizer code point by code point, as data the strings-in graph (``strings.
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass
 
@@ -129,9 +130,10 @@ def unsupported_reason(tokenizer) -> str | None:
 def text_rules(tokenizer, keep: frozenset[int] = frozenset()) -> TextRules:
     """Ask the tokenizer's normalizer and pre-tokenizer about every code point, so the graph does what
     this tokenizer does (cased or not, accents kept or not), not what BERT usually does. ``keep``: code
-    points left out of the removed class, which the graph uses as markers of its own. The scan
-    (about 10 s) depends only on those two and the tokenizers version: it is kept on disk
-    (``core/disk_cache.py``), so a second export with the same tokenizer does not repeat it."""
+    points left out of the removed class, which the graph uses as markers of its own. The scan (2-3 s
+    in batches, 8-10 s one code point at a time) depends only on those two and the tokenizers version:
+    it is kept on disk (``core/disk_cache.py``), so a second export with the same tokenizer does not
+    repeat it."""
     import tokenizers
 
     wordpiece_backend(tokenizer)
@@ -155,15 +157,42 @@ def text_rules(tokenizer, keep: frozenset[int] = frozenset()) -> TextRules:
 
 def _scan_code_points(tokenizer) -> dict:
     """Every code point through the normalizer and pre-tokenizer: which are removed, which become a
-    word boundary, which are words of their own, and what each is normalized to where it changes."""
-    normalizer = tokenizer.backend_tokenizer.normalizer
-    pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
-    normalize = normalizer.normalize_str if normalizer is not None else (lambda s: s)
+    word boundary, which are words of their own, and what each is normalized to where it changes.
+    Thousands at a time where the normalizer is known to act on each character alone (BERT's, and
+    lower-casing, accent stripping and decomposition): one call per code point took 12 s of a first
+    export, batches take a second or two; any other normalizer is asked one code point at a time."""
+    backend = tokenizer.backend_tokenizer
+    normalize = backend.normalizer.normalize_str if backend.normalizer is not None else (lambda s: s)
+    points = [cp for cp in range(_LAST_CODE_POINT + 1) if not 0xD800 <= cp <= 0xDFFF and cp != ord(MARK)]
+    # (surrogates cannot occur in UTF-8 text; MARK is the graph's own)
+    if acts_per_character(json.loads(backend.to_str()).get("normalizer"), normalize):
+        return scan_batched(normalize, backend.pre_tokenizer, points)
+    return scan_each(normalize, backend.pre_tokenizer, points)
+
+
+# Normalizers whose output for a text is the concatenation of their outputs for its characters, when
+# those are separated by a character they keep (decomposition reorders combining marks only up to the
+# next starter, which the separator is); composition (NFC, NFKC), Replace, Strip and SentencePiece's
+# Precompiled map can look across characters, and are asked one code point at a time.
+_LOCAL_NORMALIZERS = frozenset({"BertNormalizer", "Lowercase", "StripAccents", "NFD", "NFKD"})
+_SEPARATOR = "|"
+_BATCH = 4096
+
+
+def acts_per_character(described: dict | None, normalize) -> bool:
+    """Whether the normalizer (as tokenizer.json describes it) is one ``scan_batched`` may ask in batches."""
+    if described is None:
+        return True
+    if described.get("type") == "Sequence":
+        return all(acts_per_character(n, normalize) for n in described.get("normalizers", []))
+    return described.get("type") in _LOCAL_NORMALIZERS and normalize(_SEPARATOR) == _SEPARATOR
+
+
+def scan_each(normalize, pre_tokenizer, points: list[int]) -> dict:
+    """The scan, one code point per call: right for any normalizer."""
     anchor = normalize("a")
     removed, spaces, isolated, mapping = [], [], [], {}
-    for cp in range(_LAST_CODE_POINT + 1):
-        if 0xD800 <= cp <= 0xDFFF or cp == ord(MARK):  # surrogates cannot occur in UTF-8 text
-            continue
+    for cp in points:
         char = chr(cp)
         normal = normalize(char)
         if normal == "":
@@ -177,4 +206,69 @@ def _scan_code_points(tokenizer) -> dict:
             isolated.append(cp)
         if normal.strip() != char:
             mapping[char] = normal.strip()
+    return {"removed": removed, "spaces": spaces, "isolated": isolated, "mapping": mapping}
+
+
+def scan_batched(normalize, pre_tokenizer, points: list[int]) -> dict:
+    """``scan_each``'s result for a per-character normalizer (``acts_per_character``) and BERT's
+    pre-tokenizer (which splits at whitespace and isolates punctuation, one character at a time):
+    ``_BATCH`` code points per normalizer call, separated by ``_SEPARATOR``, and their "a{char}a" probes
+    per pre-tokenizer call, separated by spaces and told apart by the words' offsets. A batch in which
+    some character normalizes to text holding the separator is asked one code point at a time."""
+    anchor = normalize("a")
+    found: dict = {"removed": [], "spaces": [], "isolated": [], "mapping": {}}
+    for start in range(0, len(points), _BATCH):
+        batch = points[start : start + _BATCH]
+        parts = normalize("".join(_SEPARATOR + chr(cp) for cp in batch)).split(_SEPARATOR)
+        if len(parts) != len(batch) + 1 or parts[0]:
+            part = scan_each(normalize, pre_tokenizer, batch)
+        else:
+            part = _probe_batch(list(zip(batch, parts[1:], strict=True)), anchor, pre_tokenizer)
+        for key in ("removed", "spaces", "isolated"):
+            found[key] += part[key]
+        found["mapping"].update(part["mapping"])
+    return found
+
+
+def _probe_batch(normals: list[tuple[int, str]], anchor: str, pre_tokenizer) -> dict:
+    """One batch's code points and their normal forms, sorted as ``scan_each`` sorts them.
+
+    The normal forms are pre-tokenized in one text, each between two anchors ("a", as "a{char}a" probes
+    one): BERT's pre-tokenizer decides each boundary from the two characters beside it, so a normal form
+    that is a word of its own there (isolated) is one here, with the same span, and one that is only
+    whitespace (a word boundary) overlaps no word. Those few candidates are asked again alone, exactly
+    as ``scan_each`` asks, so the batch never decides on its own."""
+    removed = [cp for cp, normal in normals if normal == ""]
+    kept = [(cp, normal) for cp, normal in normals if normal != ""]
+    starts, position = [], len(anchor)
+    for _, normal in kept:
+        starts.append(position)
+        position += len(normal) + len(anchor)
+    text = anchor + anchor.join(normal for _, normal in kept) + anchor
+    words = pre_tokenizer.pre_tokenize_str(text)
+    blank, alone = set(), set()
+    gap_begin = 0
+    for _, (begin, end) in [*words, ("", (len(text), len(text)))]:
+        index = bisect.bisect_left(starts, gap_begin)  # the normal forms inside the gap before this word
+        while index < len(kept) and starts[index] + len(kept[index][1]) <= begin:
+            blank.add(index)
+            index += 1
+        gap_begin = end
+        index = bisect.bisect_right(starts, begin) - 1  # the normal form this word starts in
+        if index >= 0 and end > begin:
+            normal = kept[index][1]
+            lead, trail = len(normal) - len(normal.lstrip()), len(normal) - len(normal.rstrip())
+            if (begin, end) == (starts[index] + lead, starts[index] + len(normal) - trail):
+                alone.add(index)
+    spaces, isolated, mapping = [], [], {}
+    for index, (cp, normal) in enumerate(kept):
+        if index in blank and not pre_tokenizer.pre_tokenize_str(normal):
+            spaces.append(cp)
+            continue
+        if index in alone:
+            probe = [w for w, _ in pre_tokenizer.pre_tokenize_str(anchor + normal + anchor)]
+            if probe == [anchor, normal.strip(), anchor]:
+                isolated.append(cp)
+        if normal.strip() != chr(cp):
+            mapping[chr(cp)] = normal.strip()
     return {"removed": removed, "spaces": spaces, "isolated": isolated, "mapping": mapping}
