@@ -78,6 +78,34 @@ def test_accuracy_aware_int8_keeps_the_outlier_layer_in_float(tmp_path, backbone
     assert sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node) > 0
 
 
+def test_a_search_trial_on_kept_ranges_is_the_graph_a_fresh_calibration_gives(tmp_path, classifier_32):
+    """The accuracy searches calibrate once and keep the ranges (static_int8's ``ranges``): a later
+    trial, with other MatMuls in float, is byte for byte what calibrating again would have made."""
+    import onnx
+    from transformers import AutoModelForSequenceClassification
+
+    from codir_edge.export import quantize as q
+    from codir_edge.onnx.graph import export_fp32
+
+    source = tmp_path / "plain.onnx"
+    export_fp32(AutoModelForSequenceClassification.from_pretrained(classifier_32).eval(), source)
+    ids = np.random.default_rng(0).integers(1000, 5000, size=(4, 12))
+    feeds = [{"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}]
+    matmuls = [n.name for n in onnx.load(str(source)).graph.node if n.op_type == "MatMul"]
+    ranges = tmp_path / "ranges.json"
+
+    def quantize(keep: tuple[str, ...], out: str, kept_ranges: Path | None) -> onnx.ModelProto:
+        q.static_int8(source, tmp_path / out, feeds, "minmax", "avx512_vnni", op_types=["MatMul"], keep_float=keep,
+                      weights_u8_per_tensor=True, ranges=kept_ranges)  # fmt: skip
+        return onnx.load(str(tmp_path / out))
+
+    quantize((), "first.onnx", ranges)
+    assert ranges.is_file()  # written by the first trial
+    later, fresh = quantize(tuple(matmuls[:2]), "later.onnx", ranges), quantize(tuple(matmuls[:2]), "fresh.onnx", None)
+    assert later.SerializeToString() == fresh.SerializeToString()
+    assert sum(n.op_type == "MatMul" for n in later.graph.node) >= 2  # the kept MatMuls are float
+
+
 def test_sensitivity_ranks_the_matmul_behind_an_outlier_first(tmp_path):
     """The numpy simulation on a two-MatMul graph: the one whose input carries an outlier feature."""
     import onnx

@@ -226,7 +226,8 @@ def _accuracy_aware(result: Int8Candidates, plan: ExportPlan, encoded, reference
 
     def quantize(keep: tuple[str, ...]) -> Path:
         if static:
-            q.static_int8(source, path, calibration, config.calibration_method, plan.target, keep_float=keep)
+            q.static_int8(source, path, calibration, config.calibration_method, plan.target, keep_float=keep,
+                          ranges=work / f"{base}-mixed.ranges.json")  # fmt: skip
         else:
             q.dynamic_int8(source, path, plan.target, fused=False, keep_float=keep)
         if config.embedding_bits == 4:  # judged as it would ship

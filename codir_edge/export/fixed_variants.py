@@ -127,8 +127,8 @@ def fixed_variants(stage: Path, work: Path, plain: Path, shape: tuple[int, int],
     judge = replace(dev, reference=at_shape[dev.metric]).judge() if dev is not None else None
 
     def quantize(keep: tuple[str, ...]) -> Path:
-        q.static_int8(fixed_fp32, stage / file, feeds, config.calibration_method, target,
-                      op_types=fixed.FIXED_OPS, keep_float=keep, weights_u8_per_tensor=True)  # fmt: skip
+        q.static_int8(fixed_fp32, stage / file, feeds, config.calibration_method, target, op_types=fixed.FIXED_OPS,
+                      keep_float=keep, weights_u8_per_tensor=True, ranges=work / "fixed.ranges.json")  # fmt: skip
         return stage / file
 
     def rank() -> list[str]:

@@ -212,7 +212,8 @@ def nnapi_graph(fixed_fp32: Path, destination: Path, work: Path, feeds: list[dic
 
     def quantize(keep: tuple[str, ...]) -> Path:
         q.static_int8(rewritten, quantized, int32, calibration_method, target, op_types=["MatMul"],
-                      keep_float=(*keep_float, *keep), weights_u8_per_tensor=True)  # fmt: skip
+                      keep_float=(*keep_float, *keep), weights_u8_per_tensor=True,
+                      ranges=work / "nnapi.ranges.json")  # fmt: skip
         model = onnx.load(str(quantized))
         done["embedding_tables_u8"] = quantize_word_embeddings(model)
         onnx.save(model, str(destination))

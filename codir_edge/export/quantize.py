@@ -58,11 +58,18 @@ class _Reader:
 
 def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarray]], method: str, target: str,
                 op_types: list[str] | None = None, keep_float: tuple[str, ...] = (),
-                weights_u8_per_tensor: bool = False) -> None:  # fmt: skip
+                weights_u8_per_tensor: bool = False, ranges: Path | None = None) -> None:  # fmt: skip
     """QDQ with u8 activations and s8 weights; ``op_types`` limits what is quantized (the fixed-shape
     mobile variant quantizes MatMuls only, with u8 per-tensor weights: the QDQ form NNAPI and Core ML
     take). The nodes that compute indices, shapes and masks stay in float
-    (:mod:`codir_edge.onnx.float_paths`): a calibrated range of ``-inf`` there breaks the graph."""
+    (:mod:`codir_edge.onnx.float_paths`): a calibrated range of ``-inf`` there breaks the graph.
+
+    ``ranges``: a file for the calibrated ranges, written by the first call and read by the next ones
+    (where quantize_static takes calibration_cache_path: onnxruntime#28221, April 2026; 1.32 here;
+    earlier releases calibrate each time). An accuracy search quantizes one
+    graph on the same rows again and again, keeping other MatMuls in float each time: the ranges are
+    those of the float graph and do not change, so calibrating once saves most of each trial. The
+    caller keeps one file per graph, rows, method and ``op_types``."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from codir_edge.onnx.float_paths import float_paths
@@ -82,7 +89,17 @@ def static_int8(source: Path, destination: Path, feeds: list[dict[str, np.ndarra
         calibrate_method=CalibrationMethod.MinMax if method == "minmax" else CalibrationMethod.Entropy,
         op_types_to_quantize=op_types,
         extra_options={"ActivationSymmetric": False, "WeightSymmetric": not weights_u8_per_tensor},
+        **({"calibration_cache_path": str(ranges)} if ranges is not None and _keeps_ranges() else {}),
     )
+
+
+def _keeps_ranges() -> bool:
+    """Whether this onnxruntime's ``quantize_static`` takes ``calibration_cache_path``."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
 def peer_dynamic_int8(source: Path, destination: Path, target: str) -> None:
