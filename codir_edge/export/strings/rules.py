@@ -144,7 +144,7 @@ def text_rules(tokenizer, keep: frozenset[int] = frozenset()) -> TextRules:
     described = json.loads(tokenizer.backend_tokenizer.to_str())
     pipeline = {"scan": "wordpiece code points", "format": 1, "tokenizers": tokenizers.__version__,
                 "normalizer": described.get("normalizer"), "pre_tokenizer": described.get("pre_tokenizer")}  # fmt: skip
-    scan = disk_cache.cached("tokenizer-scans", pipeline, lambda: _scan_code_points(tokenizer))
+    scan = disk_cache.cached("tokenizer-scans", pipeline, lambda: _scan_code_points(tokenizer, pipeline["normalizer"]))
     removed, spaces, isolated, mapping = scan["removed"], scan["spaces"], scan["isolated"], scan["mapping"]
     tokens = tokenizer.added_tokens_decoder.items()
     added = sorted(((t.content, i) for i, t in tokens if not t.normalized), key=lambda a: -len(a[0]))
@@ -155,17 +155,18 @@ def text_rules(tokenizer, keep: frozenset[int] = frozenset()) -> TextRules:
                      tuple(normalized))  # fmt: skip
 
 
-def _scan_code_points(tokenizer) -> dict:
+def _scan_code_points(tokenizer, normalizer: dict | None) -> dict:
     """Every code point through the normalizer and pre-tokenizer: which are removed, which become a
     word boundary, which are words of their own, and what each is normalized to where it changes.
     Thousands at a time where the normalizer is known to act on each character alone (BERT's, and
     lower-casing, accent stripping and decomposition): one call per code point took 12 s of a first
-    export, batches take a second or two; any other normalizer is asked one code point at a time."""
+    export, batches take a second or two; any other normalizer is asked one code point at a time.
+    ``normalizer``: the normalizer as tokenizer.json describes it (text_rules has read it already)."""
     backend = tokenizer.backend_tokenizer
     normalize = backend.normalizer.normalize_str if backend.normalizer is not None else (lambda s: s)
     points = [cp for cp in range(_LAST_CODE_POINT + 1) if not 0xD800 <= cp <= 0xDFFF and cp != ord(MARK)]
     # (surrogates cannot occur in UTF-8 text; MARK is the graph's own)
-    if acts_per_character(json.loads(backend.to_str()).get("normalizer"), normalize):
+    if acts_per_character(normalizer, normalize):
         return scan_batched(normalize, backend.pre_tokenizer, points)
     return scan_each(normalize, backend.pre_tokenizer, points)
 
